@@ -1,0 +1,1 @@
+"""The REST API: accounts, sign-in, message history and posting."""

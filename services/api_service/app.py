@@ -1,0 +1,97 @@
+"""The API application factory: routes, middlewares and one cleanup context per resource."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from services.api_service.db.migrate import migrate
+from services.api_service.handlers import messages, users
+from services.api_service.keys import DB_POOL, PASSWORDS, PUBLISHER, REDIS, SETTINGS
+from services.api_service.middleware import cors_middleware, error_middleware, request_id_middleware
+from services.api_service.passwords import Passwords
+from services.api_service.publisher import MessagePublisher
+from services.api_service.settings import ApiSettings
+from services.shared.web import health_routes
+
+log = logging.getLogger(__name__)
+
+
+async def database(app: web.Application) -> AsyncIterator[None]:
+    """A connection pool, checked and migrated before the first request."""
+    settings = app[SETTINGS]
+    pool = await asyncpg.create_pool(
+        settings.database_url.value, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT 1")
+            if settings.migrate_on_start:
+                await migrate(conn)
+        app[DB_POOL] = pool
+        yield
+    finally:
+        await pool.close()
+
+
+async def redis_client(app: web.Application) -> AsyncIterator[None]:
+    """A Redis client for readiness checks (and shared limits)."""
+    client = aioredis.Redis.from_url(app[SETTINGS].common.redis_url)
+    app[REDIS] = client
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+async def publisher(app: web.Application) -> AsyncIterator[None]:
+    common = app[SETTINGS].common
+    app[PUBLISHER] = MessagePublisher(common.redis_url, common.socketio_channel)
+    try:
+        yield
+    finally:
+        await app[PUBLISHER].close()
+
+
+async def password_hasher(app: web.Application) -> AsyncIterator[None]:
+    app[PASSWORDS] = Passwords()
+    try:
+        yield
+    finally:
+        app[PASSWORDS].close()
+
+
+def create_app(settings: ApiSettings) -> web.Application:
+    """Build the API; nothing connects until the app starts."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            request_id_middleware,
+            cors_middleware(settings.common.cors_origins),
+            error_middleware,
+        ],
+    )
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([password_hasher, database, redis_client, publisher])
+
+    async def postgres_ready() -> object:
+        return await app[DB_POOL].fetchval("SELECT 1")
+
+    async def redis_ready() -> object:
+        return await app[REDIS].ping()
+
+    app.add_routes(health_routes({"postgres": postgres_ready, "redis": redis_ready}))
+    app.add_routes(
+        [
+            web.post("/signup", users.signup),
+            web.post("/signin", users.signin),
+            web.get("/users/me", users.me),
+            web.get("/messages", messages.list_messages),
+            web.post("/messages", messages.post_message),
+        ]
+    )
+    return app

@@ -1,0 +1,1 @@
+"""Database access: query functions that take a connection, and the migration runner."""

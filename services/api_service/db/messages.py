@@ -1,0 +1,101 @@
+"""Queries on messages: the ordered insert and history pages.
+
+Why a lock around the insert: an identity column hands out ids when a row is inserted,
+not when it commits. Two writers can take ids 7 and 8 and commit 8 first; a reader
+that sees 8 and then asks for `after=8` would never see 7. Taking a transaction-level
+advisory lock before the insert serializes "take an id, commit" across every API
+process, so ids become visible in increasing order and `after=<_id>` never skips. The
+lock is held only for one short insert transaction; batching writes under load is
+the way to raise the ceiling it puts on write throughput.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.shared.messages import StoredMessage
+
+MESSAGE_ORDER_LOCK_KEY = 0x636861745F6D7367  # "chat_msg"
+_COLUMNS = "id, client_id, owner_id, user_name, text, created_at"
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    client_id: str
+    owner: str
+    user_name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    message: StoredMessage
+    created: bool  # False when this was a retry of an already stored message
+
+
+def _message(row: asyncpg.Record) -> StoredMessage:
+    return StoredMessage(
+        id=row["id"],
+        client_id=str(row["client_id"]),
+        owner=str(row["owner_id"]),
+        user_name=row["user_name"],
+        text=row["text"],
+        created_at=row["created_at"],
+    )
+
+
+async def insert_message(conn: asyncpg.Connection, new: NewMessage) -> InsertResult:
+    """Store a message once per (owner, client id); return it and whether it is new.
+
+    Must run inside a transaction: the order lock is released at commit.
+    """
+    existing = await _find_by_client_id(conn, new.owner, new.client_id)
+    if existing is not None:
+        return InsertResult(existing, created=False)
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", MESSAGE_ORDER_LOCK_KEY)
+    row = await conn.fetchrow(
+        f"INSERT INTO messages (client_id, owner_id, user_name, text)"
+        f" VALUES ($1::uuid, $2::uuid, $3, $4)"
+        f" ON CONFLICT (owner_id, client_id) DO NOTHING RETURNING {_COLUMNS}",
+        new.client_id, new.owner, new.user_name, new.text,
+    )
+    if row is not None:
+        return InsertResult(_message(row), created=True)
+    # A concurrent retry of the same message committed between our check and insert.
+    raced = await _find_by_client_id(conn, new.owner, new.client_id)
+    assert raced is not None
+    return InsertResult(raced, created=False)
+
+
+async def _find_by_client_id(conn: asyncpg.Connection, owner: str, client_id: str) -> StoredMessage | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM messages WHERE owner_id = $1::uuid AND client_id = $2::uuid",
+        owner, client_id,
+    )
+    return _message(row) if row else None
+
+
+async def history_page(
+    conn: asyncpg.Connection, *, limit: int, before: int | None = None, after: int | None = None
+) -> list[StoredMessage]:
+    """A page of history, oldest first.
+
+    Without `after`, the newest `limit` messages (older than `before` if given): what a
+    chat window shows and "load older" pages back through. With `after`, the oldest
+    `limit` messages after it: a catch-up that continues from the last one seen.
+    """
+    if after is not None:
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM messages WHERE id > $1 AND ($2::bigint IS NULL OR id < $2)"
+            f" ORDER BY id ASC LIMIT $3",
+            after, before, limit,
+        )
+        return [_message(row) for row in rows]
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM messages WHERE ($1::bigint IS NULL OR id < $1)"
+        f" ORDER BY id DESC LIMIT $2",
+        before, limit,
+    )
+    return [_message(row) for row in reversed(rows)]

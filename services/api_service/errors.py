@@ -1,0 +1,45 @@
+"""Domain errors raised below the handlers and turned into HTTP responses in one place.
+
+Every error body is `{"message": ..., "code": ...}` (plus `fields` for validation),
+because the existing client reads `message`.
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """An error a client caused or can act on; maps to a 4xx status."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+    def body(self) -> dict[str, object]:
+        body: dict[str, object] = {"message": self.message, "code": self.code}
+        if self.fields:
+            body["fields"] = self.fields
+        return body
+
+
+class ValidationFailed(ApiError):
+    status = 400
+    code = "validation_failed"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"

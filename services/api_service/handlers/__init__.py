@@ -1,0 +1,1 @@
+"""HTTP handlers: parse the request, call the function that does the work, return JSON."""

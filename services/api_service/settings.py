@@ -1,0 +1,40 @@
+"""The API's configuration, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.shared.config import CommonSettings, Env, Secret
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Everything the API needs; see README for each variable."""
+
+    common: CommonSettings
+    database_url: Secret
+    jwt_ttl_seconds: int
+    max_body_bytes: int
+    message_max_chars: int
+    history_default_limit: int
+    history_max_limit: int
+    db_pool_min: int
+    db_pool_max: int
+    migrate_on_start: bool
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> ApiSettings:
+        env = env or Env()
+        history_max = env.int("HISTORY_MAX_LIMIT", 500, minimum=1, maximum=10_000)
+        return cls(
+            common=CommonSettings.from_env(env, default_port=8001),
+            database_url=Secret(env.str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/chat")),
+            jwt_ttl_seconds=env.int("JWT_TTL_SECONDS", 24 * 3600, minimum=60),
+            max_body_bytes=env.int("MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+            message_max_chars=env.int("MESSAGE_MAX_CHARS", 4000, minimum=1),
+            history_default_limit=env.int("HISTORY_DEFAULT_LIMIT", 100, minimum=1, maximum=history_max),
+            history_max_limit=history_max,
+            db_pool_min=env.int("DB_POOL_MIN", 2, minimum=1),
+            db_pool_max=env.int("DB_POOL_MAX", 10, minimum=1),
+            migrate_on_start=env.bool("MIGRATE_ON_START", True),
+        )

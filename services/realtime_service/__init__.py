@@ -1,0 +1,1 @@
+"""The Socket.IO gateway: authenticated connections, fan-out of committed messages."""

@@ -1,0 +1,32 @@
+"""The gateway's configuration, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from services.shared.config import CommonSettings, Env
+
+
+@dataclass(frozen=True)
+class RealtimeSettings:
+    """Everything a gateway replica needs; see README for each variable."""
+
+    common: CommonSettings
+    replica_name: str
+    ping_interval: float
+    ping_timeout: float
+    max_http_buffer_size: int
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> RealtimeSettings:
+        env = env or Env()
+        common = CommonSettings.from_env(env, default_port=8101)
+        return cls(
+            common=common,
+            replica_name=env.str("REPLICA_NAME", f"{socket.gethostname()}:{common.port}"),
+            ping_interval=env.float("PING_INTERVAL_SECONDS", 25.0),
+            ping_timeout=env.float("PING_TIMEOUT_SECONDS", 20.0),
+            # Clients only receive; a small inbound limit stops memory abuse by big packets.
+            max_http_buffer_size=env.int("MAX_INBOUND_BYTES", 64 * 1024, minimum=1024),
+        )

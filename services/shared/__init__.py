@@ -1,0 +1,1 @@
+"""Code both services need: settings helpers, JWT, the message contract, JSON, logging."""

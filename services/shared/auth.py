@@ -1,0 +1,65 @@
+"""JSON Web Tokens: issued by the API at sign-in, checked by both services.
+
+HS256 with a shared secret keeps the gateways stateless: they verify a token without a
+database round trip. Claims: `sub` (user id), `name` (display name), `iat`, `exp`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+
+ALGORITHM = "HS256"
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, forged or expired; `reason` is safe to show."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a request or a socket belongs to, taken only from a verified token."""
+
+    user_id: str
+    name: str
+
+
+def issue_token(identity: Identity, secret: str, ttl_seconds: int, now: float | None = None) -> str:
+    """Sign a token for `identity` that expires after `ttl_seconds`."""
+    issued = int(time.time() if now is None else now)
+    claims = {"sub": identity.user_id, "name": identity.name, "iat": issued, "exp": issued + ttl_seconds}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_token(token: str | None, secret: str) -> Identity:
+    """Return the identity in a valid token or raise InvalidToken with a clear reason."""
+    if not token:
+        raise InvalidToken("missing token")
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "name"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("token expired") from None
+    except jwt.InvalidTokenError:
+        raise InvalidToken("invalid token") from None
+    user_id, name = claims.get("sub"), claims.get("name")
+    if not isinstance(user_id, str) or not isinstance(name, str):
+        raise InvalidToken("invalid token")
+    return Identity(user_id=user_id, name=name)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """Extract the token from an `Authorization: Bearer <token>` header value."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None

@@ -1,0 +1,61 @@
+"""aiohttp pieces both services serve the same way: health checks and process start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from services.shared import jsonenc
+
+ReadinessCheck = Callable[[], Awaitable[object]]
+log = logging.getLogger(__name__)
+
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+def json_response(data: object, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A JSON response encoded with orjson."""
+    return web.json_response(data, status=status, headers=headers, dumps=jsonenc.dumps)
+
+
+def health_routes(checks: Mapping[str, ReadinessCheck]) -> list[web.RouteDef]:
+    """`/healthz` says the process serves requests; `/readyz` that its dependencies answer.
+
+    A load balancer or orchestrator takes a replica out of rotation on a failing
+    `/readyz` without restarting it, which is why the two are separate.
+    """
+
+    async def healthz(_: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        results = {name: await _run_check(name, check) for name, check in checks.items()}
+        ready = all(result == "ok" for result in results.values())
+        return json_response(
+            {"status": "ready" if ready else "unavailable", **results}, status=200 if ready else 503
+        )
+
+    return [web.get("/healthz", healthz), web.get("/readyz", readyz)]
+
+
+async def _run_check(name: str, check: ReadinessCheck) -> str:
+    try:
+        await asyncio.wait_for(check(), READINESS_TIMEOUT_SECONDS)
+    except Exception as exc:  # any failure means "not ready"; the reason goes to the log
+        log.warning("readiness check failed", extra={"check": name, "error": repr(exc)})
+        return "unavailable"
+    return "ok"
+
+
+def serve(app: web.Application, host: str, port: int) -> None:
+    """Run the app on uvloop until SIGINT/SIGTERM, then shut down gracefully."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is not built for every platform
+        loop = asyncio.new_event_loop()
+    else:
+        loop = uvloop.new_event_loop()
+    web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=10, loop=loop)
