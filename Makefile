@@ -1,0 +1,51 @@
+# Front door of the project: `make` lists the targets.
+# Every variable below can be overridden from the environment or the command line,
+# e.g. `make run LB_PORT=9090` or `DATABASE_URL=postgresql://... make test`.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV           ?= .venv
+PY             ?= $(VENV)/bin/python
+PYTEST_ARGS    ?=
+COMPOSE        ?= docker-compose
+LB_PORT        ?= 8080
+API_PORT       ?= 8001
+REALTIME_PORTS ?= 8101 8102
+export LB_PORT API_PORT REALTIME_PORTS
+
+.PHONY: help install run migrate test test-unit test-integration compose-config lint clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: ## Install system packages (as root), start Postgres/Redis, create .venv
+	./scripts/bootstrap.sh
+
+run: install ## Run the whole stack locally (LB :8080, api :8001, gateways :8101 :8102)
+	$(PY) -m stack
+
+migrate: install ## Create the database if missing and apply the SQL migrations
+	$(PY) -m stack createdb
+	$(PY) -m services.api_service migrate
+
+test: install ## Run all tests (unit + integration against real processes)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install ## Run the unit tests only
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install ## Run the integration tests only
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+compose-config: ## Validate docker-compose.yml
+	$(COMPOSE) -f docker-compose.yml config -q
+
+lint: ## Lint with ruff (skipped when ruff is not installed)
+	@if [ -x $(VENV)/bin/ruff ]; then $(VENV)/bin/ruff check .; \
+	elif command -v ruff >/dev/null; then ruff check .; \
+	else echo "ruff not installed: skipping (pip install ruff)"; fi
+
+clean: ## Remove caches, logs and build artefacts (keeps .venv)
+	rm -rf .run .pytest_cache .ruff_cache build dist test-artifacts *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
