@@ -11,10 +11,10 @@ from aiohttp import web
 
 from services.api_service.db.migrate import migrate
 from services.api_service.handlers import messages, users
-from services.api_service.keys import DB_POOL, PASSWORDS, PUBLISHER, REDIS, SETTINGS
+from services.api_service.keys import DB_POOL, PASSWORDS, REDIS, RELAY, SETTINGS
 from services.api_service.middleware import cors_middleware, error_middleware, request_id_middleware
 from services.api_service.passwords import Passwords
-from services.api_service.publisher import MessagePublisher
+from services.api_service.relay import OutboxRelay, RelayConfig
 from services.api_service.settings import ApiSettings
 from services.shared.web import health_routes
 
@@ -48,13 +48,25 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
         await client.aclose()
 
 
-async def publisher(app: web.Application) -> AsyncIterator[None]:
-    common = app[SETTINGS].common
-    app[PUBLISHER] = MessagePublisher(common.redis_url, common.socketio_channel)
+async def outbox_relay(app: web.Application) -> AsyncIterator[None]:
+    """Publish committed messages to Redis (active in one API process at a time)."""
+    settings = app[SETTINGS]
+    relay = OutboxRelay(
+        RelayConfig(
+            database_url=settings.database_url.value,
+            redis_url=settings.common.redis_url,
+            channel=settings.common.socketio_channel,
+            stream_max_len=settings.stream_max_len,
+            stream_max_age_seconds=settings.stream_max_age_seconds,
+            poll_seconds=settings.relay_poll_seconds,
+        )
+    )
+    app[RELAY] = relay
+    relay.start()
     try:
         yield
     finally:
-        await app[PUBLISHER].close()
+        await relay.stop()
 
 
 async def password_hasher(app: web.Application) -> AsyncIterator[None]:
@@ -76,7 +88,7 @@ def create_app(settings: ApiSettings) -> web.Application:
         ],
     )
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([password_hasher, database, redis_client, publisher])
+    app.cleanup_ctx.extend([password_hasher, database, redis_client, outbox_relay])
 
     async def postgres_ready() -> object:
         return await app[DB_POOL].fetchval("SELECT 1")

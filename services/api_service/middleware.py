@@ -24,6 +24,8 @@ log = logging.getLogger("services.api_service.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-ID"
 ALLOWED_METHODS = "GET, POST, OPTIONS"
+# Probed every few seconds by load balancers; logging each probe would drown the rest.
+QUIET_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 @web.middleware
@@ -35,6 +37,8 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     started = time.perf_counter()
     response = await handler(request)
     response.headers["X-Request-ID"] = request_id
+    if request.path in QUIET_PATHS:
+        return response
     log.info(
         "request",
         extra={

@@ -21,6 +21,10 @@ class ApiSettings:
     db_pool_min: int
     db_pool_max: int
     migrate_on_start: bool
+    stream_max_len: int
+    stream_max_age_seconds: int
+    relay_poll_seconds: float
+    failpoint: str
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> ApiSettings:
@@ -37,4 +41,9 @@ class ApiSettings:
             db_pool_min=env.int("DB_POOL_MIN", 2, minimum=1),
             db_pool_max=env.int("DB_POOL_MAX", 10, minimum=1),
             migrate_on_start=env.bool("MIGRATE_ON_START", True),
+            stream_max_len=env.int("HISTORY_STREAM_MAXLEN", 10_000, minimum=1),
+            stream_max_age_seconds=env.int("HISTORY_STREAM_MAX_AGE_SECONDS", 24 * 3600, minimum=1),
+            relay_poll_seconds=env.float("RELAY_POLL_SECONDS", 1.0),
+            # Fault injection for the test suite only; see handlers/messages.py.
+            failpoint=env.str("CHAT_FAILPOINT", ""),
         )

@@ -18,7 +18,8 @@ import asyncpg
 from services.shared.messages import StoredMessage
 
 MESSAGE_ORDER_LOCK_KEY = 0x636861745F6D7367  # "chat_msg"
-_COLUMNS = "id, client_id, owner_id, user_name, text, created_at"
+NEW_MESSAGE_CHANNEL = "chat_new_message"  # LISTEN/NOTIFY channel
+COLUMNS = "id, client_id, owner_id, user_name, text, created_at"
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class InsertResult:
     created: bool  # False when this was a retry of an already stored message
 
 
-def _message(row: asyncpg.Record) -> StoredMessage:
+def message_from_row(row: asyncpg.Record) -> StoredMessage:
     return StoredMessage(
         id=row["id"],
         client_id=str(row["client_id"]),
@@ -58,11 +59,13 @@ async def insert_message(conn: asyncpg.Connection, new: NewMessage) -> InsertRes
     row = await conn.fetchrow(
         f"INSERT INTO messages (client_id, owner_id, user_name, text)"
         f" VALUES ($1::uuid, $2::uuid, $3, $4)"
-        f" ON CONFLICT (owner_id, client_id) DO NOTHING RETURNING {_COLUMNS}",
+        f" ON CONFLICT (owner_id, client_id) DO NOTHING RETURNING {COLUMNS}",
         new.client_id, new.owner, new.user_name, new.text,
     )
     if row is not None:
-        return InsertResult(_message(row), created=True)
+        # Delivered at commit: wakes the relay of whichever API process leads it.
+        await conn.execute("SELECT pg_notify($1, $2)", NEW_MESSAGE_CHANNEL, str(row["id"]))
+        return InsertResult(message_from_row(row), created=True)
     # A concurrent retry of the same message committed between our check and insert.
     raced = await _find_by_client_id(conn, new.owner, new.client_id)
     assert raced is not None
@@ -71,10 +74,18 @@ async def insert_message(conn: asyncpg.Connection, new: NewMessage) -> InsertRes
 
 async def _find_by_client_id(conn: asyncpg.Connection, owner: str, client_id: str) -> StoredMessage | None:
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM messages WHERE owner_id = $1::uuid AND client_id = $2::uuid",
+        f"SELECT {COLUMNS} FROM messages WHERE owner_id = $1::uuid AND client_id = $2::uuid",
         owner, client_id,
     )
-    return _message(row) if row else None
+    return message_from_row(row) if row else None
+
+
+async def messages_after(conn: asyncpg.Connection, after: int, limit: int) -> list[StoredMessage]:
+    """Up to `limit` messages with id > `after`, in id (= commit) order."""
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM messages WHERE id > $1 ORDER BY id ASC LIMIT $2", after, limit
+    )
+    return [message_from_row(row) for row in rows]
 
 
 async def history_page(
@@ -88,14 +99,14 @@ async def history_page(
     """
     if after is not None:
         rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM messages WHERE id > $1 AND ($2::bigint IS NULL OR id < $2)"
+            f"SELECT {COLUMNS} FROM messages WHERE id > $1 AND ($2::bigint IS NULL OR id < $2)"
             f" ORDER BY id ASC LIMIT $3",
             after, before, limit,
         )
-        return [_message(row) for row in rows]
+        return [message_from_row(row) for row in rows]
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM messages WHERE ($1::bigint IS NULL OR id < $1)"
+        f"SELECT {COLUMNS} FROM messages WHERE ($1::bigint IS NULL OR id < $1)"
         f" ORDER BY id DESC LIMIT $2",
         before, limit,
     )
-    return [_message(row) for row in reversed(rows)]
+    return [message_from_row(row) for row in reversed(rows)]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from aiohttp import web
 
 from services.api_service import validation
 from services.api_service.db import messages
 from services.api_service.handlers.common import authenticate, read_json
-from services.api_service.keys import DB_POOL, PUBLISHER, SETTINGS
+from services.api_service.keys import DB_POOL, RELAY, SETTINGS
 from services.shared.web import json_response
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ async def list_messages(request: web.Request) -> web.Response:
 
 
 async def post_message(request: web.Request) -> web.Response:
-    """Store a message as the token's user; publish it once it is committed.
+    """Store a message as the token's user; the relay publishes it once committed.
 
     A retry with the same client `id` answers 200 with the stored message and does not
     publish again, so a client may safely resend after a timeout.
@@ -40,5 +41,17 @@ async def post_message(request: web.Request) -> web.Response:
     async with request.app[DB_POOL].acquire() as conn, conn.transaction():
         result = await messages.insert_message(conn, new)
     if result.created:
-        await request.app[PUBLISHER].publish(result.message)
+        _failpoint_after_commit(request, result.message.id)
+        request.app[RELAY].notify()
     return json_response(result.message.to_wire(), status=201 if result.created else 200)
+
+
+def _failpoint_after_commit(request: web.Request, message_id: int) -> None:
+    """`CHAT_FAILPOINT=crash_after_commit` kills the process between commit and publish.
+
+    Only the fault-injection suite sets it: it proves a message committed by a process
+    that dies before publishing still reaches every client.
+    """
+    if request.app[SETTINGS].failpoint == "crash_after_commit":
+        log.error("failpoint crash_after_commit: exiting", extra={"message_id": message_id})
+        os._exit(70)

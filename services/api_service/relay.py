@@ -1,0 +1,190 @@
+"""The outbox relay: publishes committed messages to Redis in `_id` order, never dropping one.
+
+Why not publish straight from the request handler: python-socketio's manager gives up
+after two failed publishes and only logs, and a process that dies between commit and
+publish never publishes at all. Here the messages table is the outbox (ids become
+visible in commit order) and `relay_state` holds the cursor. A relay:
+
+1. becomes the one active relay by holding a PostgreSQL advisory lock on its own
+   connection; if its process dies, the lock goes with the connection and a relay in
+   another API process takes over within `RELAY_STANDBY_SECONDS`;
+2. wakes on an in-process signal after each commit and on LISTEN/NOTIFY from other
+   processes (a missed hint only costs one `RELAY_POLL_SECONDS` poll);
+3. publishes each message with one Lua script that appends it to the history stream
+   and publishes it on the manager channel atomically, skipping ids the stream already
+   has, so a retried batch never delivers twice;
+4. advances the cursor only after Redis accepted the batch, and retries with capped
+   backoff while Redis or PostgreSQL is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+import redis.asyncio as aioredis
+
+from services.api_service.db.messages import NEW_MESSAGE_CHANNEL, messages_after
+from services.shared.fanout import emit_packet, history_stream_key
+from services.shared.messages import StoredMessage
+
+log = logging.getLogger(__name__)
+
+RELAY_LOCK_KEY = 0x636861745F726C79  # "chat_rly"
+CURSOR_NAME = "socketio"
+
+# KEYS[1] stream; ARGV: channel, id, prev, wire json, packet, maxlen, commit time (ms)
+PUBLISH_ONCE = """
+local id = tonumber(ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then
+      if tonumber(string.match(info[i + 1], '^(%d+)')) >= id then return 0 end
+    end
+  end
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], ARGV[2] .. '-0',
+           'prev', ARGV[3], 'msg', ARGV[4], 'ts', ARGV[7])
+redis.call('PUBLISH', ARGV[1], ARGV[5])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    database_url: str
+    redis_url: str
+    channel: str
+    stream_max_len: int
+    stream_max_age_seconds: int
+    batch_size: int = 500
+    poll_seconds: float = 1.0
+    standby_seconds: float = 1.0
+    max_backoff_seconds: float = 5.0
+
+
+class OutboxRelay:
+    """Owns the background task that moves committed messages to Redis."""
+
+    def __init__(self, config: RelayConfig) -> None:
+        self._config = config
+        self._stream = history_stream_key(config.channel)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._redis = aioredis.Redis.from_url(config.redis_url)
+        self._publish_once = self._redis.register_script(PUBLISH_ONCE)
+        self.is_leader = False
+
+    def notify(self) -> None:
+        """Hint that a message was committed; cheap and safe to call often."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run_forever(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self._redis.aclose()
+
+    async def _run_forever(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                await self._lead_when_possible()
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis or PostgreSQL away: retry, never give up
+                self.is_leader = False
+                log.warning("relay interrupted, retrying", extra={"error": repr(exc), "retry_in": backoff})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._config.max_backoff_seconds)
+
+    async def _lead_when_possible(self) -> None:
+        conn = await asyncpg.connect(self._config.database_url)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
+                await asyncio.sleep(self._config.standby_seconds)
+            self.is_leader = True
+            log.info("relay is active in this process")
+            await conn.add_listener(NEW_MESSAGE_CHANNEL, lambda *_: self._wake.set())
+            await self._relay(conn)
+        finally:
+            self.is_leader = False
+            await conn.close()
+
+    async def _relay(self, conn: asyncpg.Connection) -> None:
+        cursor = await conn.fetchval(
+            "SELECT last_published_id FROM relay_state WHERE name = $1", CURSOR_NAME
+        )
+        last_trim = 0.0
+        while True:
+            self._wake.clear()
+            cursor = await self._drain(conn, cursor)
+            if time.monotonic() - last_trim > 10:
+                await self._trim_by_age()
+                last_trim = time.monotonic()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._config.poll_seconds)
+            except TimeoutError:
+                pass
+            if conn.is_closed():
+                raise ConnectionError("relay connection to PostgreSQL closed")
+
+    async def _drain(self, conn: asyncpg.Connection, cursor: int) -> int:
+        """Publish everything after `cursor`; return the new cursor."""
+        while True:
+            batch = await messages_after(conn, cursor, self._config.batch_size)
+            if not batch:
+                return cursor
+            await self._publish(batch, prev=cursor)
+            cursor = batch[-1].id
+            await conn.execute(
+                "UPDATE relay_state SET last_published_id = $2 WHERE name = $1", CURSOR_NAME, cursor
+            )
+            lag_ms = (time.time() - batch[-1].created_at.timestamp()) * 1000
+            log.debug("relayed", extra={"count": len(batch), "cursor": cursor, "lag_ms": round(lag_ms, 1)})
+
+    async def _publish(self, batch: list[StoredMessage], prev: int) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for message in batch:
+            wire = message.to_wire()
+            await self._publish_once(
+                keys=[self._stream],
+                args=[
+                    self._config.channel, message.id, prev, orjson.dumps(wire),
+                    emit_packet(wire, message.id, prev), self._config.stream_max_len,
+                    int(message.created_at.timestamp() * 1000),
+                ],
+                client=pipe,
+            )
+            prev = message.id
+        await pipe.execute()
+
+    async def _trim_by_age(self) -> None:
+        """Drop history entries older than the configured age (size is capped on append)."""
+        cutoff_ms = int((time.time() - self._config.stream_max_age_seconds) * 1000)
+        start = "-"
+        while True:
+            entries = await self._redis.xrange(self._stream, min=start, count=100)
+            if not entries:
+                return
+            for entry_id, fields in entries:
+                if int(fields.get(b"ts", b"0")) >= cutoff_ms:
+                    await self._redis.xtrim(self._stream, minid=entry_id)
+                    return
+            if len(entries) < 100:
+                # All old: keep the newest entry, the anchor that proves "nothing missed".
+                await self._redis.xtrim(self._stream, minid=entries[-1][0])
+                return
+            start = "(" + entries[-1][0].decode()
