@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -9,9 +10,12 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
+from services.realtime_service.delivery import OrderedRedisManager
+from services.realtime_service.history import HistoryReader
 from services.realtime_service.namespace import ChatNamespace
 from services.realtime_service.settings import RealtimeSettings
 from services.shared import jsonenc
+from services.shared.fanout import history_stream_key
 from services.shared.web import health_routes
 
 log = logging.getLogger(__name__)
@@ -21,13 +25,16 @@ SIO = web.AppKey("sio", socketio.AsyncServer)
 REDIS = web.AppKey("redis", aioredis.Redis)
 
 
-def create_server(settings: RealtimeSettings) -> socketio.AsyncServer:
+def create_server(settings: RealtimeSettings, redis: aioredis.Redis) -> socketio.AsyncServer:
     """A Socket.IO server whose emits reach the clients of every replica."""
     common = settings.common
     origins: str | list[str] = "*" if "*" in common.cors_origins else list(common.cors_origins)
+    history = HistoryReader(redis, history_stream_key(common.socketio_channel), settings.replay_max)
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
-        client_manager=socketio.AsyncRedisManager(common.redis_url, channel=common.socketio_channel),
+        client_manager=OrderedRedisManager(
+            common.redis_url, common.socketio_channel, history, settings.gap_check_seconds
+        ),
         cors_allowed_origins=origins,
         json=jsonenc,
         ping_interval=settings.ping_interval,
@@ -43,30 +50,51 @@ def create_server(settings: RealtimeSettings) -> socketio.AsyncServer:
 async def socketio_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Subscribe to the Redis channel at start (not at the first client), stop it at exit."""
     sio = app[SIO]
+    manager = sio.manager
+    assert isinstance(manager, OrderedRedisManager)
+    await manager.start()
     sio.manager_initialized = True
-    sio.manager.initialize()
+    manager.initialize()
     try:
         yield
     finally:
+        await manager.stop()
         await sio.shutdown()
 
 
+async def send_clients_elsewhere(app: web.Application) -> None:
+    """On SIGTERM: close every Engine.IO session so clients reconnect to another replica.
+
+    aiohttp has already stopped accepting connections when this runs. Closing the
+    transport (not a Socket.IO disconnect, which clients treat as final) makes the
+    official clients reconnect through the load balancer and recover with `lastId`.
+    """
+    eio = app[SIO].eio
+    sessions = list(eio.sockets)
+    log.info("draining", extra={"clients": len(sessions)})
+    closing = [eio.disconnect(eio_sid) for eio_sid in sessions]
+    if closing:
+        await asyncio.wait_for(
+            asyncio.gather(*closing, return_exceptions=True), app[SETTINGS].shutdown_grace_seconds
+        )
+
+
 async def redis_client(app: web.Application) -> AsyncIterator[None]:
-    client = aioredis.Redis.from_url(app[SETTINGS].common.redis_url)
-    app[REDIS] = client
     try:
         yield
     finally:
-        await client.aclose()
+        await app[REDIS].aclose()
 
 
 def create_app(settings: RealtimeSettings) -> web.Application:
     """Build one gateway replica; nothing connects until the app starts."""
     app = web.Application()
     app[SETTINGS] = settings
-    app[SIO] = create_server(settings)
+    app[REDIS] = aioredis.Redis.from_url(settings.common.redis_url)
+    app[SIO] = create_server(settings, app[REDIS])
     app[SIO].attach(app)
     app.cleanup_ctx.extend([redis_client, socketio_lifecycle])
+    app.on_shutdown.append(send_clients_elsewhere)
 
     async def redis_ready() -> object:
         return await app[REDIS].ping()

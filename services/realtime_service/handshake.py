@@ -26,3 +26,25 @@ def token_from_handshake(environ: Mapping[str, Any], auth: Any) -> str | None:
     query = parse_qs(environ.get("QUERY_STRING", ""))
     tokens = query.get("token")
     return tokens[0] if tokens and tokens[0] else None
+
+
+class InvalidLastId(ValueError):
+    """`lastId` was given but is not a message `_id`."""
+
+
+def last_id_from_handshake(environ: Mapping[str, Any], auth: Any) -> int | None:
+    """The `_id` of the last message a reconnecting client holds, if it sent one.
+
+    Taken from `auth: {lastId}` or `?last_id=`; clients without it (the existing React
+    client) are not recovered, they simply receive live messages.
+    """
+    raw: Any = auth.get("lastId") if isinstance(auth, Mapping) else None
+    if raw is None:
+        values = parse_qs(environ.get("QUERY_STRING", "")).get("last_id")
+        raw = values[0] if values else None
+    if raw is None or raw == "":
+        return None
+    text = str(raw)
+    if isinstance(raw, bool) or not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise InvalidLastId(text[:40])
+    return int(text)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 import socketio
 
-from services.realtime_service.handshake import token_from_handshake
+from services.realtime_service.delivery import OrderedRedisManager
+from services.realtime_service.handshake import InvalidLastId, last_id_from_handshake, token_from_handshake
 from services.shared.auth import InvalidToken, verify_token
 
 log = logging.getLogger(__name__)
@@ -22,19 +23,42 @@ class ChatNamespace(socketio.AsyncNamespace):
         self._replica = replica_name
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        """Admit only clients with a valid token; the reason is sent with the refusal."""
+        """Admit only clients with a valid token; the reason is sent with the refusal.
+
+        A client that sends `lastId` is held back from live messages until what it
+        missed has been replayed to it (see delivery.py).
+        """
         try:
             identity = verify_token(token_from_handshake(environ, auth), self._jwt_secret)
+            last_id = last_id_from_handshake(environ, auth)
         except InvalidToken as exc:
-            log.info("connection refused", extra={"reason": exc.reason, "replica": self._replica})
-            raise socketio.exceptions.ConnectionRefusedError(f"unauthorized: {exc.reason}") from None
+            self._refuse(f"unauthorized: {exc.reason}")
+        except InvalidLastId:
+            self._refuse("invalid lastId: must be a message _id")
         await self.save_session(sid, {"user_id": identity.user_id, "name": identity.name})
-        log.info("connected", extra={"sid": sid, "user_id": identity.user_id, "replica": self._replica})
+        if last_id is not None:
+            self._manager.begin_recovery(sid)
+            self.server.start_background_task(self._manager.recover, sid, last_id)
+        log.info(
+            "connected",
+            extra={"sid": sid, "user_id": identity.user_id, "last_id": last_id, "replica": self._replica},
+        )
+
+    def _refuse(self, reason: str) -> NoReturn:
+        log.info("connection refused", extra={"reason": reason, "replica": self._replica})
+        raise socketio.exceptions.ConnectionRefusedError(reason)
+
+    @property
+    def _manager(self) -> OrderedRedisManager:
+        manager = self.server.manager
+        assert isinstance(manager, OrderedRedisManager)
+        return manager
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self._manager.forget(sid)
         log.info("disconnected", extra={"sid": sid, "reason": str(reason), "replica": self._replica})
 
-    async def on_sendAllMessages(self, sid: str, _data: Any = None) -> None:  # noqa: N802 - event name
+    async def on_sendAllMessages(self, sid: str, _data: Any = None) -> None:
         """Ignored on purpose.
 
         The existing client emits its own unsaved copy after each POST, and the old

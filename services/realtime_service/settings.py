@@ -17,6 +17,9 @@ class RealtimeSettings:
     ping_interval: float
     ping_timeout: float
     max_http_buffer_size: int
+    gap_check_seconds: float
+    replay_max: int
+    shutdown_grace_seconds: float
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> RealtimeSettings:
@@ -29,4 +32,7 @@ class RealtimeSettings:
             ping_timeout=env.float("PING_TIMEOUT_SECONDS", 20.0),
             # Clients only receive; a small inbound limit stops memory abuse by big packets.
             max_http_buffer_size=env.int("MAX_INBOUND_BYTES", 64 * 1024, minimum=1024),
+            gap_check_seconds=env.float("GAP_CHECK_SECONDS", 2.0),
+            replay_max=env.int("REPLAY_MAX_MESSAGES", 1000, minimum=1),
+            shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", 5.0),
         )

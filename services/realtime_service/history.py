@@ -1,0 +1,49 @@
+"""Reading the recent-history stream the API's relay writes (see shared/fanout.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
+
+from services.shared.fanout import HistoryEntry
+
+
+def is_complete(after: int, upto: int, entries: Sequence[HistoryEntry]) -> bool:
+    """Do `entries` hold every message with `after < _id <= upto`?
+
+    The relay links each entry to the message before it (`prev`), so the range is
+    complete when the first entry follows `after` directly and the last one is `upto`.
+    Nothing to replay (`after >= upto`) is complete by definition.
+    """
+    if after >= upto:
+        return True
+    if not entries:
+        return False
+    return entries[0].prev <= after and entries[-1].id == upto
+
+
+class HistoryReader:
+    """Range reads over the capped stream of recent messages."""
+
+    def __init__(self, redis: aioredis.Redis, stream_key: str, max_replay: int) -> None:
+        self._redis = redis
+        self._key = stream_key
+        self._max_replay = max_replay
+
+    async def tail_id(self) -> int:
+        """The newest message id in the stream, 0 when there is none."""
+        newest = await self._redis.xrevrange(self._key, count=1)
+        return HistoryEntry.from_stream(*newest[0]).id if newest else 0
+
+    async def replay(self, after: int, upto: int) -> list[HistoryEntry] | None:
+        """Every message with `after < _id <= upto`, or None when that cannot be proven whole."""
+        if after >= upto:
+            return []
+        raw = await self._redis.xrange(
+            self._key, min=f"{after + 1}-0", max=f"{upto}-0", count=self._max_replay + 1
+        )
+        entries = [HistoryEntry.from_stream(entry_id, fields) for entry_id, fields in raw]
+        if len(entries) > self._max_replay or not is_complete(after, upto, entries):
+            return None
+        return entries
