@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from services.api_service.errors import ApiError
 from services.api_service.keys import REQUEST_ID
@@ -70,7 +70,7 @@ def _kept_headers(exc: web.HTTPException) -> dict[str, str]:
     return {name: value for name, value in exc.headers.items() if name in ("Allow", "Retry-After")}
 
 
-def cors_middleware(allowed_origins: Iterable[str]) -> web.middleware:
+def cors_middleware(allowed_origins: Iterable[str]) -> Middleware:
     """Answer CORS for an allow-list of origins ("*" allows any; no credentials are used)."""
     origins = frozenset(allowed_origins)
     any_origin = "*" in origins

@@ -23,13 +23,14 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import asyncpg
 import orjson
 import redis.asyncio as aioredis
 
 from services.api_service.db.messages import NEW_MESSAGE_CHANNEL, messages_after
-from services.shared.fanout import emit_packet, history_stream_key
+from services.shared.fanout import StreamEntries, emit_packet, history_stream_key
 from services.shared.messages import StoredMessage
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class OutboxRelay:
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # Redis or PostgreSQL away: retry, never give up
+            except Exception as exc:  # noqa: BLE001 - Redis or PostgreSQL away: retry, never give up
                 self.is_leader = False
                 log.warning("relay interrupted, retrying", extra={"error": repr(exc), "retry_in": backoff})
                 await asyncio.sleep(backoff)
@@ -176,7 +177,7 @@ class OutboxRelay:
         cutoff_ms = int((time.time() - self._config.stream_max_age_seconds) * 1000)
         start = "-"
         while True:
-            entries = await self._redis.xrange(self._stream, min=start, count=100)
+            entries = cast(StreamEntries, await self._redis.xrange(self._stream, min=start, count=100))
             if not entries:
                 return
             for entry_id, fields in entries:

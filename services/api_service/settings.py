@@ -29,21 +29,21 @@ class ApiSettings:
     @classmethod
     def from_env(cls, env: Env | None = None) -> ApiSettings:
         env = env or Env()
-        history_max = env.int("HISTORY_MAX_LIMIT", 500, minimum=1, maximum=10_000)
+        history_max = env.integer("HISTORY_MAX_LIMIT", 500, minimum=1, maximum=10_000)
         return cls(
             common=CommonSettings.from_env(env, default_port=8001),
-            database_url=Secret(env.str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/chat")),
-            jwt_ttl_seconds=env.int("JWT_TTL_SECONDS", 24 * 3600, minimum=60),
-            max_body_bytes=env.int("MAX_BODY_BYTES", 64 * 1024, minimum=1024),
-            message_max_chars=env.int("MESSAGE_MAX_CHARS", 4000, minimum=1),
-            history_default_limit=env.int("HISTORY_DEFAULT_LIMIT", 100, minimum=1, maximum=history_max),
+            database_url=Secret(env.string("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/chat")),
+            jwt_ttl_seconds=env.integer("JWT_TTL_SECONDS", 24 * 3600, minimum=60),
+            max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+            message_max_chars=env.integer("MESSAGE_MAX_CHARS", 4000, minimum=1),
+            history_default_limit=env.integer("HISTORY_DEFAULT_LIMIT", 100, minimum=1, maximum=history_max),
             history_max_limit=history_max,
-            db_pool_min=env.int("DB_POOL_MIN", 2, minimum=1),
-            db_pool_max=env.int("DB_POOL_MAX", 10, minimum=1),
-            migrate_on_start=env.bool("MIGRATE_ON_START", True),
-            stream_max_len=env.int("HISTORY_STREAM_MAXLEN", 10_000, minimum=1),
-            stream_max_age_seconds=env.int("HISTORY_STREAM_MAX_AGE_SECONDS", 24 * 3600, minimum=1),
-            relay_poll_seconds=env.float("RELAY_POLL_SECONDS", 1.0),
+            db_pool_min=env.integer("DB_POOL_MIN", 2, minimum=1),
+            db_pool_max=env.integer("DB_POOL_MAX", 10, minimum=1),
+            migrate_on_start=env.boolean("MIGRATE_ON_START", True),
+            stream_max_len=env.integer("HISTORY_STREAM_MAXLEN", 10_000, minimum=1),
+            stream_max_age_seconds=env.integer("HISTORY_STREAM_MAX_AGE_SECONDS", 24 * 3600, minimum=1),
+            relay_poll_seconds=env.number("RELAY_POLL_SECONDS", 1.0),
             # Fault injection for the test suite only; see handlers/messages.py.
-            failpoint=env.str("CHAT_FAILPOINT", ""),
+            failpoint=env.string("CHAT_FAILPOINT", ""),
         )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import redis.asyncio as aioredis
 
-from services.shared.fanout import HistoryEntry
+from services.shared.fanout import HistoryEntry, StreamEntries
 
 
 def is_complete(after: int, upto: int, entries: Sequence[HistoryEntry]) -> bool:
@@ -33,15 +34,18 @@ class HistoryReader:
 
     async def tail_id(self) -> int:
         """The newest message id in the stream, 0 when there is none."""
-        newest = await self._redis.xrevrange(self._key, count=1)
+        newest = cast(StreamEntries, await self._redis.xrevrange(self._key, count=1))
         return HistoryEntry.from_stream(*newest[0]).id if newest else 0
 
     async def replay(self, after: int, upto: int) -> list[HistoryEntry] | None:
         """Every message with `after < _id <= upto`, or None when that cannot be proven whole."""
         if after >= upto:
             return []
-        raw = await self._redis.xrange(
-            self._key, min=f"{after + 1}-0", max=f"{upto}-0", count=self._max_replay + 1
+        raw = cast(
+            StreamEntries,
+            await self._redis.xrange(
+                self._key, min=f"{after + 1}-0", max=f"{upto}-0", count=self._max_replay + 1
+            ),
         )
         entries = [HistoryEntry.from_stream(entry_id, fields) for entry_id, fields in raw]
         if len(entries) > self._max_replay or not is_complete(after, upto, entries):

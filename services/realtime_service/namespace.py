@@ -8,7 +8,11 @@ from typing import Any, NoReturn
 import socketio
 
 from services.realtime_service.delivery import OrderedRedisManager
-from services.realtime_service.handshake import InvalidLastId, last_id_from_handshake, token_from_handshake
+from services.realtime_service.handshake import (
+    InvalidLastId,
+    last_id_from_handshake,
+    token_from_handshake,
+)
 from services.shared.auth import InvalidToken, verify_token
 
 log = logging.getLogger(__name__)

@@ -27,12 +27,12 @@ class RealtimeSettings:
         common = CommonSettings.from_env(env, default_port=8101)
         return cls(
             common=common,
-            replica_name=env.str("REPLICA_NAME", f"{socket.gethostname()}:{common.port}"),
-            ping_interval=env.float("PING_INTERVAL_SECONDS", 25.0),
-            ping_timeout=env.float("PING_TIMEOUT_SECONDS", 20.0),
+            replica_name=env.string("REPLICA_NAME", f"{socket.gethostname()}:{common.port}"),
+            ping_interval=env.number("PING_INTERVAL_SECONDS", 25.0),
+            ping_timeout=env.number("PING_TIMEOUT_SECONDS", 20.0),
             # Clients only receive; a small inbound limit stops memory abuse by big packets.
-            max_http_buffer_size=env.int("MAX_INBOUND_BYTES", 64 * 1024, minimum=1024),
-            gap_check_seconds=env.float("GAP_CHECK_SECONDS", 2.0),
-            replay_max=env.int("REPLAY_MAX_MESSAGES", 1000, minimum=1),
-            shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", 5.0),
+            max_http_buffer_size=env.integer("MAX_INBOUND_BYTES", 64 * 1024, minimum=1024),
+            gap_check_seconds=env.number("GAP_CHECK_SECONDS", 2.0),
+            replay_max=env.integer("REPLAY_MAX_MESSAGES", 1000, minimum=1),
+            shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 5.0),
         )

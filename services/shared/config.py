@@ -38,11 +38,11 @@ class Env:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._environ = os.environ if environ is None else environ
 
-    def str(self, name: str, default: str) -> str:
+    def string(self, name: str, default: str) -> str:
         value = self._environ.get(name, "").strip()
         return value or default
 
-    def int(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
         raw = self._environ.get(name, "").strip()
         if not raw:
             return default
@@ -54,7 +54,7 @@ class Env:
             raise ConfigError(f"{name}={value} is outside [{minimum}, {maximum or 'inf'}]")
         return value
 
-    def float(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float) -> float:
         raw = self._environ.get(name, "").strip()
         if not raw:
             return default
@@ -63,7 +63,7 @@ class Env:
         except ValueError:
             raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
-    def bool(self, name: str, default: bool) -> bool:
+    def boolean(self, name: str, default: bool) -> bool:
         raw = self._environ.get(name, "").strip().lower()
         if not raw:
             return default
@@ -73,7 +73,7 @@ class Env:
             return False
         raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
-    def list(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    def csv(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
         raw = self._environ.get(name)
         if raw is None or not raw.strip():
             return default
@@ -95,20 +95,20 @@ class CommonSettings:
 
     @classmethod
     def from_env(cls, env: Env, *, default_port: int) -> CommonSettings:
-        app_env = env.str("APP_ENV", "development").lower()
+        app_env = env.string("APP_ENV", "development").lower()
         if app_env not in {"development", "production", "test"}:
             raise ConfigError(f"APP_ENV must be development, test or production, got {app_env!r}")
         settings = cls(
-            host=env.str("HOST", "127.0.0.1"),
-            port=env.int("PORT", default_port, minimum=0, maximum=65535),
-            redis_url=env.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
-            jwt_secret=Secret(env.str("JWT_SECRET", DEV_JWT_SECRET)),
-            cors_origins=env.list(
+            host=env.string("HOST", "127.0.0.1"),
+            port=env.integer("PORT", default_port, minimum=0, maximum=65535),
+            redis_url=env.string("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            jwt_secret=Secret(env.string("JWT_SECRET", DEV_JWT_SECRET)),
+            cors_origins=env.csv(
                 "CORS_ORIGINS", ("http://localhost:3000", "http://127.0.0.1:3000")
             ),
-            log_level=env.str("LOG_LEVEL", "INFO").upper(),
+            log_level=env.string("LOG_LEVEL", "INFO").upper(),
             production=app_env == "production",
-            socketio_channel=env.str("SOCKETIO_CHANNEL", "chat-socketio"),
+            socketio_channel=env.string("SOCKETIO_CHANNEL", "chat-socketio"),
         )
         settings.check_production_safety()
         return settings

@@ -25,6 +25,10 @@ from services.shared.messages import NEW_MESSAGE_EVENT
 RELAY_HOST_ID = "chat-outbox-relay"
 
 
+# What redis-py returns for XRANGE/XREVRANGE (its stubs say Optional-everything).
+StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
 def history_stream_key(channel: str) -> str:
     return f"{channel}:history"
 
@@ -38,7 +42,8 @@ class HistoryEntry:
     wire: dict[str, Any]
 
     @classmethod
-    def from_stream(cls, entry_id: bytes | str, fields: dict[bytes, bytes]) -> HistoryEntry:
+    def from_stream(cls, entry_id: Any, fields: Any) -> HistoryEntry:
+        """Parse one `(id, fields)` pair as redis-py returns it (bytes)."""
         raw_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         return cls(
             id=int(raw_id.split("-", 1)[0]),

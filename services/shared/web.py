@@ -44,7 +44,7 @@ def health_routes(checks: Mapping[str, ReadinessCheck]) -> list[web.RouteDef]:
 async def _run_check(name: str, check: ReadinessCheck) -> str:
     try:
         await asyncio.wait_for(check(), READINESS_TIMEOUT_SECONDS)
-    except Exception as exc:  # any failure means "not ready"; the reason goes to the log
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the reason is logged
         log.warning("readiness check failed", extra={"check": name, "error": repr(exc)})
         return "unavailable"
     return "ok"
