@@ -11,11 +11,14 @@ from aiohttp import web
 
 from services.api_service.db.migrate import migrate
 from services.api_service.handlers import messages, users
-from services.api_service.keys import DB_POOL, PASSWORDS, REDIS, RELAY, SETTINGS
+from services.api_service.keys import DB_POOL, PASSWORDS, RATE_LIMITS, REDIS, RELAY, SETTINGS
 from services.api_service.middleware import cors_middleware, error_middleware, request_id_middleware
 from services.api_service.passwords import Passwords
+from services.api_service.ratelimit import RateLimits
 from services.api_service.relay import OutboxRelay, RelayConfig
 from services.api_service.settings import ApiSettings
+from services.api_service.webpage import web_routes
+from services.shared.metrics import http_metrics_middleware, metrics_handler
 from services.shared.web import health_routes
 
 log = logging.getLogger(__name__)
@@ -39,9 +42,16 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def redis_client(app: web.Application) -> AsyncIterator[None]:
-    """A Redis client for readiness checks (and shared limits)."""
-    client = aioredis.Redis.from_url(app[SETTINGS].common.redis_url)
+    """A Redis client for readiness checks, and the rate limits kept in Redis."""
+    settings = app[SETTINGS]
+    client = aioredis.Redis.from_url(settings.common.redis_url)
     app[REDIS] = client
+    app[RATE_LIMITS] = RateLimits(
+        settings.common.redis_url,
+        key_prefix=f"{settings.common.socketio_channel}:limits",
+        messages_per_minute=settings.messages_per_minute,
+        auth_per_minute=settings.auth_per_minute,
+    )
     try:
         yield
     finally:
@@ -82,6 +92,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
+            http_metrics_middleware("api"),
             request_id_middleware,
             cors_middleware(settings.common.cors_origins),
             error_middleware,
@@ -97,6 +108,8 @@ def create_app(settings: ApiSettings) -> web.Application:
         return await app[REDIS].ping()
 
     app.add_routes(health_routes({"postgres": postgres_ready, "redis": redis_ready}))
+    app.add_routes([web.get("/metrics", metrics_handler)])
+    app.add_routes(web_routes(settings.web_root))
     app.add_routes(
         [
             web.post("/signup", users.signup),

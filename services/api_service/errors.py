@@ -17,6 +17,7 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
+        self.headers: dict[str, str] = {}
 
     def body(self) -> dict[str, object]:
         body: dict[str, object] = {"message": self.message, "code": self.code}
@@ -43,3 +44,12 @@ class NotFound(ApiError):
 class Conflict(ApiError):
     status = 409
     code = "conflict"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = str(retry_after)

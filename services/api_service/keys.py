@@ -7,6 +7,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from services.api_service.passwords import Passwords
+from services.api_service.ratelimit import RateLimits
 from services.api_service.relay import OutboxRelay
 from services.api_service.settings import ApiSettings
 from services.shared.auth import Identity
@@ -16,5 +17,6 @@ DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", aioredis.Redis)
 PASSWORDS = web.AppKey("passwords", Passwords)
 RELAY = web.AppKey("relay", OutboxRelay)
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 REQUEST_ID = web.RequestKey("request_id", str)
 IDENTITY = web.RequestKey("identity", Identity)

@@ -30,8 +30,10 @@ import orjson
 import redis.asyncio as aioredis
 
 from services.api_service.db.messages import NEW_MESSAGE_CHANNEL, messages_after
+from services.api_service.metrics import PUBLISH_LAG, PUBLISHED, RELAY_FAILURES
 from services.shared.fanout import StreamEntries, emit_packet, history_stream_key
 from services.shared.messages import StoredMessage
+from services.shared.metrics import REDIS_RECONNECTS
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +101,19 @@ class OutboxRelay:
 
     async def _run_forever(self) -> None:
         backoff = 0.1
+        failed = False
         while True:
             try:
+                if failed:
+                    REDIS_RECONNECTS.labels("api", "relay").inc()
                 await self._lead_when_possible()
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis or PostgreSQL away: retry, never give up
                 self.is_leader = False
+                RELAY_FAILURES.inc()
+                failed = True
                 log.warning("relay interrupted, retrying", extra={"error": repr(exc), "retry_in": backoff})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._config.max_backoff_seconds)
@@ -149,12 +156,20 @@ class OutboxRelay:
             if not batch:
                 return cursor
             await self._publish(batch, prev=cursor)
+            self._observe_published(batch)
             cursor = batch[-1].id
             await conn.execute(
                 "UPDATE relay_state SET last_published_id = $2 WHERE name = $1", CURSOR_NAME, cursor
             )
-            lag_ms = (time.time() - batch[-1].created_at.timestamp()) * 1000
-            log.debug("relayed", extra={"count": len(batch), "cursor": cursor, "lag_ms": round(lag_ms, 1)})
+            log.debug("relayed", extra={"count": len(batch), "cursor": cursor})
+
+    @staticmethod
+    def _observe_published(batch: list[StoredMessage]) -> None:
+        # created_at is the inserting transaction's start, a few ms before its commit.
+        now = time.time()
+        PUBLISHED.inc(len(batch))
+        for message in batch:
+            PUBLISH_LAG.observe(max(0.0, now - message.created_at.timestamp()))
 
     async def _publish(self, batch: list[StoredMessage], prev: int) -> None:
         pipe = self._redis.pipeline(transaction=False)

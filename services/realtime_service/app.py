@@ -10,12 +10,14 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
+from services.realtime_service.connections import UserConnections
 from services.realtime_service.delivery import OrderedRedisManager
 from services.realtime_service.history import HistoryReader
 from services.realtime_service.namespace import ChatNamespace
 from services.realtime_service.settings import RealtimeSettings
 from services.shared import jsonenc
 from services.shared.fanout import history_stream_key
+from services.shared.metrics import http_metrics_middleware, metrics_handler
 from services.shared.web import health_routes
 
 log = logging.getLogger(__name__)
@@ -23,12 +25,18 @@ log = logging.getLogger(__name__)
 SETTINGS = web.AppKey("settings", RealtimeSettings)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 REDIS = web.AppKey("redis", aioredis.Redis)
+CONNECTIONS = web.AppKey("connections", UserConnections)
+ADMIN_UI_ORIGIN = "https://admin.socket.io"
 
 
-def create_server(settings: RealtimeSettings, redis: aioredis.Redis) -> socketio.AsyncServer:
+def create_server(
+    settings: RealtimeSettings, redis: aioredis.Redis, connections: UserConnections
+) -> socketio.AsyncServer:
     """A Socket.IO server whose emits reach the clients of every replica."""
     common = settings.common
     origins: str | list[str] = "*" if "*" in common.cors_origins else list(common.cors_origins)
+    if settings.admin_enabled and isinstance(origins, list):
+        origins.append(ADMIN_UI_ORIGIN)
     history = HistoryReader(redis, history_stream_key(common.socketio_channel), settings.replay_max)
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
@@ -43,7 +51,14 @@ def create_server(settings: RealtimeSettings, redis: aioredis.Redis) -> socketio
         logger=False,
         engineio_logger=False,
     )
-    sio.register_namespace(ChatNamespace(common.jwt_secret.value, settings.replica_name))
+    sio.register_namespace(ChatNamespace(common.jwt_secret.value, settings.replica_name, connections))
+    if settings.admin_enabled:
+        # Socket.IO Admin UI; "production" mode keeps its per-event overhead low.
+        sio.instrument(
+            auth={"username": settings.admin_username, "password": settings.admin_password.value},
+            mode="production",
+            server_id=settings.replica_name,
+        )
     return sio
 
 
@@ -55,9 +70,11 @@ async def socketio_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await manager.start()
     sio.manager_initialized = True
     manager.initialize()
+    app[CONNECTIONS].start()
     try:
         yield
     finally:
+        await app[CONNECTIONS].stop()
         await manager.stop()
         await sio.shutdown()
 
@@ -88,10 +105,16 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: RealtimeSettings) -> web.Application:
     """Build one gateway replica; nothing connects until the app starts."""
-    app = web.Application()
+    app = web.Application(middlewares=[http_metrics_middleware("realtime")])
     app[SETTINGS] = settings
     app[REDIS] = aioredis.Redis.from_url(settings.common.redis_url)
-    app[SIO] = create_server(settings, app[REDIS])
+    app[CONNECTIONS] = UserConnections(
+        app[REDIS],
+        key_prefix=f"{settings.common.socketio_channel}:connections",
+        cap=settings.max_connections_per_user,
+        lease_seconds=settings.connection_lease_seconds,
+    )
+    app[SIO] = create_server(settings, app[REDIS], app[CONNECTIONS])
     app[SIO].attach(app)
     app.cleanup_ctx.extend([redis_client, socketio_lifecycle])
     app.on_shutdown.append(send_clients_elsewhere)
@@ -100,4 +123,5 @@ def create_app(settings: RealtimeSettings) -> web.Application:
         return await app[REDIS].ping()
 
     app.add_routes(health_routes({"redis": redis_ready}))
+    app.add_routes([web.get("/metrics", metrics_handler)])
     return app

@@ -27,8 +27,15 @@ from typing import Any
 import socketio
 
 from services.realtime_service.history import HistoryReader
+from services.realtime_service.metrics import (
+    FANOUT_DELIVERIES,
+    FANOUT_MESSAGES,
+    GAP_FILLS,
+    RECOVERIES,
+)
 from services.shared.fanout import sequence_of
 from services.shared.messages import NEW_MESSAGE_EVENT
+from services.shared.metrics import REDIS_RECONNECTS
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,7 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
         # Clients that reconnected ahead of this gateway: skip ids they already have.
         self._floors: dict[str, int] = {}
         self._gap_task: asyncio.Task[None] | None = None
+        self._subscribed_once = False
 
     @property
     def last_delivered(self) -> int:
@@ -65,6 +73,13 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
                 await self._gap_task
             except asyncio.CancelledError:
                 pass
+
+    def _redis_connect(self) -> None:
+        """Count re-subscriptions: each one may have missed messages (the gap check covers them)."""
+        if self._subscribed_once:
+            REDIS_RECONNECTS.labels("realtime", "subscriber").inc()
+        self._subscribed_once = True
+        super()._redis_connect()
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         seq = sequence_of(message)
@@ -85,9 +100,11 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
         if missed is None:
             log.warning("history gap not recoverable; asking clients to reconnect",
                         extra={"after": self._last_delivered, "upto": upto})
+            GAP_FILLS.labels("reset_clients").inc()
             await self._reconnect_all_clients()
             self._last_delivered = upto
             return
+        GAP_FILLS.labels("filled").inc()
         log.info("filled a delivery gap", extra={"count": len(missed), "upto": upto})
         for entry in missed:
             await self._deliver(entry.id, entry.wire)
@@ -101,6 +118,8 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
                 del self._floors[sid]
         await self.emit(NEW_MESSAGE_EVENT, wire, namespace="/", skip_sid=skip, ignore_queue=True)
         self._last_delivered = message_id
+        FANOUT_MESSAGES.inc()
+        FANOUT_DELIVERIES.inc(max(0, len(self.rooms.get("/", {}).get(None, ())) - len(skip)))
 
     async def _check_gaps_forever(self) -> None:
         while True:
@@ -132,6 +151,7 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
             async with self._lock:
                 missed = await self._history.replay(last_id, self._last_delivered)
                 if missed is None:
+                    RECOVERIES.labels("false").inc()
                     await self._emit_to(sid, RECOVERED_EVENT, {"recovered": False, "lastId": str(last_id)})
                     return
                 for entry in missed:
@@ -139,6 +159,7 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
                 if last_id > self._last_delivered:
                     self._floors[sid] = last_id
                 newest = max([last_id, *(entry.id for entry in missed)])
+                RECOVERIES.labels("true").inc()
                 await self._emit_to(sid, RECOVERED_EVENT, {"recovered": True, "lastId": str(newest)})
         except Exception:
             log.exception("recovery failed", extra={"sid": sid})

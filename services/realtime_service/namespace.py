@@ -7,12 +7,14 @@ from typing import Any, NoReturn
 
 import socketio
 
+from services.realtime_service.connections import UserConnections
 from services.realtime_service.delivery import OrderedRedisManager
 from services.realtime_service.handshake import (
     InvalidLastId,
     last_id_from_handshake,
     token_from_handshake,
 )
+from services.realtime_service.metrics import CONNECTED_CLIENTS, REFUSED_CONNECTIONS
 from services.shared.auth import InvalidToken, verify_token
 
 log = logging.getLogger(__name__)
@@ -21,10 +23,12 @@ log = logging.getLogger(__name__)
 class ChatNamespace(socketio.AsyncNamespace):
     """The default namespace `/` that the existing client uses."""
 
-    def __init__(self, jwt_secret: str, replica_name: str) -> None:
+    def __init__(self, jwt_secret: str, replica_name: str, connections: UserConnections) -> None:
         super().__init__("/")
         self._jwt_secret = jwt_secret
         self._replica = replica_name
+        self._connections = connections
+        self._connected = CONNECTED_CLIENTS.labels(replica_name)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Admit only clients with a valid token; the reason is sent with the refusal.
@@ -36,10 +40,13 @@ class ChatNamespace(socketio.AsyncNamespace):
             identity = verify_token(token_from_handshake(environ, auth), self._jwt_secret)
             last_id = last_id_from_handshake(environ, auth)
         except InvalidToken as exc:
-            self._refuse(f"unauthorized: {exc.reason}")
+            self._refuse(f"unauthorized: {exc.reason}", "unauthorized")
         except InvalidLastId:
-            self._refuse("invalid lastId: must be a message _id")
+            self._refuse("invalid lastId: must be a message _id", "invalid_last_id")
+        if not await self._connections.admit(identity.user_id, sid):
+            self._refuse("too many connections for this user", "too_many_connections")
         await self.save_session(sid, {"user_id": identity.user_id, "name": identity.name})
+        self._connected.inc()
         if last_id is not None:
             self._manager.begin_recovery(sid)
             self.server.start_background_task(self._manager.recover, sid, last_id)
@@ -48,9 +55,10 @@ class ChatNamespace(socketio.AsyncNamespace):
             extra={"sid": sid, "user_id": identity.user_id, "last_id": last_id, "replica": self._replica},
         )
 
-    def _refuse(self, reason: str) -> NoReturn:
+    def _refuse(self, message: str, reason: str) -> NoReturn:
+        REFUSED_CONNECTIONS.labels(reason).inc()
         log.info("connection refused", extra={"reason": reason, "replica": self._replica})
-        raise socketio.exceptions.ConnectionRefusedError(reason)
+        raise socketio.exceptions.ConnectionRefusedError(message)
 
     @property
     def _manager(self) -> OrderedRedisManager:
@@ -60,7 +68,11 @@ class ChatNamespace(socketio.AsyncNamespace):
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         self._manager.forget(sid)
-        log.info("disconnected", extra={"sid": sid, "reason": str(reason), "replica": self._replica})
+        self._connected.dec()
+        try:
+            await self._connections.release(sid)
+        finally:
+            log.info("disconnected", extra={"sid": sid, "reason": str(reason), "replica": self._replica})
 
     async def on_sendAllMessages(self, sid: str, _data: Any = None) -> None:
         """Ignored on purpose.

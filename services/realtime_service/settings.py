@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from services.shared.config import CommonSettings, Env
+from services.shared.config import CommonSettings, Env, Secret
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,14 @@ class RealtimeSettings:
     gap_check_seconds: float
     replay_max: int
     shutdown_grace_seconds: float
+    max_connections_per_user: int
+    connection_lease_seconds: float
+    admin_username: str
+    admin_password: Secret
+
+    @property
+    def admin_enabled(self) -> bool:
+        return bool(self.admin_username and self.admin_password.value)
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> RealtimeSettings:
@@ -35,4 +43,9 @@ class RealtimeSettings:
             gap_check_seconds=env.number("GAP_CHECK_SECONDS", 2.0),
             replay_max=env.integer("REPLAY_MAX_MESSAGES", 1000, minimum=1),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 5.0),
+            max_connections_per_user=env.integer("MAX_CONNECTIONS_PER_USER", 20),
+            connection_lease_seconds=env.number("CONNECTION_LEASE_SECONDS", 60.0),
+            # The Socket.IO Admin UI is off unless both are set.
+            admin_username=env.string("ADMIN_UI_USERNAME", ""),
+            admin_password=Secret(env.string("ADMIN_UI_PASSWORD", "")),
         )

@@ -8,7 +8,8 @@ import orjson
 from aiohttp import web
 
 from services.api_service.errors import Unauthorized, ValidationFailed
-from services.api_service.keys import IDENTITY, SETTINGS
+from services.api_service.keys import IDENTITY, RATE_LIMITS, SETTINGS
+from services.api_service.ratelimit import client_address
 from services.shared.auth import Identity, InvalidToken, bearer_token, verify_token
 
 
@@ -34,3 +35,14 @@ def authenticate(request: web.Request) -> Identity:
         raise Unauthorized(f"Unauthorized: {exc.reason}") from None
     request[IDENTITY] = identity
     return identity
+
+
+async def limit_by_address(request: web.Request, limit_name: str) -> None:
+    """Count the request against a per-client-address limit (429 when over it)."""
+    address = client_address(request, request.app[SETTINGS].trusted_proxies)
+    await request.app[RATE_LIMITS].check(limit_name, address)
+
+
+async def limit_by_user(request: web.Request, limit_name: str, identity: Identity) -> None:
+    """Count the request against a per-user limit (429 when over it)."""
+    await request.app[RATE_LIMITS].check(limit_name, identity.user_id)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from services.api_service import validation
 from services.api_service.db import messages
-from services.api_service.handlers.common import authenticate, read_json
+from services.api_service.handlers.common import authenticate, limit_by_user, read_json
 from services.api_service.keys import DB_POOL, RELAY, SETTINGS
 from services.shared.web import json_response
 
@@ -34,6 +34,7 @@ async def post_message(request: web.Request) -> web.Response:
     publish again, so a client may safely resend after a timeout.
     """
     identity = authenticate(request)
+    await limit_by_user(request, "messages", identity)
     form = validation.parse_message(await read_json(request), request.app[SETTINGS].message_max_chars)
     new = messages.NewMessage(
         client_id=form.client_id, owner=identity.user_id, user_name=identity.name, text=form.text

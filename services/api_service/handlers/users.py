@@ -7,7 +7,7 @@ from aiohttp import web
 from services.api_service import validation
 from services.api_service.db import users
 from services.api_service.errors import Conflict, NotFound, Unauthorized
-from services.api_service.handlers.common import authenticate, read_json
+from services.api_service.handlers.common import authenticate, limit_by_address, read_json
 from services.api_service.keys import DB_POOL, PASSWORDS, SETTINGS
 from services.shared.auth import Identity, issue_token
 from services.shared.web import json_response
@@ -16,6 +16,7 @@ BAD_CREDENTIALS = "Incorrect email or password"
 
 
 async def signup(request: web.Request) -> web.Response:
+    await limit_by_address(request, "auth")
     form = validation.parse_signup(await read_json(request))
     password_hash = await request.app[PASSWORDS].hash(form.password)
     async with request.app[DB_POOL].acquire() as conn:
@@ -27,6 +28,7 @@ async def signup(request: web.Request) -> web.Response:
 
 
 async def signin(request: web.Request) -> web.Response:
+    await limit_by_address(request, "auth")
     form = validation.parse_signin(await read_json(request))
     async with request.app[DB_POOL].acquire() as conn:
         user = await users.find_by_email(conn, form.email)

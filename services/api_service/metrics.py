@@ -1,0 +1,18 @@
+"""The API's own Prometheus series (HTTP latency is in services/shared/metrics.py)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+RATE_LIMITED = Counter(
+    "chat_rate_limited_requests_total", "Requests refused with 429, by limit.", ["limit"]
+)
+PUBLISHED = Counter("chat_relay_published_total", "Messages the outbox relay published to Redis.")
+PUBLISH_LAG = Histogram(
+    "chat_relay_publish_lag_seconds",
+    "Time from a message's commit to its publish on Redis.",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+RELAY_FAILURES = Counter(
+    "chat_relay_failures_total", "Relay rounds interrupted by a Redis or PostgreSQL failure."
+)

@@ -1,0 +1,90 @@
+"""A cap on simultaneous connections per user, shared by every gateway replica.
+
+Each user has a sorted set in Redis of their connection ids, scored by a lease expiry.
+Replicas renew the leases of their live connections; a replica that dies without
+cleaning up stops renewing, and its entries lapse after one lease instead of counting
+against the user forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
+
+# KEYS[1] the user's set; ARGV: now, expiry, cap, connection id, key ttl ms
+ADMIT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+class UserConnections:
+    """Admit, release and renew connections against a per-user cap (0 = no cap)."""
+
+    def __init__(self, redis: aioredis.Redis, key_prefix: str, cap: int, lease_seconds: float) -> None:
+        self._redis = redis
+        self._prefix = key_prefix
+        self._cap = cap
+        self._lease = lease_seconds
+        self._admit = redis.register_script(ADMIT)
+        self._local: dict[str, str] = {}  # sid -> user id, connections on this replica
+        self._task: asyncio.Task[None] | None = None
+
+    def _key(self, user_id: str) -> str:
+        return f"{self._prefix}:{user_id}"
+
+    async def admit(self, user_id: str, sid: str) -> bool:
+        """Record the connection unless the user is at the cap."""
+        if self._cap <= 0:
+            return True
+        now = time.time()
+        admitted = await self._admit(
+            keys=[self._key(user_id)],
+            args=[now, now + self._lease, self._cap, sid, int(self._lease * 2000)],
+        )
+        if admitted:
+            self._local[sid] = user_id
+        return bool(admitted)
+
+    async def release(self, sid: str) -> None:
+        user_id = self._local.pop(sid, None)
+        if user_id is not None:
+            await self._redis.zrem(self._key(user_id), sid)
+
+    def start(self) -> None:
+        if self._cap > 0:
+            self._task = asyncio.create_task(self._renew_forever(), name="connection-leases")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            try:
+                await self._renew()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis away: leases are renewed next round
+                log.warning("connection lease renewal failed", extra={"error": repr(exc)})
+
+    async def _renew(self) -> None:
+        expiry = time.time() + self._lease
+        pipe = self._redis.pipeline(transaction=False)
+        for sid, user_id in list(self._local.items()):
+            pipe.zadd(self._key(user_id), {sid: expiry}, xx=True)
+            pipe.pexpire(self._key(user_id), int(self._lease * 2000))
+        await pipe.execute()

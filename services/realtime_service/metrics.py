@@ -1,0 +1,19 @@
+"""The gateway's own Prometheus series (HTTP latency is in services/shared/metrics.py)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+CONNECTED_CLIENTS = Gauge("chat_connected_clients", "Socket.IO clients connected to this replica.", ["replica"])
+FANOUT_DELIVERIES = Counter(
+    "chat_fanout_deliveries_total", "getAllmessages events written to clients of this replica."
+)
+FANOUT_MESSAGES = Counter("chat_fanout_messages_total", "Messages this replica fanned out.")
+REFUSED_CONNECTIONS = Counter(
+    "chat_refused_connections_total", "Connections refused at the handshake, by reason.", ["reason"]
+)
+GAP_FILLS = Counter("chat_gap_fills_total", "Delivery gaps filled from the history stream, by outcome.", ["outcome"])
+RECOVERIES = Counter("chat_recoveries_total", "lastId recoveries, by whether they were complete.", ["recovered"])
+SLOW_CONSUMER_DISCONNECTS = Counter(
+    "chat_slow_consumer_disconnects_total", "Clients disconnected because they could not keep up."
+)
