@@ -29,7 +29,8 @@ migrate: install ## Create the database if missing and apply the SQL migrations
 	$(PY) -m stack createdb
 	$(PY) -m services.api_service migrate
 
-test: install ## Run all tests (unit + integration against real processes)
+test: ## Run all tests (unit, integration, delivery, browser) against real processes
+	WITH_BROWSER=1 ./scripts/bootstrap.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install ## Run the unit tests only

@@ -8,7 +8,10 @@
 #   2. local PostgreSQL and Redis running (only for the local default addresses)
 #   3. .venv with the project and its test extras (pip runs again only when
 #      pyproject.toml changed)
-#   4. the JS client used by the browser-compatibility test (tests/js), when present
+#   4. the npm packages: the chat page's socket.io-client (web/) and the JS test
+#      client (tests/js)
+# With WITH_BROWSER=1 (what `make test` sets) it also installs Debian's chromium for the
+# browser tests.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -32,6 +35,9 @@ REQUIRED=(
     "node nodejs"
     "npm npm"
 )
+if [ "${WITH_BROWSER:-0}" = 1 ]; then
+    REQUIRED+=("chromium chromium")
+fi
 missing=()
 for pair in "${REQUIRED[@]}"; do
     read -r cmd pkg <<<"$pair"
@@ -113,13 +119,17 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
     touch "$STAMP"
 fi
 
-# ---- 4. JS test client ------------------------------------------------------------------
-if [ -f tests/js/package-lock.json ] && command -v npm >/dev/null 2>&1; then
-    if [ ! -d tests/js/node_modules ] \
-        || [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
-        say "installing the JS test client (npm ci in tests/js)"
-        npm ci --prefix tests/js --no-audit --no-fund --silent
+# ---- 4. npm packages -----------------------------------------------------------------
+npm_ci() {
+    local dir=$1
+    [ -f "$dir/package-lock.json" ] && command -v npm >/dev/null 2>&1 || return 0
+    if [ ! -d "$dir/node_modules" ] \
+        || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        say "installing npm packages in $dir"
+        npm ci --prefix "$dir" --no-audit --no-fund --silent
     fi
-fi
+}
+npm_ci web
+npm_ci tests/js
 
 say "ready"
