@@ -41,7 +41,11 @@ def create_server(
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=OrderedRedisManager(
-            common.redis_url, common.socketio_channel, history, settings.gap_check_seconds
+            common.redis_url,
+            common.socketio_channel,
+            history,
+            settings.gap_check_seconds,
+            settings.max_queued_packets,
         ),
         cors_allowed_origins=origins,
         json=jsonenc,

@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
 
 from services.realtime_service.history import HistoryReader
 from services.realtime_service.metrics import (
@@ -32,6 +35,7 @@ from services.realtime_service.metrics import (
     FANOUT_MESSAGES,
     GAP_FILLS,
     RECOVERIES,
+    SLOW_CONSUMER_DISCONNECTS,
 )
 from services.shared.fanout import sequence_of
 from services.shared.messages import NEW_MESSAGE_EVENT
@@ -45,25 +49,33 @@ RECOVERED_EVENT = "recovered"
 class OrderedRedisManager(socketio.AsyncRedisManager):
     """`AsyncRedisManager` with gap detection, duplicate suppression and replay."""
 
-    def __init__(self, url: str, channel: str, history: HistoryReader, gap_check_seconds: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        history: HistoryReader,
+        gap_check_seconds: float,
+        max_queued_packets: int,
+    ) -> None:
         super().__init__(url, channel=channel)
         self._history = history
+        self._max_queued = max_queued_packets
         self._gap_check_seconds = gap_check_seconds
         self._lock = asyncio.Lock()
-        self._last_delivered = 0
+        # None until known: the stream was empty when this gateway started (new
+        # deployment, or Redis restarted), so there is nothing to measure gaps against.
+        self._last_delivered: int | None = None
+        self._started_ms = 0
         self._recovering: set[str] = set()
         # Clients that reconnected ahead of this gateway: skip ids they already have.
         self._floors: dict[str, int] = {}
         self._gap_task: asyncio.Task[None] | None = None
         self._subscribed_once = False
 
-    @property
-    def last_delivered(self) -> int:
-        return self._last_delivered
-
     async def start(self) -> None:
         """Start from the stream's newest id and begin the periodic gap check."""
-        self._last_delivered = await self._history.tail_id()
+        self._started_ms = int(time.time() * 1000)
+        self._last_delivered = await self._history.tail_id() or None
         self._gap_task = asyncio.create_task(self._check_gaps_forever(), name="gap-check")
 
     async def stop(self) -> None:
@@ -88,18 +100,19 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
             return
         message_id, prev = seq
         async with self._lock:
-            if message_id <= self._last_delivered:
-                return
-            if prev > self._last_delivered:
-                await self._fill_gap(upto=prev)
+            last = self._last_delivered
+            if last is not None and message_id <= last:
+                return  # a duplicate: relay retry or republish after a Redis restart
+            if last is not None and prev > last:
+                await self._fill_gap(last, upto=prev)
             await self._deliver(message_id, message["data"][0])
 
-    async def _fill_gap(self, upto: int) -> None:
+    async def _fill_gap(self, after: int, upto: int) -> None:
         """Deliver what was missed up to `upto`, or reset clients when it is gone."""
-        missed = await self._history.replay(self._last_delivered, upto)
+        missed = await self._history.replay(after, upto)
         if missed is None:
             log.warning("history gap not recoverable; asking clients to reconnect",
-                        extra={"after": self._last_delivered, "upto": upto})
+                        extra={"after": after, "upto": upto})
             GAP_FILLS.labels("reset_clients").inc()
             await self._reconnect_all_clients()
             self._last_delivered = upto
@@ -110,36 +123,86 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
             await self._deliver(entry.id, entry.wire)
 
     async def _deliver(self, message_id: int, wire: dict[str, Any]) -> None:
-        skip = list(self._recovering)
+        skip = set(self._recovering)
         for sid, floor in list(self._floors.items()):
             if message_id <= floor:
-                skip.append(sid)
+                skip.add(sid)
             else:
                 del self._floors[sid]
-        await self.emit(NEW_MESSAGE_EVENT, wire, namespace="/", skip_sid=skip, ignore_queue=True)
+        delivered = self._broadcast(NEW_MESSAGE_EVENT, wire, skip)
         self._last_delivered = message_id
         FANOUT_MESSAGES.inc()
-        FANOUT_DELIVERIES.inc(max(0, len(self.rooms.get("/", {}).get(None, ())) - len(skip)))
+        FANOUT_DELIVERIES.inc(delivered)
+
+    def _broadcast(self, event: str, data: Any, skip: set[str]) -> int:
+        """Queue one event for every local client of `/`; return how many got it.
+
+        The stock manager starts one task per recipient per broadcast. Here the packet
+        is encoded once and the same object is put straight on each client's Engine.IO
+        queue, which its writer (WebSocket) or next poll (long-polling) drains in order.
+        A client whose queue is already `max_queued_packets` deep is not keeping up: it
+        is disconnected (it reconnects and recovers with lastId) instead of letting its
+        backlog grow without bound.
+        """
+        encoded = self.server.packet_class(sio_packet.EVENT, namespace="/", data=[event, data]).encode()
+        if not isinstance(encoded, str):  # binary payloads keep python-socketio's path
+            asyncio.ensure_future(self.emit(event, data, namespace="/", skip_sid=list(skip), ignore_queue=True))
+            return 0
+        eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        sockets = self.server.eio.sockets
+        delivered = 0
+        for sid, eio_sid in self.get_participants("/", None):
+            socket = sockets.get(eio_sid)
+            if sid in skip or socket is None or socket.closed or socket.closing:
+                continue
+            if socket.queue.qsize() >= self._max_queued:
+                self._drop_slow_consumer(socket)
+                continue
+            socket.queue.put_nowait(eio_pkt)
+            delivered += 1
+        return delivered
+
+    def _drop_slow_consumer(self, socket: Any) -> None:
+        """Discard a stalled client's backlog and close its connection."""
+        SLOW_CONSUMER_DISCONNECTS.inc()
+        log.warning("disconnecting slow consumer", extra={"eio_sid": socket.sid})
+        queue = socket.queue
+        while not queue.empty():
+            queue.get_nowait()
+            queue.task_done()
+        asyncio.ensure_future(socket.close(wait=False, abort=True))
+        queue.put_nowait(None)  # ends its writer / pending poll
 
     async def _check_gaps_forever(self) -> None:
         while True:
             await asyncio.sleep(self._gap_check_seconds)
             try:
-                tail = await self._history.tail_id()
-                if tail > self._last_delivered:
-                    async with self._lock:
-                        if tail > self._last_delivered:
-                            await self._fill_gap(upto=tail)
+                await self._check_gap()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis away: the next round retries
                 log.warning("gap check failed", extra={"error": repr(exc)})
 
+    async def _check_gap(self) -> None:
+        """Catch up from the stream when its newest id is past the last one delivered."""
+        tail = await self._history.tail_id()
+        async with self._lock:
+            last = self._last_delivered
+            if last is not None:
+                if tail > last:
+                    await self._fill_gap(last, upto=tail)
+            elif tail:
+                # No baseline yet: what was committed since this gateway started is new
+                # to every client connected here.
+                for entry in await self._history.committed_since(self._started_ms):
+                    await self._deliver(entry.id, entry.wire)
+                self._last_delivered = max(tail, self._last_delivered or 0)
+
     async def _reconnect_all_clients(self) -> None:
         """Close every local Engine.IO session; clients reconnect and recover with lastId."""
-        eio = self.server.eio
-        for eio_sid in list(eio.sockets):
-            await eio.disconnect(eio_sid)
+        sockets = list(self.server.eio.sockets.values())
+        # wait=False: a stalled client must not hold up delivery to everyone else.
+        await asyncio.gather(*(socket.close(wait=False) for socket in sockets), return_exceptions=True)
 
     def begin_recovery(self, sid: str) -> None:
         """Hold live messages back from `sid` until `recover` has replayed what it missed."""
@@ -149,14 +212,18 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
         """Replay what `sid` missed after `last_id`, then tell it whether that was complete."""
         try:
             async with self._lock:
-                missed = await self._history.replay(last_id, self._last_delivered)
+                upto = self._last_delivered
+                if upto is None:  # nothing delivered yet: replay up to what the stream has
+                    upto = await self._history.tail_id()
+                    self._floors[sid] = upto
+                missed = await self._history.replay(last_id, upto)
                 if missed is None:
                     RECOVERIES.labels("false").inc()
                     await self._emit_to(sid, RECOVERED_EVENT, {"recovered": False, "lastId": str(last_id)})
                     return
                 for entry in missed:
                     await self._emit_to(sid, NEW_MESSAGE_EVENT, entry.wire)
-                if last_id > self._last_delivered:
+                if last_id > upto:
                     self._floors[sid] = last_id
                 newest = max([last_id, *(entry.id for entry in missed)])
                 RECOVERIES.labels("true").inc()

@@ -51,3 +51,12 @@ class HistoryReader:
         if len(entries) > self._max_replay or not is_complete(after, upto, entries):
             return None
         return entries
+
+    async def committed_since(self, since_ms: int) -> list[HistoryEntry]:
+        """Entries committed at or after `since_ms` (epoch milliseconds), oldest first."""
+        newest = cast(StreamEntries, await self._redis.xrevrange(self._key, count=self._max_replay))
+        return [
+            HistoryEntry.from_stream(entry_id, fields)
+            for entry_id, fields in reversed(newest)
+            if int(fields.get(b"ts", b"0")) >= since_ms
+        ]

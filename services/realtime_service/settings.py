@@ -21,6 +21,7 @@ class RealtimeSettings:
     replay_max: int
     shutdown_grace_seconds: float
     max_connections_per_user: int
+    max_queued_packets: int
     connection_lease_seconds: float
     admin_username: str
     admin_password: Secret
@@ -44,6 +45,8 @@ class RealtimeSettings:
             replay_max=env.integer("REPLAY_MAX_MESSAGES", 1000, minimum=1),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 5.0),
             max_connections_per_user=env.integer("MAX_CONNECTIONS_PER_USER", 20),
+            # Per-client backlog before it counts as a slow consumer and is disconnected.
+            max_queued_packets=env.integer("MAX_QUEUED_PACKETS_PER_CLIENT", 2000, minimum=1),
             connection_lease_seconds=env.number("CONNECTION_LEASE_SECONDS", 60.0),
             # The Socket.IO Admin UI is off unless both are set.
             admin_username=env.string("ADMIN_UI_USERNAME", ""),
