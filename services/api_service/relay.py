@@ -7,7 +7,7 @@ visible in commit order) and `relay_state` holds the cursor. A relay:
 
 1. becomes the one active relay by holding a PostgreSQL advisory lock on its own
    connection; if its process dies, the lock goes with the connection and a relay in
-   another API process takes over within `RELAY_STANDBY_SECONDS`;
+   another API process takes over within about a second;
 2. wakes on an in-process signal after each commit and on LISTEN/NOTIFY from other
    processes (a missed hint only costs one `RELAY_POLL_SECONDS` poll);
 3. publishes each message with one Lua script that appends it to the history stream
