@@ -1,0 +1,187 @@
+"""Integration harness: real PostgreSQL, Redis, service processes, HAProxy and Socket.IO clients.
+
+By default one session starts the whole topology as local processes on free ports:
+the API, TWO realtime gateways and HAProxy in front of them, against a throw-away
+database `chat_test_<hex>` (dropped at the end) and a Socket.IO Redis channel unique to
+this run, so concurrent runs on one Redis never see each other's messages.
+
+Set `CHAT_BASE_URL` to target an already running stack instead (e.g. `docker compose
+up`): every request then goes to that one public URL. Optional variables for that mode:
+`CHAT_GATEWAY_URLS` (comma list of direct gateway URLs; tests that need them are skipped
+otherwise), `CHAT_API_URL` (direct API URL, defaults to CHAT_BASE_URL) and
+`CHAT_JWT_SECRET` (lets the tests forge expired tokens; skipped otherwise),
+`CHAT_RATE_LIMIT_MESSAGES_PER_MINUTE` (the stack's per-user limit; its test is skipped
+otherwise). Such a stack must allow hundreds of sign-ups a minute from the test machine
+(RATE_LIMIT_AUTH_PER_MINUTE=0 or large) and at least 300 messages per user and minute.
+
+`CHAT_TEST_HAPROXY_CFG` swaps the load balancer config of the local stack (to show that
+the affinity tests fail with `balance roundrobin`, for instance).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from .harness import (
+    HISTORY_DEFAULT_LIMIT,
+    MAX_BODY_BYTES,
+    MESSAGE_MAX_CHARS,
+    RATE_LIMIT_MESSAGES_PER_MINUTE,
+    REPO_ROOT,
+    Api,
+    ChatStack,
+    SocketFactory,
+    User,
+    call_maybe_async,
+    create_database,
+    drop_database,
+    external_stack,
+    unique_email,
+    unique_name,
+)
+
+
+@pytest.fixture(scope="session")
+async def chat_stack() -> AsyncIterator[ChatStack]:
+    """The system under test, started for this session unless CHAT_BASE_URL is set."""
+    if os.environ.get("CHAT_BASE_URL"):
+        yield external_stack()
+        return
+
+    from stack import LocalStack, StackConfig, free_port
+
+    run_id = uuid.uuid4().hex
+    admin_url = os.environ.get(
+        "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    redis_url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    db_name = f"chat_test_{run_id}"
+    jwt_secret = f"test-secret-{uuid.uuid4().hex}"
+    log_dir = REPO_ROOT / "test-artifacts" / f"integration-{run_id[:12]}"
+    database_url = await create_database(admin_url, db_name)
+    try:
+        ports: list[int] = []
+        while len(ports) < 4:  # distinct, although the OS rarely repeats one anyway
+            if (port := free_port()) not in ports:
+                ports.append(port)
+        config = StackConfig(
+            database_url=database_url,
+            redis_url=redis_url,
+            lb_port=ports[0],
+            api_port=ports[1],
+            realtime_ports=(ports[2], ports[3]),
+            extra_env={
+                "JWT_SECRET": jwt_secret,
+                "SOCKETIO_CHANNEL": f"chat-test-{run_id}",
+                "CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
+                "MESSAGE_MAX_CHARS": str(MESSAGE_MAX_CHARS),
+                "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+                "HISTORY_DEFAULT_LIMIT": str(HISTORY_DEFAULT_LIMIT),
+                "HISTORY_MAX_LIMIT": "500",
+                # Hundreds of sign-ups come from 127.0.0.1 during a run; the per-address
+                # limit stays on, but far away. The per-user message limit is tested.
+                "RATE_LIMIT_AUTH_PER_MINUTE": "100000",
+                "RATE_LIMIT_MESSAGES_PER_MINUTE": str(RATE_LIMIT_MESSAGES_PER_MINUTE),
+                "LOG_LEVEL": "INFO",
+                "APP_ENV": "development",
+            },
+            log_dir=log_dir,
+            # Lets a reviewer prove the affinity test can fail, e.g. with a copy of
+            # haproxy.cfg that says `balance roundrobin` for the realtime backend.
+            **haproxy_override(),
+        )
+        local = LocalStack(config)
+        try:
+            await call_maybe_async(local.start)
+            yield ChatStack(
+                lb_url=local.lb_url.rstrip("/"),
+                api_url=local.api_url.rstrip("/"),
+                gateway_urls=tuple(u.rstrip("/") for u in local.gateway_urls),
+                jwt_secret=jwt_secret,
+                external=False,
+                log_dir=log_dir,
+            )
+        finally:
+            await call_maybe_async(local.stop)
+    finally:
+        await drop_database(admin_url, db_name)
+
+
+def haproxy_override() -> dict[str, Path]:
+    cfg = os.environ.get("CHAT_TEST_HAPROXY_CFG")
+    return {"haproxy_cfg": Path(cfg).resolve()} if cfg else {}
+
+
+@pytest.fixture(scope="session")
+def gateway_urls(chat_stack: ChatStack) -> tuple[str, str]:
+    """Two direct gateway URLs, or skip (an external stack did not name them)."""
+    if len(chat_stack.gateway_urls) < 2:
+        pytest.skip("needs two direct gateway URLs (set CHAT_GATEWAY_URLS for an external stack)")
+    return chat_stack.gateway_urls[0], chat_stack.gateway_urls[1]
+
+
+@pytest.fixture(scope="session")
+def jwt_secret(chat_stack: ChatStack) -> str:
+    """The stack's JWT secret, or skip (set CHAT_JWT_SECRET for an external stack)."""
+    if not chat_stack.jwt_secret:
+        pytest.skip("needs the stack's JWT secret (set CHAT_JWT_SECRET for an external stack)")
+    return chat_stack.jwt_secret
+
+
+@pytest.fixture(scope="session")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """One HTTP client session for REST calls (no cookies: the React client sends none)."""
+    async with aiohttp.ClientSession(
+        cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def api(http: aiohttp.ClientSession, chat_stack: ChatStack) -> Api:
+    return Api(http, chat_stack.api_url)
+
+
+@pytest.fixture(scope="session")
+def lb_api(http: aiohttp.ClientSession, chat_stack: ChatStack) -> Api:
+    """The same REST client through the public entry point (the load balancer)."""
+    return Api(http, chat_stack.lb_url)
+
+
+@pytest.fixture
+def new_user(api: Api) -> Callable[..., Awaitable[User]]:
+    """Factory: sign up and sign in a fresh user (unique email per call)."""
+
+    async def make(name: str | None = None) -> User:
+        name = name or unique_name()
+        email = unique_email()
+        password = f"pw-{uuid.uuid4().hex}"
+        up = await api.signup(name, email, password)
+        assert up.status == 201, (up.status, up.text)
+        signin = await api.signin(email, password)
+        assert signin.status == 200, (signin.status, signin.text)
+        return User(
+            id=str(signin.body["userId"]),
+            name=signin.body["name"],
+            email=email,
+            password=password,
+            token=signin.body["token"],
+        )
+
+    return make
+
+
+@pytest.fixture
+async def sockets(chat_stack: ChatStack) -> AsyncIterator[SocketFactory]:
+    """Factory of Socket.IO clients (default: through the load balancer); all closed at teardown."""
+    factory = SocketFactory(chat_stack.lb_url)
+    try:
+        yield factory
+    finally:
+        await factory.close_all()
