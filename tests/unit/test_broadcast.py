@@ -1,0 +1,110 @@
+"""The gateway's fan-out fast path: one encoding, per-client queues, slow consumers dropped.
+
+Fake Engine.IO sockets stand in for connections here: what is under test is the pure
+queueing logic. The integration suites cover the same path with real clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import socketio
+
+from services.realtime_service.delivery import OrderedRedisManager
+from services.realtime_service.history import HistoryReader
+from services.shared import jsonenc
+
+
+class OrjsonPacket(socketio.packet.Packet):
+    """The packet class as the gateway configures it (orjson, UTF-8 kept as is)."""
+
+    json = jsonenc
+
+
+class FakeSocket:
+    def __init__(self, sid: str) -> None:
+        self.sid = sid
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.closed = False
+        self.closing = False
+        self.close_calls: list[dict[str, Any]] = []
+
+    async def close(self, **kwargs: Any) -> None:
+        self.close_calls.append(kwargs)
+        self.closed = True
+
+    def drain(self) -> list[Any]:
+        items = []
+        while not self.queue.empty():
+            items.append(self.queue.get_nowait())
+        return items
+
+
+def make_manager(clients: int, max_queued: int = 100) -> tuple[OrderedRedisManager, list[FakeSocket]]:
+    manager = OrderedRedisManager(
+        "redis://127.0.0.1:1/0", "unit", HistoryReader(None, "unit:history", 10),  # type: ignore[arg-type]
+        gap_check_seconds=60, max_queued_packets=max_queued,
+    )
+    sockets = [FakeSocket(f"e{i}") for i in range(clients)]
+    manager.server = SimpleNamespace(  # type: ignore[assignment]
+        packet_class=OrjsonPacket, eio=SimpleNamespace(sockets={s.sid: s for s in sockets})
+    )
+    for i, sock in enumerate(sockets):
+        manager.basic_enter_room(f"s{i}", "/", None, eio_sid=sock.sid)
+    return manager, sockets
+
+
+async def test_one_encoded_packet_is_queued_for_every_client_in_order() -> None:
+    manager, sockets = make_manager(3)
+    for message_id in (1, 2, 3):
+        await manager._deliver(message_id, {"_id": str(message_id), "text": "é<b>"})
+    for sock in sockets:
+        frames = [pkt.encode() for pkt in sock.drain()]
+        assert frames == [
+            '42["getAllmessages",{"_id":"1","text":"é<b>"}]',
+            '42["getAllmessages",{"_id":"2","text":"é<b>"}]',
+            '42["getAllmessages",{"_id":"3","text":"é<b>"}]',
+        ]
+    first = sockets[0]
+    await manager._deliver(4, {"_id": "4"})
+    # The same packet object goes to every client: encoded once per broadcast.
+    assert sockets[1].queue.get_nowait() is first.queue.get_nowait()
+
+
+async def test_recovering_clients_and_clients_ahead_are_skipped() -> None:
+    manager, sockets = make_manager(3)
+    manager.begin_recovery("s0")
+    manager._floors["s1"] = 5
+    await manager._deliver(5, {"_id": "5"})
+    assert [len(s.drain()) for s in sockets] == [0, 0, 1]
+    manager.forget("s0")
+    await manager._deliver(6, {"_id": "6"})
+    assert [len(s.drain()) for s in sockets] == [1, 1, 1]
+
+
+async def test_a_client_that_stops_reading_is_disconnected_and_others_keep_receiving() -> None:
+    manager, sockets = make_manager(2, max_queued=3)
+    stalled, healthy = sockets
+    for message_id in range(1, 5):
+        await manager._deliver(message_id, {"_id": str(message_id)})
+        healthy.drain()
+    await asyncio.sleep(0)  # let the scheduled close run
+    assert stalled.close_calls == [{"wait": False, "abort": True}]
+    assert stalled.drain() == [None]  # backlog dropped, writer told to stop
+    await manager._deliver(5, {"_id": "5"})
+    assert [p.encode() for p in healthy.drain()] == ['42["getAllmessages",{"_id":"5"}]']
+    assert stalled.drain() == []
+
+
+async def test_duplicates_from_the_relay_are_dropped() -> None:
+    manager, sockets = make_manager(1)
+    packet = {"method": "emit", "event": "getAllmessages", "namespace": "/", "room": None}
+    await manager._handle_emit({**packet, "data": [{"_id": "1"}], "seq": {"id": 1, "prev": 0}})
+    await manager._handle_emit({**packet, "data": [{"_id": "1"}], "seq": {"id": 1, "prev": 0}})
+    await manager._handle_emit({**packet, "data": [{"_id": "2"}], "seq": {"id": 2, "prev": 1}})
+    assert [p.encode() for p in sockets[0].drain()] == [
+        '42["getAllmessages",{"_id":"1"}]',
+        '42["getAllmessages",{"_id":"2"}]',
+    ]
