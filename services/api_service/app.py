@@ -9,6 +9,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from services.api_service import openapi
 from services.api_service.db.migrate import migrate
 from services.api_service.handlers import messages, users
 from services.api_service.keys import DB_POOL, PASSWORDS, RATE_LIMITS, REDIS, RELAY, SETTINGS
@@ -109,6 +110,7 @@ def create_app(settings: ApiSettings) -> web.Application:
 
     app.add_routes(health_routes({"postgres": postgres_ready, "redis": redis_ready}))
     app.add_routes([web.get("/metrics", metrics_handler)])
+    app.add_routes(openapi.routes(settings))
     app.add_routes(web_routes(settings.web_root))
     app.add_routes(
         [
