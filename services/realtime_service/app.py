@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 import socketio
@@ -34,9 +35,6 @@ def create_server(
 ) -> socketio.AsyncServer:
     """A Socket.IO server whose emits reach the clients of every replica."""
     common = settings.common
-    origins: str | list[str] = "*" if "*" in common.cors_origins else list(common.cors_origins)
-    if settings.admin_enabled and isinstance(origins, list):
-        origins.append(ADMIN_UI_ORIGIN)
     history = HistoryReader(redis, history_stream_key(common.socketio_channel), settings.replay_max)
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
@@ -47,7 +45,7 @@ def create_server(
             settings.gap_check_seconds,
             settings.max_queued_packets,
         ),
-        cors_allowed_origins=origins,
+        cors_allowed_origins=allowed_origins(settings),
         json=jsonenc,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
@@ -64,6 +62,28 @@ def create_server(
             server_id=settings.replica_name,
         )
     return sio
+
+
+def allowed_origins(settings: RealtimeSettings) -> str | Callable[[str, dict[str, Any]], bool]:
+    """CORS_ORIGINS plus the page's own origin (the chat page served at `/`).
+
+    Given a list, python-engineio checks only that list and drops its same-origin
+    default, which would refuse our own page behind the load balancer. So the check
+    is: a listed origin, or the origin of the Host the request was sent to.
+    """
+    configured = settings.common.cors_origins
+    if "*" in configured:
+        return "*"
+    listed = frozenset(configured) | ({ADMIN_UI_ORIGIN} if settings.admin_enabled else set())
+
+    def allowed(origin: str, environ: dict[str, Any]) -> bool:
+        if origin in listed:
+            return True
+        forwarded = environ.get("HTTP_X_FORWARDED_PROTO", "")
+        scheme = forwarded.split(",")[0].strip() or environ.get("wsgi.url_scheme", "http")
+        return origin == f"{scheme}://{environ.get('HTTP_HOST', '')}"
+
+    return allowed
 
 
 async def socketio_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -101,6 +121,10 @@ async def send_clients_elsewhere(app: web.Application) -> None:
         await asyncio.wait_for(closing, app[SETTINGS].shutdown_grace_seconds)
     except TimeoutError:
         log.warning("drain timed out; exiting anyway", extra={"clients": len(sockets)})
+    for socket in sockets:
+        # After the CLOSE packet: ends each WebSocket writer, which closes the
+        # connection from our side instead of waiting for the client to.
+        socket.queue.put_nowait(None)
 
 
 async def redis_client(app: web.Application) -> AsyncIterator[None]:
