@@ -1,0 +1,123 @@
+"""Browser tests of the chat page: the real stack, HAProxy, two gateways, real Chromium.
+
+Reuses the integration harness (throw-away database, Socket.IO channel unique to the run,
+`LocalStack`), or targets a running stack when `CHAT_BASE_URL` is set.
+
+Both browser contexts run on this machine, so both would reach HAProxy from 127.0.0.1
+and `balance source` would send them to the same gateway. To exercise the fan-out
+between replicas through the load balancer, each context talks to its own tiny TCP
+forwarder that connects to the load balancer from a chosen loopback source address
+(any 127.0.0.0/8 address works on Linux); the sources are picked by probing which
+replica HAProxy answers from (its `X-Served-By` response header).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from tests.integration.harness import (
+    Api,
+    ChatStack,
+    call_maybe_async,
+    create_database,
+    drop_database,
+    external_stack,
+)
+
+from .support import ARTIFACTS, CROSS_ORIGINS, Forwarder, Route, served_by
+
+
+@pytest.fixture(scope="session")
+async def web_stack() -> AsyncIterator[ChatStack]:
+    """The system under test, started for this session unless CHAT_BASE_URL is set."""
+    if os.environ.get("CHAT_BASE_URL"):
+        yield external_stack()
+        return
+
+    from stack import LocalStack, StackConfig
+
+    run_id = uuid.uuid4().hex
+    admin_url = os.environ.get(
+        "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    redis_url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    db_name = f"chat_test_{run_id}"
+    jwt_secret = f"test-secret-{uuid.uuid4().hex}"
+    log_dir = ARTIFACTS / f"browser-{run_id[:12]}"
+    database_url = await create_database(admin_url, db_name)
+    try:
+        config = StackConfig.ephemeral(
+            database_url,
+            redis_url,
+            gateways=2,
+            extra_env={
+                "JWT_SECRET": jwt_secret,
+                "SOCKETIO_CHANNEL": f"chat-test-{run_id}",
+                "CORS_ORIGINS": CROSS_ORIGINS,
+                "LOG_LEVEL": "INFO",
+                "APP_ENV": "development",
+            },
+            log_dir=log_dir,
+        )
+        local = LocalStack(config)
+        try:
+            await call_maybe_async(local.start)
+            yield ChatStack(
+                lb_url=local.lb_url.rstrip("/"),
+                api_url=local.api_url.rstrip("/"),
+                gateway_urls=tuple(u.rstrip("/") for u in local.gateway_urls),
+                jwt_secret=jwt_secret,
+                external=False,
+                log_dir=log_dir,
+            )
+        finally:
+            await call_maybe_async(local.stop)
+    finally:
+        await drop_database(admin_url, db_name)
+
+
+@pytest.fixture(scope="session")
+async def web_http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(
+        cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def web_api(web_http: aiohttp.ClientSession, web_stack: ChatStack) -> Api:
+    """REST client through the public entry point (the load balancer)."""
+    return Api(web_http, web_stack.lb_url)
+
+
+@pytest.fixture(scope="session")
+async def routes(web_stack: ChatStack) -> AsyncIterator[tuple[Route, Route]]:
+    """Two forwarders whose clients the load balancer sends to DIFFERENT gateway replicas."""
+    lb = urlsplit(web_stack.lb_url)
+    assert lb.hostname and lb.port, web_stack.lb_url
+    if lb.hostname not in ("127.0.0.1", "localhost"):
+        pytest.skip("source-address routing needs a load balancer on this machine's loopback")
+    chosen: dict[str, str] = {}  # replica -> source ip
+    for last in range(2, 120):
+        ip = f"127.0.0.{last}"
+        replica = await served_by(web_stack.lb_url, ip)
+        assert replica, "the load balancer does not name the replica (X-Served-By header)"
+        chosen.setdefault(replica, ip)
+        if len(chosen) >= 2:
+            break
+    assert len(chosen) >= 2, f"every probed source address reached the same replica: {chosen}"
+    (replica_a, ip_a), (replica_b, ip_b) = sorted(chosen.items())[:2]
+    target = ("127.0.0.1", lb.port)
+    fwd_a = await Forwarder(target, ip_a).start()
+    fwd_b = await Forwarder(target, ip_b).start()
+    try:
+        yield Route(fwd_a, replica_a), Route(fwd_b, replica_b)
+    finally:
+        await fwd_a.close()
+        await fwd_b.close()
