@@ -106,6 +106,11 @@ async def chat_stack() -> AsyncIterator[ChatStack]:
                 jwt_secret=jwt_secret,
                 external=False,
                 log_dir=log_dir,
+                service_env={
+                    "DATABASE_URL": database_url,
+                    "REDIS_URL": redis_url,
+                    **config.extra_env,
+                },
             )
         finally:
             await call_maybe_async(local.stop)

@@ -45,6 +45,9 @@ class ChatStack:
     jwt_secret: str | None  # known only for a local stack or with CHAT_JWT_SECRET
     external: bool
     log_dir: Path | None = None
+    # The services' environment (local stacks only): lets a test start one more
+    # process, e.g. an API with tighter limits, against the same database and Redis.
+    service_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
