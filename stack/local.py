@@ -276,12 +276,16 @@ class LocalStack:
         """Human-facing map of everything that listens, for `make run` to print."""
         urls = {
             "entry point (REST + Socket.IO)": self.lb_url,
+            "chat page": f"{self.lb_url}/",
+            "API reference / OpenAPI": f"{self.lb_url}/docs  {self.lb_url}/openapi.json",
             "entry point health": f"{self.lb_url}/healthz",
             "api": self.api_url,
             "api health / readiness": f"{self.api_url}/healthz  {self.api_url}/readyz",
+            "api metrics": f"{self.api_url}/metrics",
         }
         for i, url in enumerate(self.gateway_urls, start=1):
             urls[f"gateway {i} (Socket.IO at /socket.io/)"] = url
             urls[f"gateway {i} health / readiness"] = f"{url}/healthz  {url}/readyz"
+            urls[f"gateway {i} metrics"] = f"{url}/metrics"
         urls["logs"] = str(self.log_dir)
         return urls
