@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -641,6 +642,9 @@ def routes(settings: ApiSettings) -> list[web.RouteDef]:
 # ---- the HTML page ------------------------------------------------------------------------------
 
 _METHOD_ORDER = ("get", "post", "put", "patch", "delete")
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+# On every response, so the intro mentions it once instead of every response table.
+_EVERYWHERE_HEADERS = frozenset({"X-Request-ID"})
 _CSS = """
 body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d232a;background:#fafbfc}
 main{max-width:960px;margin:0 auto;padding:24px}
@@ -681,7 +685,7 @@ def render_docs(document: Json) -> str:
     for path, method, op in operations:
         parts.append(
             f'<li><a href="#{_e(_anchor(method, path))}"><code>{_e(method.upper())} {_e(path)}</code></a>'
-            f" — {_e(op.get('summary', ''))}</li>"
+            f" — {_md(op.get('summary', ''))}</li>"
         )
     parts.append("</ul></nav>")
     schemes = document.get("components", {}).get("securitySchemes", {})
@@ -690,7 +694,7 @@ def render_docs(document: Json) -> str:
         for name, scheme in schemes.items():
             parts.append(
                 f"<p><b>{_e(name)}</b>: {_e(scheme.get('type', ''))} {_e(scheme.get('scheme', ''))} "
-                f"({_e(scheme.get('bearerFormat', ''))}). {_e(scheme.get('description', ''))}</p>"
+                f"({_e(scheme.get('bearerFormat', ''))}). {_md(scheme.get('description', ''))}</p>"
             )
     parts.append("<h2>Operations</h2>")
     for path, method, op in operations:
@@ -710,8 +714,13 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _md(text: object) -> str:
+    """Escaped text with `backticks` shown as code (applied after escaping, so still safe)."""
+    return _CODE_SPAN.sub(r"<code>\1</code>", _e(text))
+
+
 def _paragraphs(text: str) -> str:
-    return "".join(f"<p>{_e(p)}</p>" for p in text.split("\n\n") if p.strip())
+    return "".join(f"<p>{_md(p)}</p>" for p in text.split("\n\n") if p.strip())
 
 
 def _pre(value: object) -> str:
@@ -766,7 +775,7 @@ def _render_operation(document: Json, path: str, method: str, op: Json) -> str:
                 f"<tr><td><code>{_e(param['name'])}</code></td><td>{_e(param['in'])}</td>"
                 f"<td>{'yes' if param.get('required') else 'no'}</td>"
                 f"<td>{_type_summary(param.get('schema', {}), document)}</td>"
-                f"<td>{_e(param.get('description', ''))}"
+                f"<td>{_md(param.get('description', ''))}"
                 + (f" Example: <code>{_e(param['example'])}</code>" if "example" in param else "")
                 + "</td></tr>"
             )
@@ -779,14 +788,18 @@ def _render_operation(document: Json, path: str, method: str, op: Json) -> str:
     parts.append("<h4>Responses</h4>")
     for status, response in sorted(op.get("responses", {}).items()):
         response = _resolve(document, response)
-        parts.append(f"<p><b>{_e(status)}</b> — {_e(response.get('description', ''))}</p>")
-        headers = {k: _resolve(document, v) for k, v in response.get("headers", {}).items()}
+        parts.append(f"<p><b>{_e(status)}</b> — {_md(response.get('description', ''))}</p>")
+        headers = {
+            k: _resolve(document, v)
+            for k, v in response.get("headers", {}).items()
+            if k not in _EVERYWHERE_HEADERS
+        }
         if headers:
             parts.append("<table><tr><th>header</th><th>type</th><th>description</th></tr>")
             for name, header in headers.items():
                 parts.append(
                     f"<tr><td><code>{_e(name)}</code></td><td>{_type_summary(header.get('schema', {}), document)}"
-                    f"</td><td>{_e(header.get('description', ''))}</td></tr>"
+                    f"</td><td>{_md(header.get('description', ''))}</td></tr>"
                 )
             parts.append("</table>")
         parts.append(_render_content(document, response.get("content", {})))
@@ -839,7 +852,7 @@ def _type_summary(schema: Json, document: Json | None = None) -> str:
 def _render_schema(schema: Json) -> str:
     parts = []
     if schema.get("description"):
-        parts.append(f"<p>{_e(schema['description'])}</p>")
+        parts.append(f"<p>{_md(schema['description'])}</p>")
     properties = schema.get("properties")
     if properties:
         required = set(schema.get("required", []))
@@ -849,13 +862,13 @@ def _render_schema(schema: Json) -> str:
         for name, prop in properties.items():
             parts.append(
                 f"<tr><td><code>{_e(name)}</code></td><td>{_type_summary(prop)}</td>"
-                f"<td>{'yes' if name in required else 'no'}</td><td>{_e(prop.get('description', ''))}</td></tr>"
+                f"<td>{'yes' if name in required else 'no'}</td><td>{_md(prop.get('description', ''))}</td></tr>"
             )
         parts.append("</table>")
         extra = schema.get("additionalProperties")
         if isinstance(extra, dict):
             parts.append(
-                f"<p>Other fields: {_type_summary(extra)} {_e(extra.get('description', ''))}</p>"
+                f"<p>Other fields: {_type_summary(extra)} {_md(extra.get('description', ''))}</p>"
             )
     elif schema.get("type") or schema.get("$ref"):
         parts.append(f"<p>{_type_summary(schema)}</p>")

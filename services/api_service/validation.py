@@ -60,6 +60,9 @@ def _string(body: Mapping[str, Any], field: str, errors: dict[str, str]) -> str:
     if not isinstance(value, str):
         errors[field] = "required string"
         return ""
+    if "\x00" in value:  # PostgreSQL text cannot store NUL
+        errors[field] = "must not contain NUL characters"
+        return ""
     return value
 
 

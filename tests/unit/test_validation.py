@@ -85,3 +85,11 @@ def test_history_query_defaults_and_bounds() -> None:
 def test_history_query_refuses_bad_parameters(query: dict[str, str]) -> None:
     with pytest.raises(ValidationFailed):
         validation.parse_history_query(query, 100, 500)
+
+
+@pytest.mark.parametrize("field", ["name", "email", "password"])
+def test_nul_characters_are_refused_before_reaching_the_database(field: str) -> None:
+    body = {"name": "Ann", "email": "a@b.io", "password": "password1", field: "x\x00y@b.io"}
+    with pytest.raises(ValidationFailed) as caught:
+        validation.parse_signup(body)
+    assert caught.value.fields == {field: "must not contain NUL characters"}

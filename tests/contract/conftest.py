@@ -1,0 +1,143 @@
+"""Contract tests: the live API against its own OpenAPI document (schemathesis).
+
+The stack is started for this directory alone (one API, two gateways, HAProxy, a
+throw-away database), with the same helpers as the integration suite, but with the rate
+limits raised: a fuzzer sends hundreds of sign-ups from one address, and a 429 after the
+30th would hide every later answer. 429 is documented, so an external stack
+(`CHAT_BASE_URL`, see tests/integration/conftest.py) with its real limits still conforms.
+
+`CONTRACT_MAX_EXAMPLES` sets the fuzzing phase's examples per operation (default 30).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+
+from tests.integration.harness import (
+    REPO_ROOT,
+    Api,
+    ChatStack,
+    User,
+    call_maybe_async,
+    create_database,
+    drop_database,
+    external_stack,
+    unique_email,
+    unique_name,
+)
+
+# High enough that fuzzing never meets them, low enough that the limiter still runs.
+RAISED_RATE_LIMIT = "1000000"
+
+
+@dataclass
+class OperationTally:
+    """What one operation answered during the run."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def cases(self) -> int:
+        return sum(self.statuses.values())
+
+
+# Filled by the contract test, printed by pytest_terminal_summary below.
+TALLY: dict[str, OperationTally] = {}
+SUMMARY_NOTES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not TALLY:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("schemathesis contract summary")
+    for note in SUMMARY_NOTES:
+        write(note)
+    width = max(len(label) for label in TALLY)
+    for label, tally in sorted(TALLY.items()):
+        statuses = ", ".join(
+            f"{status}×{count}" for status, count in sorted(tally.statuses.items())
+        )
+        write(
+            f"{label:<{width}}  {tally.cases:>5} cases  failures {len(tally.failures):>3}  [{statuses}]"
+        )
+    cases = sum(t.cases for t in TALLY.values())
+    failures = sum(len(t.failures) for t in TALLY.values())
+    write(f"{len(TALLY)} operations, {cases} cases, {failures} failing cases")
+    for label, tally in sorted(TALLY.items()):
+        for failure in tally.failures[:3]:
+            write(f"--- {label}: {failure[:2000]}")
+
+
+@pytest.fixture(scope="session")
+async def contract_stack() -> AsyncIterator[ChatStack]:
+    """The system under test, started for the contract tests unless CHAT_BASE_URL is set."""
+    if os.environ.get("CHAT_BASE_URL"):
+        yield external_stack()
+        return
+
+    from stack import LocalStack, StackConfig
+
+    run_id = uuid.uuid4().hex
+    admin_url = os.environ.get(
+        "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    redis_url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    db_name = f"chat_contract_{run_id}"
+    jwt_secret = f"test-secret-{uuid.uuid4().hex}"
+    log_dir = REPO_ROOT / "test-artifacts" / f"contract-{run_id[:12]}"
+    database_url = await create_database(admin_url, db_name)
+    try:
+        config = StackConfig.ephemeral(
+            database_url,
+            redis_url,
+            gateways=2,  # deploy/haproxy/haproxy.cfg wants REALTIME_1 and REALTIME_2
+            extra_env={
+                "JWT_SECRET": jwt_secret,
+                "SOCKETIO_CHANNEL": f"chat-contract-{run_id}",
+                "APP_ENV": "development",
+                "LOG_LEVEL": "INFO",
+                "RATE_LIMIT_MESSAGES_PER_MINUTE": RAISED_RATE_LIMIT,
+                "RATE_LIMIT_AUTH_PER_MINUTE": RAISED_RATE_LIMIT,
+            },
+            log_dir=log_dir,
+        )
+        local = LocalStack(config)
+        try:
+            await call_maybe_async(local.start)
+            yield ChatStack(
+                lb_url=local.lb_url.rstrip("/"),
+                api_url=local.api_url.rstrip("/"),
+                gateway_urls=tuple(u.rstrip("/") for u in local.gateway_urls),
+                jwt_secret=jwt_secret,
+                external=False,
+                log_dir=log_dir,
+            )
+        finally:
+            await call_maybe_async(local.stop)
+    finally:
+        await drop_database(admin_url, db_name)
+
+
+@pytest.fixture(scope="session")
+async def contract_user(contract_stack: ChatStack) -> User:
+    """A freshly signed-up and signed-in user whose token the fuzzer sends."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        api = Api(http, contract_stack.api_url)
+        name, email, password = unique_name("Contract"), unique_email("contract"), uuid.uuid4().hex
+        up = await api.signup(name, email, password)
+        assert up.status == 201, (up.status, up.text)
+        signin = await api.signin(email, password)
+        assert signin.status == 200, (signin.status, signin.text)
+    body = signin.body
+    return User(
+        id=body["userId"], name=body["name"], email=email, password=password, token=body["token"]
+    )

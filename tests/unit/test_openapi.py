@@ -1,0 +1,268 @@
+"""The OpenAPI document: valid OpenAPI 3.1, faithful to the code, served and rendered safely.
+
+Validity is checked with the OpenAPI 3.1 meta-schema that schemathesis ships (the
+project's contract-test tool, so no extra dependency) through jsonschema_rs, and every
+Schema Object in it against the JSON Schema 2020-12 meta-schema.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema_rs
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from schemathesis.specs.openapi.definitions import OPENAPI_31
+
+from services.api_service import validation
+from services.api_service.app import create_app
+from services.api_service.keys import SETTINGS
+from services.api_service.openapi import build_openapi, render_docs, routes
+from services.api_service.settings import ApiSettings
+from services.shared.config import Env
+
+DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+# Routes of the browser page, not of the API.
+PAGE_ROUTES = ("/",)
+PAGE_PREFIXES = ("/static/",)
+
+
+def settings(**env: str) -> ApiSettings:
+    return ApiSettings.from_env(Env(env))
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return build_openapi(settings())
+
+
+def walk(node: Any, path: str = "#") -> Iterator[tuple[str, Any]]:
+    yield path, node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from walk(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from walk(value, f"{path}/{index}")
+
+
+def resolve(document: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), ref
+    target: Any = document
+    for key in ref[2:].split("/"):
+        assert isinstance(target, dict) and key in target, f"dangling $ref {ref}"
+        target = target[key]
+    return target
+
+
+def schema_objects(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every Schema Object: components.schemas and each `schema` of a parameter, header or media type."""
+    for name, schema in document["components"]["schemas"].items():
+        yield f"#/components/schemas/{name}", schema
+    for path, node in walk(document):
+        if path.startswith("#/components/schemas/"):
+            continue
+        if isinstance(node, dict) and isinstance(node.get("schema"), dict):
+            yield f"{path}/schema", node["schema"]
+
+
+def validator(document: dict[str, Any], schema: dict[str, Any]) -> Any:
+    """A 2020-12 validator for `schema` whose `#/components/...` refs resolve in `document`."""
+    root = {"$schema": DRAFT_2020_12, "components": document["components"], "allOf": [schema]}
+    return jsonschema_rs.Draft202012Validator(root, validate_formats=True)
+
+
+# ---- validity -------------------------------------------------------------------------------
+
+
+def test_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    assert document["openapi"].startswith("3.1.")
+    errors = [
+        f"{list(e.instance_path)}: {e.message}"
+        for e in jsonschema_rs.Draft202012Validator(OPENAPI_31).iter_errors(document)
+    ]
+    assert not errors, errors
+
+
+def test_document_is_plain_json(document: dict[str, Any]) -> None:
+    assert json.loads(json.dumps(document)) == document
+
+
+def test_every_schema_object_is_valid_json_schema(document: dict[str, Any]) -> None:
+    for where, schema in schema_objects(document):
+        try:
+            jsonschema_rs.meta.validate({"$schema": DRAFT_2020_12, **schema})
+        except jsonschema_rs.ValidationError as exc:
+            pytest.fail(f"{where}: {exc}")
+
+
+def test_every_ref_resolves(document: dict[str, Any]) -> None:
+    refs = [node["$ref"] for _, node in walk(document) if isinstance(node, dict) and "$ref" in node]
+    assert refs
+    for ref in refs:
+        resolve(document, ref)
+
+
+def test_operation_ids_are_unique(document: dict[str, Any]) -> None:
+    ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids)), ids
+
+
+def test_examples_match_their_schemas(document: dict[str, Any]) -> None:
+    checked = 0
+    for where, node in walk(document):
+        if not isinstance(node, dict) or "example" not in node:
+            continue
+        # A Media Type or Parameter Object (example next to schema) or a Schema Object.
+        schema = node["schema"] if isinstance(node.get("schema"), dict) else node
+        errors = [e.message for e in validator(document, schema).iter_errors(node["example"])]
+        assert not errors, (where, errors)
+        checked += 1
+    assert checked >= 10
+
+
+# ---- faithful to the code -------------------------------------------------------------------
+
+
+def test_limits_come_from_validation_and_settings() -> None:
+    custom = settings(
+        MESSAGE_MAX_CHARS="123",
+        HISTORY_MAX_LIMIT="42",
+        HISTORY_DEFAULT_LIMIT="7",
+        MAX_BODY_BYTES="2048",
+        RATE_LIMIT_MESSAGES_PER_MINUTE="11",
+        RATE_LIMIT_AUTH_PER_MINUTE="0",
+    )
+    doc = build_openapi(custom)
+    schemas = doc["components"]["schemas"]
+    signup = schemas["SignUpRequest"]["properties"]
+    assert (signup["name"]["minLength"], signup["name"]["maxLength"]) == (
+        validation.NAME_MIN,
+        validation.NAME_MAX,
+    )
+    assert (signup["password"]["minLength"], signup["password"]["maxLength"]) == (
+        validation.PASSWORD_MIN,
+        validation.PASSWORD_MAX,
+    )
+    assert signup["email"]["maxLength"] == validation.EMAIL_MAX
+    assert schemas["NewMessage"]["properties"]["text"]["maxLength"] == 123
+    limit = next(p for p in doc["paths"]["/messages"]["get"]["parameters"] if p["name"] == "limit")
+    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 42, "default": 7}
+    assert "2048 bytes" in doc["components"]["responses"]["PayloadTooLarge"]["description"]
+    assert "11 requests per minute per user" in doc["paths"]["/messages"]["post"]["description"]
+    assert "no rate limit" in doc["paths"]["/signin"]["post"]["description"]
+
+
+def test_error_schema_matches_api_errors(document: dict[str, Any]) -> None:
+    from services.api_service.errors import TooManyRequests, ValidationFailed
+
+    check = validator(document, {"$ref": "#/components/schemas/Error"})
+    assert check.is_valid(ValidationFailed("bad", fields={"text": "must not be empty"}).body())
+    assert check.is_valid(TooManyRequests("slow down", retry_after=3).body())
+    assert not check.is_valid({"message": "no code"})
+
+
+def test_message_schema_matches_the_wire_format(document: dict[str, Any]) -> None:
+    from datetime import UTC, datetime
+
+    from services.shared.messages import StoredMessage
+
+    check = validator(document, {"$ref": "#/components/schemas/Message"})
+    for created in (
+        datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        datetime(2025, 1, 2, tzinfo=UTC),
+    ):
+        wire = StoredMessage(
+            id=12,
+            client_id="5d3c8a52-3a8e-4c8b-9a51-6f2d1d3e7b90",
+            owner="0b8f2f0e-8f55-4d5c-9c1e-0d8f1f2a3b4c",
+            user_name="Ann",
+            text="hi",
+            created_at=created,
+        ).to_wire()
+        errors = [e.message for e in check.iter_errors(wire)]
+        assert not errors, (wire, errors)
+
+
+def test_rate_limited_operations_document_429_with_retry_after(document: dict[str, Any]) -> None:
+    for path, method in (("/messages", "post"), ("/signin", "post"), ("/signup", "post")):
+        response = resolve(document, document["paths"][path][method]["responses"]["429"]["$ref"])
+        header = resolve(document, response["headers"]["Retry-After"]["$ref"])
+        assert header["required"] is True
+
+
+def router_operations(app: web.Application) -> set[tuple[str, str]]:
+    found = set()
+    for resource in app.router.resources():
+        info = resource.get_info()
+        path = info.get("path") or info.get("formatter")
+        assert path is not None
+        if path in PAGE_ROUTES or path.startswith(PAGE_PREFIXES):
+            continue
+        for route in resource:
+            if route.method not in ("HEAD", "OPTIONS", "*"):
+                found.add((route.method.lower(), path))
+    return found
+
+
+def document_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (method, path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+
+
+def test_document_and_router_list_the_same_operations(document: dict[str, Any]) -> None:
+    """Create the real app (nothing connects before start-up) and compare both ways."""
+    app = create_app(settings())
+    served, documented = router_operations(app), document_operations(document)
+    assert served - documented == set(), "served but not documented"
+    assert documented - served == set(), "documented but not served"
+
+
+# ---- serving and rendering -----------------------------------------------------------------
+
+
+async def test_routes_serve_the_document_and_the_page() -> None:
+    api_settings = settings(MESSAGE_MAX_CHARS="777")
+    app = web.Application()
+    app[SETTINGS] = api_settings
+    app.add_routes(routes(api_settings))
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/openapi.json")
+        assert response.status == 200
+        assert response.content_type == "application/json"
+        assert await response.json() == build_openapi(api_settings)
+
+        page = await client.get("/docs")
+        assert page.status == 200
+        assert page.content_type == "text/html"
+        text = await page.text()
+    assert "<script" not in text.lower()
+    assert "http://" not in text and "https://" not in text  # self-contained: nothing external
+    for path in build_openapi(api_settings)["paths"]:
+        assert path in text
+    assert "1–777 chars" in text
+    assert "Retry-After" in text
+
+
+def test_docs_escape_everything(document: dict[str, Any]) -> None:
+    evil = json.loads(json.dumps(document))
+    evil["info"]["title"] = "<script>alert(1)</script>"
+    op = evil["paths"]["/messages"]["post"]
+    op["summary"] = '"><img src=x onerror=alert(1)>'
+    op["requestBody"]["content"]["application/json"]["example"] = {
+        "text": "</pre><script>x</script>"
+    }
+    evil["components"]["schemas"]["Message"]["properties"]["<b>bad</b>"] = {"type": "string"}
+    page = render_docs(evil)
+    assert "<script" not in page
+    assert "<img" not in page
+    assert "<b>bad</b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
