@@ -12,7 +12,7 @@ import socketio
 from aiohttp import web
 
 from services.realtime_service.connections import UserConnections
-from services.realtime_service.delivery import OrderedRedisManager
+from services.realtime_service.delivery import OrderedRedisManager, close_transport
 from services.realtime_service.history import HistoryReader
 from services.realtime_service.namespace import ChatNamespace
 from services.realtime_service.settings import RealtimeSettings
@@ -109,22 +109,18 @@ async def send_clients_elsewhere(app: web.Application) -> None:
     aiohttp has already stopped accepting connections when this runs. Closing the
     transport (not a Socket.IO disconnect, which clients treat as final) makes the
     official clients reconnect through the load balancer and recover with `lastId`.
-    Sessions are closed without waiting for their queues to drain, so a stalled
-    client cannot hold the shutdown past SHUTDOWN_GRACE_SECONDS.
+    What each client already has queued is written first, for at most
+    SHUTDOWN_GRACE_SECONDS, so a stalled client cannot hold the shutdown.
     """
     sockets = list(app[SIO].eio.sockets.values())
     log.info("draining", extra={"clients": len(sockets)})
-    if not sockets:
-        return
-    closing = asyncio.gather(*(socket.close(wait=False) for socket in sockets), return_exceptions=True)
+    for socket in sockets:
+        close_transport(socket, flush=True)
+    writers_done = asyncio.gather(*(socket.queue.join() for socket in sockets))
     try:
-        await asyncio.wait_for(closing, app[SETTINGS].shutdown_grace_seconds)
+        await asyncio.wait_for(writers_done, app[SETTINGS].shutdown_grace_seconds)
     except TimeoutError:
         log.warning("drain timed out; exiting anyway", extra={"clients": len(sockets)})
-    for socket in sockets:
-        # After the CLOSE packet: ends each WebSocket writer, which closes the
-        # connection from our side instead of waiting for the client to.
-        socket.queue.put_nowait(None)
 
 
 async def redis_client(app: web.Application) -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ import logging
 import time
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +47,28 @@ class UserConnections:
         if self._cap <= 0:
             return True
         now = time.time()
-        admitted = await self._admit(
-            keys=[self._key(user_id)],
-            args=[now, now + self._lease, self._cap, sid, int(self._lease * 2000)],
-        )
+        try:
+            admitted = await self._admit(
+                keys=[self._key(user_id)],
+                args=[now, now + self._lease, self._cap, sid, int(self._lease * 2000)],
+            )
+        except RedisError as exc:
+            # The cap is a guard against abuse, not a reason to lock everyone out
+            # while Redis is away: admit, uncounted.
+            log.warning("connection cap unavailable, admitting", extra={"error": repr(exc)})
+            return True
         if admitted:
             self._local[sid] = user_id
         return bool(admitted)
 
     async def release(self, sid: str) -> None:
         user_id = self._local.pop(sid, None)
-        if user_id is not None:
+        if user_id is None:
+            return
+        try:
             await self._redis.zrem(self._key(user_id), sid)
+        except RedisError as exc:  # the lease lapses on its own
+            log.warning("connection release failed", extra={"error": repr(exc)})
 
     def start(self) -> None:
         if self._cap > 0:

@@ -166,12 +166,7 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
         """Discard a stalled client's backlog and close its connection."""
         SLOW_CONSUMER_DISCONNECTS.inc()
         log.warning("disconnecting slow consumer", extra={"eio_sid": socket.sid})
-        queue = socket.queue
-        while not queue.empty():
-            queue.get_nowait()
-            queue.task_done()
-        asyncio.ensure_future(socket.close(wait=False, abort=True))
-        queue.put_nowait(None)  # ends its writer / pending poll
+        close_transport(socket, flush=False)
 
     async def _check_gaps_forever(self) -> None:
         while True:
@@ -199,10 +194,9 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
                 self._last_delivered = max(tail, self._last_delivered or 0)
 
     async def _reconnect_all_clients(self) -> None:
-        """Close every local Engine.IO session; clients reconnect and recover with lastId."""
-        sockets = list(self.server.eio.sockets.values())
-        # wait=False: a stalled client must not hold up delivery to everyone else.
-        await asyncio.gather(*(socket.close(wait=False) for socket in sockets), return_exceptions=True)
+        """Close every local connection; clients reconnect and recover with lastId."""
+        for socket in list(self.server.eio.sockets.values()):
+            close_transport(socket, flush=True)
 
     def begin_recovery(self, sid: str) -> None:
         """Hold live messages back from `sid` until `recover` has replayed what it missed."""
@@ -240,3 +234,21 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
 
     async def _emit_to(self, sid: str, event: str, data: Any) -> None:
         await self.emit(event, data, namespace="/", room=sid, ignore_queue=True)
+
+
+def close_transport(socket: Any, *, flush: bool) -> None:
+    """Close a client's connection so that it reconnects, without waiting on it.
+
+    No Engine.IO CLOSE packet: the official clients treat that as a deliberate close
+    and stay away, while a dropped transport makes them reconnect (and recover with
+    lastId). With `flush`, what is already queued is written first; without, a
+    stalled client's backlog is discarded. The `None` ends the WebSocket writer (which
+    then closes the socket from our side) or answers a pending long-poll.
+    """
+    queue = socket.queue
+    if not flush:
+        while not queue.empty():
+            queue.get_nowait()
+            queue.task_done()
+    asyncio.ensure_future(socket.close(wait=False, abort=True))
+    queue.put_nowait(None)
