@@ -379,10 +379,14 @@ class Receiver:
         for task in list(self._refetches):
             task.cancel()
         try:
-            if self.sio.connected or self.sio._reconnect_task is not None:
-                await asyncio.wait_for(self.sio.disconnect(), 10)
+            # shutdown() also stops a reconnection under way and waits for it.
+            await asyncio.wait_for(self.sio.shutdown(), 10)
         finally:
             await self.http.close()
+            # python-engineio opens a session of its own when a reconnect finds ours closed.
+            own = self.sio.eio.http
+            if own is not None and own is not self.http and not own.closed:
+                await own.close()
 
     # -- events
     async def _notify(self) -> None:
