@@ -14,7 +14,7 @@ API_PORT       ?= 8001
 REALTIME_PORTS ?= 8101 8102
 export LB_PORT API_PORT REALTIME_PORTS
 
-.PHONY: help install run migrate test test-unit test-integration compose-config lint clean
+.PHONY: help install run migrate test test-unit test-integration compose-config lint clean bench bench-rest bench-profile
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,18 @@ test-integration: install ## Run the integration tests only
 .PHONY: test-faults
 test-faults: install ## Fault-injection suite only (private Redis/PostgreSQL restarted, processes killed)
 	$(PY) -m pytest tests/delivery/test_faults.py -m faults -s $(PYTEST_ARGS)
+
+BENCH_ARGS ?= --target all --clients 1000 --replicas 2 --rate 50 --duration 20
+bench: install ## Fan-out benchmark: ours vs stock python-socketio vs Socket.IO for Node (JSON lines)
+	$(VENV)/bin/pip install --quiet -e '.[test,bench]'
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-rest: install ## REST throughput/latency next to pgbench's single-row insert
+	$(PY) -m bench rest
+
+bench-profile: install ## py-spy profile of one gateway under load
+	$(VENV)/bin/pip install --quiet -e '.[test,bench]'
+	$(PY) -m bench profile --clients 1000 --rate 50 --profile-seconds 20
 
 compose-config: ## Validate docker-compose.yml
 	$(COMPOSE) -f docker-compose.yml config -q

@@ -1,0 +1,1 @@
+"""Load and profiling tools: `python -m bench` (see bench/README.md)."""

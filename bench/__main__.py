@@ -1,0 +1,119 @@
+"""`python -m bench [fanout|rest|profile] [options]` -- see bench/README.md.
+
+Each run prints ONE JSON line on stdout (progress goes to stderr) and appends it to
+bench/results/<UTC date>.jsonl unless --no-save.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+import orjson
+
+from bench.common import results_file, say
+
+DEFAULT_SECRET = "bench-only-jwt-secret-0123456789abcdef"
+
+
+def emit(result: dict[str, Any], save: bool) -> None:
+    line = orjson.dumps(result).decode()
+    print(line, flush=True)
+    if save:
+        path = results_file()
+        with path.open("a") as f:
+            f.write(line + "\n")
+        say(f"appended to {path}")
+
+
+def fanout_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default="ours", choices=["ours", "stock", "node", "all"])
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=50.0,
+                        help="messages/s published (each reaches every client); sweep: first step")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds (sweep: per step)")
+    parser.add_argument("--burst", type=int, default=0, help="publish N messages flat out")
+    parser.add_argument("--sweep", action="store_true",
+                        help="raise the rate step by step until loss or p99 > 250 ms")
+    parser.add_argument("--sweep-factor", type=float, default=1.5)
+    parser.add_argument("--sweep-max-steps", type=int, default=12)
+    parser.add_argument("--gen-procs", type=int, default=2, help="load generator processes")
+    parser.add_argument("--connect-concurrency", type=int, default=100)
+    parser.add_argument("--drain-seconds", type=float, default=8.0,
+                        help="wait this long after the last publish for deliveries")
+    parser.add_argument("--allow-10k", action="store_true", help="allow up to 10,000 clients")
+    parser.add_argument("--url", action="append", default=[],
+                        help="target a running gateway (loopback only); repeat per replica")
+    parser.add_argument("--pid", action="append", type=int, default=[],
+                        help="pid of each --url gateway, for CPU/RSS numbers")
+    parser.add_argument("--channel", default=None,
+                        help="SOCKETIO_CHANNEL of running gateways (with --url)")
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--jwt-secret", default=os.environ.get("BENCH_JWT_SECRET", DEFAULT_SECRET),
+                        help="secret the gateways verify tokens with (theirs, with --url)")
+    parser.add_argument("--deflate", action="store_true",
+                        help="clients offer permessage-deflate, as every browser does")
+    parser.add_argument("--quiet-wait", type=float, default=120.0,
+                        help="wait up to this many seconds for other work on the machine to stop")
+    parser.add_argument("--no-save", action="store_true")
+
+
+def options_from(args: argparse.Namespace, target: str) -> Any:
+    from bench.fanout import Options
+
+    if args.duration <= 0 or args.duration > 600:
+        raise SystemExit("--duration must be in (0, 600] seconds")
+    if args.burst and args.burst > 1_000_000:
+        raise SystemExit("--burst is capped at 1,000,000 messages")
+    return Options(
+        target=target, clients=args.clients, replicas=args.replicas, rate=args.rate,
+        duration=args.duration, burst=args.burst, sweep=args.sweep, sweep_factor=args.sweep_factor,
+        sweep_max_steps=args.sweep_max_steps, gen_procs=max(1, args.gen_procs),
+        connect_concurrency=args.connect_concurrency, drain_seconds=min(args.drain_seconds, 60.0),
+        redis_url=args.redis_url, jwt_secret=args.jwt_secret, allow_10k=args.allow_10k,
+        urls=args.url, pids=args.pid, channel=args.channel,
+        quiet_wait=max(0.0, min(args.quiet_wait, 900.0)), deflate=args.deflate,
+    )
+
+
+def run_fanout(args: argparse.Namespace) -> int:
+    from bench.fanout import FanoutRun, ratios
+    from stack import infra
+
+    if not args.url:
+        infra.ensure_redis(args.redis_url)
+    targets = ["stock", "node", "ours"] if args.target == "all" else [args.target]
+    results: dict[str, dict[str, Any]] = {}
+    for target in targets:
+        result = FanoutRun(options_from(args, target), target).run()
+        results[target] = result
+        if target == "ours" and len(results) > 1:
+            result["ratios"] = ratios(results)
+        emit(result, not args.no_save)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    command = "fanout"
+    if argv and argv[0] in ("fanout", "rest", "profile"):
+        command, argv = argv[0], argv[1:]
+    if command == "rest":
+        from bench.rest import main as rest_main
+
+        return rest_main(argv, emit)
+    parser = argparse.ArgumentParser(prog=f"python -m bench {command}", description=__doc__)
+    fanout_parser(parser)
+    if command == "profile":
+        from bench.profile import add_arguments, run_profile
+
+        add_arguments(parser)
+        args = parser.parse_args(argv)
+        return run_profile(args, options_from(args, "ours"), emit)
+    return run_fanout(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,349 @@
+"""A lean Socket.IO (Engine.IO v4, websocket only) receiving client, and the generator process.
+
+Why not python-socketio's client or aiohttp's websocket: the load generator shares the
+machine's two cores with the servers it measures, so each delivery must cost it as
+little as possible. This client is an `asyncio.Protocol` that speaks just enough
+RFC 6455: it sends the upgrade request, parses unmasked server frames straight out of
+the receive buffer, and sends its few frames (`40{auth}`, pong `3`) masked with a zero
+key (legal: the key only has to be present).
+
+One generator process (`worker_main`) holds a slice of the clients and talks to the
+orchestrator over a `multiprocessing` pipe with small dict commands:
+
+    {"cmd": "window", "base": first_seq, "count": n}  start counting deliveries of seqs
+                                                      base .. base+n-1
+    {"cmd": "poll"}                                   -> {"delivered": int}
+    {"cmd": "collect"}                                -> counts, latencies (array bytes)
+    {"cmd": "close"}                                  close every socket and exit
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import zlib
+from array import array
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+EVENT_PREFIX = b'42["getAllmessages",'
+_UPGRADE = (
+    "GET /socket.io/?EIO=4&transport=websocket&token={token} HTTP/1.1\r\n"
+    "Host: {host}:{port}\r\n"
+    "Upgrade: websocket\r\n"
+    "Connection: Upgrade\r\n"
+    "Sec-WebSocket-Key: YmVuY2gtY2xpZW50LWtleQ==\r\n"
+    "Sec-WebSocket-Version: 13\r\n"
+    "{extensions}"
+    "\r\n"
+)
+# What every browser offers; a server that accepts compresses each frame per client.
+DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"
+
+
+def ws_frame(payload: bytes, opcode: int = 1) -> bytes:
+    """A client frame: FIN, `opcode`, masked with the all-zero key (payload unchanged)."""
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        header = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    return header + b"\x00\x00\x00\x00" + payload
+
+
+class Window:
+    """Delivery bookkeeping for one measured window, shared by a process's clients."""
+
+    def __init__(self, n_clients: int, base: int, count: int) -> None:
+        self.base = base
+        self.count = count
+        self.counts = bytearray(n_clients * count)  # receipts per (client, seq), saturating
+        self.latencies = array("d")  # seconds, one per delivery (duplicates included)
+        self.delivered = 0
+        self.foreign = 0  # seqs outside the window (late ones from a previous window)
+        self.first_recv = 0.0
+        self.last_recv = 0.0
+
+
+class EioClient(asyncio.Protocol):
+    """One Socket.IO client that only receives `getAllmessages`."""
+
+    def __init__(self, proc: GeneratorProcess, index: int, token: str, host: str, port: int) -> None:
+        self.proc = proc
+        self.index = index
+        self.token = token
+        self.host = host
+        self.port = port
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.upgraded = False
+        self.connected: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.fragments: bytearray | None = None
+        self.fragments_rsv1 = False
+        self.closed = False
+        self.inflater: Any = None  # zlib decompressor once the server accepted deflate
+
+    # -- transport events ------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        request = _UPGRADE.format(token=quote(self.token), host=self.host, port=self.port,
+                                  extensions=DEFLATE_OFFER if self.proc.deflate else "")
+        transport.write(request.encode())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.connected.done():
+            self.connected.set_result(f"connection lost before connect: {exc!r}")
+        elif self.proc.measuring:
+            self.proc.disconnects += 1
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(buf[:end]).split(b"\r\n", 1)[0]
+            if b" 101 " not in status + b" ":
+                self._fail(f"upgrade refused: {status.decode(errors='replace')}")
+                return
+            self.upgraded = True
+            head_text = bytes(buf[:end]).lower()
+            if b"permessage-deflate" in head_text:
+                self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+                self.proc.deflate_accepted += 1
+            del buf[: end + 4]
+        now = time.time()
+        pos = 0
+        size = len(buf)
+        while size - pos >= 2:
+            b0 = buf[pos]
+            b1 = buf[pos + 1]
+            n = b1 & 0x7F
+            head = 2
+            if n == 126:
+                if size - pos < 4:
+                    break
+                n = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                head = 4
+            elif n == 127:
+                if size - pos < 10:
+                    break
+                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                head = 10
+            if b1 & 0x80:  # servers must not mask; tolerate it anyway
+                head += 4
+            if size - pos < head + n:
+                break
+            payload = bytes(buf[pos + head : pos + head + n])
+            if b1 & 0x80:
+                key = buf[pos + head - 4 : pos + head]
+                payload = bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+            pos += head + n
+            opcode = b0 & 0x0F
+            rsv1 = b0 & 0x40
+            if not b0 & 0x80:  # fragmented message: collect until FIN
+                if opcode:
+                    self.fragments = bytearray(payload)
+                    self.fragments_rsv1 = bool(rsv1)
+                elif self.fragments is not None:
+                    self.fragments += payload
+                continue
+            if opcode == 0 and self.fragments is not None:
+                payload = bytes(self.fragments + payload)
+                rsv1 = self.fragments_rsv1
+                self.fragments = None
+                opcode = 1
+            if rsv1 and self.inflater is not None:
+                payload = self.inflater.decompress(payload + _DEFLATE_TAIL)
+            if opcode == 1:
+                self._on_eio(payload, now)
+            elif opcode == 9:
+                self._send(payload, opcode=10)
+            elif opcode == 8:
+                self._close()
+                break
+        if pos:
+            del buf[:pos]
+
+    # -- Engine.IO / Socket.IO ---------------------------------------------------------
+    def _on_eio(self, p: bytes, now: float) -> None:
+        if p.startswith(EVENT_PREFIX):
+            self.proc.on_message(self.index, p, now)
+        elif p == b"2":
+            self._send(b"3")
+        elif p[:1] == b"0":  # Engine.IO open: connect the default namespace
+            self._send(b'40{"token":' + orjson.dumps(self.token) + b"}")
+        elif p[:2] == b"40":
+            if not self.connected.done():
+                self.connected.set_result("")
+        elif p[:2] == b"44":
+            self._fail(f"connect_error {p[2:200].decode(errors='replace')}")
+        elif p[:2] == b"41" or p == b"1":
+            self._close()
+
+    def _send(self, payload: bytes, opcode: int = 1) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(ws_frame(payload, opcode))
+
+    def _fail(self, reason: str) -> None:
+        if not self.connected.done():
+            self.connected.set_result(reason)
+        self._close()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class GeneratorProcess:
+    """The clients of one generator process and their delivery counters."""
+
+    def __init__(self, targets: list[tuple[str, int]], tokens: list[str], first_index: int,
+                 deflate: bool = False) -> None:
+        # Client i connects to targets[(first_index + i) % len(targets)]: spread evenly.
+        self.targets = targets
+        self.tokens = tokens
+        self.first_index = first_index
+        self.clients: list[EioClient] = []
+        self.window: Window | None = None
+        self.measuring = False
+        self.disconnects = 0
+        self.deflate = deflate
+        self.deflate_accepted = 0
+
+    def on_message(self, index: int, payload: bytes, now: float) -> None:
+        window = self.window
+        if window is None:
+            return
+        msg = orjson.loads(payload[2:])[1]
+        seq = int(msg["_id"])
+        window.latencies.append(now - msg["ts"])
+        window.delivered += 1
+        offset = seq - window.base
+        if 0 <= offset < window.count:
+            slot = index * window.count + offset
+            if window.counts[slot] < 255:
+                window.counts[slot] += 1
+        else:
+            window.foreign += 1
+        if not window.first_recv:
+            window.first_recv = now
+        window.last_recv = now
+
+    async def connect_all(self, concurrency: int, timeout: float) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        gate = asyncio.Semaphore(concurrency)
+        errors: dict[str, int] = {}
+
+        async def one(i: int, token: str) -> None:
+            host, port = self.targets[(self.first_index + i) % len(self.targets)]
+            async with gate:
+                try:
+                    _, client = await asyncio.wait_for(
+                        loop.create_connection(
+                            lambda: EioClient(self, i, token, host, port), host, port
+                        ),
+                        timeout,
+                    )
+                    self.clients.append(client)
+                    reason = await asyncio.wait_for(asyncio.shield(client.connected), timeout)
+                except (OSError, TimeoutError) as exc:
+                    reason = f"{type(exc).__name__}: {exc}"
+            if reason:
+                errors[reason[:120]] = errors.get(reason[:120], 0) + 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(one(i, t) for i, t in enumerate(self.tokens)))
+        ok = sum(1 for c in self.clients if c.connected.done() and not c.connected.result())
+        self.clients.sort(key=lambda c: c.index)
+        return {"connected": ok, "failed": len(self.tokens) - ok, "errors": errors,
+                "deflate_accepted": self.deflate_accepted,
+                "seconds": time.monotonic() - started}
+
+    def collect(self) -> dict[str, Any]:
+        window = self.window
+        assert window is not None
+        live = [c.index for c in self.clients if c.connected.done() and not c.connected.result()]
+        expected = len(live) * window.count
+        unique = dup = 0
+        counts = window.counts
+        n = window.count
+        for index in live:
+            row = counts[index * n : (index + 1) * n]
+            missing = row.count(0)
+            unique += n - missing
+            dup += sum(row) - (n - missing)
+        return {
+            "expected": expected,
+            "unique": unique,
+            "lost": expected - unique,
+            "duplicates": dup,
+            "delivered": window.delivered,
+            "foreign": window.foreign,
+            "disconnects": self.disconnects,
+            "first_recv": window.first_recv,
+            "last_recv": window.last_recv,
+            "latencies": window.latencies.tobytes(),
+        }
+
+
+async def _serve(conn: Any, proc: GeneratorProcess, concurrency: int, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    conn.send({"ready": await proc.connect_all(concurrency, timeout), "pid": os.getpid()})
+    commands: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def readable() -> None:
+        while conn.poll():
+            try:
+                commands.put_nowait(conn.recv())
+            except EOFError:
+                commands.put_nowait({"cmd": "close"})
+                loop.remove_reader(conn.fileno())
+                return
+
+    loop.add_reader(conn.fileno(), readable)
+    # The loop made the pipe non-blocking; results can be megabytes, so send blocking.
+    os.set_blocking(conn.fileno(), True)
+    while True:
+        command = await commands.get()
+        kind = command["cmd"]
+        if kind == "window":
+            proc.window = Window(len(proc.tokens), command["base"], command["count"])
+            proc.disconnects = 0
+            proc.measuring = True
+            conn.send({"ok": True})
+        elif kind == "poll":
+            conn.send({"delivered": proc.window.delivered if proc.window else 0,
+                       "last_recv": proc.window.last_recv if proc.window else 0.0})
+        elif kind == "collect":
+            proc.measuring = False
+            result = proc.collect()
+            os.set_blocking(conn.fileno(), True)
+            conn.send(result)
+        elif kind == "close":
+            for client in proc.clients:
+                client._close()
+            await asyncio.sleep(0.2)
+            conn.send({"closed": True})
+            return
+
+
+def worker_main(conn: Any, targets: list[tuple[str, int]], tokens: list[str], first_index: int,
+                concurrency: int, timeout: float, deflate: bool = False) -> None:
+    """Entry point of a generator process (multiprocessing, spawn)."""
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover
+        runner = asyncio.run
+    proc = GeneratorProcess(targets, tokens, first_index, deflate)
+    runner(_serve(conn, proc, concurrency, timeout))

@@ -1,0 +1,487 @@
+"""Fan-out benchmark: C websocket clients over R gateway replicas, messages published to Redis.
+
+One run = start (or attach to) the gateways, connect the clients from G generator
+processes, prime (one message must reach every client), then one or more measured
+windows. In a window the publisher sends `count` messages with consecutive seqs, at a
+rate or flat out; every generator counts, per client and seq, what arrived and how late
+(`receipt time - ts`, both from the same machine clock); the orchestrator meanwhile takes
+/proc CPU time of the servers, the generators, itself and Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import os
+import secrets
+import subprocess
+import time
+import uuid
+from array import array
+from dataclasses import dataclass
+from typing import Any
+
+from bench.common import (
+    CpuMeter,
+    check_clients,
+    latency_summary,
+    rss_bytes,
+    say,
+    utc_stamp,
+    wait_for_quiet,
+)
+from bench.eioclient import worker_main
+from bench.targets import (
+    NODE_DIR,
+    Fleet,
+    NodePublisher,
+    Publisher,
+    attach_fleet,
+    make_publisher,
+    node_version,
+    package_version,
+    redis_server_pid,
+    start_fleet,
+)
+
+LATENCY_CEILING_MS = 250.0
+
+
+@dataclass
+class Options:
+    target: str
+    clients: int
+    replicas: int
+    rate: float
+    duration: float
+    burst: int
+    sweep: bool
+    sweep_factor: float
+    sweep_max_steps: int
+    gen_procs: int
+    connect_concurrency: int
+    drain_seconds: float
+    redis_url: str
+    jwt_secret: str
+    allow_10k: bool
+    urls: list[str]
+    pids: list[int]
+    channel: str | None
+    quiet_wait: float = 0.0
+    deflate: bool = False
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=False, cwd=os.path.dirname(__file__)).stdout.strip()
+    except OSError:
+        return ""
+
+
+def realtime_source_hash() -> str:
+    """sha1 of services/realtime_service + shared sources: the working tree may differ from HEAD."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "services"
+    digest = hashlib.sha1()
+    for path in sorted([*root.glob("realtime_service/*.py"), *root.glob("shared/*.py")]):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def mint_tokens(n: int, secret: str) -> list[str]:
+    from services.shared.auth import Identity, issue_token
+
+    now = time.time()
+    return [issue_token(Identity(str(uuid.UUID(int=i + 1)), f"bench {i}"), secret, 3600, now=now)
+            for i in range(n)]
+
+
+class Generators:
+    """The generator processes and their command pipes."""
+
+    def __init__(self, fleet: Fleet, tokens: list[str], procs: int, concurrency: int,
+                 deflate: bool = False) -> None:
+        ctx = mp.get_context("spawn")
+        targets = [(s.host, s.port) for s in fleet.servers]
+        self.conns: list[Any] = []
+        self.procs: list[Any] = []
+        per = -(-len(tokens) // procs)
+        first = 0
+        for _ in range(procs):
+            chunk = tokens[first : first + per]
+            if not chunk:
+                break
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=worker_main, daemon=True,
+                               args=(child, targets, chunk, first, max(1, concurrency // procs), 30.0,
+                                     deflate))
+            proc.start()
+            self.conns.append(parent)
+            self.procs.append(proc)
+            first += per
+        self.pids: list[int] = []
+
+    def wait_ready(self, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        connected = failed = 0
+        self.deflate_accepted = 0
+        errors: dict[str, int] = {}
+        for conn in self.conns:
+            if not conn.poll(max(0.1, deadline - time.monotonic())):
+                raise SystemExit("generator did not finish connecting in time")
+            reply = conn.recv()
+            self.pids.append(reply["pid"])
+            connected += reply["ready"]["connected"]
+            failed += reply["ready"]["failed"]
+            self.deflate_accepted += reply["ready"].get("deflate_accepted", 0)
+            for k, v in reply["ready"]["errors"].items():
+                errors[k] = errors.get(k, 0) + v
+        return {"connected": connected, "failed": failed, "errors": errors}
+
+    def ask(self, command: dict[str, Any], timeout: float = 60.0) -> list[dict[str, Any]]:
+        for conn in self.conns:
+            conn.send(command)
+        replies = []
+        for conn in self.conns:
+            if not conn.poll(timeout):
+                raise SystemExit(f"generator did not answer {command['cmd']}")
+            replies.append(conn.recv())
+        return replies
+
+    def close(self) -> None:
+        try:
+            self.ask({"cmd": "close"}, timeout=10)
+        except (SystemExit, OSError, EOFError):
+            pass
+        for proc in self.procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(2)
+
+
+@dataclass
+class WindowResult:
+    count: int
+    rate: float | None
+    publish_seconds: float
+    first_publish: float
+    counts: dict[str, int]
+    latencies: list[float]
+    first_recv: float
+    last_recv: float
+    cpu: CpuMeter
+    server_names: list[str]
+    generator_names: list[str]
+
+
+async def pace(publisher: Publisher, first: int, count: int, rate: float | None) -> float:
+    """Publish seqs first..first+count-1 at `rate` msgs/s (None: flat out); returns seconds."""
+    start = time.monotonic()
+    sent = 0
+    if rate is None:
+        while sent < count:
+            batch = min(200, count - sent)
+            await publisher.publish(first + sent, batch)
+            sent += batch
+        await publisher.flush()
+        return time.monotonic() - start
+    tick = max(0.005, min(0.05, 1.0 / rate))
+    while sent < count:
+        due = min(count, int((time.monotonic() - start) * rate) + 1)
+        if due > sent:
+            await publisher.publish(first + sent, due - sent)
+            sent = due
+        next_at = start + sent / rate
+        await asyncio.sleep(max(0.0, min(tick, next_at - time.monotonic())))
+    await publisher.flush()
+    return time.monotonic() - start
+
+
+class FanoutRun:
+    def __init__(self, opts: Options, target: str) -> None:
+        self.opts = opts
+        self.target = target
+        self.channel = opts.channel or f"bench-{target}-{secrets.token_hex(4)}"
+        self.next_seq = 1
+        self.fleet: Fleet | None = None
+        self.gens: Generators | None = None
+        self.publisher: Publisher | None = None
+        self.connected = 0
+        self.rss_before: dict[str, int | None] = {}
+        self.rss_after: dict[str, int | None] = {}
+        self.redis_pid = redis_server_pid(opts.redis_url)
+        self.busy_before: float | None = None
+        self.drain_timed_out = False
+
+    # ---- set-up / tear-down ------------------------------------------------------------
+    def setup(self) -> dict[str, Any]:
+        o = self.opts
+        check_clients(o.clients, o.allow_10k)
+        if o.quiet_wait > 0:
+            self.busy_before = wait_for_quiet(o.quiet_wait)
+        if o.urls:
+            self.fleet = attach_fleet(self.target, o.urls, o.pids, self.channel)
+        else:
+            say(f"{self.target}: starting {o.replicas} replica(s) on channel {self.channel}")
+            self.fleet = start_fleet(self.target, o.replicas, self.channel, o.redis_url, o.jwt_secret)
+        time.sleep(0.5)
+        self.rss_before = {s.name: rss_bytes(s.pid) if s.pid else None for s in self.fleet.servers}
+        say(f"{self.target}: connecting {o.clients} clients from {o.gen_procs} generator process(es)")
+        tokens = mint_tokens(o.clients, o.jwt_secret)
+        self.gens = Generators(self.fleet, tokens, o.gen_procs, o.connect_concurrency, o.deflate)
+        ready = self.gens.wait_ready(timeout=180)
+        self.connected = ready["connected"]
+        if not self.connected:
+            raise SystemExit(f"{self.target}: no client could connect: {ready['errors']}")
+        say(f"{self.target}: {ready['connected']} connected, {ready['failed']} failed {ready['errors'] or ''}")
+        time.sleep(1.0)
+        self.rss_after = {s.name: rss_bytes(s.pid) if s.pid else None for s in self.fleet.servers}
+        return ready
+
+    def teardown(self) -> None:
+        if self.gens is not None:
+            self.gens.close()
+        if self.publisher is not None:
+            try:
+                self.loop.run_until_complete(self.publisher.close())
+            except Exception as exc:  # noqa: BLE001
+                say(f"publisher close failed: {exc!r}")
+        if self.fleet is not None:
+            self.fleet.stop()
+        if not self.opts.channel:  # our own run channel: drop what the servers left in Redis
+            try:
+                import redis
+
+                client = redis.Redis.from_url(self.opts.redis_url)
+                for key in client.scan_iter(match=f"{self.channel}*", count=1000):
+                    client.delete(key)
+                client.close()
+            except Exception as exc:  # noqa: BLE001
+                say(f"redis cleanup failed: {exc!r}")
+
+    # ---- windows -----------------------------------------------------------------------
+    def window(self, count: int, rate: float | None, drain: float) -> WindowResult:
+        assert self.gens is not None and self.fleet is not None
+        first = self.next_seq
+        self.next_seq += count
+        self.gens.ask({"cmd": "window", "base": first, "count": count})
+        pids: dict[str, int] = {s.name: s.pid for s in self.fleet.servers if s.pid}
+        server_names = list(pids)
+        gen_names = []
+        for i, pid in enumerate(self.gens.pids):
+            pids[f"generator-{i + 1}"] = pid
+            gen_names.append(f"generator-{i + 1}")
+        pids["publisher"] = os.getpid()
+        if isinstance(self.publisher, NodePublisher) and self.publisher.pid:
+            pids["publisher-node"] = self.publisher.pid
+        if self.redis_pid:
+            pids["redis"] = self.redis_pid
+        cpu = CpuMeter(pids)
+        expected = self.connected * count
+
+        async def publish() -> tuple[float, float]:
+            assert self.publisher is not None
+            t0 = time.time()
+            seconds = await pace(self.publisher, first, count, rate)
+            return t0, seconds
+
+        cpu.start()
+        t0, seconds = self.loop.run_until_complete(publish())
+        end_publish = time.monotonic()
+        delivered = 0
+        self.drain_timed_out = True
+        while time.monotonic() - end_publish < drain:
+            delivered = sum(r["delivered"] for r in self.gens.ask({"cmd": "poll"}))
+            if delivered >= expected:
+                self.drain_timed_out = False
+                break
+            time.sleep(0.05)
+        cpu.stop()
+        replies = self.gens.ask({"cmd": "collect"})
+        counts = {k: sum(r[k] for r in replies) for k in
+                  ("expected", "unique", "lost", "duplicates", "delivered", "foreign", "disconnects")}
+        latencies: list[float] = []
+        for r in replies:
+            arr = array("d")
+            arr.frombytes(r["latencies"])
+            latencies.extend(arr)
+        recv = [r["first_recv"] for r in replies if r["first_recv"]]
+        last = [r["last_recv"] for r in replies if r["last_recv"]]
+        return WindowResult(count, rate, seconds, t0, counts, latencies,
+                            min(recv) if recv else 0.0, max(last) if last else 0.0, cpu,
+                            server_names, gen_names)
+
+    def summarize(self, w: WindowResult) -> dict[str, Any]:
+        c = w.counts
+        span = (w.last_recv - w.first_publish) if w.last_recv else 0.0
+        offered_rate = w.rate if w.rate is not None else (w.count / w.publish_seconds if w.publish_seconds else 0.0)
+        server_cpu = sum(w.cpu.seconds[n] for n in w.server_names)
+        lat = latency_summary(w.latencies)
+        gen_pcts = [w.cpu.pct(n) for n in w.generator_names]
+        result: dict[str, Any] = {
+            "messages": w.count,
+            "rate_msgs_per_s": round(offered_rate, 1),
+            "publish_seconds": round(w.publish_seconds, 3),
+            "deliveries_per_s": {
+                "offered": round(offered_rate * self.connected, 1),
+                "achieved": round(c["unique"] / span, 1) if span > 0 else 0.0,
+            },
+            "deliveries": c,
+            # `lost` counts what had not arrived `drain_seconds` after the last publish.
+            "drain_seconds": self.opts.drain_seconds,
+            "drain_timed_out": self.drain_timed_out,
+            "latency_ms": lat,
+            "server_cpu_us_per_delivery": round(server_cpu * 1e6 / c["unique"], 2) if c["unique"] else None,
+            "server_cpu_pct": {n: w.cpu.pct(n) for n in w.server_names},
+            "server_cpu_pct_total": round(sum(w.cpu.pct(n) for n in w.server_names), 1),
+            "generator_cpu_pct": gen_pcts,
+            "publisher_cpu_pct": round(w.cpu.pct("publisher") + (w.cpu.pct("publisher-node")
+                                       if "publisher-node" in w.cpu.seconds else 0.0), 1),
+            "redis_cpu_pct": w.cpu.pct("redis") if "redis" in w.cpu.seconds else None,
+            "generator_saturated": any(p > 90.0 for p in gen_pcts),
+            "window_seconds": round(w.cpu.wall, 3),
+            "machine_cpu_pct": w.cpu.machine_pct(),
+            "other_processes_cpu_pct": w.cpu.others_pct(),
+            "loadavg_1m": round(os.getloadavg()[0], 2),
+        }
+        result["clean"] = (c["lost"] == 0 and c["duplicates"] == 0 and c["disconnects"] == 0
+                           and lat["p99_ms"] <= LATENCY_CEILING_MS)
+        return result
+
+    def prime(self) -> None:
+        """One message must reach every client before measuring (subscriptions are live)."""
+        for attempt in range(3):
+            w = self.window(1, None, drain=10.0)
+            if w.counts["unique"] >= self.connected:
+                return
+            say(f"{self.target}: prime reached {w.counts['unique']}/{self.connected}, retrying")
+            time.sleep(1 + attempt)
+        say(f"{self.target}: WARNING prime never reached every client")
+
+    def header(self, mode: str) -> dict[str, Any]:
+        assert self.fleet is not None
+        o = self.opts
+        servers = []
+        for s in self.fleet.servers:
+            before, after = self.rss_before.get(s.name), self.rss_after.get(s.name)
+            servers.append({"name": s.name, "pid": s.pid, "port": s.port,
+                            "rss_mb_idle": round(before / 2**20, 1) if before else None,
+                            "rss_mb_connected": round(after / 2**20, 1) if after else None})
+        deltas = [(self.rss_after[n] or 0) - (self.rss_before[n] or 0) for n in self.rss_before
+                  if self.rss_before[n] and self.rss_after.get(n)]
+        header: dict[str, Any] = {
+            "bench": "fanout", "mode": mode, "target": self.target, "at": utc_stamp(),
+            "commit": git_commit(), "source_sha1": realtime_source_hash(), "cpus": os.cpu_count(),
+            "clients": o.clients, "connected": self.connected, "replicas": len(self.fleet.servers),
+            "generator_procs": len(self.gens.procs) if self.gens else 0,
+            "client_offers_deflate": o.deflate,
+            "clients_with_deflate": self.gens.deflate_accepted if self.gens else 0,
+            "channel": self.channel, "servers": servers,
+            "machine_busy_pct_before": self.busy_before,
+            "mem_per_connection_kb": round(sum(deltas) / self.connected / 1024, 1)
+            if deltas and self.connected else None,
+        }
+        if self.target == "node":
+            header["versions"] = {"node": node_version(), "socket.io": package_version(
+                NODE_DIR / "node_modules" / "socket.io"), "@socket.io/redis-adapter": package_version(
+                NODE_DIR / "node_modules" / "@socket.io" / "redis-adapter")}
+        return header
+
+    def end_rss(self, result: dict[str, Any]) -> None:
+        assert self.fleet is not None
+        for s in result["servers"]:
+            pid = s["pid"]
+            rss = rss_bytes(pid) if pid else None
+            s["rss_mb_end"] = round(rss / 2**20, 1) if rss else None
+
+    # ---- modes -------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        o = self.opts
+        self.loop = asyncio.new_event_loop()
+        try:
+            self.setup()
+            self.publisher = make_publisher(self.target, o.redis_url, self.channel)
+            self.loop.run_until_complete(self.publisher.start())
+            self.prime()
+            if o.sweep:
+                result = self.header("sweep") | self.sweep()
+            elif o.burst:
+                say(f"{self.target}: burst of {o.burst} messages to {self.connected} clients")
+                w = self.window(o.burst, None, o.drain_seconds)
+                result = self.header("burst") | self.summarize(w)
+            else:
+                count = max(1, int(o.rate * o.duration))
+                say(f"{self.target}: {o.rate} msg/s for {o.duration}s to {self.connected} clients")
+                w = self.window(count, o.rate, o.drain_seconds)
+                result = self.header("rate") | {"duration_s": o.duration} | self.summarize(w)
+            self.end_rss(result)
+            return result
+        finally:
+            self.teardown()
+            self.loop.run_until_complete(asyncio.sleep(0))
+            self.loop.close()
+
+    def sweep(self) -> dict[str, Any]:
+        o = self.opts
+        rate = o.rate
+        steps: list[dict[str, Any]] = []
+        best: dict[str, Any] | None = None
+        for _ in range(o.sweep_max_steps):
+            count = max(1, int(rate * o.duration))
+            say(f"{self.target}: sweep step {rate:.0f} msg/s x {self.connected} clients for {o.duration}s")
+            s = self.summarize(self.window(count, rate, o.drain_seconds))
+            pace_ok = s["publish_seconds"] <= o.duration * 1.1
+            s["clean"] = s["clean"] and pace_ok
+            steps.append({k: s[k] for k in ("rate_msgs_per_s", "deliveries_per_s", "latency_ms",
+                                            "deliveries", "server_cpu_us_per_delivery",
+                                            "server_cpu_pct_total", "generator_cpu_pct",
+                                            "publisher_cpu_pct", "redis_cpu_pct", "other_processes_cpu_pct",
+                                            "clean")})
+            say(f"  -> achieved {s['deliveries_per_s']['achieved']}/s p99 {s['latency_ms']['p99_ms']} ms "
+                f"lost {s['deliveries']['lost']} clean={s['clean']}")
+            if not s["clean"]:
+                break
+            best = steps[-1]
+            rate *= o.sweep_factor
+            time.sleep(1.0)  # let queues settle between steps
+        return {
+            "step_seconds": o.duration,
+            "steps": steps,
+            "max_clean_rate_msgs_per_s": best["rate_msgs_per_s"] if best else None,
+            "max_clean_deliveries_per_s": best["deliveries_per_s"]["achieved"] if best else None,
+            "criteria": f"no loss, no duplicate, no disconnect, p99 <= {LATENCY_CEILING_MS} ms, "
+                        "publisher kept pace",
+        }
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """ours relative to each reference (>1 means ours is higher)."""
+    out: dict[str, Any] = {}
+    ours = results.get("ours")
+    if not ours:
+        return out
+    for ref in ("stock", "node"):
+        other = results.get(ref)
+        if not other:
+            continue
+
+        def ratio(a: float | None, b: float | None) -> float | None:
+            return round(a / b, 3) if a and b else None
+
+        out[f"ours_vs_{ref}"] = {
+            "achieved_deliveries_per_s": ratio(ours.get("deliveries_per_s", {}).get("achieved"),
+                                               other.get("deliveries_per_s", {}).get("achieved")),
+            "server_cpu_us_per_delivery": ratio(ours.get("server_cpu_us_per_delivery"),
+                                                other.get("server_cpu_us_per_delivery")),
+            "p99_latency": ratio(ours.get("latency_ms", {}).get("p99_ms"),
+                                 other.get("latency_ms", {}).get("p99_ms")),
+            "mem_per_connection": ratio(ours.get("mem_per_connection_kb"),
+                                        other.get("mem_per_connection_kb")),
+            "max_clean_deliveries_per_s": ratio(ours.get("max_clean_deliveries_per_s"),
+                                                other.get("max_clean_deliveries_per_s")),
+        }
+    return out

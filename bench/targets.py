@@ -1,0 +1,297 @@
+"""The three gateways under test, how to start them and how to publish to them.
+
+* ours:  `python -m services.realtime_service`; published to exactly as the API's outbox
+         relay does (its Lua script: XADD to `<channel>:history` + PUBLISH of a packet
+         with `seq {id, prev}`), so the gateway's gap check finds a complete stream.
+* stock: bench/reference_stock.py; published to with the packet a write-only
+         `socketio.AsyncRedisManager` sends (no seq).
+* node:  bench/node/server.js (Socket.IO 4.8 + @socket.io/redis-adapter); published to
+         by bench/node/publish.js through @socket.io/redis-emitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import redis.asyncio as aioredis
+
+from bench.common import REPO_ROOT, TEXT, make_message, say
+
+NODE_DIR = REPO_ROOT / "bench" / "node"
+LOG_DIR = REPO_ROOT / ".run" / "bench-logs"
+TARGETS = ("ours", "stock", "node")
+
+
+@dataclass
+class Server:
+    name: str
+    host: str
+    port: int
+    pid: int | None
+    popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass
+class Fleet:
+    """The gateway replicas of one target, started by us or already running."""
+
+    target: str
+    channel: str
+    servers: list[Server] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            if server.popen is not None and server.popen.poll() is None:
+                server.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for server in self.servers:
+            if server.popen is None:
+                continue
+            try:
+                server.popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                server.popen.kill()
+                server.popen.wait(5)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_node_modules() -> None:
+    if (NODE_DIR / "node_modules" / "socket.io").is_dir():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SystemExit("npm is not installed: apt-get install nodejs npm (node >= 18)")
+    say("installing the Node reference (npm ci --prefix bench/node)")
+    subprocess.run([npm, "ci", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund"], check=True,
+                   stdout=sys.stderr)
+
+
+def _argv(target: str) -> list[str]:
+    if target == "ours":
+        return [sys.executable, "-m", "services.realtime_service"]
+    if target == "stock":
+        return [sys.executable, str(REPO_ROOT / "bench" / "reference_stock.py")]
+    if target == "node":
+        ensure_node_modules()
+        return [shutil.which("node") or "node", str(NODE_DIR / "server.js")]
+    raise ValueError(target)
+
+
+def _wait_healthy(server: Server, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if server.popen is not None and server.popen.poll() is not None:
+            raise SystemExit(f"{server.name} exited with {server.popen.returncode}; see {LOG_DIR}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{server.name} did not answer /healthz in time; see {LOG_DIR}")
+
+
+def start_fleet(target: str, replicas: int, channel: str, redis_url: str, jwt_secret: str) -> Fleet:
+    """Start `replicas` gateways of `target` on free loopback ports and wait for /healthz."""
+    fleet = Fleet(target, channel)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    argv = _argv(target)
+    try:
+        for i in range(replicas):
+            port = free_port()
+            env = dict(os.environ)
+            env.update(
+                HOST="127.0.0.1", PORT=str(port), REDIS_URL=redis_url, JWT_SECRET=jwt_secret,
+                SOCKETIO_CHANNEL=channel, REPLICA_NAME=f"bench-{target}-{i + 1}",
+                LOG_LEVEL=os.environ.get("BENCH_SERVER_LOG_LEVEL", "WARNING"),
+                APP_ENV="development", PYTHONUNBUFFERED="1",
+            )
+            log = (LOG_DIR / f"{target}-{i + 1}.log").open("ab")
+            popen = subprocess.Popen(argv, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            log.close()
+            fleet.servers.append(Server(f"{target}-{i + 1}", "127.0.0.1", port, popen.pid, popen))
+        deadline = time.monotonic() + 30
+        for server in fleet.servers:
+            _wait_healthy(server, deadline)
+    except BaseException:
+        fleet.stop()
+        raise
+    return fleet
+
+
+def attach_fleet(target: str, urls: list[str], pids: list[int], channel: str) -> Fleet:
+    """Gateways somebody else runs (loopback only); pids, when given, enable CPU/RSS numbers."""
+    fleet = Fleet(target, channel)
+    for i, url in enumerate(urls):
+        host_port = url.split("://", 1)[-1].rstrip("/")
+        host, _, port = host_port.rpartition(":")
+        if host not in ("127.0.0.1", "localhost", "[::1]"):
+            raise SystemExit(f"refusing non-loopback target {url}")
+        fleet.servers.append(Server(f"{target}-{i + 1}", host, int(port), pids[i] if i < len(pids) else None))
+    return fleet
+
+
+# ---- publishers ---------------------------------------------------------------------------
+
+
+class Publisher:
+    """Publishes messages with consecutive seqs; `ts` is stamped at publish time."""
+
+    async def start(self) -> None: ...
+
+    async def publish(self, first: int, count: int) -> None:
+        raise NotImplementedError
+
+    async def flush(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class OursPublisher(Publisher):
+    """The relay's Lua script (XADD + PUBLISH atomically), pipelined per batch."""
+
+    def __init__(self, redis_url: str, channel: str, stream_max_len: int = 10_000) -> None:
+        from services.api_service.relay import PUBLISH_ONCE
+        from services.shared.fanout import emit_packet, history_stream_key
+
+        self._emit_packet = emit_packet
+        self.channel = channel
+        self.stream = history_stream_key(channel)
+        self.redis = aioredis.Redis.from_url(redis_url)
+        self.script = self.redis.register_script(PUBLISH_ONCE)
+        self.max_len = stream_max_len
+
+    async def publish(self, first: int, count: int) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for seq in range(first, first + count):
+            now = time.time()
+            wire = make_message(seq, now)
+            await self.script(
+                keys=[self.stream],
+                args=[self.channel, seq, seq - 1, orjson.dumps(wire),
+                      self._emit_packet(wire, seq, seq - 1), self.max_len, int(now * 1000)],
+                client=pipe,
+            )
+        await pipe.execute()
+
+    async def close(self) -> None:
+        await self.redis.delete(self.stream)
+        await self.redis.aclose()
+
+
+class StockPublisher(Publisher):
+    """What `AsyncRedisManager(write_only=True).emit("getAllmessages", msg)` publishes."""
+
+    def __init__(self, redis_url: str, channel: str) -> None:
+        self.channel = channel
+        self.redis = aioredis.Redis.from_url(redis_url)
+
+    async def publish(self, first: int, count: int) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for seq in range(first, first + count):
+            packet = {"method": "emit", "event": "getAllmessages",
+                      "data": [make_message(seq, time.time())], "binary": False,
+                      "namespace": "/", "room": None, "skip_sid": None, "callback": None,
+                      "host_id": "bench-publisher"}
+            pipe.publish(self.channel, orjson.dumps(packet))
+        await pipe.execute()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+class NodePublisher(Publisher):
+    """bench/node/publish.js (@socket.io/redis-emitter), driven line by line over stdin."""
+
+    def __init__(self, redis_url: str, channel: str) -> None:
+        self.redis_url = redis_url
+        self.channel = channel
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        ensure_node_modules()
+        env = dict(os.environ, REDIS_URL=self.redis_url, SOCKETIO_CHANNEL=self.channel, BENCH_TEXT=TEXT)
+        self.proc = await asyncio.create_subprocess_exec(
+            shutil.which("node") or "node", str(NODE_DIR / "publish.js"), env=env,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    async def publish(self, first: int, count: int) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(f"{first} {count}\n".encode())
+        await self.proc.stdin.drain()
+
+    async def close(self) -> None:
+        if self.proc is None:
+            return
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.stdout.readline(), 10)
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+def make_publisher(target: str, redis_url: str, channel: str) -> Publisher:
+    if target == "ours":
+        return OursPublisher(redis_url, channel)
+    if target == "stock":
+        return StockPublisher(redis_url, channel)
+    return NodePublisher(redis_url, channel)
+
+
+def redis_server_pid(redis_url: str) -> int | None:
+    async def ask() -> int | None:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            info = await client.info("server")
+            return int(info.get("process_id", 0)) or None
+        finally:
+            await client.aclose()
+
+    try:
+        return asyncio.run(ask())
+    except Exception:  # noqa: BLE001 - only a nicety for the report
+        return None
+
+
+def node_version() -> str:
+    try:
+        return subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        return ""
+
+
+def package_version(path: Path) -> str:
+    try:
+        return orjson.loads((path / "package.json").read_bytes()).get("version", "")
+    except OSError:
+        return ""
