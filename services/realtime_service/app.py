@@ -16,6 +16,7 @@ from services.realtime_service.delivery import OrderedRedisManager, close_transp
 from services.realtime_service.history import HistoryReader
 from services.realtime_service.namespace import ChatNamespace
 from services.realtime_service.settings import RealtimeSettings
+from services.realtime_service.transport import FastEngineIOServer, adopt
 from services.shared import jsonenc
 from services.shared.fanout import history_stream_key
 from services.shared.metrics import http_metrics_middleware, metrics_handler
@@ -30,13 +31,26 @@ CONNECTIONS = web.AppKey("connections", UserConnections)
 ADMIN_UI_ORIGIN = "https://admin.socket.io"
 
 
+class GatewayServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server on the faster Engine.IO transport (see transport.py)."""
+
+    def _engineio_server_class(self) -> type:
+        return FastEngineIOServer
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None:
+            adopt(socket)
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+
 def create_server(
     settings: RealtimeSettings, redis: aioredis.Redis, connections: UserConnections
 ) -> socketio.AsyncServer:
     """A Socket.IO server whose emits reach the clients of every replica."""
     common = settings.common
     history = HistoryReader(redis, history_stream_key(common.socketio_channel), settings.replay_max)
-    sio = socketio.AsyncServer(
+    sio = GatewayServer(
         async_mode="aiohttp",
         client_manager=OrderedRedisManager(
             common.redis_url,
