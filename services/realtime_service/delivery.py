@@ -37,6 +37,7 @@ from services.realtime_service.metrics import (
     RECOVERIES,
     SLOW_CONSUMER_DISCONNECTS,
 )
+from services.realtime_service.transport import FastSocket, text_frame
 from services.shared.fanout import sequence_of
 from services.shared.messages import NEW_MESSAGE_EVENT
 from services.shared.metrics import REDIS_RECONNECTS
@@ -135,11 +136,13 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
         FANOUT_DELIVERIES.inc(delivered)
 
     def _broadcast(self, event: str, data: Any, skip: set[str]) -> int:
-        """Queue one event for every local client of `/`; return how many got it.
+        """Send one event to every local client of `/`; return how many got it.
 
         The stock manager starts one task per recipient per broadcast. Here the packet
-        is encoded once and the same object is put straight on each client's Engine.IO
-        queue, which its writer (WebSocket) or next poll (long-polling) drains in order.
+        is encoded once, down to the WebSocket frame bytes; an idle WebSocket client gets
+        those bytes written to its connection right away (transport.py), any other
+        client gets the same packet object on its Engine.IO queue, which its writer
+        (WebSocket) or next poll (long-polling) drains in order.
         A client whose queue is already `max_queued_packets` deep is not keeping up: it
         is disconnected (it reconnects and recovers with lastId) instead of letting its
         backlog grow without bound.
@@ -149,17 +152,21 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
             asyncio.ensure_future(self.emit(event, data, namespace="/", skip_sid=list(skip), ignore_queue=True))
             return 0
         eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        frame = text_frame(eio_pkt.encode())
         sockets = self.server.eio.sockets
         delivered = 0
         for sid, eio_sid in self.get_participants("/", None):
             socket = sockets.get(eio_sid)
             if sid in skip or socket is None or socket.closed or socket.closing:
                 continue
+            delivered += 1
+            if isinstance(socket, FastSocket) and socket.write_now(frame):
+                continue
             if socket.queue.qsize() >= self._max_queued:
                 self._drop_slow_consumer(socket)
+                delivered -= 1
                 continue
             socket.queue.put_nowait(eio_pkt)
-            delivered += 1
         return delivered
 
     def _drop_slow_consumer(self, socket: Any) -> None:

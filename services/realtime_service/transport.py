@@ -10,7 +10,12 @@ python-socketio/python-engineio and change only that:
 * `FastSocket.poll` waits with `asyncio.timeout` (no extra task per wake-up);
 * `FastWebSocket` refuses compression and writes each text message as a WebSocket
   frame built once per broadcast and shared by every recipient, with the same
-  flow control as aiohttp's own writer.
+  flow control as aiohttp's own writer;
+* `FastSocket.write_now` lets a broadcast write that frame straight to an idle
+  WebSocket client's transport, with no queue, task or wake-up per recipient. Only
+  when nothing is queued or being written for that client, so order is kept; any
+  other client (long-polling, busy, or whose kernel buffer is full) is queued as
+  usual, which is also how a slow consumer's backlog becomes visible.
 """
 
 from __future__ import annotations
@@ -61,8 +66,25 @@ class FastWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
         self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
         await self._sock.prepare(request)
         self.environ = environ
-        await self.handler(self)
+        session = getattr(self.handler, "__self__", None)  # the Engine.IO session served
+        if isinstance(session, FastSocket):
+            session.websocket = self
+        try:
+            await self.handler(self)
+        finally:
+            if isinstance(session, FastSocket):
+                session.websocket = None
         return self._sock
+
+    def write_now(self, frame: bytes) -> bool:
+        """Write a ready frame unless the connection is closing or pushing back."""
+        writer = self._sock._writer if self._sock is not None else None
+        if writer is None or writer.transport is None or writer.transport.is_closing():
+            return False
+        if writer.protocol._paused:
+            return False
+        writer.transport.write(frame)
+        return True
 
     async def send(self, message: str | bytes) -> None:
         if not isinstance(message, str):
@@ -78,16 +100,30 @@ class FastWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
 
 
 class FastSocket(AsyncSocket):  # type: ignore[misc]
-    """An Engine.IO session whose writer wakes up without creating a task each time."""
+    """An Engine.IO session that can be written to directly while its writer is idle."""
+
+    websocket: FastWebSocket | None = None
+    _writer_idle = False
+
+    def write_now(self, frame: bytes) -> bool:
+        """Write `frame` now if that cannot overtake anything; False means "queue it"."""
+        if not (self._writer_idle and self.upgraded and self.websocket is not None):
+            return False
+        if self.closed or self.closing or not self.queue.empty():
+            return False
+        return self.websocket.write_now(frame)
 
     async def poll(self) -> list[Any]:
         timeout = self.server.ping_interval + self.server.ping_timeout
+        self._writer_idle = True
         try:
             async with asyncio.timeout(timeout):
                 packets = [await self.queue.get()]
         except (TimeoutError, asyncio.CancelledError):
             # As upstream: a cancelled or timed-out wait ends the session's transport.
             raise exceptions.QueueEmpty() from None
+        finally:
+            self._writer_idle = False
         self.queue.task_done()
         if packets == [None]:
             return []
