@@ -11,6 +11,9 @@ python-socketio/python-engineio and change only that:
 * `FastWebSocket` refuses compression and writes each text message as a WebSocket
   frame built once per broadcast and shared by every recipient, with the same
   flow control as aiohttp's own writer;
+* `FastSocket.poll` also caps a long-polling response at the number of packets
+  python-engineio's client accepts in one payload (16): a burst would otherwise
+  make Python clients drop the connection;
 * `FastSocket.write_now` lets a broadcast write that frame straight to an idle
   WebSocket client's transport, with no queue, task or wake-up per recipient. Only
   when nothing is queued or being written for that client, so order is kept; any
@@ -29,6 +32,7 @@ from aiohttp.web import WebSocketResponse
 from engineio import exceptions
 from engineio.async_drivers import aiohttp as aiohttp_driver
 from engineio.async_socket import AsyncSocket
+from engineio.payload import Payload
 
 _TEXT_FIN = 0x81  # FIN bit + text opcode
 _FRAME_CACHE_SIZE = 256
@@ -127,7 +131,11 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         self.queue.task_done()
         if packets == [None]:
             return []
-        while True:
+        # One long-polling response carries at most what python-engineio's own client
+        # accepts in a payload (it drops the connection beyond that); the rest waits
+        # for the next poll. A WebSocket writer sends each packet as a frame: no limit.
+        limit = None if self.upgraded else Payload.max_decode_packets
+        while limit is None or len(packets) < limit:
             try:
                 pkt = self.queue.get_nowait()
             except asyncio.QueueEmpty:

@@ -6,9 +6,11 @@ import asyncio
 import inspect
 import itertools
 import os
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ import asyncpg
 import jwt
 import socketio
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from stack import REPO_ROOT, free_port
+from stack.process import ManagedProcess, wait_http_ok
 
 # Generous upper bounds for waiting on events: they only bound a hang, a passing test
 # never waits for them (no performance assertions hide in here).
@@ -367,3 +370,26 @@ class SocketFactory:
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:  # every socket got its chance to close; now report the first problem
             raise errors[0]
+
+
+@asynccontextmanager
+async def extra_process(
+    chat_stack: ChatStack, module: str, env: dict[str, str], name: str
+) -> AsyncIterator[str]:
+    """One more API or gateway process on the stack's database and Redis; yields its URL."""
+    port = free_port()
+    assert chat_stack.log_dir is not None
+    proc = ManagedProcess(
+        name,
+        [sys.executable, "-m", module],
+        {**os.environ, **chat_stack.service_env, "PORT": str(port), **env},
+        Path(chat_stack.log_dir) / f"{name}.log",
+        REPO_ROOT,
+    )
+    proc.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await asyncio.to_thread(wait_http_ok, proc, f"{url}/readyz", asyncio.get_running_loop().time() + 30)
+        yield url
+    finally:
+        await asyncio.to_thread(proc.stop)

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 import socketio
 
-from stack import REPO_ROOT, free_port
-from stack.process import ManagedProcess, wait_http_ok
-from tests.integration.harness import Api, ChatStack, SocketFactory, User, assert_error
+from tests.integration.harness import (
+    Api,
+    ChatStack,
+    SocketFactory,
+    User,
+    extra_process,
+)
 
 SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
 
@@ -104,29 +105,6 @@ async def test_logs_are_json_lines_with_request_ids_and_no_tokens(
     assert user.token not in text and user.password not in text
     request_line = next(line for line in text.splitlines() if request_id in line)
     assert '"path":"/users/me"' in request_line and '"status":200' in request_line
-
-
-@asynccontextmanager
-async def extra_process(
-    chat_stack: ChatStack, module: str, env: dict[str, str], name: str
-) -> AsyncIterator[str]:
-    """One more API or gateway process on the stack's database and Redis; yields its URL."""
-    port = free_port()
-    assert chat_stack.log_dir is not None
-    proc = ManagedProcess(
-        name,
-        [sys.executable, "-m", module],
-        {**os.environ, **chat_stack.service_env, "PORT": str(port), **env},
-        Path(chat_stack.log_dir) / f"{name}.log",
-        REPO_ROOT,
-    )
-    proc.start()
-    try:
-        url = f"http://127.0.0.1:{port}"
-        await asyncio.to_thread(wait_http_ok, proc, f"{url}/readyz", asyncio.get_running_loop().time() + 30)
-        yield url
-    finally:
-        await asyncio.to_thread(proc.stop)
 
 
 async def test_sign_in_is_limited_per_client_address_across_api_processes(

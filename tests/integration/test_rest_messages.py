@@ -74,7 +74,7 @@ async def test_post_returns_201_with_the_stored_message(api: Api, new_user) -> N
     assert str(msg["owner"]) == user.id
     assert msg["userName"] == user.name
     assert msg["text"] == "hello world"
-    created = datetime.fromisoformat(msg["createdAt"].replace("Z", "+00:00"))
+    created = datetime.fromisoformat(msg["createdAt"])
     assert created.tzinfo is not None
     # The stored message is what history returns.
     history = await api.history(user, limit=10)

@@ -1,0 +1,82 @@
+"""Group commit for posted messages.
+
+Every insert takes the message-order lock (see db/messages.py), so inserts are
+serialized across all API processes anyway. Instead of one transaction per request,
+one writer task per process takes every message waiting at that moment and stores
+them in a single transaction: one lock, one round trip per statement and one commit
+(one WAL flush) for the whole batch. Alone, a message is written at once; under load,
+batches grow by themselves and throughput follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import asyncpg
+
+from services.api_service.db.messages import InsertResult, NewMessage, insert_messages
+
+log = logging.getLogger(__name__)
+
+Pending = tuple[NewMessage, "asyncio.Future[InsertResult]"]
+
+
+class MessageWriter:
+    """Owns the task that writes queued messages in batches."""
+
+    def __init__(self, pool: asyncpg.Pool, on_commit: Callable[[], None], max_batch: int = 256) -> None:
+        self._pool = pool
+        self._on_commit = on_commit  # wakes the relay in this process
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="message-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        while not self._queue.empty():  # nothing may wait forever on a stopped writer
+            _, future = self._queue.get_nowait()
+            future.cancel()
+
+    async def insert(self, message: NewMessage) -> InsertResult:
+        """Store `message` (once per owner and client id) and return the stored row."""
+        future: asyncio.Future[InsertResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((message, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            batch = [(m, f) for m, f in batch if not f.done()]  # callers gone (cancelled)
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[Pending]) -> None:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                results = await insert_messages(conn, [message for message, _ in batch])
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - each waiting request gets the error
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        if any(result.created for result in results):
+            self._on_commit()
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
