@@ -12,13 +12,22 @@ from aiohttp import web
 from services.api_service import openapi
 from services.api_service.db.migrate import migrate
 from services.api_service.handlers import messages, users
-from services.api_service.keys import DB_POOL, PASSWORDS, RATE_LIMITS, REDIS, RELAY, SETTINGS
+from services.api_service.keys import (
+    DB_POOL,
+    MESSAGE_WRITER,
+    PASSWORDS,
+    RATE_LIMITS,
+    REDIS,
+    RELAY,
+    SETTINGS,
+)
 from services.api_service.middleware import cors_middleware, error_middleware, request_id_middleware
 from services.api_service.passwords import Passwords
 from services.api_service.ratelimit import RateLimits
 from services.api_service.relay import OutboxRelay, RelayConfig
 from services.api_service.settings import ApiSettings
 from services.api_service.webpage import web_routes
+from services.api_service.writer import MessageWriter
 from services.shared.metrics import http_metrics_middleware, metrics_handler
 from services.shared.web import health_routes
 
@@ -59,8 +68,8 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
         await client.aclose()
 
 
-async def outbox_relay(app: web.Application) -> AsyncIterator[None]:
-    """Publish committed messages to Redis (active in one API process at a time)."""
+async def message_pipeline(app: web.Application) -> AsyncIterator[None]:
+    """The group-commit writer of posted messages and the relay that publishes them."""
     settings = app[SETTINGS]
     relay = OutboxRelay(
         RelayConfig(
@@ -74,9 +83,13 @@ async def outbox_relay(app: web.Application) -> AsyncIterator[None]:
     )
     app[RELAY] = relay
     relay.start()
+    writer = MessageWriter(app[DB_POOL], on_commit=relay.notify)
+    app[MESSAGE_WRITER] = writer
+    writer.start()
     try:
         yield
     finally:
+        await writer.stop()
         await relay.stop()
 
 
@@ -100,7 +113,7 @@ def create_app(settings: ApiSettings) -> web.Application:
         ],
     )
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([password_hasher, database, redis_client, outbox_relay])
+    app.cleanup_ctx.extend([password_hasher, database, redis_client, message_pipeline])
 
     async def postgres_ready() -> object:
         return await app[DB_POOL].fetchval("SELECT 1")

@@ -10,6 +10,7 @@ from services.api_service.passwords import Passwords
 from services.api_service.ratelimit import RateLimits
 from services.api_service.relay import OutboxRelay
 from services.api_service.settings import ApiSettings
+from services.api_service.writer import MessageWriter
 from services.shared.auth import Identity
 
 SETTINGS = web.AppKey("settings", ApiSettings)
@@ -18,5 +19,6 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 PASSWORDS = web.AppKey("passwords", Passwords)
 RELAY = web.AppKey("relay", OutboxRelay)
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
+MESSAGE_WRITER = web.AppKey("message_writer", MessageWriter)
 REQUEST_ID = web.RequestKey("request_id", str)
 IDENTITY = web.RequestKey("identity", Identity)

@@ -11,14 +11,12 @@ batches grow by themselves and throughput follows.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 
 import asyncpg
 
 from services.api_service.db.messages import InsertResult, NewMessage, insert_messages
 
-log = logging.getLogger(__name__)
 
 Pending = tuple[NewMessage, "asyncio.Future[InsertResult]"]
 

@@ -11,6 +11,7 @@ the way to raise the ceiling it puts on write throughput.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -47,37 +48,51 @@ def message_from_row(row: asyncpg.Record) -> StoredMessage:
     )
 
 
-async def insert_message(conn: asyncpg.Connection, new: NewMessage) -> InsertResult:
-    """Store a message once per (owner, client id); return it and whether it is new.
+async def insert_messages(conn: asyncpg.Connection, batch: Sequence[NewMessage]) -> list[InsertResult]:
+    """Store each message once per (owner, client id); results in the order of `batch`.
 
-    Must run inside a transaction: the order lock is released at commit.
+    Must run inside a transaction: the order lock is held until commit. A message whose
+    (owner, client id) is already stored, or appears earlier in the same batch, comes
+    back as that stored message with `created=False`.
     """
-    existing = await _find_by_client_id(conn, new.owner, new.client_id)
-    if existing is not None:
-        return InsertResult(existing, created=False)
     await conn.execute("SELECT pg_advisory_xact_lock($1)", MESSAGE_ORDER_LOCK_KEY)
-    row = await conn.fetchrow(
+    inserted = await conn.fetch(
         f"INSERT INTO messages (client_id, owner_id, user_name, text)"
-        f" VALUES ($1::uuid, $2::uuid, $3, $4)"
+        f" SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[])"
         f" ON CONFLICT (owner_id, client_id) DO NOTHING RETURNING {COLUMNS}",
-        new.client_id, new.owner, new.user_name, new.text,
+        [m.client_id for m in batch], [m.owner for m in batch],
+        [m.user_name for m in batch], [m.text for m in batch],
     )
-    if row is not None:
+    new = {_key(message): message for message in map(message_from_row, inserted)}
+    missing = [m for m in batch if (m.owner, m.client_id) not in new]
+    existing = await _find_by_client_ids(conn, missing) if missing else {}
+    if new:
         # Delivered at commit: wakes the relay of whichever API process leads it.
-        await conn.execute("SELECT pg_notify($1, $2)", NEW_MESSAGE_CHANNEL, str(row["id"]))
-        return InsertResult(message_from_row(row), created=True)
-    # A concurrent retry of the same message committed between our check and insert.
-    raced = await _find_by_client_id(conn, new.owner, new.client_id)
-    assert raced is not None
-    return InsertResult(raced, created=False)
+        await conn.execute("SELECT pg_notify($1, $2)", NEW_MESSAGE_CHANNEL, str(max(m.id for m in new.values())))
+    results = []
+    for m in batch:
+        key = (m.owner, m.client_id)
+        if key in new:
+            results.append(InsertResult(new.pop(key), created=True))  # first of its key
+            existing[key] = results[-1].message
+        else:
+            results.append(InsertResult(existing[key], created=False))
+    return results
 
 
-async def _find_by_client_id(conn: asyncpg.Connection, owner: str, client_id: str) -> StoredMessage | None:
-    row = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM messages WHERE owner_id = $1::uuid AND client_id = $2::uuid",
-        owner, client_id,
+def _key(message: StoredMessage) -> tuple[str, str]:
+    return message.owner, message.client_id
+
+
+async def _find_by_client_ids(
+    conn: asyncpg.Connection, batch: Sequence[NewMessage]
+) -> dict[tuple[str, str], StoredMessage]:
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM messages m"
+        f" JOIN unnest($1::uuid[], $2::uuid[]) AS k(owner_id, client_id) USING (owner_id, client_id)",
+        [m.owner for m in batch], [m.client_id for m in batch],
     )
-    return message_from_row(row) if row else None
+    return {_key(message): message for message in map(message_from_row, rows)}
 
 
 async def messages_after(conn: asyncpg.Connection, after: int, limit: int) -> list[StoredMessage]:

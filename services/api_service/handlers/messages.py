@@ -10,7 +10,7 @@ from aiohttp import web
 from services.api_service import validation
 from services.api_service.db import messages
 from services.api_service.handlers.common import authenticate, limit_by_user, read_json
-from services.api_service.keys import DB_POOL, RELAY, SETTINGS
+from services.api_service.keys import DB_POOL, MESSAGE_WRITER, SETTINGS
 from services.shared.web import json_response
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,9 @@ async def post_message(request: web.Request) -> web.Response:
     new = messages.NewMessage(
         client_id=form.client_id, owner=identity.user_id, user_name=identity.name, text=form.text
     )
-    async with request.app[DB_POOL].acquire() as conn, conn.transaction():
-        result = await messages.insert_message(conn, new)
+    result = await request.app[MESSAGE_WRITER].insert(new)
     if result.created:
         _failpoint_after_commit(request, result.message.id)
-        request.app[RELAY].notify()
     return json_response(result.message.to_wire(), status=201 if result.created else 200)
 
 
