@@ -17,7 +17,6 @@ import asyncpg
 
 from services.api_service.db.messages import InsertResult, NewMessage, insert_messages
 
-
 Pending = tuple[NewMessage, "asyncio.Future[InsertResult]"]
 
 
