@@ -34,6 +34,7 @@ from services.api_service.metrics import PUBLISH_LAG, PUBLISHED, RELAY_FAILURES
 from services.shared.fanout import StreamEntries, emit_packet, history_stream_key
 from services.shared.messages import StoredMessage
 from services.shared.metrics import REDIS_RECONNECTS
+from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +92,7 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run_forever(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         await self._redis.aclose()
 
     async def _run_forever(self) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import asyncpg
 
 from services.api_service.db.messages import InsertResult, NewMessage, insert_messages
+from services.shared.tasks import cancel_and_wait
 
 Pending = tuple[NewMessage, "asyncio.Future[InsertResult]"]
 
@@ -34,12 +35,7 @@ class MessageWriter:
         self._task = asyncio.create_task(self._run(), name="message-writer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         while not self._queue.empty():  # nothing may wait forever on a stopped writer
             _, future = self._queue.get_nowait()
             future.cancel()

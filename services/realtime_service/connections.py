@@ -15,6 +15,8 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from services.shared.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 # KEYS[1] the user's set; ARGV: now, expiry, cap, connection id, key ttl ms
@@ -75,12 +77,7 @@ class UserConnections:
             self._task = asyncio.create_task(self._renew_forever(), name="connection-leases")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _renew_forever(self) -> None:
         while True:

@@ -41,6 +41,7 @@ from services.realtime_service.transport import FastSocket, text_frame
 from services.shared.fanout import sequence_of
 from services.shared.messages import NEW_MESSAGE_EVENT
 from services.shared.metrics import REDIS_RECONNECTS
+from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +81,7 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
         self._gap_task = asyncio.create_task(self._check_gaps_forever(), name="gap-check")
 
     async def stop(self) -> None:
-        if self._gap_task is not None:
-            self._gap_task.cancel()
-            try:
-                await self._gap_task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._gap_task)
 
     def _redis_connect(self) -> None:
         """Count re-subscriptions: each one may have missed messages (the gap check covers them)."""

@@ -14,7 +14,6 @@ replica HAProxy answers from (its `X-Served-By` response header).
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -24,13 +23,11 @@ import pytest
 from tests.integration.harness import (
     Api,
     ChatStack,
-    call_maybe_async,
-    create_database,
-    drop_database,
     external_stack,
+    local_chat_stack,
 )
 
-from .support import ARTIFACTS, CROSS_ORIGINS, Forwarder, Route, served_by
+from .support import CROSS_ORIGINS, Forwarder, Route, served_by
 
 
 @pytest.fixture(scope="session")
@@ -40,46 +37,8 @@ async def web_stack() -> AsyncIterator[ChatStack]:
         yield external_stack()
         return
 
-    from stack import LocalStack, StackConfig
-
-    run_id = uuid.uuid4().hex
-    admin_url = os.environ.get(
-        "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    redis_url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    db_name = f"chat_test_{run_id}"
-    jwt_secret = f"test-secret-{uuid.uuid4().hex}"
-    log_dir = ARTIFACTS / f"browser-{run_id[:12]}"
-    database_url = await create_database(admin_url, db_name)
-    try:
-        config = StackConfig.ephemeral(
-            database_url,
-            redis_url,
-            gateways=2,
-            extra_env={
-                "JWT_SECRET": jwt_secret,
-                "SOCKETIO_CHANNEL": f"chat-test-{run_id}",
-                "CORS_ORIGINS": CROSS_ORIGINS,
-                "LOG_LEVEL": "INFO",
-                "APP_ENV": "development",
-            },
-            log_dir=log_dir,
-        )
-        local = LocalStack(config)
-        try:
-            await call_maybe_async(local.start)
-            yield ChatStack(
-                lb_url=local.lb_url.rstrip("/"),
-                api_url=local.api_url.rstrip("/"),
-                gateway_urls=tuple(u.rstrip("/") for u in local.gateway_urls),
-                jwt_secret=jwt_secret,
-                external=False,
-                log_dir=log_dir,
-            )
-        finally:
-            await call_maybe_async(local.stop)
-    finally:
-        await drop_database(admin_url, db_name)
+    async with local_chat_stack("browser", {"CORS_ORIGINS": CROSS_ORIGINS}) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

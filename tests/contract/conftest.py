@@ -21,14 +21,11 @@ import aiohttp
 import pytest
 
 from tests.integration.harness import (
-    REPO_ROOT,
     Api,
     ChatStack,
     User,
-    call_maybe_async,
-    create_database,
-    drop_database,
     external_stack,
+    local_chat_stack,
     unique_email,
     unique_name,
 )
@@ -84,47 +81,12 @@ async def contract_stack() -> AsyncIterator[ChatStack]:
         yield external_stack()
         return
 
-    from stack import LocalStack, StackConfig
-
-    run_id = uuid.uuid4().hex
-    admin_url = os.environ.get(
-        "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    redis_url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    db_name = f"chat_contract_{run_id}"
-    jwt_secret = f"test-secret-{uuid.uuid4().hex}"
-    log_dir = REPO_ROOT / "test-artifacts" / f"contract-{run_id[:12]}"
-    database_url = await create_database(admin_url, db_name)
-    try:
-        config = StackConfig.ephemeral(
-            database_url,
-            redis_url,
-            gateways=2,  # deploy/haproxy/haproxy.cfg wants REALTIME_1 and REALTIME_2
-            extra_env={
-                "JWT_SECRET": jwt_secret,
-                "SOCKETIO_CHANNEL": f"chat-contract-{run_id}",
-                "APP_ENV": "development",
-                "LOG_LEVEL": "INFO",
-                "RATE_LIMIT_MESSAGES_PER_MINUTE": RAISED_RATE_LIMIT,
-                "RATE_LIMIT_AUTH_PER_MINUTE": RAISED_RATE_LIMIT,
-            },
-            log_dir=log_dir,
-        )
-        local = LocalStack(config)
-        try:
-            await call_maybe_async(local.start)
-            yield ChatStack(
-                lb_url=local.lb_url.rstrip("/"),
-                api_url=local.api_url.rstrip("/"),
-                gateway_urls=tuple(u.rstrip("/") for u in local.gateway_urls),
-                jwt_secret=jwt_secret,
-                external=False,
-                log_dir=log_dir,
-            )
-        finally:
-            await call_maybe_async(local.stop)
-    finally:
-        await drop_database(admin_url, db_name)
+    raised = {
+        "RATE_LIMIT_MESSAGES_PER_MINUTE": RAISED_RATE_LIMIT,
+        "RATE_LIMIT_AUTH_PER_MINUTE": RAISED_RATE_LIMIT,
+    }
+    async with local_chat_stack("contract", raised) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

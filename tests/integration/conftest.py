@@ -33,15 +33,12 @@ from .harness import (
     MAX_BODY_BYTES,
     MESSAGE_MAX_CHARS,
     RATE_LIMIT_MESSAGES_PER_MINUTE,
-    REPO_ROOT,
     Api,
     ChatStack,
     SocketFactory,
     User,
-    call_maybe_async,
-    create_database,
-    drop_database,
     external_stack,
+    local_chat_stack,
     unique_email,
     unique_name,
 )
@@ -54,68 +51,21 @@ async def chat_stack() -> AsyncIterator[ChatStack]:
         yield external_stack()
         return
 
-    from stack import LocalStack, StackConfig, free_port
-
-    run_id = uuid.uuid4().hex
-    admin_url = os.environ.get(
-        "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    redis_url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    db_name = f"chat_test_{run_id}"
-    jwt_secret = f"test-secret-{uuid.uuid4().hex}"
-    log_dir = REPO_ROOT / "test-artifacts" / f"integration-{run_id[:12]}"
-    database_url = await create_database(admin_url, db_name)
-    try:
-        ports: list[int] = []
-        while len(ports) < 4:  # distinct, although the OS rarely repeats one anyway
-            if (port := free_port()) not in ports:
-                ports.append(port)
-        config = StackConfig(
-            database_url=database_url,
-            redis_url=redis_url,
-            lb_port=ports[0],
-            api_port=ports[1],
-            realtime_ports=(ports[2], ports[3]),
-            extra_env={
-                "JWT_SECRET": jwt_secret,
-                "SOCKETIO_CHANNEL": f"chat-test-{run_id}",
-                "CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
-                "MESSAGE_MAX_CHARS": str(MESSAGE_MAX_CHARS),
-                "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
-                "HISTORY_DEFAULT_LIMIT": str(HISTORY_DEFAULT_LIMIT),
-                "HISTORY_MAX_LIMIT": "500",
-                # Hundreds of sign-ups come from 127.0.0.1 during a run; the per-address
-                # limit stays on, but far away. The per-user message limit is tested.
-                "RATE_LIMIT_AUTH_PER_MINUTE": "100000",
-                "RATE_LIMIT_MESSAGES_PER_MINUTE": str(RATE_LIMIT_MESSAGES_PER_MINUTE),
-                "LOG_LEVEL": "INFO",
-                "APP_ENV": "development",
-            },
-            log_dir=log_dir,
-            # Lets a reviewer prove the affinity test can fail, e.g. with a copy of
-            # haproxy.cfg that says `balance roundrobin` for the realtime backend.
-            **haproxy_override(),
-        )
-        local = LocalStack(config)
-        try:
-            await call_maybe_async(local.start)
-            yield ChatStack(
-                lb_url=local.lb_url.rstrip("/"),
-                api_url=local.api_url.rstrip("/"),
-                gateway_urls=tuple(u.rstrip("/") for u in local.gateway_urls),
-                jwt_secret=jwt_secret,
-                external=False,
-                log_dir=log_dir,
-                service_env={
-                    "DATABASE_URL": database_url,
-                    "REDIS_URL": redis_url,
-                    **config.extra_env,
-                },
-            )
-        finally:
-            await call_maybe_async(local.stop)
-    finally:
-        await drop_database(admin_url, db_name)
+    env = {
+        "CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
+        "MESSAGE_MAX_CHARS": str(MESSAGE_MAX_CHARS),
+        "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+        "HISTORY_DEFAULT_LIMIT": str(HISTORY_DEFAULT_LIMIT),
+        "HISTORY_MAX_LIMIT": "500",
+        # Hundreds of sign-ups come from 127.0.0.1 during a run; the per-address
+        # limit stays on, but far away. The per-user message limit is tested.
+        "RATE_LIMIT_AUTH_PER_MINUTE": "100000",
+        "RATE_LIMIT_MESSAGES_PER_MINUTE": str(RATE_LIMIT_MESSAGES_PER_MINUTE),
+    }
+    # haproxy_override lets a reviewer prove the affinity test can fail, e.g. with a copy
+    # of haproxy.cfg that says `balance roundrobin` for the realtime backend.
+    async with local_chat_stack("test", env, **haproxy_override()) as stack:
+        yield stack
 
 
 def haproxy_override() -> dict[str, Path]:

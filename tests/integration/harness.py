@@ -393,3 +393,52 @@ async def extra_process(
         yield url
     finally:
         await asyncio.to_thread(proc.stop)
+
+
+@asynccontextmanager
+async def local_chat_stack(
+    kind: str, extra_env: dict[str, str] | None = None, **config: Any
+) -> AsyncIterator[ChatStack]:
+    """The whole topology as local processes on a throwaway database and a private channel.
+
+    `kind` names the database, the Redis channel and the log folder under
+    test-artifacts/, so concurrent suites never share state; `config` goes to
+    `StackConfig.ephemeral` (e.g. `haproxy_cfg`).
+    """
+    from stack import LocalStack, StackConfig
+
+    run_id = uuid.uuid4().hex
+    admin_url = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    redis_url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    db_name = f"chat_{kind}_{run_id}"
+    jwt_secret = f"test-secret-{uuid.uuid4().hex}"
+    log_dir = REPO_ROOT / "test-artifacts" / f"{kind}-{run_id[:12]}"
+    env = {
+        "JWT_SECRET": jwt_secret,
+        "SOCKETIO_CHANNEL": f"chat-{kind}-{run_id}",
+        "APP_ENV": "development",
+        "LOG_LEVEL": "INFO",
+        **(extra_env or {}),
+    }
+    database_url = await create_database(admin_url, db_name)
+    try:
+        local = LocalStack(
+            StackConfig.ephemeral(
+                database_url, redis_url, gateways=2, extra_env=env, log_dir=log_dir, **config
+            )
+        )
+        try:
+            await call_maybe_async(local.start)
+            yield ChatStack(
+                lb_url=local.lb_url.rstrip("/"),
+                api_url=local.api_url.rstrip("/"),
+                gateway_urls=tuple(u.rstrip("/") for u in local.gateway_urls),
+                jwt_secret=jwt_secret,
+                external=False,
+                log_dir=log_dir,
+                service_env={"DATABASE_URL": database_url, "REDIS_URL": redis_url, **env},
+            )
+        finally:
+            await call_maybe_async(local.stop)
+    finally:
+        await drop_database(admin_url, db_name)
