@@ -15,7 +15,8 @@ python-socketio/python-engineio and change only that:
   python-engineio's client accepts in one payload (16): a burst would otherwise
   make Python clients drop the connection;
 * `FastSocket.write_now` lets a broadcast write that frame straight to an idle
-  WebSocket client's transport, with no queue, task or wake-up per recipient. Only
+  WebSocket client's transport, with no queue, task or wake-up per recipient; frames
+  written in one loop iteration go out in one write per client. Only
   when nothing is queued or being written for that client, so order is kept; any
   other client (long-polling, busy, or whose kernel buffer is full) is queued as
   usual, which is also how a slow consumer's backlog becomes visible.
@@ -80,17 +81,32 @@ class FastWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
                 session.websocket = None
         return self._sock
 
+    _corked: list[bytes] | None = None
+
     def write_now(self, frame: bytes) -> bool:
-        """Write a ready frame unless the connection is closing or pushing back."""
+        """Write a ready frame (at the end of this loop iteration) unless closing or pushing back."""
         writer = self._sock._writer if self._sock is not None else None
         if writer is None or writer.transport is None or writer.transport.is_closing():
             return False
         if writer.protocol._paused:
             return False
-        writer.transport.write(frame)
+        if self._corked is None:
+            self._corked = [frame]
+            _uncork_soon(self)
+        else:
+            self._corked.append(frame)
         return True
 
+    def uncork(self) -> None:
+        """Write every frame collected in this loop iteration with one call."""
+        frames, self._corked = self._corked, None
+        writer = self._sock._writer if self._sock is not None else None
+        if not frames or writer is None or writer.transport is None or writer.transport.is_closing():
+            return
+        writer.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+
     async def send(self, message: str | bytes) -> None:
+        self.uncork()  # what broadcasts wrote directly goes first
         if not isinstance(message, str):
             await super().send(message)
             return
@@ -101,6 +117,27 @@ class FastWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
         protocol = writer.protocol
         if protocol._paused:  # the kernel buffer is full: wait, so the queue backs up
             await protocol._drain_helper()
+
+
+_to_uncork: list[FastWebSocket] = []
+
+
+def _uncork_soon(websocket: FastWebSocket) -> None:
+    """Flush `websocket` once the current loop iteration is done.
+
+    Broadcasts handled in one iteration (a burst read from Redis in one go) then reach
+    each client in one write instead of one system call per message.
+    """
+    if not _to_uncork:
+        asyncio.get_running_loop().call_soon(_uncork_all)
+    _to_uncork.append(websocket)
+
+
+def _uncork_all() -> None:
+    websockets = _to_uncork[:]
+    _to_uncork.clear()
+    for websocket in websockets:
+        websocket.uncork()
 
 
 class FastSocket(AsyncSocket):  # type: ignore[misc]
