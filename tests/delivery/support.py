@@ -26,7 +26,7 @@ import aiohttp
 import socketio
 
 from stack import free_port
-from tests.integration.harness import Api, User, unique_email, unique_name
+from tests.integration.harness import Api, User, sign_up_and_in
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -221,18 +221,7 @@ class PrivatePostgres:
 
 
 async def new_user(api: Api) -> User:
-    name, email, password = unique_name(), unique_email(), f"pw-{uuid.uuid4().hex}"
-    up = await api.signup(name, email, password)
-    assert up.status == 201, (up.status, up.text)
-    signin = await api.signin(email, password)
-    assert signin.status == 200, (signin.status, signin.text)
-    return User(
-        id=str(signin.body["userId"]),
-        name=signin.body["name"],
-        email=email,
-        password=password,
-        token=signin.body["token"],
-    )
+    return await sign_up_and_in(api)
 
 
 async def post(api: Api, user: User, text: str, client_id: str | None = None) -> int:

@@ -21,7 +21,6 @@ the affinity tests fail with `balance roundrobin`, for instance).
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -39,8 +38,7 @@ from .harness import (
     User,
     external_stack,
     local_chat_stack,
-    unique_email,
-    unique_name,
+    sign_up_and_in,
 )
 
 
@@ -114,20 +112,7 @@ def new_user(api: Api) -> Callable[..., Awaitable[User]]:
     """Factory: sign up and sign in a fresh user (unique email per call)."""
 
     async def make(name: str | None = None) -> User:
-        name = name or unique_name()
-        email = unique_email()
-        password = f"pw-{uuid.uuid4().hex}"
-        up = await api.signup(name, email, password)
-        assert up.status == 201, (up.status, up.text)
-        signin = await api.signin(email, password)
-        assert signin.status == 200, (signin.status, signin.text)
-        return User(
-            id=str(signin.body["userId"]),
-            name=signin.body["name"],
-            email=email,
-            password=password,
-            token=signin.body["token"],
-        )
+        return await sign_up_and_in(api, name)
 
     return make
 

@@ -442,3 +442,20 @@ async def local_chat_stack(
             await call_maybe_async(local.stop)
     finally:
         await drop_database(admin_url, db_name)
+
+
+async def sign_up_and_in(api: Api, name: str | None = None) -> User:
+    """A fresh account (unique email), signed in."""
+    name = name or unique_name()
+    email, password = unique_email(), f"pw-{uuid.uuid4().hex}"
+    up = await api.signup(name, email, password)
+    assert up.status == 201, (up.status, up.text)
+    signin = await api.signin(email, password)
+    assert signin.status == 200, (signin.status, signin.text)
+    return User(
+        id=str(signin.body["userId"]),
+        name=signin.body["name"],
+        email=email,
+        password=password,
+        token=signin.body["token"],
+    )

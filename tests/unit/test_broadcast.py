@@ -90,7 +90,7 @@ async def test_a_client_that_stops_reading_is_disconnected_and_others_keep_recei
     for message_id in range(1, 5):
         await manager._deliver(message_id, {"_id": str(message_id)})
         healthy.drain()
-    await asyncio.sleep(0)  # let the scheduled close run
+    await asyncio.sleep(0)  # wait-ok: one loop turn runs the close scheduled above
     assert stalled.close_calls == [{"wait": False, "abort": True}]
     assert stalled.drain() == [None]  # backlog dropped, writer told to stop
     await manager._deliver(5, {"_id": "5"})
