@@ -59,6 +59,9 @@ def fanout_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet-wait", type=float, default=120.0,
                         help="wait up to this many seconds for other work on the machine to stop")
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--via-api", action="store_true",
+                        help="ours: post through POST /messages on a real API process (latency is "
+                             "POST sent -> receipt) instead of publishing to Redis")
 
 
 def options_from(args: argparse.Namespace, target: str) -> Any:
@@ -76,6 +79,7 @@ def options_from(args: argparse.Namespace, target: str) -> Any:
         redis_url=args.redis_url, jwt_secret=args.jwt_secret, allow_10k=args.allow_10k,
         urls=args.url, pids=args.pid, channel=args.channel,
         quiet_wait=max(0.0, min(args.quiet_wait, 900.0)), deflate=args.deflate,
+        via_api=args.via_api,
     )
 
 

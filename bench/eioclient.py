@@ -225,7 +225,8 @@ class GeneratorProcess:
             return
         msg = orjson.loads(payload[2:])[1]
         seq = int(msg["_id"])
-        window.latencies.append(now - msg["ts"])
+        # Published to Redis: `ts` field; posted through the API: the text is the send time.
+        window.latencies.append(now - (msg["ts"] if "ts" in msg else float(msg["text"])))
         window.delivered += 1
         offset = seq - window.base
         if 0 <= offset < window.count:

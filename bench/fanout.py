@@ -68,6 +68,7 @@ class Options:
     pids: list[int]
     channel: str | None
     quiet_wait: float = 0.0
+    via_api: bool = False
     deflate: bool = False
 
 
@@ -404,7 +405,9 @@ class FanoutRun:
         self.loop = asyncio.new_event_loop()
         try:
             self.setup()
-            self.publisher = make_publisher(self.target, o.redis_url, self.channel)
+            self.publisher = make_publisher(
+                self.target, o.redis_url, self.channel, via_api=o.via_api, jwt_secret=o.jwt_secret
+            )
             self.loop.run_until_complete(self.publisher.start())
             self.prime()
             if o.sweep:

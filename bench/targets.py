@@ -260,7 +260,99 @@ class NodePublisher(Publisher):
             await self.proc.wait()
 
 
-def make_publisher(target: str, redis_url: str, channel: str) -> Publisher:
+class ApiPublisher(Publisher):
+    """Posts through `POST /messages` on a real API process (throwaway database).
+
+    The API's outbox relay then publishes to the gateways. Message `_id`s are assigned
+    by the database in order from 1, which is also the bench's seq numbering; the text
+    of each message is its send time, so latency is POST sent -> receipt.
+    """
+
+    def __init__(self, redis_url: str, channel: str, jwt_secret: str) -> None:
+        import uuid
+
+        self.redis_url = redis_url
+        self.channel = channel
+        self.jwt_secret = jwt_secret
+        self.database_url = f"postgresql://postgres@127.0.0.1:5432/bench_{uuid.uuid4().hex[:12]}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pending: set[asyncio.Task[None]] = set()
+        self.failures = 0
+
+    async def start(self) -> None:
+        import aiohttp
+
+        await asyncio.to_thread(self._start_api)
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+        account = {"name": "Bench", "email": f"bench-{self.channel}@example.org", "password": "bench-password"}
+        async with self.http.post(f"{self.url}/signup", json=account) as reply:
+            assert reply.status == 201, await reply.text()
+        async with self.http.post(f"{self.url}/signin", json=account) as reply:
+            self.auth = {"Authorization": f"Bearer {(await reply.json())['token']}"}
+        say(f"ours via API: {self.url} on {self.database_url.rsplit('/', 1)[1]}")
+
+    def _start_api(self) -> None:
+        from stack import infra
+
+        infra.ensure_database(self.database_url)
+        port = infra.free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PORT": str(port), "DATABASE_URL": self.database_url,
+               "REDIS_URL": self.redis_url, "SOCKETIO_CHANNEL": self.channel,
+               "JWT_SECRET": self.jwt_secret, "RATE_LIMIT_MESSAGES_PER_MINUTE": "0",
+               "RATE_LIMIT_AUTH_PER_MINUTE": "0", "LOG_LEVEL": "WARNING"}
+        log = (LOG_DIR / f"api-{self.channel}.log").open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "services.api_service"], env=env,
+                                     stdout=log, stderr=log, cwd=REPO_ROOT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit("the API process did not become ready (see .run/bench-logs)")
+            time.sleep(0.2)
+
+    async def publish(self, first: int, count: int) -> None:
+        for _ in range(count):
+            task = asyncio.create_task(self._post())
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+
+    async def _post(self) -> None:
+        import uuid
+
+        body = {"id": str(uuid.uuid4()), "text": repr(time.time())}
+        async with self.http.post(f"{self.url}/messages", json=body, headers=self.auth) as reply:
+            if reply.status != 201:
+                self.failures += 1
+
+    async def flush(self) -> None:
+        if self.pending:
+            await asyncio.gather(*self.pending)
+        if self.failures:
+            say(f"ours via API: {self.failures} POSTs failed")
+
+    async def close(self) -> None:
+        from stack import infra
+
+        await self.flush()
+        await self.http.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(self.proc.wait, 15)
+        await asyncio.to_thread(infra.drop_database, self.database_url)
+
+
+def make_publisher(
+    target: str, redis_url: str, channel: str, *, via_api: bool = False, jwt_secret: str = ""
+) -> Publisher:
+    if target == "ours" and via_api:
+        return ApiPublisher(redis_url, channel, jwt_secret)
     if target == "ours":
         return OursPublisher(redis_url, channel)
     if target == "stock":
