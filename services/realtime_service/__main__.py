@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from services.realtime_service.app import create_app
@@ -16,7 +17,19 @@ def main() -> None:
     settings = RealtimeSettings.from_env()
     configure_logging("realtime", settings.common.log_level)
     log.info("starting", extra={"replica": settings.replica_name, "port": settings.common.port})
+    tune_garbage_collector()
     serve(create_app(settings), settings.common.host, settings.common.port)
+
+
+def tune_garbage_collector() -> None:
+    """Make full collections rare: with thousands of connections they pause for 100+ ms.
+
+    Every connection keeps hundreds of long-lived objects that the cyclic collector
+    walks on each full collection, which showed up as the p99 tail of fan-out latency.
+    Young generations are still collected often, so short-lived cycles are still freed.
+    """
+    gc.freeze()  # what start-up allocated is never garbage
+    gc.set_threshold(50_000, 50, 100)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,17 @@ async def test_metrics_move_while_messages_flow(
     assert posted.status == 201
     await sock.next_message(lambda m: m["_id"] == posted.body["_id"])
 
-    api_after, gw_after = await scrape(http, chat_stack.api_url), await scrape(http, gateway)
+    # The relay counts a publish once Redis has answered, which can be a moment after a
+    # client already has the message: wait for the count rather than assume it.
+    async def relay_counted() -> dict[tuple[str, frozenset[str]], float]:
+        while True:
+            samples = await scrape(http, chat_stack.api_url)
+            if total(samples, "chat_relay_published_total") > total(api_before, "chat_relay_published_total"):
+                return samples
+            await asyncio.sleep(0.05)  # wait-ok: polling another process's counter
+
+    api_after = await asyncio.wait_for(relay_counted(), 10)
+    gw_after = await scrape(http, gateway)
     route = ('route="/messages"', 'method="POST"', 'status="201"')
     assert total(api_after, "chat_http_request_duration_seconds_count", *route) > total(
         api_before, "chat_http_request_duration_seconds_count", *route
