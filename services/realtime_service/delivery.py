@@ -126,12 +126,12 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
                 skip.add(sid)
             else:
                 del self._floors[sid]
-        delivered = self._broadcast(NEW_MESSAGE_EVENT, wire, skip)
+        delivered = await self._broadcast(NEW_MESSAGE_EVENT, wire, skip)
         self._last_delivered = message_id
         FANOUT_MESSAGES.inc()
         FANOUT_DELIVERIES.inc(delivered)
 
-    def _broadcast(self, event: str, data: Any, skip: set[str]) -> int:
+    async def _broadcast(self, event: str, data: Any, skip: set[str]) -> int:
         """Send one event to every local client of `/`; return how many got it.
 
         The stock manager starts one task per recipient per broadcast. Here the packet
@@ -145,7 +145,7 @@ class OrderedRedisManager(socketio.AsyncRedisManager):
         """
         encoded = self.server.packet_class(sio_packet.EVENT, namespace="/", data=[event, data]).encode()
         if not isinstance(encoded, str):  # binary payloads keep python-socketio's path
-            asyncio.ensure_future(self.emit(event, data, namespace="/", skip_sid=list(skip), ignore_queue=True))
+            await self.emit(event, data, namespace="/", skip_sid=list(skip), ignore_queue=True)
             return 0
         eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
         frame = text_frame(eio_pkt.encode())
