@@ -98,18 +98,18 @@ def _argv(target: str) -> list[str]:
     raise ValueError(target)
 
 
-def _wait_healthy(server: Server, deadline: float) -> None:
+def _wait_healthy(server: Server, deadline: float, path: str = "/healthz") -> None:
     while time.monotonic() < deadline:
         if server.popen is not None and server.popen.poll() is not None:
             raise SystemExit(f"{server.name} exited with {server.popen.returncode}; see {LOG_DIR}")
         try:
-            with urllib.request.urlopen(f"{server.url}/healthz", timeout=1) as response:
+            with urllib.request.urlopen(f"{server.url}{path}", timeout=1) as response:
                 if response.status == 200:
                     return
         except OSError:
             pass
         time.sleep(0.1)
-    raise SystemExit(f"{server.name} did not answer /healthz in time; see {LOG_DIR}")
+    raise SystemExit(f"{server.name} did not answer {path} in time; see {LOG_DIR}")
 
 
 def start_fleet(target: str, replicas: int, channel: str, redis_url: str, jwt_secret: str) -> Fleet:
@@ -305,17 +305,8 @@ class ApiPublisher(Publisher):
         log = (LOG_DIR / f"api-{self.channel}.log").open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "services.api_service"], env=env,
                                      stdout=log, stderr=log, cwd=REPO_ROOT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise SystemExit("the API process did not become ready (see .run/bench-logs)")
-            time.sleep(0.2)
+        api = Server("api", "127.0.0.1", port, self.proc.pid, self.proc)
+        _wait_healthy(api, time.monotonic() + 30, path="/readyz")
 
     async def publish(self, first: int, count: int) -> None:
         for _ in range(count):

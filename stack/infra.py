@@ -143,29 +143,26 @@ def _start_redis() -> None:
 
 def ensure_postgres(url: str | None = None, timeout: float = 30.0) -> str:
     """Make sure the PostgreSQL server of `url` answers; start the local one if it is down."""
-    url = url or database_url()
-    host, port = host_port(url, _PG_PORT)
-    if is_reachable(host, port):
-        return url
-    if not _is_local_default(host, port, _PG_PORT):
-        raise InfraError(f"PostgreSQL at {host}:{port} is not reachable (DATABASE_URL)")
-    _start_postgres()
-    if not wait_reachable(host, port, timeout):
-        raise InfraError(f"started PostgreSQL but {host}:{port} is still not reachable")
-    return url
+    return _ensure_server(url or database_url(), _PG_PORT, "PostgreSQL", "DATABASE_URL", _start_postgres, timeout)
 
 
 def ensure_redis(url: str | None = None, timeout: float = 15.0) -> str:
     """Make sure the Redis server of `url` answers; start the local one if it is down."""
-    url = url or redis_url()
-    host, port = host_port(url, _REDIS_PORT)
+    return _ensure_server(url or redis_url(), _REDIS_PORT, "Redis", "REDIS_URL", _start_redis, timeout)
+
+
+def _ensure_server(
+    url: str, default_port: int, name: str, variable: str, start: Callable[[], None], timeout: float
+) -> str:
+    """Return `url` once its server answers; only the local default server is ever started."""
+    host, port = host_port(url, default_port)
     if is_reachable(host, port):
         return url
-    if not _is_local_default(host, port, _REDIS_PORT):
-        raise InfraError(f"Redis at {host}:{port} is not reachable (REDIS_URL)")
-    _start_redis()
+    if not _is_local_default(host, port, default_port):
+        raise InfraError(f"{name} at {host}:{port} is not reachable ({variable})")
+    start()
     if not wait_reachable(host, port, timeout):
-        raise InfraError(f"started Redis but {host}:{port} is still not reachable")
+        raise InfraError(f"started {name} but {host}:{port} is still not reachable")
     return url
 
 
