@@ -20,6 +20,7 @@ from services.api_service.keys import (
     REDIS,
     RELAY,
     SETTINGS,
+    TOKENS,
 )
 from services.api_service.middleware import cors_middleware, error_middleware, request_id_middleware
 from services.api_service.passwords import Passwords
@@ -28,6 +29,7 @@ from services.api_service.relay import OutboxRelay, RelayConfig
 from services.api_service.settings import ApiSettings
 from services.api_service.webpage import web_routes
 from services.api_service.writer import MessageWriter
+from services.shared.auth import TokenVerifier
 from services.shared.metrics import http_metrics_middleware, metrics_handler
 from services.shared.web import health_routes
 
@@ -38,7 +40,8 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     """A connection pool, checked and migrated before the first request."""
     settings = app[SETTINGS]
     pool = await asyncpg.create_pool(
-        settings.database_url.value, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        settings.database_url.value, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
+        reset=keep_session_state,
     )
     try:
         async with pool.acquire() as conn:
@@ -49,6 +52,18 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await pool.close()
+
+
+async def keep_session_state(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query when a connection goes back to the pool.
+
+    That query (unlock all advisory locks, close cursors, UNLISTEN, RESET ALL) is a
+    second round trip on every request, and nothing here leaves such state behind on a
+    pooled connection: no SET, LISTEN or cursor outlives its statement, and the only
+    session lock (migrations) is released in a `finally`. asyncpg still rolls back a
+    transaction left open before calling this. The relay's LISTEN and advisory lock
+    live on its own connection, outside the pool.
+    """
 
 
 async def redis_client(app: web.Application) -> AsyncIterator[None]:
@@ -83,7 +98,7 @@ async def message_pipeline(app: web.Application) -> AsyncIterator[None]:
     )
     app[RELAY] = relay
     relay.start()
-    writer = MessageWriter(app[DB_POOL], on_commit=relay.notify)
+    writer = MessageWriter(app[DB_POOL], on_commit=relay.committed)
     app[MESSAGE_WRITER] = writer
     writer.start()
     try:
@@ -113,6 +128,7 @@ def create_app(settings: ApiSettings) -> web.Application:
         ],
     )
     app[SETTINGS] = settings
+    app[TOKENS] = TokenVerifier(settings.common.jwt_secret.value)
     app.cleanup_ctx.extend([password_hasher, database, redis_client, message_pipeline])
 
     async def postgres_ready() -> object:

@@ -11,7 +11,7 @@ from services.api_service.ratelimit import RateLimits
 from services.api_service.relay import OutboxRelay
 from services.api_service.settings import ApiSettings
 from services.api_service.writer import MessageWriter
-from services.shared.auth import Identity
+from services.shared.auth import Identity, TokenVerifier
 
 SETTINGS = web.AppKey("settings", ApiSettings)
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
@@ -20,5 +20,6 @@ PASSWORDS = web.AppKey("passwords", Passwords)
 RELAY = web.AppKey("relay", OutboxRelay)
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 MESSAGE_WRITER = web.AppKey("message_writer", MessageWriter)
+TOKENS = web.AppKey("tokens", TokenVerifier)
 REQUEST_ID = web.RequestKey("request_id", str)
 IDENTITY = web.RequestKey("identity", Identity)

@@ -3,8 +3,8 @@
 Every insert takes the message-order lock (see db/messages.py), so inserts are
 serialized across all API processes anyway. Instead of one transaction per request,
 one writer task per process takes every message waiting at that moment and stores
-them in a single transaction: one lock, one round trip per statement and one commit
-(one WAL flush) for the whole batch. Alone, a message is written at once; under load,
+them with one statement: one lock, one round trip and one commit (one WAL flush) for
+the whole batch. Alone, a message is written at once; under load,
 batches grow by themselves and throughput follows.
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Callable
 import asyncpg
 
 from services.api_service.db.messages import InsertResult, NewMessage, insert_messages
+from services.shared.messages import StoredMessage
 from services.shared.tasks import cancel_and_wait
 
 Pending = tuple[NewMessage, "asyncio.Future[InsertResult]"]
@@ -24,9 +25,11 @@ Pending = tuple[NewMessage, "asyncio.Future[InsertResult]"]
 class MessageWriter:
     """Owns the task that writes queued messages in batches."""
 
-    def __init__(self, pool: asyncpg.Pool, on_commit: Callable[[], None], max_batch: int = 256) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, on_commit: Callable[[list[StoredMessage]], None], max_batch: int = 256
+    ) -> None:
         self._pool = pool
-        self._on_commit = on_commit  # wakes the relay in this process
+        self._on_commit = on_commit  # hands the new messages to the relay in this process
         self._max_batch = max_batch
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -57,7 +60,7 @@ class MessageWriter:
 
     async def _write(self, batch: list[Pending]) -> None:
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with self._pool.acquire() as conn:
                 results = await insert_messages(conn, [message for message, _ in batch])
         except asyncio.CancelledError:
             for _, future in batch:
@@ -68,8 +71,10 @@ class MessageWriter:
                 if not future.done():
                     future.set_exception(exc)
             return
-        if any(result.created for result in results):
-            self._on_commit()
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+        # After the answers: the callers' responses go out before the relay's publishing.
+        created = sorted((r.message for r in results if r.created), key=lambda m: m.id)
+        if created:
+            self._on_commit(created)

@@ -5,8 +5,8 @@ not when it commits. Two writers can take ids 7 and 8 and commit 8 first; a read
 that sees 8 and then asks for `after=8` would never see 7. Taking a transaction-level
 advisory lock before the insert serializes "take an id, commit" across every API
 process, so ids become visible in increasing order and `after=<_id>` never skips. The
-lock is held only for one short insert transaction; batching writes under load is
-the way to raise the ceiling it puts on write throughput.
+lock is held only for one short insert transaction; batching writes under load (see
+writer.py) is the way to raise the ceiling it puts on write throughput.
 """
 
 from __future__ import annotations
@@ -51,24 +51,24 @@ def message_from_row(row: asyncpg.Record) -> StoredMessage:
 async def insert_messages(conn: asyncpg.Connection, batch: Sequence[NewMessage]) -> list[InsertResult]:
     """Store each message once per (owner, client id); results in the order of `batch`.
 
-    Must run inside a transaction: the order lock is held until commit. A message whose
-    (owner, client id) is already stored, or appears earlier in the same batch, comes
-    back as that stored message with `created=False`.
+    One statement, `chat_store_messages` (migration 0003), does the whole batch: order
+    lock, insert, lookup of already stored keys and the NOTIFY for the relay. Call it
+    outside an explicit transaction: the statement is then its own transaction, one
+    round trip and one commit. A message whose (owner, client id) is already stored, or
+    appears earlier in the same batch, comes back as that stored message with
+    `created=False`.
     """
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", MESSAGE_ORDER_LOCK_KEY)
-    inserted = await conn.fetch(
-        f"INSERT INTO messages (client_id, owner_id, user_name, text)"
-        f" SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[])"
-        f" ON CONFLICT (owner_id, client_id) DO NOTHING RETURNING {COLUMNS}",
+    rows = await conn.fetch(
+        "SELECT * FROM chat_store_messages($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5, $6)",
         [m.client_id for m in batch], [m.owner for m in batch],
         [m.user_name for m in batch], [m.text for m in batch],
+        MESSAGE_ORDER_LOCK_KEY, NEW_MESSAGE_CHANNEL,
     )
-    new = {_key(message): message for message in map(message_from_row, inserted)}
-    missing = [m for m in batch if (m.owner, m.client_id) not in new]
-    existing = await _find_by_client_ids(conn, missing) if missing else {}
-    if new:
-        # Delivered at commit: wakes the relay of whichever API process leads it.
-        await conn.execute("SELECT pg_notify($1, $2)", NEW_MESSAGE_CHANNEL, str(max(m.id for m in new.values())))
+    new: dict[tuple[str, str], StoredMessage] = {}
+    existing: dict[tuple[str, str], StoredMessage] = {}
+    for row in rows:
+        message = message_from_row(row)
+        (new if row["created"] else existing)[_key(message)] = message
     results = []
     for m in batch:
         key = (m.owner, m.client_id)
@@ -82,17 +82,6 @@ async def insert_messages(conn: asyncpg.Connection, batch: Sequence[NewMessage])
 
 def _key(message: StoredMessage) -> tuple[str, str]:
     return message.owner, message.client_id
-
-
-async def _find_by_client_ids(
-    conn: asyncpg.Connection, batch: Sequence[NewMessage]
-) -> dict[tuple[str, str], StoredMessage]:
-    rows = await conn.fetch(
-        f"SELECT {COLUMNS} FROM messages m"
-        f" JOIN unnest($1::uuid[], $2::uuid[]) AS k(owner_id, client_id) USING (owner_id, client_id)",
-        [m.owner for m in batch], [m.client_id for m in batch],
-    )
-    return {_key(message): message for message in map(message_from_row, rows)}
 
 
 async def messages_after(conn: asyncpg.Connection, after: int, limit: int) -> list[StoredMessage]:

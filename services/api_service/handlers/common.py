@@ -8,9 +8,9 @@ import orjson
 from aiohttp import web
 
 from services.api_service.errors import Unauthorized, ValidationFailed
-from services.api_service.keys import IDENTITY, RATE_LIMITS, SETTINGS
+from services.api_service.keys import IDENTITY, RATE_LIMITS, SETTINGS, TOKENS
 from services.api_service.ratelimit import client_address
-from services.shared.auth import Identity, InvalidToken, bearer_token, verify_token
+from services.shared.auth import Identity, InvalidToken, bearer_token
 
 
 async def read_json(request: web.Request) -> Any:
@@ -28,9 +28,8 @@ def authenticate(request: web.Request) -> Identity:
     """The identity in the request's bearer token, or 401. Never the request body's."""
     if IDENTITY in request:
         return request[IDENTITY]
-    secret = request.app[SETTINGS].common.jwt_secret.value
     try:
-        identity = verify_token(bearer_token(request.headers.get("Authorization")), secret)
+        identity = request.app[TOKENS].verify(bearer_token(request.headers.get("Authorization")))
     except InvalidToken as exc:
         raise Unauthorized(f"Unauthorized: {exc.reason}") from None
     request[IDENTITY] = identity

@@ -1,0 +1,96 @@
+"""The one-statement batch insert (`chat_store_messages`) against a real PostgreSQL.
+
+The writer stores every batch of posted messages with this one call, so retries,
+repeats inside one batch, id order and the relay's wake-up all hinge on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from services.api_service.db.messages import NEW_MESSAGE_CHANNEL, NewMessage, insert_messages
+from services.api_service.db.migrate import migrate
+
+from .harness import create_database, drop_database
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+async def database_url() -> AsyncIterator[str]:
+    """A migrated throwaway database."""
+    name = f"chat_store_{uuid.uuid4().hex}"
+    url = await create_database(ADMIN_URL, name)
+    try:
+        connection = await asyncpg.connect(url)
+        try:
+            await migrate(connection)
+        finally:
+            await connection.close()
+        yield url
+    finally:
+        await drop_database(ADMIN_URL, name)
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def new_user(conn: asyncpg.Connection) -> str:
+    return str(await conn.fetchval(
+        "INSERT INTO users (name, email, password_hash) VALUES ('ann', $1, 'x') RETURNING id",
+        f"{uuid.uuid4().hex}@example.com",
+    ))
+
+
+def message(owner: str, client_id: str, text: str) -> NewMessage:
+    return NewMessage(client_id=client_id, owner=owner, user_name="ann", text=text)
+
+
+async def test_batch_stores_new_keys_once_and_returns_stored_rows_for_retries(conn: asyncpg.Connection) -> None:
+    owner = await new_user(conn)
+    old, a, b = (str(uuid.uuid4()) for _ in range(3))
+    [first] = await insert_messages(conn, [message(owner, old, "stored before")])
+
+    results = await insert_messages(conn, [
+        message(owner, a, "a"), message(owner, old, "retry of an old one"),
+        message(owner, b, "b"), message(owner, a, "a again in the same batch"),
+    ])
+
+    assert [r.created for r in results] == [True, False, True, False]
+    assert results[1].message == first.message  # the stored text, not the retry's
+    assert results[3].message == results[0].message
+    assert results[0].message.id < results[2].message.id  # ids follow the batch order
+    assert first.message.id < results[0].message.id
+    assert await conn.fetchval("SELECT count(*) FROM messages") == 3
+
+
+async def test_commit_notifies_the_relay_only_when_something_new_was_stored(
+    conn: asyncpg.Connection, database_url: str
+) -> None:
+    owner = await new_user(conn)
+    payloads: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(database_url)
+    try:
+        await listener.add_listener(NEW_MESSAGE_CHANNEL, lambda *args: payloads.put_nowait(args[3]))
+        key = str(uuid.uuid4())
+        [stored] = await insert_messages(conn, [message(owner, key, "one")])
+        assert await asyncio.wait_for(payloads.get(), 5) == str(stored.message.id)
+
+        await insert_messages(conn, [message(owner, key, "retry")])  # nothing new: no NOTIFY
+        [later] = await insert_messages(conn, [message(owner, str(uuid.uuid4()), "two")])
+        assert await asyncio.wait_for(payloads.get(), 5) == str(later.message.id)
+    finally:
+        await listener.close()
+
