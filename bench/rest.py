@@ -7,8 +7,8 @@ stack and runs pgbench on the same database and table at the same concurrencies 
 three custom scripts:
 
   insert   the single-row INSERT alone (the floor of what a write can cost)
-  api_tx   the statements POST /messages runs in its transaction (duplicate check,
-           order lock, INSERT .. RETURNING, NOTIFY)
+  api_tx   the statement POST /messages runs for a batch of one: chat_store_messages
+           (order lock, INSERT .. RETURNING, duplicate lookup, NOTIFY)
   select50 the newest 50 rows (what GET /messages?limit=50 reads)
 
 The database is dropped at the end.
@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import uvloop
 
 from bench.common import (
     CLK_TCK,
@@ -44,6 +45,7 @@ from bench.common import (
     utc_stamp,
     wait_for_quiet,
 )
+from bench.httpload import get_request, post_json_request, run_load
 
 DEFAULT_SECRET = "bench-only-jwt-secret-0123456789abcdef"
 
@@ -75,34 +77,20 @@ def postgres_ticks() -> int:
 
 
 async def http_load(base: str, token: str, method: str, concurrency: int, duration: float) -> dict[str, Any]:
+    """`concurrency` keep-alive connections, one request in flight each, for `duration` s."""
+    address = urlsplit(base)
+    host, port = address.hostname or "127.0.0.1", address.port or 80
     headers = {"Authorization": f"Bearer {token}"}
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    stop_at = time.monotonic() + duration
-
-    async def worker(session: aiohttp.ClientSession) -> None:
-        while time.monotonic() < stop_at:
-            started = time.perf_counter()
-            if method == "POST":
-                body = {"id": str(uuid.uuid4()), "text": TEXT}
-                async with session.post(f"{base}/messages", json=body, headers=headers) as response:
-                    await response.read()
-                    status = response.status
-            else:
-                async with session.get(f"{base}/messages?limit=50", headers=headers) as response:
-                    await response.read()
-                    status = response.status
-            latencies.append(time.perf_counter() - started)
-            statuses[str(status)] = statuses.get(str(status), 0) + 1
-
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        started = time.monotonic()
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-        elapsed = time.monotonic() - started
-    ok = sum(v for k, v in statuses.items() if k.startswith("2"))
-    return {"requests": len(latencies), "ok": ok, "statuses": statuses,
-            "rps": round(ok / elapsed, 1), "latency_ms": latency_summary(latencies),
+    if method == "POST":
+        make = post_json_request(address.netloc, "/messages", headers,
+                                 lambda: {"id": str(uuid.uuid4()), "text": TEXT})
+    else:
+        make = get_request(address.netloc, "/messages?limit=50", headers)
+    result, elapsed = await run_load(host, port, make, concurrency, duration)
+    ok = sum(n for status, n in result.statuses.items() if 200 <= status < 300)
+    return {"requests": len(result.latencies), "ok": ok, "connection_errors": result.errors,
+            "statuses": {str(k): v for k, v in result.statuses.items()},
+            "rps": round(ok / elapsed, 1), "latency_ms": latency_summary(result.latencies),
             "seconds": round(elapsed, 2)}
 
 
@@ -131,7 +119,7 @@ def run_http(stack: Any, concurrencies: list[int], duration: float) -> tuple[dic
             say(f"rest: {method} at concurrency {c} for {duration}s")
             api0, pg0, me0, t0 = cpu_ticks(api_pid) or 0, postgres_ticks(), cpu_ticks(os.getpid()) or 0, time.monotonic()
             m0 = machine_busy_ticks()
-            row = asyncio.run(http_load(base, token, method, c, duration))
+            row = uvloop.run(http_load(base, token, method, c, duration))
             wall = time.monotonic() - t0
             row["concurrency"] = c
             row["api_cpu_pct"] = round(100 * ((cpu_ticks(api_pid) or 0) - api0) / CLK_TCK / wall, 1)
@@ -156,14 +144,8 @@ def pgbench_scripts(directory: Path, owner: str) -> dict[str, Path]:
         ),
         "api_tx": (
             "\\set r random(1, 9000000000000000000)\n"
-            "BEGIN;\n"
-            f"SELECT id FROM messages WHERE owner_id = '{owner}'::uuid AND client_id = {cid};\n"
-            f"SELECT pg_advisory_xact_lock({MESSAGE_ORDER_LOCK_KEY});\n"
-            "INSERT INTO messages (client_id, owner_id, user_name, text) "
-            f"VALUES ({cid}, '{owner}'::uuid, 'bench', '{text}') ON CONFLICT (owner_id, client_id) "
-            "DO NOTHING RETURNING id, client_id, owner_id, user_name, text, created_at;\n"
-            "SELECT pg_notify('bench_not_the_relay', 'x');\n"
-            "END;\n"
+            f"SELECT * FROM chat_store_messages(ARRAY[{cid}], ARRAY['{owner}'::uuid], "
+            f"ARRAY['bench'], ARRAY['{text}'], {MESSAGE_ORDER_LOCK_KEY}, 'bench_not_the_relay');\n"
         ),
         "select50": (
             "SELECT id, client_id, owner_id, user_name, text, created_at FROM messages "
@@ -260,7 +242,7 @@ def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
     result: dict[str, Any] = {"bench": "rest", "at": utc_stamp(), "cpus": os.cpu_count(),
                               "duration_s": args.duration, "concurrency": concurrencies,
                               "note": "HTTP straight to one API process (no LB); rate limit off; "
-                                      "one generator process (aiohttp)",
+                                      "one generator process (bench/httpload.py, raw keep-alive HTTP/1.1)",
                               "machine_busy_pct_before": busy}
     try:
         stack = LocalStack(config)
