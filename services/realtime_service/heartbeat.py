@@ -1,0 +1,87 @@
+"""Engine.IO pings for every session of a gateway, on one timer.
+
+python-engineio gives each session a task that sleeps `ping_interval`, then pings; with
+thousands of idle clients those tasks (a coroutine, a future and a timer each) were a
+large part of the memory per connection. Every session waits the same interval, so
+the pending pings form a queue already sorted by due time: one deque and one timer
+serve them all. The same holds for ping deadlines (`ping_timeout` after each ping),
+which are checked here too: a client that has not answered by then is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Protocol
+
+_SLACK = 0.001  # seconds
+
+
+class PingedSession(Protocol):
+    """What the heartbeat needs from an Engine.IO session."""
+
+    # When the unanswered ping went out (python-engineio's field); None once answered.
+    last_ping: float | None
+
+    def send_ping(self) -> None:
+        """Send a PING now and stamp `last_ping`, unless the session is closing."""
+
+    def ping_timed_out(self) -> None:
+        """The ping stamped `last_ping` got no answer within the timeout."""
+
+
+class Heartbeat:
+    """Schedules each session's next ping and checks each ping's deadline."""
+
+    def __init__(self, interval: float, timeout: float) -> None:
+        self.interval = interval
+        self.timeout = timeout
+        self._pings: deque[tuple[float, PingedSession]] = deque()
+        self._deadlines: deque[tuple[float, PingedSession, float]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+
+    def __len__(self) -> int:
+        return len(self._pings) + len(self._deadlines)
+
+    def schedule(self, session: PingedSession) -> None:
+        """Ping `session` once `interval` has passed (after its connect or its last PONG)."""
+        due = asyncio.get_running_loop().time() + self.interval
+        self._pings.append((due, session))
+        self._arm(due)
+
+    def stop(self) -> None:
+        """Forget every pending ping and deadline (the server is shutting down)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pings.clear()
+        self._deadlines.clear()
+
+    def _arm(self, due: float) -> None:
+        if self._timer is not None:
+            if self._timer_at <= due:
+                return
+            self._timer.cancel()
+        self._timer_at = due
+        self._timer = asyncio.get_running_loop().call_at(due, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        now = asyncio.get_running_loop().time()
+        # The loop may run a timer marginally early; what is due within the slack runs now.
+        limit = now + _SLACK
+        pings, deadlines = self._pings, self._deadlines
+        while deadlines and deadlines[0][0] <= limit:
+            _, session, stamp = deadlines.popleft()
+            if session.last_ping == stamp:  # no PONG since that ping
+                session.ping_timed_out()
+        while pings and pings[0][0] <= limit:
+            session = pings.popleft()[1]
+            session.send_ping()
+            sent_at = session.last_ping
+            if sent_at is not None:
+                deadlines.append((now + self.timeout, session, sent_at))
+        heads = [queue[0][0] for queue in (pings, deadlines) if queue]
+        if heads:
+            self._arm(min(heads))

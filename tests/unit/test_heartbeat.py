@@ -1,0 +1,100 @@
+"""The shared heartbeat pings each session `interval` after it is scheduled and expires the silent ones."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.realtime_service.heartbeat import Heartbeat
+
+INTERVAL = 0.05
+TIMEOUT = 0.05
+WAIT = 5.0  # bounds a hang; a passing test never waits for it
+
+
+class Session:
+    """Records what the heartbeat asks of it; answers pings only when `answers`."""
+
+    def __init__(self, heartbeat: Heartbeat, answers: bool) -> None:
+        self.heartbeat = heartbeat
+        self.answers = answers
+        self.last_ping: float | None = None
+        self.closing = False
+        self.pings: list[float] = []
+        self.expired = asyncio.get_running_loop().create_future()
+        self.pinged = asyncio.Event()
+
+    def send_ping(self) -> None:
+        if self.closing:
+            return
+        loop = asyncio.get_running_loop()
+        self.last_ping = loop.time()
+        self.pings.append(loop.time())
+        self.pinged.set()
+        if self.answers:  # the PONG arrives in a later loop turn, as from a client
+            loop.call_soon(self.pong)
+
+    def pong(self) -> None:
+        self.last_ping = None
+        self.heartbeat.schedule(self)
+
+    def ping_timed_out(self) -> None:
+        self.expired.set_result(asyncio.get_running_loop().time())
+
+
+async def test_a_session_is_pinged_every_interval_while_it_answers() -> None:
+    heartbeat = Heartbeat(INTERVAL, TIMEOUT)
+    session = Session(heartbeat, answers=True)
+    started = asyncio.get_running_loop().time()
+    heartbeat.schedule(session)
+    for _ in range(3):
+        await asyncio.wait_for(session.pinged.wait(), WAIT)
+        session.pinged.clear()
+    assert session.pings[0] - started >= INTERVAL * 0.9
+    gaps = [b - a for a, b in zip(session.pings, session.pings[1:], strict=False)]
+    assert all(gap >= INTERVAL * 0.9 for gap in gaps)
+    assert not session.expired.done()
+    heartbeat.stop()
+    assert len(heartbeat) == 0
+
+
+async def test_a_session_that_does_not_answer_expires_after_the_timeout() -> None:
+    heartbeat = Heartbeat(INTERVAL, TIMEOUT)
+    silent = Session(heartbeat, answers=False)
+    live = Session(heartbeat, answers=True)
+    heartbeat.schedule(silent)
+    heartbeat.schedule(live)
+    expired_at = await asyncio.wait_for(silent.expired, WAIT)
+    assert expired_at - silent.pings[0] >= TIMEOUT * 0.9
+    assert len(silent.pings) == 1  # no further ping to a silent session
+    live.pinged.clear()
+    await asyncio.wait_for(live.pinged.wait(), WAIT)  # the other session carries on
+    assert not live.expired.done()
+    heartbeat.stop()
+
+
+async def test_a_closing_session_is_dropped_without_a_deadline() -> None:
+    heartbeat = Heartbeat(INTERVAL, TIMEOUT)
+    closing = Session(heartbeat, answers=False)
+    closing.closing = True
+    live = Session(heartbeat, answers=True)
+    heartbeat.schedule(closing)
+    heartbeat.schedule(live)
+    await asyncio.wait_for(live.pinged.wait(), WAIT)
+    assert closing.pings == []
+    held = [entry[1] for entry in (*heartbeat._pings, *heartbeat._deadlines)]
+    assert closing not in held and live in held
+    heartbeat.stop()
+
+
+async def test_an_earlier_ping_rearms_the_timer() -> None:
+    """With a timeout longer than the interval, a new ping can be due before a deadline."""
+    heartbeat = Heartbeat(INTERVAL, TIMEOUT * 20)
+    silent = Session(heartbeat, answers=False)
+    heartbeat.schedule(silent)
+    await asyncio.wait_for(silent.pinged.wait(), WAIT)  # its deadline is far away now
+    late = Session(heartbeat, answers=False)
+    heartbeat.schedule(late)
+    scheduled = asyncio.get_running_loop().time()
+    await asyncio.wait_for(late.pinged.wait(), WAIT)
+    assert late.pings[0] - scheduled < TIMEOUT * 10
+    heartbeat.stop()
