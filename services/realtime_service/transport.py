@@ -1,43 +1,71 @@
-"""Engine.IO transport pieces replaced for fan-out speed, behind python-engineio's interfaces.
+"""Engine.IO transport pieces replaced for fan-out speed and memory, behind python-engineio's interfaces.
 
 Profiling a gateway under 1,000 clients × 50 msg/s showed most of its time in the
 per-client WebSocket writer: a task and a timer created by `asyncio.wait_for` each time
 a writer wakes up, aiohttp re-encoding and re-framing the same text for every client,
 and permessage-deflate compressing each frame once per client (aiohttp accepts the
-browser's offer by default). These classes keep the protocol and the public API of
-python-socketio/python-engineio and change only that:
+browser's offer by default). Measuring memory showed the same per-client machinery
+again: four tasks per idle connection (the request handler's reader, a task per read,
+the writer and the ping timer), an `asyncio.Queue` and the handshake's stack frames.
+These classes keep the protocol and the public API of python-socketio/python-engineio
+and change only that:
 
-* `FastSocket.poll` waits with `asyncio.timeout` (no extra task per wake-up);
 * `FastWebSocket` refuses compression and writes each text message as a WebSocket
-  frame built once per broadcast and shared by every recipient, with the same
-  flow control as aiohttp's own writer;
-* `FastSocket.poll` also caps a long-polling response at the number of packets
-  python-engineio's client accepts in one payload (16): a burst would otherwise
-  make Python clients drop the connection;
-* `FastSocket.write_now` lets a broadcast write that frame straight to an idle
-  WebSocket client's transport, with no queue, task or wake-up per recipient; frames
-  written in one loop iteration go out in one write per client. Only
-  when nothing is queued or being written for that client, so order is kept; any
-  other client (long-polling, busy, or whose kernel buffer is full) is queued as
-  usual, which is also how a slow consumer's backlog becomes visible.
+  frame built once per broadcast and shared by every recipient; frames written in one
+  loop iteration go out in one write per client;
+* a WebSocket session has no writer task: each packet put on its queue is written at
+  once while the connection takes data; when the kernel buffer is full, one short-lived
+  task waits for it to drain and the queue backs up meanwhile, which is also how a slow
+  consumer's backlog becomes visible;
+* its queue is a `PacketQueue` (asyncio.Queue's interface, storage only while
+  non-empty), its pings come from the server's shared `Heartbeat` (no ping task), and
+  it reads without a task or timer per read;
+* `FastEngineIOServer.handle_request` serves a WebSocket after the handshake has
+  returned, so the handshake's frames, and the request environ they hold, are freed;
+* `FastSocket.write_now` lets a broadcast write its frame straight to an idle WebSocket
+  client, with no queue at all. Only when nothing is queued for that client, so order
+  is kept; any other client (long-polling, busy, or whose kernel buffer is full) is
+  queued as usual;
+* `FastSocket.poll` (long-polling) waits with `asyncio.timeout` (no extra task per
+  wake-up) and caps a response at the number of packets python-engineio's client
+  accepts in one payload (16): a burst would otherwise make Python clients drop the
+  connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import struct
+import time
+from collections.abc import Coroutine
 from typing import Any
 
 import engineio
+from aiohttp._websocket.writer import WebSocketWriter
 from aiohttp.web import WebSocketResponse
-from engineio import exceptions
+from engineio import exceptions, packet
 from engineio.async_drivers import aiohttp as aiohttp_driver
 from engineio.async_socket import AsyncSocket
 from engineio.payload import Payload
 
+from services.realtime_service.heartbeat import Heartbeat
+from services.realtime_service.packet_queue import PacketQueue
+
 _TEXT_FIN = 0x81  # FIN bit + text opcode
+_BINARY_FIN = 0x82  # FIN bit + binary opcode
 _FRAME_CACHE_SIZE = 256
 _frames: dict[str, bytes] = {}
+
+
+def _frame(first_byte: int, payload: bytes) -> bytes:
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", first_byte, size)
+    elif size < 65536:
+        header = struct.pack("!BBH", first_byte, 126, size)
+    else:
+        header = struct.pack("!BBQ", first_byte, 127, size)
+    return header + payload
 
 
 def text_frame(text: str) -> bytes:
@@ -48,47 +76,81 @@ def text_frame(text: str) -> bytes:
     """
     frame = _frames.get(text)
     if frame is None:
-        payload = text.encode()
-        size = len(payload)
-        if size < 126:
-            header = struct.pack("!BB", _TEXT_FIN, size)
-        elif size < 65536:
-            header = struct.pack("!BBH", _TEXT_FIN, 126, size)
-        else:
-            header = struct.pack("!BBQ", _TEXT_FIN, 127, size)
-        frame = header + payload
+        frame = _frame(_TEXT_FIN, text.encode())
         if len(_frames) >= _FRAME_CACHE_SIZE:
             del _frames[next(iter(_frames))]
         _frames[text] = frame
     return frame
 
 
-class FastWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
-    """python-engineio's aiohttp WebSocket wrapper, without compression or re-framing."""
+def packet_frame(pkt: packet.Packet) -> bytes:
+    """The WebSocket frame carrying one Engine.IO packet (text, or binary attachments)."""
+    encoded = pkt.encode()
+    if isinstance(encoded, str):
+        return text_frame(encoded)
+    return _frame(_BINARY_FIN, encoded)
 
-    async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
-        request = environ["aiohttp.request"]
-        self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
-        await self._sock.prepare(request)
-        self.environ = environ
-        session = getattr(self.handler, "__self__", None)  # the Engine.IO session served
-        if isinstance(session, FastSocket):
-            session.websocket = self
-        try:
-            await self.handler(self)
-        finally:
-            if isinstance(session, FastSocket):
-                session.websocket = None
-        return self._sock
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """Run `coro` as a task that is kept referenced until it is done."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+class FastWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
+    """python-engineio's aiohttp WebSocket wrapper, without compression or re-framing.
+
+    Calling it completes the handshake and returns it; `FastEngineIOServer` runs the
+    session's handler on it once python-engineio's handshake code has returned.
+    """
 
     _corked: list[bytes] | None = None
 
+    async def __call__(self, environ: dict[str, Any]) -> FastWebSocket:
+        request = environ["aiohttp.request"]
+        self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
+        await self._sock.prepare(request)
+        return self
+
+    @property
+    def response(self) -> WebSocketResponse:
+        """aiohttp's side of the connection (after the handshake)."""
+        assert self._sock is not None
+        return self._sock
+
+    def _writer(self) -> WebSocketWriter | None:
+        """aiohttp's frame writer while the connection is open and not closing."""
+        sock = self._sock
+        writer = sock._writer if sock is not None else None
+        if writer is None or sock.closed or writer.transport is None or writer.transport.is_closing():
+            return None
+        return writer
+
+    def pushing_back(self) -> bool:
+        """The connection is open but the kernel buffer is full: more would pile up in memory."""
+        writer = self._writer()
+        return writer is not None and bool(writer.protocol._paused)
+
+    def writable(self) -> bool:
+        """The connection is open and takes data now."""
+        writer = self._writer()
+        return writer is not None and not writer.protocol._paused
+
+    async def drained(self) -> None:
+        """Wait until the kernel buffer has room again (raises if the connection is lost)."""
+        writer = self._sock._writer
+        if writer is None:
+            raise ConnectionResetError("WebSocket is closed")
+        await writer.protocol._drain_helper()
+
     def write_now(self, frame: bytes) -> bool:
         """Write a ready frame (at the end of this loop iteration) unless closing or pushing back."""
-        writer = self._sock._writer if self._sock is not None else None
-        if writer is None or writer.transport is None or writer.transport.is_closing():
-            return False
-        if writer.protocol._paused:
+        if not self.writable():
             return False
         if self._corked is None:
             self._corked = [frame]
@@ -100,23 +162,26 @@ class FastWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
     def uncork(self) -> None:
         """Write every frame collected in this loop iteration with one call."""
         frames, self._corked = self._corked, None
-        writer = self._sock._writer if self._sock is not None else None
-        if not frames or writer is None or writer.transport is None or writer.transport.is_closing():
+        writer = self._writer()
+        if not frames or writer is None:
             return
         writer.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     async def send(self, message: str | bytes) -> None:
-        self.uncork()  # what broadcasts wrote directly goes first
+        self.uncork()  # what was written directly goes first
         if not isinstance(message, str):
             await super().send(message)
             return
-        writer = self._sock._writer
-        if writer is None or writer.transport is None or writer.transport.is_closing():
+        writer = self._writer()
+        if writer is None:
             raise ConnectionResetError("WebSocket is closed")
         writer.transport.write(text_frame(message))
-        protocol = writer.protocol
-        if protocol._paused:  # the kernel buffer is full: wait, so the queue backs up
-            await protocol._drain_helper()
+        if self.pushing_back():  # the kernel buffer is full: wait, so the queue backs up
+            await self.drained()
+
+    async def close(self) -> None:
+        self.uncork()  # frames written before the close go out before the CLOSE frame
+        await super().close()
 
 
 _to_uncork: list[FastWebSocket] = []
@@ -141,38 +206,112 @@ def _uncork_all() -> None:
 
 
 class FastSocket(AsyncSocket):  # type: ignore[misc]
-    """An Engine.IO session that can be written to directly while its writer is idle."""
+    """An Engine.IO session that writes to its WebSocket directly and is pinged by the server's heartbeat."""
 
-    websocket: FastWebSocket | None = None
-    _writer_idle = False
+    last_ping: float | None  # python-engineio's: when the unanswered ping went out
+    connected: bool
+    websocket: FastWebSocket | None = None  # while its WebSocket takes packets
+    _drain_task: asyncio.Task[None] | None = None  # while it waits for a full buffer to drain
+    _closing_websocket: asyncio.Task[None] | None = None  # once told to end its WebSocket
 
+    # -- outgoing ----------------------------------------------------------------------
     def write_now(self, frame: bytes) -> bool:
         """Write `frame` now if that cannot overtake anything; False means "queue it"."""
-        if not (self._writer_idle and self.upgraded and self.websocket is not None):
+        websocket = self.websocket
+        if websocket is None or self._drain_task is not None or self.closed or self.closing:
             return False
-        if self.closed or self.closing or not self.queue.empty():
+        if not self.queue.empty():
             return False
-        return self.websocket.write_now(frame)
+        return websocket.write_now(frame)
 
+    def packet_queued(self) -> None:
+        """A packet was put on the queue: a WebSocket session writes it right away."""
+        if self.websocket is not None and self._drain_task is None:
+            self._write_queued()
+
+    def _write_queued(self) -> None:
+        """Write queued packets while the connection takes them.
+
+        A full kernel buffer leaves the rest queued behind one task that waits for it
+        to drain; a `None` ends the WebSocket once what was queued before it is out.
+        """
+        queue = self.queue
+        while (websocket := self.websocket) is not None and not queue.empty():
+            if not websocket.writable():
+                if websocket.pushing_back() and self._drain_task is None:
+                    self._drain_task = _spawn(self._wait_for_room(websocket))
+                return
+            pkt = queue.get_nowait()
+            queue.task_done()
+            if pkt is None:
+                self._end_websocket(websocket)
+                return
+            websocket.write_now(packet_frame(pkt))
+
+    async def _wait_for_room(self, websocket: FastWebSocket) -> None:
+        try:
+            await websocket.drained()
+        except ConnectionError:
+            return  # the connection is gone: its reader ends the session
+        finally:
+            self._drain_task = None
+        self._write_queued()
+
+    def _end_websocket(self, websocket: FastWebSocket) -> None:
+        """Stop writing and close the connection (the reader then ends the session)."""
+        self.websocket = None
+        self._closing_websocket = _spawn(websocket.close())
+
+    def _discard_queued(self) -> None:
+        """Drop what can no longer be sent, so that `queue.join()` returns."""
+        queue = self.queue
+        while not queue.empty():
+            queue.get_nowait()
+            queue.task_done()
+
+    # -- heartbeat ---------------------------------------------------------------------
+    def schedule_ping(self) -> None:
+        """As python-engineio: the next ping goes `ping_interval` after the last PONG."""
+        if self.last_ping:
+            self.last_ping = None
+            self.server.heartbeat.schedule(self)
+
+    def send_ping(self) -> None:
+        if not self.closing and not self.closed:
+            self.last_ping = time.time()
+            self.queue.put_nowait(packet.Packet(packet.PING))
+
+    def ping_timed_out(self) -> None:
+        _spawn(self._close_silent_client())
+
+    async def _close_silent_client(self) -> None:
+        """Close a client that did not answer a ping in time, and its connection.
+
+        No CLOSE packet: the client is not listening (python-engineio's own timeout
+        check does not get one out either, its `send` refuses after a ping timeout).
+        """
+        await self.close(wait=False, abort=True, reason=self.server.reason.PING_TIMEOUT)
+        websocket = self.websocket
+        if websocket is not None:
+            self._discard_queued()
+            self._end_websocket(websocket)
+
+    # -- transports --------------------------------------------------------------------
     async def poll(self) -> list[Any]:
         timeout = self.server.ping_interval + self.server.ping_timeout
-        self._writer_idle = True
         try:
             async with asyncio.timeout(timeout):
                 packets = [await self.queue.get()]
         except (TimeoutError, asyncio.CancelledError):
             # As upstream: a cancelled or timed-out wait ends the session's transport.
             raise exceptions.QueueEmpty() from None
-        finally:
-            self._writer_idle = False
         self.queue.task_done()
         if packets == [None]:
             return []
         # One long-polling response carries at most what python-engineio's own client
         # accepts in a payload (it drops the connection beyond that); the rest waits
-        # for the next poll. A WebSocket writer sends each packet as a frame: no limit.
-        limit = None if self.upgraded else Payload.max_decode_packets
-        while limit is None or len(packets) < limit:
+        # for the next poll.
+        while len(packets) < Payload.max_decode_packets:
             try:
                 pkt = self.queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -184,21 +323,121 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
             packets.append(pkt)
         return packets
 
+    async def _websocket_handler(self, ws: FastWebSocket) -> None:
+        """python-engineio's WebSocket session, with direct writes and no per-session tasks.
+
+        Packets are read in this one coroutine, with no task or timer per read and no
+        read timeout: the heartbeat closes a client that stops answering pings when
+        python-engineio's read timeout would have (ping_interval + ping_timeout after
+        its last PONG). Each frame awaited here lives as long as the connection, so
+        the loop is written out in place.
+        """
+        if self.connected:
+            if not await self._upgrade(ws):
+                return
+        else:
+            self.connected = True
+            self.upgraded = True
+        self.websocket = ws
+        self._write_queued()  # what was queued before the WebSocket took over
+        response = ws.response
+        try:
+            while True:
+                try:
+                    message = await response.receive()
+                except Exception:  # noqa: BLE001 - reset or broken: the session ends
+                    return
+                data = message.data
+                if not isinstance(data, str | bytes) or len(data) > self.server.max_http_buffer_size:
+                    return  # closed, an error, or too large
+                try:
+                    await self.receive(packet.Packet(encoded_packet=data))
+                except exceptions.UnknownPacketError:
+                    pass
+                except exceptions.SocketIsClosedError:
+                    self.server.logger.info("Receive error -- socket is closed")
+                    return
+                except Exception:
+                    self.server.logger.exception("Unknown receive error")
+        finally:
+            await self._end_session(ws)
+
+    async def _receive_data(self, ws: FastWebSocket) -> str | bytes:
+        data: str | bytes = await ws.wait()
+        if data and len(data) > self.server.max_http_buffer_size:
+            raise ValueError("packet is too large")
+        return data
+
+    async def _upgrade(self, ws: FastWebSocket) -> bool:
+        """The polling-to-WebSocket upgrade handshake, as python-engineio runs it."""
+        self.upgrading = True  # hold packet sends during the upgrade
+        try:
+            pkt = packet.Packet(encoded_packet=await self._receive_data(ws))
+            if pkt.packet_type != packet.PING or pkt.data != "probe":
+                self.server.logger.info("%s: Failed websocket upgrade, no PING packet", self.sid)
+                return False
+            await ws.send(packet.Packet(packet.PONG, data="probe").encode())
+            await self.queue.put(packet.Packet(packet.NOOP))  # end the pending poll
+            pkt = packet.Packet(encoded_packet=await self._receive_data(ws))
+            if pkt.packet_type != packet.UPGRADE:
+                self.server.logger.info("%s: Failed websocket upgrade, expected UPGRADE packet", self.sid)
+                return False
+        except OSError:
+            return False
+        finally:
+            self.upgrading = False
+        self.upgraded = True
+        return True
+
+    async def _end_session(self, ws: FastWebSocket) -> None:
+        """As python-engineio once its reader stops: send what is queued, close both ends."""
+        if self.websocket is ws:
+            self._write_queued()
+            self.websocket = None
+        closing = self._closing_websocket
+        await (closing if closing is not None else ws.close())
+        self._discard_queued()
+        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
 
 class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
-    """python-engineio's server using `FastWebSocket` for the WebSocket transport."""
+    """python-engineio's server with the session, queue and WebSocket classes above."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # A copy: the driver's table is module-level and shared by every server.
         self._async: dict[str, Any] = {**self._async, "websocket": FastWebSocket}
+        self.heartbeat = Heartbeat(self.ping_interval, self.ping_timeout)
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue:
+        return PacketQueue(*args, **kwargs)
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        """python-engineio's request handling; a WebSocket session runs after it has returned."""
+        response = await super().handle_request(*args, **kwargs)
+        if not isinstance(response, FastWebSocket):
+            return response
+        session = response.handler.__self__
+        try:
+            await response.handler(response)
+        finally:
+            # As python-engineio: a session whose WebSocket request ended closed is dropped.
+            if session.closed and self.sockets.get(session.sid) is session:
+                del self.sockets[session.sid]
+        return response.response
+
+    async def shutdown(self) -> None:
+        self.heartbeat.stop()
+        await super().shutdown()
 
 
 def adopt(socket: AsyncSocket) -> None:
     """Make a freshly created Engine.IO session a `FastSocket`.
 
     python-engineio creates sessions with a hard-coded class; `FastSocket` only
-    overrides a method, so switching the class of the new object is safe.
+    overrides methods, so switching the class of the new object is safe.
     """
     if type(socket) is AsyncSocket:
         socket.__class__ = FastSocket
+        if isinstance(socket.queue, PacketQueue):
+            socket.queue.listener = socket

@@ -1,4 +1,4 @@
-"""The gateway's fast transport keeps the protocol under bursts, for every client kind.
+"""The gateway's fast transport keeps the protocol under bursts and its heartbeat, for every client kind.
 
 Bursts are published straight to a private gateway's channel the way the relay does,
 so their size does not depend on timing.
@@ -6,15 +6,18 @@ so their size does not depend on timing.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 import uuid
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
 from services.api_service.relay import PUBLISH_ONCE
 from services.shared.fanout import emit_packet, history_stream_key
-from tests.integration.harness import ChatStack, SocketFactory, User, extra_process
+from tests.integration.harness import CONNECT_TIMEOUT, ChatStack, SocketFactory, User, extra_process
 
 BURST = 60  # well above the 16 packets one long-polling payload may carry
 
@@ -59,3 +62,56 @@ async def test_a_burst_reaches_each_client_kind_whole_and_in_order(
         assert [m["_id"] for m in received] == sent
         assert client.sio.connected and client.transport == transport
         assert received[0]["text"] == "é" * 100
+
+
+async def open_raw_session(http: aiohttp.ClientSession, url: str, token: str) -> aiohttp.ClientWebSocketResponse:
+    """A bare Engine.IO WebSocket client connected to `/`: it answers pings only when told to."""
+    ws = await http.ws_connect(f"{url}/socket.io/?EIO=4&transport=websocket", autoping=True)
+    opened = await ws.receive_str(timeout=CONNECT_TIMEOUT)
+    assert opened.startswith("0")
+    await ws.send_str("40" + json.dumps({"token": token}))
+    connected = await ws.receive_str(timeout=CONNECT_TIMEOUT)
+    assert connected.startswith("40"), connected
+    return ws
+
+
+async def next_ping(ws: aiohttp.ClientWebSocketResponse) -> float:
+    """Wait for the server's next Engine.IO PING; return when it arrived."""
+    while True:
+        text = await ws.receive_str(timeout=CONNECT_TIMEOUT)
+        if text == "2":
+            return time.monotonic()
+
+
+async def answer_pings(ws: aiohttp.ClientWebSocketResponse, answered: asyncio.Queue[float]) -> None:
+    """Answer every PING with a PONG, as a live client does, until the connection ends."""
+    async for message in ws:
+        if message.type == aiohttp.WSMsgType.TEXT and message.data == "2":
+            await ws.send_str("3")
+            answered.put_nowait(time.monotonic())
+
+
+async def test_a_client_that_stops_answering_pings_is_closed_and_one_that_answers_stays(
+    chat_stack: ChatStack, new_user, http: aiohttp.ClientSession
+) -> None:
+    if chat_stack.external:
+        pytest.skip("starts a gateway with a short heartbeat")
+    user: User = await new_user()
+    env = {"PING_INTERVAL_SECONDS": "1", "PING_TIMEOUT_SECONDS": "1"}
+    async with extra_process(chat_stack, "services.realtime_service", env, "rt-heartbeat") as url:
+        silent = await open_raw_session(http, url, user.token)
+        live = await open_raw_session(http, url, user.token)
+        answered: asyncio.Queue[float] = asyncio.Queue()
+        responder = asyncio.ensure_future(answer_pings(live, answered))
+        try:
+            pinged_at = await next_ping(silent)  # and never answered
+            closing = await silent.receive(timeout=CONNECT_TIMEOUT)
+            closed_after = time.monotonic() - pinged_at
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert 0.8 <= closed_after < CONNECT_TIMEOUT
+            for _ in range(3):  # the answering client outlives several ping timeouts
+                await asyncio.wait_for(answered.get(), CONNECT_TIMEOUT)
+            assert not live.closed
+        finally:
+            await live.close()
+            await asyncio.wait_for(responder, CONNECT_TIMEOUT)
