@@ -31,8 +31,27 @@ CONNECTIONS = web.AppKey("connections", UserConnections)
 ADMIN_UI_ORIGIN = "https://admin.socket.io"
 
 
+# What is kept of a client's WSGI environ once its namespace connect has been handled.
+LASTING_ENVIRON_KEYS = ("REMOTE_ADDR", "HTTP_X_FORWARDED_FOR", "HTTP_USER_AGENT", "PATH_INFO")
+
+
+def lasting_environ(environ: dict[str, Any]) -> dict[str, Any]:
+    """The part of a handshake's environ worth keeping for the life of the connection.
+
+    The connect handler is the last reader of the rest (the token, the headers); kept,
+    it would cost about a kilobyte per connection, more with a browser's headers.
+    """
+    return {key: environ[key] for key in LASTING_ENVIRON_KEYS if key in environ}
+
+
 class GatewayServer(socketio.AsyncServer):  # type: ignore[misc]
-    """python-socketio's server on the faster Engine.IO transport (see transport.py)."""
+    """python-socketio's server on the faster Engine.IO transport (see transport.py).
+
+    Unless `keep_environ` (the Admin UI lists each client's handshake headers), only
+    `lasting_environ` of a client's environ is kept once its namespace connect is done.
+    """
+
+    keep_environ = False
 
     def _engineio_server_class(self) -> type:
         return FastEngineIOServer
@@ -42,6 +61,12 @@ class GatewayServer(socketio.AsyncServer):  # type: ignore[misc]
         if socket is not None:
             adopt(socket)
         return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        await super()._handle_connect(eio_sid, namespace, data)
+        environ = self.environ.get(eio_sid)
+        if environ is not None and not self.keep_environ:
+            self.environ[eio_sid] = lasting_environ(environ)
 
 
 def create_server(
@@ -68,6 +93,7 @@ def create_server(
         engineio_logger=False,
     )
     sio.register_namespace(ChatNamespace(common.jwt_secret.value, settings.replica_name, connections))
+    sio.keep_environ = settings.admin_enabled
     if settings.admin_enabled:
         # Socket.IO Admin UI; "production" mode keeps its per-event overhead low.
         sio.instrument(
