@@ -35,6 +35,9 @@ def fanout_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=50.0,
                         help="messages/s published (each reaches every client); sweep: first step")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds (sweep: per step)")
+    parser.add_argument("--warmup", type=float, default=0.0,
+                        help="rate mode: run the same load this many seconds first; RSS is taken "
+                             "after it (rss_mb_after_warmup) so growth after warm-up shows")
     parser.add_argument("--burst", type=int, default=0, help="publish N messages flat out")
     parser.add_argument("--sweep", action="store_true",
                         help="raise the rate step by step until loss or p99 > 250 ms")
@@ -79,7 +82,7 @@ def options_from(args: argparse.Namespace, target: str) -> Any:
         redis_url=args.redis_url, jwt_secret=args.jwt_secret, allow_10k=args.allow_10k,
         urls=args.url, pids=args.pid, channel=args.channel,
         quiet_wait=max(0.0, min(args.quiet_wait, 900.0)), deflate=args.deflate,
-        via_api=args.via_api,
+        via_api=args.via_api, warmup=max(0.0, min(args.warmup, 600.0)),
     )
 
 

@@ -70,6 +70,7 @@ class Options:
     quiet_wait: float = 0.0
     via_api: bool = False
     deflate: bool = False
+    warmup: float = 0.0
 
 
 def git_commit() -> str:
@@ -214,6 +215,7 @@ class FanoutRun:
         self.connected = 0
         self.rss_before: dict[str, int | None] = {}
         self.rss_after: dict[str, int | None] = {}
+        self.rss_warm: dict[str, int | None] = {}
         self.redis_pid = redis_server_pid(opts.redis_url)
         self.busy_before: float | None = None
         self.drain_timed_out = False
@@ -369,9 +371,11 @@ class FanoutRun:
         servers = []
         for s in self.fleet.servers:
             before, after = self.rss_before.get(s.name), self.rss_after.get(s.name)
+            warm = self.rss_warm.get(s.name)
             servers.append({"name": s.name, "pid": s.pid, "port": s.port,
                             "rss_mb_idle": round(before / 2**20, 1) if before else None,
-                            "rss_mb_connected": round(after / 2**20, 1) if after else None})
+                            "rss_mb_connected": round(after / 2**20, 1) if after else None}
+                           | ({"rss_mb_after_warmup": round(warm / 2**20, 1)} if warm else {}))
         deltas = [(self.rss_after[n] or 0) - (self.rss_before[n] or 0) for n in self.rss_before
                   if self.rss_before[n] and self.rss_after.get(n)]
         header: dict[str, Any] = {
@@ -417,16 +421,32 @@ class FanoutRun:
                 w = self.window(o.burst, None, o.drain_seconds)
                 result = self.header("burst") | self.summarize(w)
             else:
+                warmup = self.warm_up() if o.warmup > 0 else None
                 count = max(1, int(o.rate * o.duration))
                 say(f"{self.target}: {o.rate} msg/s for {o.duration}s to {self.connected} clients")
                 w = self.window(count, o.rate, o.drain_seconds)
                 result = self.header("rate") | {"duration_s": o.duration} | self.summarize(w)
+                if warmup is not None:
+                    result["warmup"] = warmup
             self.end_rss(result)
             return result
         finally:
             self.teardown()
             self.loop.run_until_complete(asyncio.sleep(0))
             self.loop.close()
+
+    def warm_up(self) -> dict[str, Any]:
+        """The same load for `--warmup` seconds before measuring; RSS is taken after it.
+
+        Buffers, caches and allocator pools settle under load; RSS growth after this
+        point is what would show a leak.
+        """
+        assert self.fleet is not None
+        o = self.opts
+        say(f"{self.target}: warm-up, {o.rate} msg/s for {o.warmup}s")
+        s = self.summarize(self.window(max(1, int(o.rate * o.warmup)), o.rate, o.drain_seconds))
+        self.rss_warm = {srv.name: rss_bytes(srv.pid) if srv.pid else None for srv in self.fleet.servers}
+        return {"seconds": o.warmup, "deliveries": s["deliveries"], "latency_ms": s["latency_ms"]}
 
     def sweep(self) -> dict[str, Any]:
         o = self.opts
