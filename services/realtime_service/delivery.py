@@ -37,6 +37,7 @@ from services.realtime_service.metrics import (
     RECOVERIES,
     SLOW_CONSUMER_DISCONNECTS,
 )
+from services.realtime_service.rooms import ImpliedSidRooms
 from services.realtime_service.transport import FastSocket, text_frame
 from services.shared.fanout import sequence_of
 from services.shared.messages import NEW_MESSAGE_EVENT
@@ -48,8 +49,8 @@ log = logging.getLogger(__name__)
 RECOVERED_EVENT = "recovered"
 
 
-class OrderedRedisManager(socketio.AsyncRedisManager):
-    """`AsyncRedisManager` with gap detection, duplicate suppression and replay."""
+class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
+    """`AsyncRedisManager` with gap detection, duplicate suppression and replay (and lean sid rooms)."""
 
     def __init__(
         self,
