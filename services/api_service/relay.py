@@ -10,9 +10,9 @@ visible in commit order) and `relay_state` holds the cursor. A relay:
    another API process takes over within about a second;
 2. wakes on an in-process signal after each commit and on LISTEN/NOTIFY from other
    processes (a missed hint only costs one `RELAY_POLL_SECONDS` poll);
-3. publishes each message with one Lua script that appends it to the history stream
-   and publishes it on the manager channel atomically, skipping ids the stream already
-   has, so a retried batch never delivers twice;
+3. publishes each batch with one Lua script that appends every message to the history
+   stream and publishes it on the manager channel atomically, skipping ids the stream
+   already has, so a retried batch never delivers twice;
 4. advances the cursor only after Redis accepted the batch, and retries with capped
    backoff while Redis or PostgreSQL is down.
 
@@ -50,22 +50,50 @@ log = logging.getLogger(__name__)
 RELAY_LOCK_KEY = 0x636861745F726C79  # "chat_rly"
 CURSOR_NAME = "socketio"
 
-# KEYS[1] stream; ARGV: channel, id, prev, wire json, packet, maxlen, commit time (ms)
-PUBLISH_ONCE = """
-local id = tonumber(ARGV[2])
+# KEYS[1] stream; ARGV: channel, maxlen, then five per message in id order:
+# id, prev, wire json, packet, commit time (ms). Returns how many were new.
+PUBLISH_BATCH = """
+local last = -1
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local info = redis.call('XINFO', 'STREAM', KEYS[1])
   for i = 1, #info, 2 do
     if info[i] == 'last-generated-id' then
-      if tonumber(string.match(info[i + 1], '^(%d+)')) >= id then return 0 end
+      last = tonumber(string.match(info[i + 1], '^(%d+)'))
     end
   end
 end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], ARGV[2] .. '-0',
-           'prev', ARGV[3], 'msg', ARGV[4], 'ts', ARGV[7])
-redis.call('PUBLISH', ARGV[1], ARGV[5])
-return 1
+local published = 0
+for i = 3, #ARGV, 5 do
+  local id = tonumber(ARGV[i])
+  if id > last then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[i] .. '-0',
+               'prev', ARGV[i + 1], 'msg', ARGV[i + 2], 'ts', ARGV[i + 4])
+    redis.call('PUBLISH', ARGV[1], ARGV[i + 3])
+    last = id
+    published = published + 1
+  end
+end
+return published
 """
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One message as PUBLISH_BATCH takes it."""
+
+    id: int
+    prev: int
+    wire_json: bytes
+    packet: bytes
+    commit_ms: int
+
+
+def publish_batch_args(channel: str, max_len: int, publications: Iterable[Publication]) -> list[object]:
+    """ARGV for PUBLISH_BATCH: one script call appends and publishes the whole batch."""
+    args: list[object] = [channel, max_len]
+    for p in publications:
+        args += [p.id, p.prev, p.wire_json, p.packet, p.commit_ms]
+    return args
 
 
 @dataclass(frozen=True)
@@ -91,7 +119,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._redis = aioredis.Redis.from_url(config.redis_url)
-        self._publish_once = self._redis.register_script(PUBLISH_ONCE)
+        self._publish_batch = self._redis.register_script(PUBLISH_BATCH)
         self._handed_over: deque[StoredMessage] = deque()
         self.is_leader = False
 
@@ -199,20 +227,18 @@ class OutboxRelay:
             PUBLISH_LAG.observe(max(0.0, now - message.created_at.timestamp()))
 
     async def _publish(self, batch: list[StoredMessage], prev: int) -> None:
-        pipe = self._redis.pipeline(transaction=False)
+        publications = []
         for message in batch:
             wire = message.to_wire()
-            await self._publish_once(
-                keys=[self._stream],
-                args=[
-                    self._config.channel, message.id, prev, orjson.dumps(wire),
-                    emit_packet(wire, message.id, prev), self._config.stream_max_len,
-                    int(message.created_at.timestamp() * 1000),
-                ],
-                client=pipe,
-            )
+            publications.append(Publication(
+                message.id, prev, orjson.dumps(wire), emit_packet(wire, message.id, prev),
+                int(message.created_at.timestamp() * 1000),
+            ))
             prev = message.id
-        await pipe.execute()
+        await self._publish_batch(
+            keys=[self._stream],
+            args=publish_batch_args(self._config.channel, self._config.stream_max_len, publications),
+        )
 
     async def _trim_by_age(self) -> None:
         """Drop history entries older than the configured age (size is capped on append)."""

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from services.api_service.relay import PUBLISH_ONCE
+from services.api_service.relay import PUBLISH_BATCH, Publication, publish_batch_args
 from services.shared.fanout import emit_packet, history_stream_key
 from tests.integration.harness import CONNECT_TIMEOUT, ChatStack, SocketFactory, User, extra_process
 
@@ -23,23 +23,18 @@ BURST = 60  # well above the 16 packets one long-polling payload may carry
 
 
 async def publish_burst(redis_url: str, channel: str, count: int) -> list[str]:
-    """Publish `count` messages in one pipeline, as the relay does after a group commit."""
+    """Publish `count` messages with one script call, as the relay does after a group commit."""
     client = aioredis.Redis.from_url(redis_url)
     try:
-        script = client.register_script(PUBLISH_ONCE)
-        pipe = client.pipeline(transaction=False)
-        ids = []
+        script = client.register_script(PUBLISH_BATCH)
+        publications = []
         for message_id in range(1, count + 1):
             wire = {"_id": str(message_id), "owner": "burst", "userName": "Burst", "text": "é" * 100}
-            await script(
-                keys=[history_stream_key(channel)],
-                args=[channel, message_id, message_id - 1, b"{}", emit_packet(wire, message_id, message_id - 1),
-                      1000, int(time.time() * 1000)],
-                client=pipe,
-            )
-            ids.append(str(message_id))
-        await pipe.execute()
-        return ids
+            publications.append(Publication(message_id, message_id - 1, b"{}",
+                                            emit_packet(wire, message_id, message_id - 1),
+                                            int(time.time() * 1000)))
+        await script(keys=[history_stream_key(channel)], args=publish_batch_args(channel, 1000, publications))
+        return [str(p.id) for p in publications]
     finally:
         await client.delete(history_stream_key(channel))
         await client.aclose()
