@@ -329,8 +329,9 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         Packets are read in this one coroutine, with no task or timer per read and no
         read timeout: the heartbeat closes a client that stops answering pings when
         python-engineio's read timeout would have (ping_interval + ping_timeout after
-        its last PONG). Each frame awaited here lives as long as the connection, so
-        the loop is written out in place.
+        its last PONG). What this loop holds while it waits lives as long as the
+        connection: it awaits aiohttp's `receive` directly and drops each message once
+        handled.
         """
         if self.connected:
             if not await self._upgrade(ws):
@@ -347,20 +348,26 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
                     message = await response.receive()
                 except Exception:  # noqa: BLE001 - reset or broken: the session ends
                     return
-                data = message.data
-                if not isinstance(data, str | bytes) or len(data) > self.server.max_http_buffer_size:
-                    return  # closed, an error, or too large
-                try:
-                    await self.receive(packet.Packet(encoded_packet=data))
-                except exceptions.UnknownPacketError:
-                    pass
-                except exceptions.SocketIsClosedError:
-                    self.server.logger.info("Receive error -- socket is closed")
+                if not await self._on_message(message.data):
                     return
-                except Exception:
-                    self.server.logger.exception("Unknown receive error")
+                del message  # not kept alive while the next one is awaited
         finally:
             await self._end_session(ws)
+
+    async def _on_message(self, data: Any) -> bool:
+        """Handle one WebSocket message; False ends the session (as python-engineio)."""
+        if not isinstance(data, str | bytes) or len(data) > self.server.max_http_buffer_size:
+            return False  # closed, an error, or too large
+        try:
+            await self.receive(packet.Packet(encoded_packet=data))
+        except exceptions.UnknownPacketError:
+            pass
+        except exceptions.SocketIsClosedError:
+            self.server.logger.info("Receive error -- socket is closed")
+            return False
+        except Exception:
+            self.server.logger.exception("Unknown receive error")
+        return True
 
     async def _receive_data(self, ws: FastWebSocket) -> str | bytes:
         data: str | bytes = await ws.wait()
