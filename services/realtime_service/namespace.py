@@ -45,7 +45,6 @@ class ChatNamespace(socketio.AsyncNamespace):
             self._refuse("invalid lastId: must be a message _id", "invalid_last_id")
         if not await self._connections.admit(identity.user_id, sid):
             self._refuse("too many connections for this user", "too_many_connections")
-        await self.save_session(sid, {"user_id": identity.user_id, "name": identity.name})
         self._connected.inc()
         if last_id is not None:
             self._manager.begin_recovery(sid)
