@@ -20,8 +20,9 @@ Two shortcuts keep a message's path from commit to Redis short. The messages thi
 process just committed are handed over in memory, so the relay reads them back from
 PostgreSQL only when they do not continue its cursor (another process's commit, or an
 id skipped by a conflicting insert). And the cursor is saved without waiting for the
-WAL flush: a crash that loses the newest cursor only makes the relay publish those
-messages again, and the Lua script skips ids the stream already holds.
+WAL flush, and at most every `cursor_save_seconds`: a crash that loses the newest
+cursor only makes the next relay publish those messages again, and the Lua script
+skips ids the stream already holds (gateways drop any id they already delivered).
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class RelayConfig:
     batch_size: int = 500
     poll_seconds: float = 1.0
     handoff_max: int = 10_000  # messages held in memory for the relay; beyond, re-read
+    cursor_save_seconds: float = 0.25  # how stale the saved cursor may get (see docstring)
     standby_seconds: float = 1.0
     max_backoff_seconds: float = 5.0
 
@@ -185,18 +187,26 @@ class OutboxRelay:
             await conn.close()
 
     async def _relay(self, conn: asyncpg.Connection) -> None:
-        cursor = await conn.fetchval(
+        cursor = saved = await conn.fetchval(
             "SELECT last_published_id FROM relay_state WHERE name = $1", CURSOR_NAME
         )
-        last_trim = 0.0
+        saved_at = last_trim = 0.0
         while True:
             self._wake.clear()
             cursor = await self._drain(conn, cursor)
-            if time.monotonic() - last_trim > 10:
+            now = time.monotonic()
+            if cursor != saved and now - saved_at >= self._config.cursor_save_seconds:
+                await conn.execute(
+                    "UPDATE relay_state SET last_published_id = $2 WHERE name = $1", CURSOR_NAME, cursor
+                )
+                saved, saved_at = cursor, now
+            if now - last_trim > 10:
                 await self._trim_by_age()
                 last_trim = time.monotonic()
+            # Come back in time to save a cursor that moved, even if nothing else happens.
+            timeout = self._config.cursor_save_seconds if cursor != saved else self._config.poll_seconds
             try:
-                await asyncio.wait_for(self._wake.wait(), self._config.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
                 pass
             if conn.is_closed():
@@ -213,9 +223,6 @@ class OutboxRelay:
             await self._publish(batch, prev=cursor)
             self._observe_published(batch)
             cursor = batch[-1].id
-            await conn.execute(
-                "UPDATE relay_state SET last_published_id = $2 WHERE name = $1", CURSOR_NAME, cursor
-            )
             log.debug("relayed", extra={"count": len(batch), "cursor": cursor})
 
     @staticmethod

@@ -17,7 +17,7 @@ import pytest
 from services.api_service.db.messages import NEW_MESSAGE_CHANNEL, NewMessage, insert_messages
 from services.api_service.db.migrate import migrate
 
-from .harness import create_database, drop_database
+from .harness import Api, ChatStack, User, create_database, drop_database
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -94,3 +94,23 @@ async def test_commit_notifies_the_relay_only_when_something_new_was_stored(
     finally:
         await listener.close()
 
+
+
+async def test_the_relay_saves_its_cursor_soon_after_publishing(chat_stack: ChatStack, api: Api, new_user) -> None:
+    """The cursor is saved lazily (no fsync wait, at most every 0.25 s) but it is saved."""
+    if chat_stack.external:
+        pytest.skip("reads the stack's database")
+    user: User = await new_user()
+    posted = await api.post_message(user, "cursor check")
+    assert posted.status == 201, posted.text
+    newest = int(posted.body["_id"])
+    conn = await asyncpg.connect(chat_stack.service_env["DATABASE_URL"])
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        saved = 0
+        while saved < newest:
+            assert asyncio.get_running_loop().time() < deadline, f"cursor stuck at {saved} < {newest}"
+            saved = await conn.fetchval("SELECT last_published_id FROM relay_state WHERE name = 'socketio'")
+            await asyncio.sleep(0.05)  # polling the database: there is no event to wait on
+    finally:
+        await conn.close()

@@ -18,32 +18,39 @@ CREATE OR REPLACE FUNCTION chat_store_messages(
 ) LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    newest_before bigint;
-    newest_after bigint;
+    stored record;
+    oldest_new bigint;
+    newest_new bigint;
+    inserted integer := 0;
 BEGIN
     PERFORM pg_advisory_xact_lock(order_lock_key);
-    SELECT max(m.id) INTO newest_before FROM messages m;
-    RETURN QUERY
-        WITH wanted AS (
-            SELECT * FROM unnest(client_ids, owner_ids, user_names, texts)
-                AS w(client_id, owner_id, user_name, text)
-        ), inserted AS (
-            INSERT INTO messages AS m (client_id, owner_id, user_name, text)
-            SELECT w.client_id, w.owner_id, w.user_name, w.text FROM wanted w
-            ON CONFLICT ON CONSTRAINT messages_owner_client_id_key DO NOTHING
-            RETURNING m.id, m.client_id, m.owner_id, m.user_name, m.text, m.created_at
-        )
-        SELECT i.id, i.client_id, i.owner_id, i.user_name, i.text, i.created_at, true
-        FROM inserted i
-        UNION ALL
-        -- The statement's snapshot predates its own inserts: these are older rows.
-        SELECT m.id, m.client_id, m.owner_id, m.user_name, m.text, m.created_at, false
-        FROM messages m
-        JOIN (SELECT DISTINCT w.owner_id, w.client_id FROM wanted w) k
-            ON m.owner_id = k.owner_id AND m.client_id = k.client_id;
-    SELECT max(m.id) INTO newest_after FROM messages m;
-    IF notify_channel IS NOT NULL AND newest_after IS DISTINCT FROM newest_before THEN
-        PERFORM pg_notify(notify_channel, newest_after::text);
+    FOR stored IN
+        INSERT INTO messages AS m (client_id, owner_id, user_name, text)
+        SELECT * FROM unnest(client_ids, owner_ids, user_names, texts)
+        ON CONFLICT ON CONSTRAINT messages_owner_client_id_key DO NOTHING
+        RETURNING m.id, m.client_id, m.owner_id, m.user_name, m.text, m.created_at
+    LOOP
+        id := stored.id; client_id := stored.client_id; owner_id := stored.owner_id;
+        user_name := stored.user_name; text := stored.text; created_at := stored.created_at;
+        created := true;
+        RETURN NEXT;
+        oldest_new := least(oldest_new, stored.id);
+        newest_new := greatest(newest_new, stored.id);
+        inserted := inserted + 1;
+    END LOOP;
+    IF inserted < cardinality(client_ids) THEN
+        -- Retries: keys stored before this call. The lock makes every such row's id
+        -- smaller than the ids this call assigned.
+        RETURN QUERY
+            SELECT m.id, m.client_id, m.owner_id, m.user_name, m.text, m.created_at, false
+            FROM messages m
+            JOIN (SELECT DISTINCT k.owner_id, k.client_id
+                  FROM unnest(owner_ids, client_ids) AS k(owner_id, client_id)) k
+                ON m.owner_id = k.owner_id AND m.client_id = k.client_id
+            WHERE oldest_new IS NULL OR m.id < oldest_new;
+    END IF;
+    IF notify_channel IS NOT NULL AND newest_new IS NOT NULL THEN
+        PERFORM pg_notify(notify_channel, newest_new::text);
     END IF;
 END;
 $$;
