@@ -10,6 +10,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from services.realtime_service.connections import UserConnections
 from services.realtime_service.delivery import OrderedRedisManager, close_transport
@@ -170,9 +171,30 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
         await app[REDIS].aclose()
 
 
+def measured(routes: list[web.RouteDef], middleware: Middleware) -> list[web.RouteDef]:
+    """`routes` with each handler run through `middleware` (as an app middleware would)."""
+
+    def wrap(route: web.RouteDef) -> web.RouteDef:
+        handler = route.handler
+        assert not isinstance(handler, type), "class-based views are not measured"
+
+        async def measured_handler(request: web.Request) -> web.StreamResponse:
+            return await middleware(request, handler)
+
+        return web.RouteDef(route.method, route.path, measured_handler, route.kwargs)
+
+    return [wrap(route) for route in routes]
+
+
 def create_app(settings: RealtimeSettings) -> web.Application:
-    """Build one gateway replica; nothing connects until the app starts."""
-    app = web.Application(middlewares=[http_metrics_middleware("realtime")])
+    """Build one gateway replica; nothing connects until the app starts.
+
+    The app has no middleware: aiohttp keeps an app middleware's frames on the stack
+    of every request, WebSocket sessions included, for as long as they last. Latency
+    is measured per route instead (requests to unknown paths are not measured).
+    """
+    metrics = http_metrics_middleware("realtime")
+    app = web.Application()
     app[SETTINGS] = settings
     app[REDIS] = aioredis.Redis.from_url(settings.common.redis_url)
     app[CONNECTIONS] = UserConnections(
@@ -183,12 +205,13 @@ def create_app(settings: RealtimeSettings) -> web.Application:
     )
     app[SIO] = create_server(settings, app[REDIS], app[CONNECTIONS])
     app[SIO].attach(app)
+    app[SIO].eio.http_middleware = metrics
     app.cleanup_ctx.extend([redis_client, socketio_lifecycle])
     app.on_shutdown.append(send_clients_elsewhere)
 
     async def redis_ready() -> object:
         return await app[REDIS].ping()
 
-    app.add_routes(health_routes({"redis": redis_ready}))
-    app.add_routes([web.get("/metrics", metrics_handler)])
+    app.add_routes(measured(health_routes({"redis": redis_ready}), metrics))
+    app.add_routes(measured([web.get("/metrics", metrics_handler)], metrics))
     return app

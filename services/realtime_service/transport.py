@@ -41,7 +41,9 @@ from collections.abc import Coroutine
 from typing import Any
 
 import engineio
+from aiohttp import web
 from aiohttp._websocket.writer import WebSocketWriter
+from aiohttp.typedefs import Middleware
 from aiohttp.web import WebSocketResponse
 from engineio import exceptions, packet
 from engineio.async_drivers import aiohttp as aiohttp_driver
@@ -89,6 +91,11 @@ def packet_frame(pkt: packet.Packet) -> bytes:
     if isinstance(encoded, str):
         return text_frame(encoded)
     return _frame(_BINARY_FIN, encoded)
+
+
+def is_websocket_request(request: web.Request) -> bool:
+    """The request asks for a WebSocket (the check aiohttp and the metrics middleware make)."""
+    return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
 _background: set[asyncio.Task[Any]] = set()
@@ -419,9 +426,15 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
     def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue:
         return PacketQueue(*args, **kwargs)
 
-    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+    # Wraps each request that is not a WebSocket session (the gateway's latency metrics).
+    # An aiohttp middleware would stay on the stack of every WebSocket for its lifetime.
+    http_middleware: Middleware | None = None
+
+    async def handle_request(self, request: web.Request) -> Any:
         """python-engineio's request handling; a WebSocket session runs after it has returned."""
-        response = await super().handle_request(*args, **kwargs)
+        if self.http_middleware is not None and not is_websocket_request(request):
+            return await self.http_middleware(request, super().handle_request)
+        response = await super().handle_request(request)
         if not isinstance(response, FastWebSocket):
             return response
         session = response.handler.__self__
