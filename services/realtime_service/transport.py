@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import sys
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -414,13 +415,59 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
 
+def translate_request(request: web.Request) -> dict[str, Any]:
+    """python-engineio's WSGI environ for an aiohttp request, with RAW_URI as received.
+
+    The driver's own version fills RAW_URI with `request.path_qs`, a URL serialized
+    anew and cached on the request: one more copy of the query (the token included)
+    for the life of a WebSocket connection. The raw request target is what RAW_URI
+    means, and aiohttp already holds it.
+    """
+    version = request.version
+    environ: dict[str, Any] = {
+        "wsgi.input": request.content,
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.async": True,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "SERVER_SOFTWARE": "aiohttp",
+        "REQUEST_METHOD": request.method,
+        "QUERY_STRING": request.query_string or "",
+        "RAW_URI": request.raw_path,
+        "SERVER_PROTOCOL": f"HTTP/{version[0]}.{version[1]}",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "0",
+        "SERVER_NAME": "aiohttp",
+        "SERVER_PORT": "0",
+        "aiohttp.request": request,
+    }
+    for name, value in request.headers.items():
+        name = name.upper()
+        if name == "CONTENT-TYPE":
+            environ["CONTENT_TYPE"] = value
+            continue
+        if name == "CONTENT-LENGTH":
+            environ["CONTENT_LENGTH"] = value
+            continue
+        key = "HTTP_" + name.replace("-", "_")
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    environ["wsgi.url_scheme"] = environ.get("HTTP_X_FORWARDED_PROTO", "http")
+    environ["PATH_INFO"] = request.path
+    environ["SCRIPT_NAME"] = ""
+    return environ
+
+
 class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
     """python-engineio's server with the session, queue and WebSocket classes above."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # A copy: the driver's table is module-level and shared by every server.
-        self._async: dict[str, Any] = {**self._async, "websocket": FastWebSocket}
+        self._async: dict[str, Any] = {
+            **self._async, "websocket": FastWebSocket, "translate_request": translate_request
+        }
         self.heartbeat = Heartbeat(self.ping_interval, self.ping_timeout)
 
     def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue:

@@ -1,4 +1,4 @@
-"""WebSocket frames built by the gateway's fast path are byte-identical to aiohttp's."""
+"""The gateway's transport pieces match what they replace: aiohttp's frames, python-engineio's environ."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from typing import Any
 import pytest
 from aiohttp._websocket.models import WSMsgType
 from aiohttp._websocket.writer import WebSocketWriter
+from aiohttp.test_utils import make_mocked_request
+from engineio.async_drivers import aiohttp as aiohttp_driver
+from multidict import CIMultiDict
 
-from services.realtime_service.transport import text_frame
+from services.realtime_service.transport import text_frame, translate_request
 
 
 class RecordingTransport:
@@ -40,3 +43,21 @@ def test_frames_match_aiohttp_for_every_length_class(text: str) -> None:
 def test_the_same_text_reuses_one_frame() -> None:
     text = '42["getAllmessages",{"_id":"7"}]'
     assert text_frame(text) is text_frame(text)
+
+
+def test_environ_matches_python_engineio_except_raw_uri_as_received() -> None:
+    request = make_mocked_request(
+        "GET",
+        "/socket.io/?EIO=4&transport=websocket&token=a.b_c%2Bd",
+        headers=CIMultiDict([
+            ("Host", "chat.example:8080"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("X-Forwarded-Proto", "https"), ("Content-Type", "text/plain"), ("Content-Length", "0"),
+            ("X-Many", "1"), ("X-Many", "2"),
+        ]),
+    )
+    ours = translate_request(request)
+    theirs = aiohttp_driver.translate_request(request)
+    assert ours.pop("RAW_URI") == request.raw_path
+    theirs.pop("RAW_URI")
+    assert ours == theirs
+    assert ours["HTTP_X_MANY"] == "1,2" and ours["wsgi.url_scheme"] == "https"
