@@ -33,7 +33,9 @@ ADMIN_UI_ORIGIN = "https://admin.socket.io"
 
 
 # What is kept of a client's WSGI environ once its namespace connect has been handled.
-LASTING_ENVIRON_KEYS = ("REMOTE_ADDR", "HTTP_X_FORWARDED_FOR", "HTTP_USER_AGENT", "PATH_INFO")
+# (python-engineio's aiohttp driver sets REMOTE_ADDR to 127.0.0.1 for everyone, and
+# PATH_INFO is always the Socket.IO path: neither tells clients apart.)
+LASTING_ENVIRON_KEYS = ("HTTP_X_FORWARDED_FOR", "HTTP_USER_AGENT")
 
 
 def lasting_environ(environ: dict[str, Any]) -> dict[str, Any]:
