@@ -98,7 +98,7 @@ async def message_pipeline(app: web.Application) -> AsyncIterator[None]:
     )
     app[RELAY] = relay
     relay.start()
-    writer = MessageWriter(app[DB_POOL], on_commit=relay.committed)
+    writer = MessageWriter(app[DB_POOL], relay)
     app[MESSAGE_WRITER] = writer
     writer.start()
     try:

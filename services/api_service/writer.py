@@ -11,25 +11,37 @@ batches grow by themselves and throughput follows.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from typing import Protocol
 
 import asyncpg
 
-from services.api_service.db.messages import InsertResult, NewMessage, insert_messages
+from services.api_service.db.messages import (
+    NEW_MESSAGE_CHANNEL,
+    InsertResult,
+    NewMessage,
+    insert_messages,
+)
 from services.shared.messages import StoredMessage
 from services.shared.tasks import cancel_and_wait
 
 Pending = tuple[NewMessage, "asyncio.Future[InsertResult]"]
 
 
+class LocalRelay(Protocol):
+    """What the writer needs of the outbox relay in its own process (relay.py)."""
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    def committed(self, messages: list[StoredMessage]) -> None: ...
+
+
 class MessageWriter:
     """Owns the task that writes queued messages in batches."""
 
-    def __init__(
-        self, pool: asyncpg.Pool, on_commit: Callable[[list[StoredMessage]], None], max_batch: int = 256
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, relay: LocalRelay, max_batch: int = 256) -> None:
         self._pool = pool
-        self._on_commit = on_commit  # hands the new messages to the relay in this process
+        self._relay = relay
         self._max_batch = max_batch
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -61,7 +73,10 @@ class MessageWriter:
     async def _write(self, batch: list[Pending]) -> None:
         try:
             async with self._pool.acquire() as conn:
-                results = await insert_messages(conn, [message for message, _ in batch])
+                # The relay of this process gets the rows in memory; only when it does
+                # not lead must a NOTIFY wake the leader in another process.
+                notify = None if self._relay.is_leader else NEW_MESSAGE_CHANNEL
+                results = await insert_messages(conn, [message for message, _ in batch], notify)
         except asyncio.CancelledError:
             for _, future in batch:
                 future.cancel()
@@ -77,4 +92,4 @@ class MessageWriter:
         # After the answers: the callers' responses go out before the relay's publishing.
         created = sorted((r.message for r in results if r.created), key=lambda m: m.id)
         if created:
-            self._on_commit(created)
+            self._relay.committed(created)

@@ -48,7 +48,9 @@ def message_from_row(row: asyncpg.Record) -> StoredMessage:
     )
 
 
-async def insert_messages(conn: asyncpg.Connection, batch: Sequence[NewMessage]) -> list[InsertResult]:
+async def insert_messages(
+    conn: asyncpg.Connection, batch: Sequence[NewMessage], notify_channel: str | None = NEW_MESSAGE_CHANNEL
+) -> list[InsertResult]:
     """Store each message once per (owner, client id); results in the order of `batch`.
 
     One statement, `chat_store_messages` (migration 0003), does the whole batch: order
@@ -56,13 +58,14 @@ async def insert_messages(conn: asyncpg.Connection, batch: Sequence[NewMessage])
     outside an explicit transaction: the statement is then its own transaction, one
     round trip and one commit. A message whose (owner, client id) is already stored, or
     appears earlier in the same batch, comes back as that stored message with
-    `created=False`.
+    `created=False`. `notify_channel` None sends no NOTIFY (the caller's own process
+    relays these rows).
     """
     rows = await conn.fetch(
         "SELECT * FROM chat_store_messages($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5, $6)",
         [m.client_id for m in batch], [m.owner for m in batch],
         [m.user_name for m in batch], [m.text for m in batch],
-        MESSAGE_ORDER_LOCK_KEY, NEW_MESSAGE_CHANNEL,
+        MESSAGE_ORDER_LOCK_KEY, notify_channel,
     )
     new: dict[tuple[str, str], StoredMessage] = {}
     existing: dict[tuple[str, str], StoredMessage] = {}
