@@ -10,9 +10,9 @@ the writer and the ping timer), an `asyncio.Queue` and the handshake's stack fra
 These classes keep the protocol and the public API of python-socketio/python-engineio
 and change only that:
 
-* `FastWebSocket` refuses compression and writes each text message as a WebSocket
-  frame built once per broadcast and shared by every recipient; frames written in one
-  loop iteration go out in one write per client;
+* `FastWebSocket` refuses compression; `DirectWebSocket` writes each text message as
+  a WebSocket frame built once per broadcast and shared by every recipient; frames
+  written in one loop iteration go out in one write per client;
 * a WebSocket session has no writer task: each packet put on its queue is written at
   once while the connection takes data; when the kernel buffer is full, one short-lived
   task waits for it to drain and the queue backs up meanwhile, which is also how a slow
@@ -21,7 +21,8 @@ and change only that:
   non-empty), its pings come from the server's shared `Heartbeat` (no ping task), and
   it reads without a task or timer per read;
 * `FastEngineIOServer.handle_request` serves a WebSocket after the handshake has
-  returned, so the handshake's frames, and the request environ they hold, are freed;
+  returned, so the handshake's frames, and the request environ they hold, are freed,
+  and reads in its own frame: nothing else stays on the stack of an idle connection;
 * `FastSocket.write_now` lets a broadcast write its frame straight to an idle WebSocket
   client, with no queue at all. Only when nothing is queued for that client, so order
   is kept; any other client (long-polling, busy, or whose kernel buffer is full) is
@@ -111,13 +112,12 @@ def _spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
 
 
 class FastWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
-    """python-engineio's aiohttp WebSocket wrapper, without compression or re-framing.
+    """python-engineio's aiohttp WebSocket driver, for the handshake.
 
-    Calling it completes the handshake and returns it; `FastEngineIOServer` runs the
-    session's handler on it once python-engineio's handshake code has returned.
+    Calling it completes the handshake (refusing compression) and returns it;
+    `FastEngineIOServer.handle_request` then serves the connection once
+    python-engineio's handshake code has returned.
     """
-
-    _corked: list[bytes] | None = None
 
     async def __call__(self, environ: dict[str, Any]) -> FastWebSocket:
         request = environ["aiohttp.request"]
@@ -131,11 +131,25 @@ class FastWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
         assert self._sock is not None
         return self._sock
 
+
+class DirectWebSocket:
+    """A session's WebSocket connection, written to without aiohttp's per-message work.
+
+    Text frames are built once per message (and shared by every recipient of a
+    broadcast); frames written in one loop iteration go out in one write.
+    """
+
+    __slots__ = ("_corked", "response")
+
+    def __init__(self, response: WebSocketResponse) -> None:
+        self.response = response
+        self._corked: list[bytes] | None = None
+
     def _writer(self) -> WebSocketWriter | None:
         """aiohttp's frame writer while the connection is open and not closing."""
-        sock = self._sock
-        writer = sock._writer if sock is not None else None
-        if writer is None or sock.closed or writer.transport is None or writer.transport.is_closing():
+        response = self.response
+        writer = response._writer
+        if writer is None or response.closed or writer.transport is None or writer.transport.is_closing():
             return None
         return writer
 
@@ -151,7 +165,7 @@ class FastWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
 
     async def drained(self) -> None:
         """Wait until the kernel buffer has room again (raises if the connection is lost)."""
-        writer = self._sock._writer
+        writer = self.response._writer
         if writer is None:
             raise ConnectionResetError("WebSocket is closed")
         await writer.protocol._drain_helper()
@@ -175,27 +189,22 @@ class FastWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
             return
         writer.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
-    async def send(self, message: str | bytes) -> None:
-        self.uncork()  # what was written directly goes first
-        if not isinstance(message, str):
-            await super().send(message)
-            return
-        writer = self._writer()
-        if writer is None:
-            raise ConnectionResetError("WebSocket is closed")
-        writer.transport.write(text_frame(message))
-        if self.pushing_back():  # the kernel buffer is full: wait, so the queue backs up
-            await self.drained()
+    async def receive_data(self) -> str | bytes:
+        """The next message's data; OSError once the connection is closing (as python-engineio's driver)."""
+        data = (await self.response.receive()).data
+        if not isinstance(data, str | bytes):
+            raise OSError("WebSocket closed")
+        return data
 
     async def close(self) -> None:
         self.uncork()  # frames written before the close go out before the CLOSE frame
-        await super().close()
+        await self.response.close()
 
 
-_to_uncork: list[FastWebSocket] = []
+_to_uncork: list[DirectWebSocket] = []
 
 
-def _uncork_soon(websocket: FastWebSocket) -> None:
+def _uncork_soon(websocket: DirectWebSocket) -> None:
     """Flush `websocket` once the current loop iteration is done.
 
     Broadcasts handled in one iteration (a burst read from Redis in one go) then reach
@@ -218,7 +227,7 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
 
     last_ping: float | None  # python-engineio's: when the unanswered ping went out
     connected: bool
-    websocket: FastWebSocket | None = None  # while its WebSocket takes packets
+    websocket: DirectWebSocket | None = None  # while its WebSocket takes packets
     _drain_task: asyncio.Task[None] | None = None  # while it waits for a full buffer to drain
     _closing_websocket: asyncio.Task[None] | None = None  # once told to end its WebSocket
 
@@ -256,7 +265,7 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
                 return
             websocket.write_now(packet_frame(pkt))
 
-    async def _wait_for_room(self, websocket: FastWebSocket) -> None:
+    async def _wait_for_room(self, websocket: DirectWebSocket) -> None:
         try:
             await websocket.drained()
         except ConnectionError:
@@ -265,7 +274,7 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
             self._drain_task = None
         self._write_queued()
 
-    def _end_websocket(self, websocket: FastWebSocket) -> None:
+    def _end_websocket(self, websocket: DirectWebSocket) -> None:
         """Stop writing and close the connection (the reader then ends the session)."""
         self.websocket = None
         self._closing_websocket = _spawn(websocket.close())
@@ -331,38 +340,22 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
             packets.append(pkt)
         return packets
 
-    async def _websocket_handler(self, ws: FastWebSocket) -> None:
-        """python-engineio's WebSocket session, with direct writes and no per-session tasks.
+    async def open_websocket(self, websocket: DirectWebSocket) -> bool:
+        """Take `websocket` as this session's transport (after the upgrade handshake, if polling).
 
-        Packets are read in this one coroutine, with no task or timer per read and no
-        read timeout: the heartbeat closes a client that stops answering pings when
-        python-engineio's read timeout would have (ping_interval + ping_timeout after
-        its last PONG). What this loop holds while it waits lives as long as the
-        connection: it awaits aiohttp's `receive` directly and drops each message once
-        handled.
+        False if the upgrade failed: the session goes on with long-polling.
         """
         if self.connected:
-            if not await self._upgrade(ws):
-                return
+            if not await self._upgrade(websocket):
+                return False
         else:
             self.connected = True
             self.upgraded = True
-        self.websocket = ws
+        self.websocket = websocket
         self._write_queued()  # what was queued before the WebSocket took over
-        response = ws.response
-        try:
-            while True:
-                try:
-                    message = await response.receive()
-                except Exception:  # noqa: BLE001 - reset or broken: the session ends
-                    return
-                if not await self._on_message(message.data):
-                    return
-                del message  # not kept alive while the next one is awaited
-        finally:
-            await self._end_session(ws)
+        return True
 
-    async def _on_message(self, data: Any) -> bool:
+    async def on_message(self, data: Any) -> bool:
         """Handle one WebSocket message; False ends the session (as python-engineio)."""
         if not isinstance(data, str | bytes) or len(data) > self.server.max_http_buffer_size:
             return False  # closed, an error, or too large
@@ -377,23 +370,23 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
             self.server.logger.exception("Unknown receive error")
         return True
 
-    async def _receive_data(self, ws: FastWebSocket) -> str | bytes:
-        data: str | bytes = await ws.wait()
-        if data and len(data) > self.server.max_http_buffer_size:
+    async def _receive_data(self, websocket: DirectWebSocket) -> str | bytes:
+        data = await websocket.receive_data()
+        if len(data) > self.server.max_http_buffer_size:
             raise ValueError("packet is too large")
         return data
 
-    async def _upgrade(self, ws: FastWebSocket) -> bool:
+    async def _upgrade(self, websocket: DirectWebSocket) -> bool:
         """The polling-to-WebSocket upgrade handshake, as python-engineio runs it."""
         self.upgrading = True  # hold packet sends during the upgrade
         try:
-            pkt = packet.Packet(encoded_packet=await self._receive_data(ws))
+            pkt = packet.Packet(encoded_packet=await self._receive_data(websocket))
             if pkt.packet_type != packet.PING or pkt.data != "probe":
                 self.server.logger.info("%s: Failed websocket upgrade, no PING packet", self.sid)
                 return False
-            await ws.send(packet.Packet(packet.PONG, data="probe").encode())
+            await websocket.response.send_str(packet.Packet(packet.PONG, data="probe").encode())
             await self.queue.put(packet.Packet(packet.NOOP))  # end the pending poll
-            pkt = packet.Packet(encoded_packet=await self._receive_data(ws))
+            pkt = packet.Packet(encoded_packet=await self._receive_data(websocket))
             if pkt.packet_type != packet.UPGRADE:
                 self.server.logger.info("%s: Failed websocket upgrade, expected UPGRADE packet", self.sid)
                 return False
@@ -404,13 +397,13 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         self.upgraded = True
         return True
 
-    async def _end_session(self, ws: FastWebSocket) -> None:
+    async def end_websocket(self, websocket: DirectWebSocket) -> None:
         """As python-engineio once its reader stops: send what is queued, close both ends."""
-        if self.websocket is ws:
+        if self.websocket is websocket:
             self._write_queued()
             self.websocket = None
         closing = self._closing_websocket
-        await (closing if closing is not None else ws.close())
+        await (closing if closing is not None else websocket.close())
         self._discard_queued()
         await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
@@ -478,20 +471,43 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
     http_middleware: Middleware | None = None
 
     async def handle_request(self, request: web.Request) -> Any:
-        """python-engineio's request handling; a WebSocket session runs after it has returned."""
+        """python-engineio's request handling; a WebSocket session is served after it has returned.
+
+        What this coroutine holds while a session reads lives as long as the
+        connection, so a FastSocket's reading loop is written out here, with no task
+        or timer per read and no message kept while the next one is awaited. There is
+        no read timeout: the heartbeat closes a client that stops answering pings when
+        python-engineio's read timeout would have (ping_interval + ping_timeout after
+        its last PONG).
+        """
         if self.http_middleware is not None and not is_websocket_request(request):
             return await self.http_middleware(request, super().handle_request)
         response = await super().handle_request(request)
         if not isinstance(response, FastWebSocket):
             return response
         session = response.handler.__self__
-        try:
+        if not isinstance(session, FastSocket):  # python-engineio's own session class
             await response.handler(response)
-        finally:
-            # As python-engineio: a session whose WebSocket request ended closed is dropped.
-            if session.closed and self.sockets.get(session.sid) is session:
-                del self.sockets[session.sid]
-        return response.response
+            websocket = DirectWebSocket(response.response)
+        else:
+            websocket = DirectWebSocket(response.response)
+            del response  # the driver object has done its part
+            if await session.open_websocket(websocket):
+                try:
+                    while True:
+                        try:
+                            message = await websocket.response.receive()
+                        except Exception:  # noqa: BLE001 - reset or broken: the session ends
+                            break
+                        if not await session.on_message(message.data):
+                            break
+                        del message
+                finally:
+                    await session.end_websocket(websocket)
+        # As python-engineio: a session whose WebSocket request ended closed is dropped.
+        if session.closed and self.sockets.get(session.sid) is session:
+            del self.sockets[session.sid]
+        return websocket.response
 
     async def shutdown(self) -> None:
         self.heartbeat.stop()
