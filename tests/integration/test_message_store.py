@@ -12,9 +12,16 @@ import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
+import orjson
 import pytest
 
-from services.api_service.db.messages import NEW_MESSAGE_CHANNEL, NewMessage, insert_messages
+from services.api_service.db.messages import (
+    NEW_MESSAGE_CHANNEL,
+    NewMessage,
+    history_page,
+    insert_messages,
+    messages_after,
+)
 from services.api_service.db.migrate import migrate
 
 from .harness import Api, ChatStack, User, create_database, drop_database
@@ -94,6 +101,20 @@ async def test_commit_notifies_the_relay_only_when_something_new_was_stored(
     finally:
         await listener.close()
 
+
+
+async def test_history_pages_carry_exactly_what_the_relay_broadcasts(conn: asyncpg.Connection) -> None:
+    """REST history is built by SQL, broadcasts by StoredMessage.to_wire: the same bytes."""
+    owner = await new_user(conn)
+    await insert_messages(conn, [message(owner, str(uuid.uuid4()), t) for t in ("a", "b <i>c</i>", "é")])
+    # A whole-second time: no fraction in the ISO string either way.
+    await conn.execute("UPDATE messages SET created_at = '2026-01-02 03:04:05+00' WHERE text = 'a'")
+
+    broadcast = [m.to_wire() for m in await messages_after(conn, 0, 10)]
+    history = await history_page(conn, limit=10)
+
+    assert orjson.dumps(history) == orjson.dumps(broadcast)
+    assert orjson.loads(orjson.dumps(history))[0]["createdAt"] == "2026-01-02T03:04:05+00:00"
 
 
 async def test_the_relay_saves_its_cursor_soon_after_publishing(chat_stack: ChatStack, api: Api, new_user) -> None:

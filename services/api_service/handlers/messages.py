@@ -24,7 +24,7 @@ async def list_messages(request: web.Request) -> web.Response:
     )
     async with request.app[DB_POOL].acquire() as conn:
         page = await messages.history_page(conn, limit=query.limit, before=query.before, after=query.after)
-    return json_response([message.to_wire() for message in page])
+    return json_response(page)
 
 
 async def post_message(request: web.Request) -> web.Response:
