@@ -36,10 +36,12 @@ and change only that:
 from __future__ import annotations
 
 import asyncio
+import random
 import struct
 import sys
 import time
 from collections.abc import Coroutine
+from functools import partial
 from typing import Any
 
 import engineio
@@ -111,6 +113,27 @@ def _spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     return task
 
 
+# What every aiohttp WebSocketWriter allocates for permessage-deflate (a lock and a
+# task set) and for masking client frames (a random-bits source): about 600 bytes per
+# connection that a server which neither compresses nor masks never uses. Each
+# writer gets these shared instances instead; were they ever used, sharing would only
+# serialize compression across connections (the set just keeps tasks referenced).
+_IDLE_WRITER_STATE: dict[str, Any] = {
+    "_send_lock": asyncio.Lock(),
+    "_background_tasks": set(),
+    "get_random_bits": partial(random.getrandbits, 32),
+}
+
+
+def share_idle_writer_state(writer: WebSocketWriter) -> None:
+    """Replace a compression-free server writer's unused per-connection state with shared instances."""
+    if writer.compress or writer.use_mask:
+        return
+    for name, shared in _IDLE_WRITER_STATE.items():
+        if hasattr(writer, name):
+            setattr(writer, name, shared)
+
+
 class FastWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
     """python-engineio's aiohttp WebSocket driver, for the handshake.
 
@@ -123,6 +146,8 @@ class FastWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
         request = environ["aiohttp.request"]
         self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
         await self._sock.prepare(request)
+        if self._sock._writer is not None:
+            share_idle_writer_state(self._sock._writer)
         return self
 
     @property

@@ -1,4 +1,4 @@
-"""The gateway's transport pieces match what they replace: aiohttp's frames, python-engineio's environ."""
+"""The gateway's transport pieces match what they replace: aiohttp's frames and writer, python-engineio's environ."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from aiohttp.test_utils import make_mocked_request
 from engineio.async_drivers import aiohttp as aiohttp_driver
 from multidict import CIMultiDict
 
-from services.realtime_service.transport import text_frame, translate_request
+from services.realtime_service.transport import (
+    share_idle_writer_state,
+    text_frame,
+    translate_request,
+)
 
 
 class RecordingTransport:
@@ -61,3 +65,37 @@ def test_environ_matches_python_engineio_except_raw_uri_as_received() -> None:
     theirs.pop("RAW_URI")
     assert ours == theirs
     assert ours["HTTP_X_MANY"] == "1,2" and ours["wsgi.url_scheme"] == "https"
+
+
+class Refusing:
+    """Stands in for writer state that must not be used; any use raises."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"used {name}")
+
+    def __call__(self, *args: Any) -> Any:
+        raise AssertionError("called")
+
+
+async def test_an_uncompressed_server_writer_never_uses_the_state_it_shares() -> None:
+    """aiohttp's lock, task set and random bits serve compression and masking only."""
+    transport = RecordingTransport()
+    writer = WebSocketWriter(protocol=Any, transport=transport)  # type: ignore[arg-type]
+    for name in ("_send_lock", "_background_tasks", "get_random_bits"):
+        assert hasattr(writer, name), name  # still aiohttp's attribute names
+        setattr(writer, name, Refusing())
+    await writer.send_frame(b"x" * 70_000, WSMsgType.TEXT)
+    await writer.send_frame(b"p", WSMsgType.PING)
+    await writer.close(1000, b"bye")
+    assert transport.written.startswith(bytes([0x81, 127]))
+
+
+def test_writers_share_their_idle_state_unless_they_compress() -> None:
+    plain = WebSocketWriter(protocol=Any, transport=RecordingTransport())  # type: ignore[arg-type]
+    other = WebSocketWriter(protocol=Any, transport=RecordingTransport())  # type: ignore[arg-type]
+    compressing = WebSocketWriter(protocol=Any, transport=RecordingTransport(), compress=15)  # type: ignore[arg-type]
+    lock = compressing._send_lock
+    for writer in (plain, other, compressing):
+        share_idle_writer_state(writer)
+    assert plain._send_lock is other._send_lock and plain._background_tasks is other._background_tasks
+    assert compressing._send_lock is lock
