@@ -130,7 +130,12 @@ class OutboxRelay:
         if self.is_leader:
             if len(self._handed_over) > self._config.handoff_max:
                 self._handed_over.clear()  # the relay is stuck; it re-reads when it recovers
-            self._handed_over.extend(messages)
+            fresh = list(messages)
+            if fresh and self._handed_over and fresh[0].id < self._handed_over[-1].id:
+                # Two batches in flight can report their commits in either order.
+                fresh = sorted([*self._handed_over, *fresh], key=lambda m: m.id)
+                self._handed_over.clear()
+            self._handed_over.extend(fresh)
         self._wake.set()
 
     def _take_handed_over(self, cursor: int) -> list[StoredMessage]:

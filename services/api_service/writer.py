@@ -4,8 +4,8 @@ Every insert takes the message-order lock (see db/messages.py), so inserts are
 serialized across all API processes anyway. Instead of one transaction per request,
 one writer task per process takes every message waiting at that moment and stores
 them with one statement: one lock, one round trip and one commit (one WAL flush) for
-the whole batch. Alone, a message is written at once; under load,
-batches grow by themselves and throughput follows.
+the whole batch. Alone, a message is written at once; under load, batches grow by
+themselves and throughput follows.
 """
 
 from __future__ import annotations
@@ -37,20 +37,26 @@ class LocalRelay(Protocol):
 
 
 class MessageWriter:
-    """Owns the task that writes queued messages in batches."""
+    """Owns the task that writes queued messages in batches, `max_in_flight` at a time."""
 
-    def __init__(self, pool: asyncpg.Pool, relay: LocalRelay, max_batch: int = 256) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, relay: LocalRelay, max_batch: int = 256, max_in_flight: int = 2
+    ) -> None:
         self._pool = pool
         self._relay = relay
         self._max_batch = max_batch
+        self._slots = asyncio.Semaphore(max_in_flight)
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="message-writer")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
+        for write in list(self._writes):
+            await cancel_and_wait(write)
         while not self._queue.empty():  # nothing may wait forever on a stopped writer
             _, future = self._queue.get_nowait()
             future.cancel()
@@ -62,13 +68,28 @@ class MessageWriter:
         return await future
 
     async def _run(self) -> None:
+        """Start a batch whenever a slot is free, with everything queued by then.
+
+        Two batches in flight let one travel to PostgreSQL and back while the event loop
+        answers the previous one and parses new requests; they still commit one after
+        the other under the order lock.
+        """
         while True:
+            await self._slots.acquire()
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             batch = [(m, f) for m, f in batch if not f.done()]  # callers gone (cancelled)
-            if batch:
-                await self._write(batch)
+            if not batch:
+                self._slots.release()
+                continue
+            write = asyncio.create_task(self._write(batch))
+            self._writes.add(write)
+            write.add_done_callback(self._written)
+
+    def _written(self, write: asyncio.Task[None]) -> None:
+        self._writes.discard(write)
+        self._slots.release()
 
     async def _write(self, batch: list[Pending]) -> None:
         try:

@@ -59,3 +59,10 @@ def test_a_stuck_relay_does_not_hold_messages_without_bound(relay: OutboxRelay) 
     relay.committed(stored(17))  # over the cap: 11..16 are dropped and will be re-read
     assert relay._take_handed_over(10) == []
     assert ids(relay._take_handed_over(16)) == [17]
+
+
+def test_commits_reported_out_of_order_are_taken_in_id_order(relay: OutboxRelay) -> None:
+    relay.committed(stored(13, 14))
+    relay.committed(stored(11, 12))  # the other batch in flight committed first
+    assert ids(relay._take_handed_over(10)) == [11, 12, 13]
+    assert ids(relay._take_handed_over(13)) == [14]
