@@ -511,17 +511,17 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         if not isinstance(response, FastWebSocket):
             return response
         session = response.handler.__self__
+        connection = response.response
         if not isinstance(session, FastSocket):  # python-engineio's own session class
             await response.handler(response)
-            websocket = DirectWebSocket(response.response)
         else:
-            websocket = DirectWebSocket(response.response)
             del response  # the driver object has done its part
+            websocket = DirectWebSocket(connection)
             if await session.open_websocket(websocket):
                 try:
                     while True:
                         try:
-                            message = await websocket.response.receive()
+                            message = await connection.receive()
                         except Exception:  # noqa: BLE001 - reset or broken: the session ends
                             break
                         if not await session.on_message(message.data):
@@ -532,7 +532,7 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         # As python-engineio: a session whose WebSocket request ended closed is dropped.
         if session.closed and self.sockets.get(session.sid) is session:
             del self.sockets[session.sid]
-        return websocket.response
+        return connection
 
     async def shutdown(self) -> None:
         self.heartbeat.stop()
