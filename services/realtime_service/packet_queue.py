@@ -73,10 +73,7 @@ class PacketQueue:
 
     async def get(self) -> Any:
         while not self._items:
-            getter = asyncio.get_running_loop().create_future()
-            if self._getters is None:
-                self._getters = []
-            self._getters.append(getter)
+            self._getters, getter = _enlist(self._getters)
             try:
                 await getter
             except BaseException:
@@ -101,10 +98,7 @@ class PacketQueue:
     async def join(self) -> None:
         if self._unfinished == 0:
             return
-        joiner = asyncio.get_running_loop().create_future()
-        if self._joiners is None:
-            self._joiners = []
-        self._joiners.append(joiner)
+        self._joiners, joiner = _enlist(self._joiners)
         try:
             await joiner
         finally:
@@ -127,3 +121,12 @@ class PacketQueue:
                 break
         if not getters:
             self._getters = None
+
+
+def _enlist(waiters: list[asyncio.Future[Any]] | None) -> tuple[list[asyncio.Future[Any]], asyncio.Future[Any]]:
+    """A new future appended to `waiters`, which is created on first use (idle queues hold none)."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    if waiters is None:
+        waiters = []
+    waiters.append(future)
+    return waiters, future
