@@ -15,6 +15,7 @@ import multiprocessing as mp
 import os
 import secrets
 import subprocess
+import threading
 import time
 import uuid
 from array import array
@@ -203,6 +204,33 @@ async def pace(publisher: Publisher, first: int, count: int, rate: float | None)
     return time.monotonic() - start
 
 
+class RssSampler:
+    """RSS of each server every `every` seconds while a window runs (a thread: the
+    orchestrator's event loop is busy publishing)."""
+
+    def __init__(self, pids: dict[str, int], every: float) -> None:
+        self.pids = pids
+        self.every = every
+        self.samples: dict[str, list[float]] = {name: [] for name in pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            for name, pid in self.pids.items():
+                rss = rss_bytes(pid)
+                if rss:
+                    self.samples[name].append(round(rss / 2**20, 1))
+
+    def stop(self) -> dict[str, list[float]]:
+        self._stop.set()
+        self._thread.join()
+        return self.samples
+
+
 class FanoutRun:
     def __init__(self, opts: Options, target: str) -> None:
         self.opts = opts
@@ -216,6 +244,7 @@ class FanoutRun:
         self.rss_before: dict[str, int | None] = {}
         self.rss_after: dict[str, int | None] = {}
         self.rss_warm: dict[str, int | None] = {}
+        self.rss_samples: dict[str, list[float]] = {}
         self.redis_pid = redis_server_pid(opts.redis_url)
         self.busy_before: float | None = None
         self.drain_timed_out = False
@@ -293,6 +322,8 @@ class FanoutRun:
             return t0, seconds
 
         cpu.start()
+        rss = RssSampler({s.name: s.pid for s in self.fleet.servers if s.pid}, every=30.0)
+        rss.start()
         t0, seconds = self.loop.run_until_complete(publish())
         end_publish = time.monotonic()
         delivered = 0
@@ -304,6 +335,7 @@ class FanoutRun:
                 break
             time.sleep(0.05)
         cpu.stop()
+        self.rss_samples = rss.stop()
         replies = self.gens.ask({"cmd": "collect"})
         counts = {k: sum(r[k] for r in replies) for k in
                   ("expected", "unique", "lost", "duplicates", "delivered", "foreign", "disconnects")}
@@ -402,6 +434,8 @@ class FanoutRun:
             pid = s["pid"]
             rss = rss_bytes(pid) if pid else None
             s["rss_mb_end"] = round(rss / 2**20, 1) if rss else None
+            if self.rss_samples.get(s["name"]):
+                s["rss_mb_every_30s"] = self.rss_samples[s["name"]]
 
     # ---- modes -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
