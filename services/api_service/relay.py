@@ -119,6 +119,8 @@ class OutboxRelay:
         self._config = config
         self._stream = history_stream_key(config.channel)
         self._wake = asyncio.Event()
+        # Set by NOTIFY (or a timed poll): PostgreSQL may hold rows nobody handed over.
+        self._check_database = True
         self._task: asyncio.Task[None] | None = None
         self._redis = aioredis.Redis.from_url(config.redis_url)
         self._publish_batch = self._redis.register_script(PUBLISH_BATCH)
@@ -130,12 +132,17 @@ class OutboxRelay:
         if self.is_leader:
             if len(self._handed_over) > self._config.handoff_max:
                 self._handed_over.clear()  # the relay is stuck; it re-reads when it recovers
+                self._check_database = True
             fresh = list(messages)
             if fresh and self._handed_over and fresh[0].id < self._handed_over[-1].id:
                 # Two batches in flight can report their commits in either order.
                 fresh = sorted([*self._handed_over, *fresh], key=lambda m: m.id)
                 self._handed_over.clear()
             self._handed_over.extend(fresh)
+        self._wake.set()
+
+    def _database_changed(self) -> None:
+        self._check_database = True
         self._wake.set()
 
     def _take_handed_over(self, cursor: int) -> list[StoredMessage]:
@@ -183,9 +190,10 @@ class OutboxRelay:
             # The cursor may lag after a crash (see the module docstring): no fsync wait.
             await conn.execute("SET synchronous_commit TO off")
             self._handed_over.clear()
+            self._check_database = True  # whatever was committed before this process led
             self.is_leader = True
             log.info("relay is active in this process")
-            await conn.add_listener(NEW_MESSAGE_CHANNEL, lambda *_: self._wake.set())
+            await conn.add_listener(NEW_MESSAGE_CHANNEL, lambda *_: self._database_changed())
             await self._relay(conn)
         finally:
             self.is_leader = False
@@ -213,16 +221,26 @@ class OutboxRelay:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
-                pass
+                self._check_database = True  # the poll that catches a missed NOTIFY
             if conn.is_closed():
                 raise ConnectionError("relay connection to PostgreSQL closed")
 
     async def _drain(self, conn: asyncpg.Connection, cursor: int) -> int:
-        """Publish everything after `cursor`; return the new cursor."""
+        """Publish everything after `cursor`; return the new cursor.
+
+        Handed-over rows need no database read, before or after: PostgreSQL is read only
+        when they do not continue the cursor, or when a NOTIFY or a timed poll says other
+        processes may have committed.
+        """
         while True:
-            batch = self._take_handed_over(cursor) or await messages_after(
-                conn, cursor, self._config.batch_size
-            )
+            batch = self._take_handed_over(cursor)
+            if not batch:
+                if not self._check_database and not self._handed_over:
+                    return cursor  # (rows still held here do not continue the cursor: read)
+                self._check_database = False  # the read below sees every commit before it
+                batch = await messages_after(conn, cursor, self._config.batch_size)
+                if len(batch) == self._config.batch_size:
+                    self._check_database = True  # more may follow
             if not batch:
                 return cursor
             await self._publish(batch, prev=cursor)

@@ -66,3 +66,62 @@ def test_commits_reported_out_of_order_are_taken_in_id_order(relay: OutboxRelay)
     relay.committed(stored(11, 12))  # the other batch in flight committed first
     assert ids(relay._take_handed_over(10)) == [11, 12, 13]
     assert ids(relay._take_handed_over(13)) == [14]
+
+
+class FakeDatabase:
+    """Stands in for `messages_after`: committed rows, and how often they were read."""
+
+    def __init__(self, *committed: int) -> None:
+        self.rows = stored(*committed)
+        self.reads = 0
+
+    async def messages_after(self, _conn: object, cursor: int, limit: int) -> list[StoredMessage]:
+        self.reads += 1
+        return [m for m in self.rows if m.id > cursor][:limit]
+
+
+@pytest.fixture
+def published(relay: OutboxRelay, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    out: list[int] = []
+
+    async def publish(batch: list[StoredMessage], prev: int) -> None:
+        out.extend(m.id for m in batch)
+
+    monkeypatch.setattr(relay, "_publish", publish)
+    relay._check_database = False  # the start-up read is done
+    return out
+
+
+def use(database: FakeDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.api_service.relay.messages_after", database.messages_after)
+
+
+async def test_handed_over_rows_are_published_without_reading_the_database(
+    relay: OutboxRelay, published: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = FakeDatabase(11, 12)
+    use(database, monkeypatch)
+    relay.committed(stored(11, 12))
+    assert await relay._drain(None, 10) == 12  # type: ignore[arg-type]
+    assert published == [11, 12] and database.reads == 0
+
+
+async def test_a_notify_from_another_process_makes_the_relay_read(
+    relay: OutboxRelay, published: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = FakeDatabase(11, 12, 13)
+    use(database, monkeypatch)
+    relay.committed(stored(11))
+    relay._database_changed()  # 12 and 13 were committed elsewhere
+    assert await relay._drain(None, 10) == 13  # type: ignore[arg-type]
+    assert published == [11, 12, 13]
+
+
+async def test_a_hole_in_the_handed_over_rows_makes_the_relay_read(
+    relay: OutboxRelay, published: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = FakeDatabase(11, 13)  # 12 was skipped by a conflicting insert
+    use(database, monkeypatch)
+    relay.committed(stored(13))
+    assert await relay._drain(None, 11) == 13  # type: ignore[arg-type]
+    assert published == [13] and database.reads == 1
