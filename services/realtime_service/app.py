@@ -155,7 +155,9 @@ async def send_clients_elsewhere(app: web.Application) -> None:
     What each client already has queued is written first, for at most
     SHUTDOWN_GRACE_SECONDS, so a stalled client cannot hold the shutdown.
     """
-    sockets = list(app[SIO].eio.sockets.values())
+    # A session already closed (a dropped slow consumer, a long-poll that timed out)
+    # has nobody left to write to: waiting on its queue would only run out the grace.
+    sockets = [socket for socket in app[SIO].eio.sockets.values() if not socket.closed]
     log.info("draining", extra={"clients": len(sockets)})
     for socket in sockets:
         close_transport(socket, flush=True)

@@ -246,13 +246,17 @@ def close_transport(socket: Any, *, flush: bool) -> None:
     No Engine.IO CLOSE packet: the official clients treat that as a deliberate close
     and stay away, while a dropped transport makes them reconnect (and recover with
     lastId). With `flush`, what is already queued is written first; without, a
-    stalled client's backlog is discarded. The `None` ends the WebSocket writer (which
-    then closes the socket from our side) or answers a pending long-poll.
+    stalled client's backlog is discarded and its WebSocket connection dropped at
+    once (a CLOSE frame would wait behind bytes it does not read). The `None` ends the
+    WebSocket writer (which then closes the socket from our side) or answers a
+    pending long-poll.
     """
     queue = socket.queue
     if not flush:
         while not queue.empty():
             queue.get_nowait()
             queue.task_done()
+        if isinstance(socket, FastSocket):
+            socket.abort_websocket()
     asyncio.ensure_future(socket.close(wait=False, abort=True))
     queue.put_nowait(None)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import struct
 import sys
 import time
@@ -60,6 +61,7 @@ from services.realtime_service.packet_queue import PacketQueue
 _TEXT_FIN = 0x81  # FIN bit + text opcode
 _BINARY_FIN = 0x82  # FIN bit + binary opcode
 _FRAME_CACHE_SIZE = 256
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 _frames: dict[str, bytes] = {}
 
 
@@ -225,6 +227,22 @@ class DirectWebSocket:
         self.uncork()  # frames written before the close go out before the CLOSE frame
         await self.response.close()
 
+    def abort(self) -> None:
+        """Drop the TCP connection at once, with whatever is still unsent.
+
+        For a reader that stopped reading: a CLOSE frame would only queue behind the
+        bytes it does not read, and the connection would hold its buffers until it did.
+        """
+        self._corked = None
+        writer = self.response._writer
+        transport = writer.transport if writer is not None else None
+        if transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # reset, not FIN: the kernel would keep the unsent bytes otherwise
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+        transport.abort()
+
 
 _to_uncork: list[DirectWebSocket] = []
 
@@ -303,6 +321,12 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         """Stop writing and close the connection (the reader then ends the session)."""
         self.websocket = None
         self._closing_websocket = _spawn(websocket.close())
+
+    def abort_websocket(self) -> None:
+        """Stop writing and drop the connection without flushing (a stalled reader)."""
+        websocket, self.websocket = self.websocket, None
+        if websocket is not None:
+            websocket.abort()
 
     def _discard_queued(self) -> None:
         """Drop what can no longer be sent, so that `queue.join()` returns."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 import uuid
 
@@ -22,14 +23,14 @@ from tests.integration.harness import CONNECT_TIMEOUT, ChatStack, SocketFactory,
 BURST = 60  # well above the 16 packets one long-polling payload may carry
 
 
-async def publish_burst(redis_url: str, channel: str, count: int) -> list[str]:
+async def publish_burst(redis_url: str, channel: str, count: int, text: str = "é" * 100) -> list[str]:
     """Publish `count` messages with one script call, as the relay does after a group commit."""
     client = aioredis.Redis.from_url(redis_url)
     try:
         script = client.register_script(PUBLISH_BATCH)
         publications = []
         for message_id in range(1, count + 1):
-            wire = {"_id": str(message_id), "owner": "burst", "userName": "Burst", "text": "é" * 100}
+            wire = {"_id": str(message_id), "owner": "burst", "userName": "Burst", "text": text}
             publications.append(Publication(message_id, message_id - 1, b"{}",
                                             emit_packet(wire, message_id, message_id - 1),
                                             int(time.time() * 1000)))
@@ -110,3 +111,44 @@ async def test_a_client_that_stops_answering_pings_is_closed_and_one_that_answer
         finally:
             await live.close()
             await asyncio.wait_for(responder, CONNECT_TIMEOUT)
+
+
+def tcp_established(sock: socket.socket) -> bool:
+    """Whether the kernel still holds `sock` as an established TCP connection (Linux)."""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] == 1  # TCP_ESTABLISHED
+    except OSError:  # the descriptor is gone
+        return False
+
+
+async def test_a_client_that_stops_reading_is_cut_off_while_the_others_get_every_message(
+    chat_stack: ChatStack, new_user, sockets: SocketFactory, http: aiohttp.ClientSession
+) -> None:
+    """A stalled reader's connection is dropped at once, even while it still reads nothing.
+
+    Its kernel buffers fill first (a few MB on loopback), then its queue: past that the
+    gateway discards its backlog and resets the connection, so neither gateway memory
+    nor socket buffers stay held by a client that may never read again.
+    """
+    if chat_stack.external:
+        pytest.skip("starts a gateway with a small per-client queue")
+    user: User = await new_user()
+    channel = f"stall-{uuid.uuid4().hex}"
+    env = {"SOCKETIO_CHANNEL": channel, "MAX_QUEUED_PACKETS_PER_CLIENT": "8"}
+    async with extra_process(chat_stack, "services.realtime_service", env, "rt-stall") as url:
+        stalled = await open_raw_session(http, url, user.token)  # and never read from again
+        stalled_socket = stalled.get_extra_info("socket")
+        healthy = await sockets.connect(user.token, url, transports=["websocket"])
+        count, text = 500, "x" * 16_000  # 8 MB: more than the stalled connection's buffers hold
+        sent = await publish_burst(chat_stack.service_env["REDIS_URL"], channel, count, text)
+        received = await healthy.collect(count)
+        assert [m["_id"] for m in received] == sent and healthy.sio.connected
+
+        async def reset() -> None:
+            while tcp_established(stalled_socket):
+                await asyncio.sleep(0.05)  # wait-ok: polling kernel socket state, which has no event
+
+        await asyncio.wait_for(reset(), CONNECT_TIMEOUT)
+        async with http.get(f"{url}/metrics") as response:
+            assert "chat_slow_consumer_disconnects_total 1.0" in await response.text()
+        await stalled.close()
