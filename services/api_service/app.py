@@ -11,6 +11,7 @@ from aiohttp import web
 
 from services.api_service import openapi
 from services.api_service.db.migrate import migrate
+from services.api_service.db.pool import FairPool
 from services.api_service.handlers import messages, users
 from services.api_service.keys import (
     DB_POOL,
@@ -48,7 +49,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
             await conn.execute("SELECT 1")
             if settings.migrate_on_start:
                 await migrate(conn)
-        app[DB_POOL] = pool
+        app[DB_POOL] = FairPool(pool, settings.db_pool_max)
         yield
     finally:
         await pool.close()
@@ -132,7 +133,8 @@ def create_app(settings: ApiSettings) -> web.Application:
     app.cleanup_ctx.extend([password_hasher, database, redis_client, message_pipeline])
 
     async def postgres_ready() -> object:
-        return await app[DB_POOL].fetchval("SELECT 1")
+        async with app[DB_POOL].acquire() as conn:
+            return await conn.fetchval("SELECT 1")
 
     async def redis_ready() -> object:
         return await app[REDIS].ping()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from services.api_service.db.pool import FairPool
 from services.api_service.passwords import Passwords
 from services.api_service.ratelimit import RateLimits
 from services.api_service.relay import OutboxRelay
@@ -14,7 +14,7 @@ from services.api_service.writer import MessageWriter
 from services.shared.auth import Identity, TokenVerifier
 
 SETTINGS = web.AppKey("settings", ApiSettings)
-DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
+DB_POOL = web.AppKey("db_pool", FairPool)
 REDIS = web.AppKey("redis", aioredis.Redis)
 PASSWORDS = web.AppKey("passwords", Passwords)
 RELAY = web.AppKey("relay", OutboxRelay)

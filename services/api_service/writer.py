@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-import asyncpg
-
 from services.api_service.db.messages import (
     NEW_MESSAGE_CHANNEL,
     InsertResult,
     NewMessage,
     insert_messages,
 )
+from services.api_service.db.pool import FairPool
 from services.shared.messages import StoredMessage
 from services.shared.tasks import cancel_and_wait
 
@@ -40,7 +39,7 @@ class MessageWriter:
     """Owns the task that writes queued messages in batches, `max_in_flight` at a time."""
 
     def __init__(
-        self, pool: asyncpg.Pool, relay: LocalRelay, max_batch: int = 256, max_in_flight: int = 2
+        self, pool: FairPool, relay: LocalRelay, max_batch: int = 256, max_in_flight: int = 2
     ) -> None:
         self._pool = pool
         self._relay = relay
