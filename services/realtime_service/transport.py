@@ -163,58 +163,57 @@ class DirectWebSocket:
     """A session's WebSocket connection, written to without aiohttp's per-message work.
 
     Text frames are built once per message (and shared by every recipient of a
-    broadcast); frames written in one loop iteration go out in one write.
+    broadcast); frames written in one loop iteration go out in one write. This is the
+    per-recipient path of every broadcast, so the connection's transport and protocol
+    are looked up once, here, instead of through aiohttp's writer on each frame.
     """
 
-    __slots__ = ("_corked", "response")
+    __slots__ = ("_corked", "_protocol", "_transport", "response")
 
     def __init__(self, response: WebSocketResponse) -> None:
+        writer = response._writer
+        if writer is None:
+            raise RuntimeError("the WebSocket handshake has not been made")
         self.response = response
+        self._transport = writer.transport
+        self._protocol = writer.protocol
         self._corked: list[bytes] | None = None
 
-    def _writer(self) -> WebSocketWriter | None:
-        """aiohttp's frame writer while the connection is open and not closing."""
-        response = self.response
-        writer = response._writer
-        if writer is None or response.closed or writer.transport is None or writer.transport.is_closing():
-            return None
-        return writer
+    def _open(self) -> bool:
+        """Neither end has started closing: a frame written now reaches the client before any CLOSE."""
+        return not self.response._closed and not self._transport.is_closing()
 
     def pushing_back(self) -> bool:
         """The connection is open but the kernel buffer is full: more would pile up in memory."""
-        writer = self._writer()
-        return writer is not None and bool(writer.protocol._paused)
+        return bool(self._protocol._paused) and self._open()
 
     def writable(self) -> bool:
         """The connection is open and takes data now."""
-        writer = self._writer()
-        return writer is not None and not writer.protocol._paused
+        return not self._protocol._paused and self._open()
 
     async def drained(self) -> None:
         """Wait until the kernel buffer has room again (raises if the connection is lost)."""
-        writer = self.response._writer
-        if writer is None:
+        if self._transport.is_closing():
             raise ConnectionResetError("WebSocket is closed")
-        await writer.protocol._drain_helper()
+        await self._protocol._drain_helper()
 
     def write_now(self, frame: bytes) -> bool:
         """Write a ready frame (at the end of this loop iteration) unless closing or pushing back."""
-        if not self.writable():
+        if self._protocol._paused or not self._open():
             return False
-        if self._corked is None:
+        corked = self._corked
+        if corked is None:
             self._corked = [frame]
             _uncork_soon(self)
         else:
-            self._corked.append(frame)
+            corked.append(frame)
         return True
 
     def uncork(self) -> None:
         """Write every frame collected in this loop iteration with one call."""
         frames, self._corked = self._corked, None
-        writer = self._writer()
-        if not frames or writer is None:
-            return
-        writer.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        if frames and self._open():
+            self._transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     async def receive_data(self) -> str | bytes:
         """The next message's data; OSError once the connection is closing (as python-engineio's driver)."""
@@ -234,14 +233,10 @@ class DirectWebSocket:
         bytes it does not read, and the connection would hold its buffers until it did.
         """
         self._corked = None
-        writer = self.response._writer
-        transport = writer.transport if writer is not None else None
-        if transport is None:
-            return
-        sock = transport.get_extra_info("socket")
+        sock = self._transport.get_extra_info("socket")
         if sock is not None:  # reset, not FIN: the kernel would keep the unsent bytes otherwise
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
-        transport.abort()
+        self._transport.abort()
 
 
 _to_uncork: list[DirectWebSocket] = []
