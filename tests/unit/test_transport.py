@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp._websocket.models import WSMsgType
 from aiohttp._websocket.writer import WebSocketWriter
-from aiohttp.test_utils import make_mocked_request
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from engineio.async_drivers import aiohttp as aiohttp_driver
 from multidict import CIMultiDict
 
 from services.realtime_service.transport import (
+    release_http_parser,
     share_idle_writer_state,
     text_frame,
     translate_request,
@@ -99,3 +101,47 @@ def test_writers_share_their_idle_state_unless_they_compress() -> None:
         share_idle_writer_state(writer)
     assert plain._send_lock is other._send_lock and plain._background_tasks is other._background_tasks
     assert compressing._send_lock is lock
+
+
+async def test_a_websocket_works_to_the_end_without_its_http_parser() -> None:
+    """aiohttp reads an upgraded connection through the WebSocket reader only."""
+    parsers: list[object] = []
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        parsers.append(request.protocol._parser)  # still aiohttp's attribute name
+        release_http_parser(request)
+        parsers.append(request.protocol._parser)
+        async for message in ws:
+            await ws.send_str(message.data.upper())
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", echo)
+    async with TestClient(TestServer(app)) as client:
+        ws = await client.ws_connect("/ws")
+        for text in ("hello", "x" * 70_000):
+            await ws.send_str(text)
+            assert await ws.receive_str(timeout=5) == text.upper()
+        await ws.close()
+        assert ws.close_code == 1000
+    assert parsers[0] is not None and parsers[1] is None
+
+
+async def test_a_declined_upgrade_keeps_the_http_parser() -> None:
+    """Without a WebSocket reader the parser still has work: the connection speaks HTTP."""
+    kept: list[object] = []
+
+    async def plain(request: web.Request) -> web.Response:
+        release_http_parser(request)
+        kept.append(request.protocol._parser)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", plain)
+    async with TestClient(TestServer(app)) as client:
+        for _ in range(2):  # keep-alive: the second request needs the parser
+            async with client.get("/", headers={"Upgrade": "websocket", "Connection": "Upgrade"}) as response:
+                assert response.status == 200
+    assert kept[0] is not None
