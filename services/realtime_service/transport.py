@@ -36,6 +36,7 @@ and change only that:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
 import struct
@@ -195,7 +196,7 @@ class DirectWebSocket:
 
     def _open(self) -> bool:
         """Neither end has started closing: a frame written now reaches the client before any CLOSE."""
-        return not self.response._closed and not self._transport.is_closing()
+        return not self.response.closed and not self._transport.is_closing()
 
     def pushing_back(self) -> bool:
         """The connection is open but the kernel buffer is full: more would pile up in memory."""
@@ -249,7 +250,8 @@ class DirectWebSocket:
         self._corked = None
         sock = self._transport.get_extra_info("socket")
         if sock is not None:  # reset, not FIN: the kernel would keep the unsent bytes otherwise
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+            with contextlib.suppress(OSError):  # already closed: nothing left to reset
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
         self._transport.abort()
 
 
