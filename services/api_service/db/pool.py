@@ -26,8 +26,6 @@ class FairPool:
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection once every request that asked before has had its turn."""
         async with self._turns, self._pool.acquire() as conn:
             yield conn
-
-    async def close(self) -> None:
-        await self._pool.close()
