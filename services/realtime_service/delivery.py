@@ -37,8 +37,9 @@ from services.realtime_service.metrics import (
     RECOVERIES,
     SLOW_CONSUMER_DISCONNECTS,
 )
+from services.realtime_service.packet_queue import discard_queued
 from services.realtime_service.rooms import ImpliedSidRooms
-from services.realtime_service.transport import FastSocket, text_frame
+from services.realtime_service.transport import FastSocket, spawn, text_frame
 from services.shared.fanout import sequence_of
 from services.shared.messages import NEW_MESSAGE_EVENT
 from services.shared.metrics import REDIS_RECONNECTS
@@ -251,12 +252,9 @@ def close_transport(socket: Any, *, flush: bool) -> None:
     WebSocket writer (which then closes the socket from our side) or answers a
     pending long-poll.
     """
-    queue = socket.queue
     if not flush:
-        while not queue.empty():
-            queue.get_nowait()
-            queue.task_done()
+        discard_queued(socket.queue)
         if isinstance(socket, FastSocket):
             socket.abort_websocket()
-    asyncio.ensure_future(socket.close(wait=False, abort=True))
-    queue.put_nowait(None)
+    spawn(socket.close(wait=False, abort=True))
+    socket.queue.put_nowait(None)

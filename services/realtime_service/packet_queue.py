@@ -130,3 +130,14 @@ def _enlist(waiters: list[asyncio.Future[Any]] | None) -> tuple[list[asyncio.Fut
         waiters = []
     waiters.append(future)
     return waiters, future
+
+
+def discard_queued(queue: Any) -> None:
+    """Drop every packet still queued, each marked done, so that `join()` returns.
+
+    For what can no longer be sent: a stalled client's backlog, a closed connection's.
+    Works on any queue with `asyncio.Queue`'s interface.
+    """
+    while not queue.empty():
+        queue.get_nowait()
+        queue.task_done()

@@ -27,6 +27,10 @@ and change only that:
   client, with no queue at all. Only when nothing is queued for that client, so order
   is kept; any other client (long-polling, busy, or whose kernel buffer is full) is
   queued as usual;
+* once a WebSocket is up, aiohttp's HTTP parser for the connection is released (only
+  the WebSocket reader reads it from then on);
+* a slow consumer's connection is reset (`DirectWebSocket.abort`), not closed: a FIN or
+  CLOSE frame would wait behind the bytes it is not reading;
 * `FastSocket.poll` (long-polling) waits with `asyncio.timeout` (no extra task per
   wake-up) and caps a response at the number of packets python-engineio's client
   accepts in one payload (16): a burst would otherwise make Python clients drop the
@@ -57,7 +61,7 @@ from engineio.async_socket import AsyncSocket
 from engineio.payload import Payload
 
 from services.realtime_service.heartbeat import Heartbeat
-from services.realtime_service.packet_queue import PacketQueue
+from services.realtime_service.packet_queue import PacketQueue, discard_queued
 
 _TEXT_FIN = 0x81  # FIN bit + text opcode
 _BINARY_FIN = 0x82  # FIN bit + binary opcode
@@ -108,7 +112,7 @@ def is_websocket_request(request: web.Request) -> bool:
 _background: set[asyncio.Task[Any]] = set()
 
 
-def _spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+def spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     """Run `coro` as a task that is kept referenced until it is done."""
     task = asyncio.ensure_future(coro)
     _background.add(task)
@@ -310,7 +314,7 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         while (websocket := self.websocket) is not None and not queue.empty():
             if not websocket.writable():
                 if websocket.pushing_back() and self._drain_task is None:
-                    self._drain_task = _spawn(self._wait_for_room(websocket))
+                    self._drain_task = spawn(self._wait_for_room(websocket))
                 return
             pkt = queue.get_nowait()
             queue.task_done()
@@ -331,20 +335,13 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
     def _end_websocket(self, websocket: DirectWebSocket) -> None:
         """Stop writing and close the connection (the reader then ends the session)."""
         self.websocket = None
-        self._closing_websocket = _spawn(websocket.close())
+        self._closing_websocket = spawn(websocket.close())
 
     def abort_websocket(self) -> None:
         """Stop writing and drop the connection without flushing (a stalled reader)."""
         websocket, self.websocket = self.websocket, None
         if websocket is not None:
             websocket.abort()
-
-    def _discard_queued(self) -> None:
-        """Drop what can no longer be sent, so that `queue.join()` returns."""
-        queue = self.queue
-        while not queue.empty():
-            queue.get_nowait()
-            queue.task_done()
 
     # -- heartbeat ---------------------------------------------------------------------
     def schedule_ping(self) -> None:
@@ -359,7 +356,7 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
             self.queue.put_nowait(packet.Packet(packet.PING))
 
     def ping_timed_out(self) -> None:
-        _spawn(self._close_silent_client())
+        spawn(self._close_silent_client())
 
     async def _close_silent_client(self) -> None:
         """Close a client that did not answer a ping in time, and its connection.
@@ -370,7 +367,7 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         await self.close(wait=False, abort=True, reason=self.server.reason.PING_TIMEOUT)
         websocket = self.websocket
         if websocket is not None:
-            self._discard_queued()
+            discard_queued(self.queue)
             self._end_websocket(websocket)
 
     # -- transports --------------------------------------------------------------------
@@ -464,7 +461,7 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
             self.websocket = None
         closing = self._closing_websocket
         await (closing if closing is not None else websocket.close())
-        self._discard_queued()
+        discard_queued(self.queue)
         await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
 
