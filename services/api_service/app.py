@@ -23,7 +23,7 @@ from services.api_service.keys import (
     SETTINGS,
     TOKENS,
 )
-from services.api_service.middleware import cors_middleware, error_middleware, request_id_middleware
+from services.api_service.middleware import request_middleware
 from services.api_service.passwords import Passwords
 from services.api_service.ratelimit import RateLimits
 from services.api_service.relay import OutboxRelay, RelayConfig
@@ -31,7 +31,7 @@ from services.api_service.settings import ApiSettings
 from services.api_service.webpage import web_routes
 from services.api_service.writer import MessageWriter
 from services.shared.auth import TokenVerifier
-from services.shared.metrics import http_metrics_middleware, metrics_handler
+from services.shared.metrics import metrics_handler
 from services.shared.web import health_routes
 
 log = logging.getLogger(__name__)
@@ -121,12 +121,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     """Build the API; nothing connects until the app starts."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[
-            http_metrics_middleware("api"),
-            request_id_middleware,
-            cors_middleware(settings.common.cors_origins),
-            error_middleware,
-        ],
+        middlewares=[request_middleware(settings.common.cors_origins)],
     )
     app[SETTINGS] = settings
     app[TOKENS] = TokenVerifier(settings.common.jwt_secret.value)

@@ -8,6 +8,7 @@ cannot grow the number of series.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -35,11 +36,32 @@ def route_label(request: web.Request) -> str:
     return resource.canonical
 
 
+class RequestLatency:
+    """Observes `HTTP_LATENCY` for one service.
+
+    Keeps one histogram child per (route, method, status), so a request costs a dict
+    lookup instead of prometheus-client's label checks and lock.
+    """
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+        self._children: dict[tuple[str, str, int], Any] = {}
+
+    def observe(self, request: web.Request, status: int, seconds: float) -> None:
+        key = (route_label(request), request.method, status)
+        child = self._children.get(key)
+        if child is None:
+            child = HTTP_LATENCY.labels(self._service, key[0], key[1], str(status))
+            self._children[key] = child
+        child.observe(seconds)
+
+
 def http_metrics_middleware(service: str) -> Middleware:
     """Observe the latency and status of every request except WebSocket sessions.
 
     A WebSocket "request" lasts as long as the connection; its duration is not latency.
     """
+    latency = RequestLatency(service)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -55,9 +77,7 @@ def http_metrics_middleware(service: str) -> Middleware:
             status = exc.status
             raise
         finally:
-            HTTP_LATENCY.labels(service, route_label(request), request.method, str(status)).observe(
-                time.perf_counter() - started
-            )
+            latency.observe(request, status, time.perf_counter() - started)
 
     return middleware
 
