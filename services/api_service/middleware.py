@@ -47,6 +47,7 @@ def request_middleware(allowed_origins: Iterable[str], service: str = "api") -> 
         request_id = request_id_for(request)
         request[REQUEST_ID] = request_id
         status = 500
+        response: web.StreamResponse
         try:
             origin = cors.allowed_origin(request)
             if cors.is_preflight(request):
@@ -54,7 +55,7 @@ def request_middleware(allowed_origins: Iterable[str], service: str = "api") -> 
             else:
                 try:
                     response = await handler(request)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
                     response = error_response(request, exc)  # re-raises redirects
             if origin is not None:
                 cors.expose(response, origin)
