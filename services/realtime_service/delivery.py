@@ -145,6 +145,8 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
         is disconnected (it reconnects and recovers with lastId) instead of letting its
         backlog grow without bound.
         """
+        if not self.rooms.get("/", {}).get(None):
+            return 0  # no client here: nothing to encode (a replica still tracks the ids)
         encoded = self.server.packet_class(sio_packet.EVENT, namespace="/", data=[event, data]).encode()
         if not isinstance(encoded, str):  # binary payloads keep python-socketio's path
             await self.emit(event, data, namespace="/", skip_sid=list(skip), ignore_queue=True)

@@ -108,3 +108,10 @@ async def test_duplicates_from_the_relay_are_dropped() -> None:
         '42["getAllmessages",{"_id":"1"}]',
         '42["getAllmessages",{"_id":"2"}]',
     ]
+
+
+async def test_a_replica_without_clients_tracks_ids_but_encodes_nothing() -> None:
+    manager, _ = make_manager(0)
+    manager.server.packet_class = None  # type: ignore[attr-defined] - encoding would fail
+    await manager._deliver(7, {"_id": "7"})
+    assert manager._last_delivered == 7
