@@ -1,17 +1,21 @@
 """`python -m bench rest`: REST throughput/latency next to pgbench doing the same SQL.
 
-Starts a LocalStack (stack/) on free ports against a throw-away database, signs one
-user up, then for each concurrency runs `POST /messages` and `GET /messages?limit=50`
-straight at the API (no load balancer) for --duration seconds each. Then stops the
-stack and runs pgbench on the same database and table at the same concurrencies with
-three custom scripts:
+Starts a LocalStack (stack/) on free ports against a throw-away database and signs one
+user up. Then, in each of --rounds rounds and at each concurrency, it runs back to back:
 
-  insert   the single-row INSERT alone (the floor of what a write can cost)
-  api_tx   the statement POST /messages runs for a batch of one: chat_store_messages
-           (order lock, INSERT .. RETURNING, duplicate lookup, NOTIFY)
-  select50 the newest 50 rows (what GET /messages?limit=50 reads)
+  POST /messages              straight at the API (no load balancer)
+  pgbench insert              the same single-row INSERT into `bench_insert`, a twin of
+                              the messages table (same columns, keys, indexes and
+                              foreign key), so the relay never sees these rows
+  GET /messages?limit=50      straight at the API
+  pgbench select50            the newest 50 messages, what that GET reads
 
-The database is dropped at the end.
+each for --duration seconds, with the stack up and idle during pgbench's runs. Each
+ratio compares two runs a few seconds apart, which matters on a shared machine whose
+disk flush and CPU speed drift over minutes; the reported ratio is the median over the
+rounds. After the rounds the stack is stopped and pgbench runs `api_tx`, the statement
+POST runs for a batch of one (`chat_store_messages`: order lock, INSERT .. RETURNING,
+duplicate lookup, NOTIFY), once per concurrency. The database is dropped at the end.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import glob
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -60,9 +65,9 @@ def pgbench_binary() -> str:
     return candidates[-1]
 
 
-def postgres_ticks() -> int:
-    """CPU ticks of every process named postgres (server and backends)."""
-    total = 0
+def postgres_ticks() -> dict[int, int]:
+    """CPU ticks of every process named postgres (server and backends), by pid."""
+    ticks = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -72,8 +77,17 @@ def postgres_ticks() -> int:
                     continue
         except OSError:
             continue
-        total += cpu_ticks(int(entry)) or 0
-    return total
+        ticks[int(entry)] = cpu_ticks(int(entry)) or 0
+    return ticks
+
+
+def ticks_since(before: dict[int, int], after: dict[int, int]) -> int:
+    """Ticks used between two samples by the processes alive at the second one.
+
+    Per pid, so a backend that exits in between (pgbench's, say) is not counted as
+    negative time.
+    """
+    return sum(ticks - before.get(pid, 0) for pid, ticks in after.items())
 
 
 async def http_load(base: str, token: str, method: str, concurrency: int, duration: float) -> dict[str, Any]:
@@ -108,28 +122,50 @@ async def sign_up(base: str) -> tuple[str, str]:
             return body["token"], body["userId"]
 
 
-def run_http(stack: Any, concurrencies: list[int], duration: float) -> tuple[dict[str, Any], str]:
-    base = stack.api_url
-    token, user_id = asyncio.run(sign_up(base))
+def measure_http(stack: Any, token: str, method: str, concurrency: int, duration: float) -> dict[str, Any]:
+    """One load run against the API, with the CPU each party used meanwhile."""
     api_pid = stack.api.pid
-    out: dict[str, Any] = {}
-    for method, label in (("POST", "post_messages"), ("GET", "get_messages_limit50")):
-        rows = []
-        for c in concurrencies:
-            say(f"rest: {method} at concurrency {c} for {duration}s")
-            api0, pg0, me0, t0 = cpu_ticks(api_pid) or 0, postgres_ticks(), cpu_ticks(os.getpid()) or 0, time.monotonic()
-            m0 = machine_busy_ticks()
-            row = uvloop.run(http_load(base, token, method, c, duration))
-            wall = time.monotonic() - t0
-            row["concurrency"] = c
-            row["api_cpu_pct"] = round(100 * ((cpu_ticks(api_pid) or 0) - api0) / CLK_TCK / wall, 1)
-            row["postgres_cpu_pct"] = round(100 * (postgres_ticks() - pg0) / CLK_TCK / wall, 1)
-            row["generator_cpu_pct"] = round(100 * ((cpu_ticks(os.getpid()) or 0) - me0) / CLK_TCK / wall, 1)
-            row["machine_cpu_pct"] = round(100 * (machine_busy_ticks() - m0) / CLK_TCK / wall, 1)
-            rows.append(row)
-            say(f"  -> {row['rps']} req/s p50 {row['latency_ms']['p50_ms']} ms p99 {row['latency_ms']['p99_ms']} ms")
-        out[label] = rows
-    return out, user_id
+    api0, pg0, me0, t0 = cpu_ticks(api_pid) or 0, postgres_ticks(), cpu_ticks(os.getpid()) or 0, time.monotonic()
+    m0 = machine_busy_ticks()
+    row = uvloop.run(http_load(stack.api_url, token, method, concurrency, duration))
+    wall = time.monotonic() - t0
+    row["concurrency"] = concurrency
+    row["api_cpu_pct"] = round(100 * ((cpu_ticks(api_pid) or 0) - api0) / CLK_TCK / wall, 1)
+    row["postgres_cpu_pct"] = round(100 * ticks_since(pg0, postgres_ticks()) / CLK_TCK / wall, 1)
+    row["generator_cpu_pct"] = round(100 * ((cpu_ticks(os.getpid()) or 0) - me0) / CLK_TCK / wall, 1)
+    row["machine_cpu_pct"] = round(100 * (machine_busy_ticks() - m0) / CLK_TCK / wall, 1)
+    # CPU per request is steadier than requests/s on a shared machine.
+    for name in ("api", "machine"):
+        per_request = row[f"{name}_cpu_pct"] * 10_000 / row["rps"] if row["rps"] else 0.0
+        row[f"{name}_cpu_us_per_request"] = round(per_request)
+    say(f"  -> {method} {row['rps']} req/s p50 {row['latency_ms']['p50_ms']} ms p99 {row['latency_ms']['p99_ms']} ms,"
+        f" API {row['api_cpu_us_per_request']} µs CPU per request")
+    return row
+
+
+TWIN_TABLE = "bench_insert"
+
+
+def create_twin_table(database_url: str) -> None:
+    """`bench_insert`: the messages table's twin, for pgbench's bare INSERT.
+
+    Same columns, identity, keys and indexes (LIKE .. INCLUDING ALL) plus the foreign key
+    LIKE leaves out, so an insert costs what one into `messages` costs; the relay reads
+    only `messages`, so these rows are never published.
+    """
+    import asyncpg
+
+    async def create() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(
+                f"CREATE TABLE {TWIN_TABLE} (LIKE messages INCLUDING ALL, "
+                "FOREIGN KEY (owner_id) REFERENCES users (id) ON DELETE CASCADE)"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
 
 
 def pgbench_scripts(directory: Path, owner: str) -> dict[str, Path]:
@@ -139,7 +175,7 @@ def pgbench_scripts(directory: Path, owner: str) -> dict[str, Path]:
     cid = "md5(:r::text || ':' || :client_id::text)::uuid"
     scripts = {
         "insert": (
-            "INSERT INTO messages (client_id, owner_id, user_name, text) "
+            f"INSERT INTO {TWIN_TABLE} (client_id, owner_id, user_name, text) "
             f"VALUES (gen_random_uuid(), '{owner}', 'bench', '{text}');\n"
         ),
         "api_tx": (
@@ -177,32 +213,37 @@ def parse_pgbench(output: str) -> dict[str, Any]:
     return result
 
 
-def run_pgbench(database_url: str, owner: str, concurrencies: list[int], duration: float) -> dict[str, Any]:
+def run_pgbench(database_url: str, script: Path, concurrency: int, duration: float) -> dict[str, Any]:
+    """One pgbench run of `script` with `concurrency` clients for `duration` seconds."""
     parts = urlsplit(database_url)
-    binary = pgbench_binary()
-    out: dict[str, Any] = {"binary": binary}
-    with tempfile.TemporaryDirectory() as tmp:
-        scripts = pgbench_scripts(Path(tmp), owner)
-        for name, path in scripts.items():
-            rows = []
-            for c in concurrencies:
-                say(f"pgbench: {name} at -c {c} for {duration}s")
-                argv = [binary, "-n", "-f", str(path), "-c", str(c), "-j", str(min(c, 2)),
-                        "-T", str(int(duration)), "-h", parts.hostname or "127.0.0.1",
-                        "-p", str(parts.port or 5432), "-U", parts.username or "postgres",
-                        parts.path.lstrip("/")]
-                env = dict(os.environ)
-                if parts.password:
-                    env["PGPASSWORD"] = parts.password
-                done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False,
-                                      timeout=duration + 60)
-                if done.returncode != 0:
-                    rows.append({"concurrency": c, "error": done.stderr.strip()[-500:]})
-                    continue
-                row = parse_pgbench(done.stdout) | {"concurrency": c}
-                rows.append(row)
-                say(f"  -> {row.get('tps')} tps avg {row.get('latency_avg_ms')} ms")
-            out[name] = rows
+    say(f"pgbench: {script.stem} at -c {concurrency} for {duration}s")
+    argv = [pgbench_binary(), "-n", "-f", str(script), "-c", str(concurrency), "-j", str(min(concurrency, 2)),
+            "-T", str(int(duration)), "-h", parts.hostname or "127.0.0.1",
+            "-p", str(parts.port or 5432), "-U", parts.username or "postgres", parts.path.lstrip("/")]
+    env = dict(os.environ)
+    if parts.password:
+        env["PGPASSWORD"] = parts.password
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=duration + 60)
+    if done.returncode != 0:
+        return {"concurrency": concurrency, "error": done.stderr.strip()[-500:]}
+    row = parse_pgbench(done.stdout) | {"concurrency": concurrency}
+    say(f"  -> {row.get('tps')} tps avg {row.get('latency_avg_ms')} ms")
+    return row
+
+
+def run_rounds(stack: Any, token: str, db_url: str, scripts: dict[str, Path], concurrencies: list[int],
+               duration: float, rounds: int) -> dict[str, Any]:
+    """Each API run next to the pgbench run it is compared with; see the module docstring."""
+    out: dict[str, Any] = {"post_messages": [], "get_messages_limit50": [],
+                           "pgbench": {"insert": [], "select50": [], "api_tx": []}}
+    for round_no in range(1, rounds + 1):
+        for c in concurrencies:
+            say(f"rest: round {round_no}/{rounds}, concurrency {c}")
+            tag = {"round": round_no}
+            out["post_messages"].append(measure_http(stack, token, "POST", c, duration) | tag)
+            out["pgbench"]["insert"].append(run_pgbench(db_url, scripts["insert"], c, duration) | tag)
+            out["get_messages_limit50"].append(measure_http(stack, token, "GET", c, duration) | tag)
+            out["pgbench"]["select50"].append(run_pgbench(db_url, scripts["select50"], c, duration) | tag)
     return out
 
 
@@ -213,18 +254,19 @@ def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", type=int, action="append", default=None,
                         help="repeat; default 1, 8, 32")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per step (<= 120)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (<= 120)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of paired runs (1..10)")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", infra.DEFAULT_DATABASE_URL),
                         help="server to use; a throw-away database is created next to it")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", infra.DEFAULT_REDIS_URL))
-    parser.add_argument("--no-pgbench", action="store_true")
     parser.add_argument("--quiet-wait", type=float, default=120.0,
                         help="wait up to this many seconds for other work on the machine to stop")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
     concurrencies = args.concurrency or [1, 8, 32]
-    if max(concurrencies) > 256 or args.duration <= 0 or args.duration > 120:
-        raise SystemExit("concurrency is capped at 256 and --duration at 120 s")
+    if max(concurrencies) > 256 or not 0 < args.duration <= 120 or not 1 <= args.rounds <= 10:
+        raise SystemExit("concurrency is capped at 256, --duration at 120 s and --rounds at 10")
+    pgbench_binary()  # fail before starting anything when it is missing
     parts = urlsplit(args.database_url)
     db_name = f"chat_bench_{secrets.token_hex(4)}"
     db_url = parts._replace(path=f"/{db_name}").geturl()
@@ -240,21 +282,26 @@ def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
                    "RATE_LIMIT_MESSAGES_PER_MINUTE": "0", "APP_ENV": "development"},
     )
     result: dict[str, Any] = {"bench": "rest", "at": utc_stamp(), "cpus": os.cpu_count(),
-                              "duration_s": args.duration, "concurrency": concurrencies,
+                              "duration_s": args.duration, "rounds": args.rounds, "concurrency": concurrencies,
                               "note": "HTTP straight to one API process (no LB); rate limit off; "
-                                      "one generator process (bench/httpload.py, raw keep-alive HTTP/1.1)",
+                                      "one generator process (bench/httpload.py, raw keep-alive HTTP/1.1); "
+                                      "each API run paired with the pgbench run right after it",
                               "machine_busy_pct_before": busy}
     try:
-        stack = LocalStack(config)
-        stack.start()
-        try:
-            http, owner = run_http(stack, concurrencies, args.duration)
-            result.update(http)
-        finally:
-            stack.stop()
-        if not args.no_pgbench:
-            result["pgbench"] = run_pgbench(db_url, owner, concurrencies, args.duration)
+        with tempfile.TemporaryDirectory() as tmp:
+            stack = LocalStack(config)
+            stack.start()
+            try:
+                create_twin_table(db_url)
+                token, owner = asyncio.run(sign_up(stack.api_url))
+                scripts = pgbench_scripts(Path(tmp), owner)
+                result.update(run_rounds(stack, token, db_url, scripts, concurrencies, args.duration, args.rounds))
+            finally:
+                stack.stop()
+            for c in concurrencies:  # the relay is down: these rows go nowhere
+                result["pgbench"]["api_tx"].append(run_pgbench(db_url, scripts["api_tx"], c, args.duration))
         result["ratios"] = rest_ratios(result)
+        say(f"rest: ratios {result['ratios']}")
     finally:
         try:
             infra.drop_database(db_url)
@@ -270,13 +317,25 @@ def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
 
 
 def rest_ratios(result: dict[str, Any]) -> dict[str, Any]:
-    """API requests/s as a fraction of pgbench tps for the matching script."""
-    pg = result.get("pgbench", {})
+    """API requests/s over pgbench tps, per concurrency: the median over rounds of each
+    API run against the pgbench run next to it (all rounds' values under `..._by_round`).
+    `post_vs_pgbench_api_tx` uses the median POST rate against the one api_tx run.
+    """
     out: dict[str, Any] = {}
-    for label, script in (("post_vs_pgbench_api_tx", "api_tx"), ("post_vs_pgbench_insert", "insert"),
-                          ("get_vs_pgbench_select50", "select50")):
-        api_rows = result["post_messages" if label.startswith("post") else "get_messages_limit50"]
-        pg_rows = {r["concurrency"]: r for r in pg.get(script, [])}
-        out[label] = {str(r["concurrency"]): round(r["rps"] / pg_rows[r["concurrency"]]["tps"], 3)
-                      for r in api_rows if pg_rows.get(r["concurrency"], {}).get("tps")}
+    pg = result["pgbench"]
+    for label, api_key, script in (("post_vs_pgbench_insert", "post_messages", "insert"),
+                                   ("get_vs_pgbench_select50", "get_messages_limit50", "select50")):
+        by_round: dict[str, list[float]] = {}
+        for api_row, pg_row in zip(result[api_key], pg[script], strict=True):
+            if pg_row.get("tps"):
+                by_round.setdefault(str(api_row["concurrency"]), []).append(round(api_row["rps"] / pg_row["tps"], 3))
+        out[label] = {c: round(statistics.median(values), 3) for c, values in by_round.items()}
+        out[f"{label}_by_round"] = by_round
+    post_rps: dict[int, list[float]] = {}
+    for row in result["post_messages"]:
+        post_rps.setdefault(row["concurrency"], []).append(row["rps"])
+    out["post_vs_pgbench_api_tx"] = {
+        str(row["concurrency"]): round(statistics.median(post_rps[row["concurrency"]]) / row["tps"], 3)
+        for row in pg["api_tx"] if row.get("tps") and row["concurrency"] in post_rps
+    }
     return out
