@@ -135,6 +135,7 @@ def measure_http(stack: Any, token: str, method: str, concurrency: int, duration
     row["generator_cpu_pct"] = round(100 * ((cpu_ticks(os.getpid()) or 0) - me0) / CLK_TCK / wall, 1)
     row["machine_cpu_pct"] = round(100 * (machine_busy_ticks() - m0) / CLK_TCK / wall, 1)
     # CPU per request is steadier than requests/s on a shared machine.
+    # percent of a core / requests per second * 10,000 = µs of CPU per request
     for name in ("api", "machine"):
         per_request = row[f"{name}_cpu_pct"] * 10_000 / row["rps"] if row["rps"] else 0.0
         row[f"{name}_cpu_us_per_request"] = round(per_request)
@@ -255,7 +256,7 @@ def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
     parser.add_argument("--concurrency", type=int, action="append", default=None,
                         help="repeat; default 1, 8, 32")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (<= 120)")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of paired runs (1..10)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of paired runs (1..10)")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", infra.DEFAULT_DATABASE_URL),
                         help="server to use; a throw-away database is created next to it")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", infra.DEFAULT_REDIS_URL))
@@ -266,7 +267,6 @@ def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
     concurrencies = args.concurrency or [1, 8, 32]
     if max(concurrencies) > 256 or not 0 < args.duration <= 120 or not 1 <= args.rounds <= 10:
         raise SystemExit("concurrency is capped at 256, --duration at 120 s and --rounds at 10")
-    pgbench_binary()  # fail before starting anything when it is missing
     parts = urlsplit(args.database_url)
     db_name = f"chat_bench_{secrets.token_hex(4)}"
     db_url = parts._replace(path=f"/{db_name}").geturl()
@@ -286,7 +286,7 @@ def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
                               "note": "HTTP straight to one API process (no LB); rate limit off; "
                                       "one generator process (bench/httpload.py, raw keep-alive HTTP/1.1); "
                                       "each API run paired with the pgbench run right after it",
-                              "machine_busy_pct_before": busy}
+                              "machine_busy_pct_before": busy, "pgbench_binary": pgbench_binary()}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             stack = LocalStack(config)
@@ -327,6 +327,8 @@ def rest_ratios(result: dict[str, Any]) -> dict[str, Any]:
                                    ("get_vs_pgbench_select50", "get_messages_limit50", "select50")):
         by_round: dict[str, list[float]] = {}
         for api_row, pg_row in zip(result[api_key], pg[script], strict=True):
+            same_slot = (api_row["concurrency"], api_row.get("round")) == (pg_row["concurrency"], pg_row.get("round"))
+            assert same_slot, f"unpaired runs: {api_row} / {pg_row}"
             if pg_row.get("tps"):
                 by_round.setdefault(str(api_row["concurrency"]), []).append(round(api_row["rps"] / pg_row["tps"], 3))
         out[label] = {c: round(statistics.median(values), 3) for c, values in by_round.items()}
