@@ -1,8 +1,8 @@
 """The API's one middleware: request ids, CORS, JSON errors, latency and the access log.
 
 These are one aiohttp middleware rather than four because every middleware layer costs a
-coroutine and a wrapper call on every request: on a bare route the four cost about 50 µs
-per request on a slow 2-core machine, the one about 20 µs.
+coroutine and a wrapper call on every request: on a bare route, on a slow 2-core
+machine, the four cost about 60 µs of CPU per request and the one about 30 µs.
 The order inside still matters and is the one the layers had: errors become JSON first,
 so CORS headers, the request id and the latency metric apply to error responses too.
 """
@@ -44,35 +44,32 @@ def request_middleware(allowed_origins: Iterable[str], service: str = "api") -> 
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        request_id = request_id_for(request)
-        request[REQUEST_ID] = request_id
-        status = 500
-        response: web.StreamResponse
-        try:
-            origin = cors.allowed_origin(request)
-            if cors.is_preflight(request):
-                response = cors.preflight(request, origin)
-            else:
-                try:
-                    response = await handler(request)
-                except Exception as exc:  # every failure becomes a JSON answer
-                    if isinstance(exc, web.HTTPException) and exc.status < 400:
-                        raise  # a redirect, not an error: aiohttp sends it
-                    response = error_response(request, exc)
-            if origin is not None:
-                cors.expose(response, origin)
-            response.headers["X-Request-ID"] = request_id
-            status = response.status
-            log_request(request, request_id, status, started)
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            latency.observe(request, status, time.perf_counter() - started)
+        return await latency.measure(request, answer(request, handler, cors))
 
     return middleware
+
+
+async def answer(request: web.Request, handler: Handler, cors: CorsPolicy) -> web.StreamResponse:
+    """`handler`'s response, or the JSON error it failed with, with id and CORS headers."""
+    started = time.perf_counter()
+    request_id = request_id_for(request)
+    request[REQUEST_ID] = request_id
+    origin = cors.allowed_origin(request)
+    response: web.StreamResponse
+    if cors.is_preflight(request):
+        response = cors.preflight(request, origin)
+    else:
+        try:
+            response = await handler(request)
+        except Exception as exc:  # every failure becomes a JSON answer
+            if isinstance(exc, web.HTTPException) and exc.status < 400:
+                raise  # a redirect, not an error: aiohttp sends it
+            response = error_response(request, exc)
+    if origin is not None:
+        cors.expose(response, origin)
+    response.headers["X-Request-ID"] = request_id
+    log_request(request, request_id, response.status, started)
+    return response
 
 
 def request_id_for(request: web.Request) -> str:

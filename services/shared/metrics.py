@@ -8,6 +8,7 @@ cannot grow the number of series.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -55,6 +56,24 @@ class RequestLatency:
             self._children[key] = child
         child.observe(seconds)
 
+    async def measure(self, request: web.Request, answer: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+        """Await `answer` to `request` and observe its latency and status.
+
+        An HTTPException raised instead (a redirect, say) is observed with its status,
+        anything else raised as 500.
+        """
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await answer
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            self.observe(request, status, time.perf_counter() - started)
+
 
 def http_metrics_middleware(service: str) -> Middleware:
     """Observe the latency and status of every request except WebSocket sessions.
@@ -67,17 +86,7 @@ def http_metrics_middleware(service: str) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await handler(request)
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            latency.observe(request, status, time.perf_counter() - started)
+        return await latency.measure(request, handler(request))
 
     return middleware
 
