@@ -1,0 +1,43 @@
+"""The per-user connection cap's leases against a real Redis: renewal in chunks."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from services.realtime_service import connections as connections_module
+from services.realtime_service.connections import UserConnections
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+LEASE = 30.0
+
+
+async def test_renewal_extends_every_live_lease_across_chunks_and_revives_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(connections_module, "RENEW_CHUNK", 2)  # 5 connections: 3 chunks
+    client = aioredis.Redis.from_url(REDIS_URL)
+    prefix = f"leases-test-{uuid.uuid4().hex}"
+    leases = UserConnections(client, prefix, cap=20, lease_seconds=LEASE)
+    ann, bob = "ann", "bob"
+    try:
+        for user, sid in ((ann, "a1"), (ann, "a2"), (ann, "a3"), (bob, "b1"), (bob, "b2")):
+            assert await leases.admit(user, sid)
+        admitted = {sid: await client.zscore(f"{prefix}:{user}", sid)
+                    for user, sid in ((ann, "a1"), (ann, "a2"), (bob, "b1"), (bob, "b2"))}
+        await client.zrem(f"{prefix}:{ann}", "a3")  # its lease lapsed meanwhile
+        await client.persist(f"{prefix}:{bob}")
+
+        await leases._renew()
+
+        for user, sid in ((ann, "a1"), (ann, "a2"), (bob, "b1"), (bob, "b2")):
+            assert await client.zscore(f"{prefix}:{user}", sid) > admitted[sid]
+        assert await client.zscore(f"{prefix}:{ann}", "a3") is None  # not counted again
+        ttl_ms = await client.pttl(f"{prefix}:{bob}")
+        assert LEASE * 1000 < ttl_ms <= LEASE * 2000  # the key expires again, after two leases
+    finally:
+        await client.delete(f"{prefix}:{ann}", f"{prefix}:{bob}")
+        await client.aclose()
