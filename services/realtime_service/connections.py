@@ -54,6 +54,8 @@ class UserConnections:
         self._prefix = key_prefix
         self._cap = cap
         self._lease = lease_seconds
+        # A user's set outlives its newest lease by one more: gone once nobody renews it.
+        self._key_ttl_ms = int(lease_seconds * 2000)
         self._admit = redis.register_script(ADMIT)
         self._renew_leases = redis.register_script(RENEW)
         self._local: dict[str, str] = {}  # sid -> user id, connections on this replica
@@ -70,7 +72,7 @@ class UserConnections:
         try:
             admitted = await self._admit(
                 keys=[self._key(user_id)],
-                args=[now, now + self._lease, self._cap, sid, int(self._lease * 2000)],
+                args=[now, now + self._lease, self._cap, sid, self._key_ttl_ms],
             )
         except RedisError as exc:
             # The cap is a guard against abuse, not a reason to lock everyone out
@@ -115,5 +117,5 @@ class UserConnections:
             chunk = connections[start:start + RENEW_CHUNK]
             await self._renew_leases(
                 keys=[self._key(user_id) for _, user_id in chunk],
-                args=[expiry, int(self._lease * 2000), *(sid for sid, _ in chunk)],
+                args=[expiry, self._key_ttl_ms, *(sid for sid, _ in chunk)],
             )
