@@ -39,6 +39,10 @@ test-unit: install ## Run the unit tests only
 test-integration: install ## Run the integration tests only
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
+.PHONY: test-security
+test-security: install ## Attack and failure tests alone, one line per attack with its figure
+	$(PY) -m pytest -m security $(PYTEST_ARGS)
+
 .PHONY: test-faults
 test-faults: install ## Fault-injection suite only (private Redis/PostgreSQL restarted, processes killed)
 	$(PY) -m pytest tests/delivery/test_faults.py -m faults -s $(PYTEST_ARGS)
