@@ -7,12 +7,9 @@ is a 429 with `Retry-After` in seconds.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import time
-from collections.abc import Iterable
 
-from aiohttp import web
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
@@ -51,27 +48,3 @@ def _async_uri(redis_url: str) -> str:
     """`limits` picks its async storage from the scheme: redis:// → async+redis://."""
     return redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
 
-
-def client_address(request: web.Request, trusted_proxies: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
-    """The caller's address: the peer, or what a trusted proxy says it forwarded for.
-
-    Walks X-Forwarded-For from the right and stops at the first hop that is not a
-    trusted proxy, so a client cannot pick its own address by sending the header.
-    """
-    networks = tuple(trusted_proxies)
-    peer = request.remote or "unknown"
-    if not _is_trusted(peer, networks):
-        return peer
-    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not _is_trusted(hop, networks):
-            return hop
-    return hops[0] if hops else peer
-
-
-def _is_trusted(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)

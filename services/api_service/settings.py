@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
 from services.api_service.webpage import DEFAULT_WEB_ROOT
-from services.shared.config import CommonSettings, ConfigError, Env, Secret
-
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from services.shared.config import CommonSettings, Env, Secret
 
 
 @dataclass(frozen=True)
@@ -32,7 +29,6 @@ class ApiSettings:
     failpoint: str
     messages_per_minute: int
     auth_per_minute: int
-    trusted_proxies: tuple[IpNetwork, ...]
     web_root: Path
 
     @classmethod
@@ -57,13 +53,6 @@ class ApiSettings:
             failpoint=env.string("CHAT_FAILPOINT", ""),
             messages_per_minute=env.integer("RATE_LIMIT_MESSAGES_PER_MINUTE", 120),
             auth_per_minute=env.integer("RATE_LIMIT_AUTH_PER_MINUTE", 30),
-            trusted_proxies=_networks(env.csv("TRUSTED_PROXIES", ("127.0.0.1/32", "::1/128"))),
             web_root=Path(env.string("WEB_ROOT", str(DEFAULT_WEB_ROOT))),
         )
 
-
-def _networks(values: tuple[str, ...]) -> tuple[IpNetwork, ...]:
-    try:
-        return tuple(ipaddress.ip_network(value, strict=False) for value in values)
-    except ValueError as exc:
-        raise ConfigError(f"TRUSTED_PROXIES: {exc}") from None

@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.shared.addresses import AddressError, IpNetwork, parse_networks
+
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -92,6 +94,8 @@ class CommonSettings:
     log_level: str
     production: bool
     socketio_channel: str
+    # Only these peers' X-Forwarded-For is believed (see addresses.py): the load balancer.
+    trusted_proxies: tuple[IpNetwork, ...]
 
     @classmethod
     def from_env(cls, env: Env, *, default_port: int) -> CommonSettings:
@@ -109,6 +113,7 @@ class CommonSettings:
             log_level=env.string("LOG_LEVEL", "INFO").upper(),
             production=app_env == "production",
             socketio_channel=env.string("SOCKETIO_CHANNEL", "chat-socketio"),
+            trusted_proxies=_networks(env.csv("TRUSTED_PROXIES", ("127.0.0.1/32", "::1/128"))),
         )
         settings.check_production_safety()
         return settings
@@ -122,3 +127,10 @@ class CommonSettings:
             raise ConfigError("APP_ENV=production needs JWT_SECRET set to at least 32 characters")
         if "*" in self.cors_origins:
             raise ConfigError("APP_ENV=production refuses CORS_ORIGINS='*'")
+
+
+def _networks(values: tuple[str, ...]) -> tuple[IpNetwork, ...]:
+    try:
+        return parse_networks(values)
+    except AddressError as exc:
+        raise ConfigError(f"TRUSTED_PROXIES: {exc}") from None

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from services.api_service.errors import Unauthorized, ValidationFailed
 from services.api_service.keys import IDENTITY, RATE_LIMITS, SETTINGS, TOKENS
-from services.api_service.ratelimit import client_address
+from services.shared.addresses import client_address, forwarded_for_values
 from services.shared.auth import Identity, InvalidToken, bearer_token
 
 
@@ -38,7 +38,11 @@ def authenticate(request: web.Request) -> Identity:
 
 async def limit_by_address(request: web.Request, limit_name: str) -> None:
     """Count the request against a per-client-address limit (429 when over it)."""
-    address = client_address(request, request.app[SETTINGS].trusted_proxies)
+    address = client_address(
+        request.remote,
+        forwarded_for_values(request.headers),
+        request.app[SETTINGS].common.trusted_proxies,
+    )
     await request.app[RATE_LIMITS].check(limit_name, address)
 
 
