@@ -88,6 +88,7 @@ def create_server(
             history,
             settings.gap_check_seconds,
             settings.max_queued_packets,
+            settings.max_concurrent_replays,
         ),
         cors_allowed_origins=allowed_origins(settings),
         json=jsonenc,

@@ -19,6 +19,7 @@ class RealtimeSettings:
     max_http_buffer_size: int
     gap_check_seconds: float
     replay_max: int
+    max_concurrent_replays: int
     shutdown_grace_seconds: float
     max_connections_per_user: int
     max_queued_packets: int
@@ -43,6 +44,8 @@ class RealtimeSettings:
             max_http_buffer_size=env.integer("MAX_INBOUND_BYTES", 64 * 1024, minimum=1024),
             gap_check_seconds=env.number("GAP_CHECK_SECONDS", 2.0),
             replay_max=env.integer("REPLAY_MAX_MESSAGES", 1000, minimum=1),
+            # lastId recoveries served at once; more wait their turn (held from live messages).
+            max_concurrent_replays=env.integer("MAX_CONCURRENT_REPLAYS", 4, minimum=1),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 5.0),
             max_connections_per_user=env.integer("MAX_CONNECTIONS_PER_USER", 20),
             # Per-client backlog before it counts as a slow consumer and is disconnected.
