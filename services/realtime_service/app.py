@@ -12,6 +12,7 @@ import socketio
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from services.realtime_service import admin_ui
 from services.realtime_service.connections import UserConnections
 from services.realtime_service.delivery import OrderedRedisManager, close_transport
 from services.realtime_service.history import HistoryReader
@@ -102,10 +103,13 @@ def create_server(
     sio.keep_environ = settings.admin_enabled
     if settings.admin_enabled:
         # Socket.IO Admin UI; "production" mode keeps its per-event overhead low.
-        sio.instrument(
-            auth={"username": settings.admin_username, "password": settings.admin_password.value},
-            mode="production",
-            server_id=settings.replica_name,
+        admin_ui.instrument(
+            sio,
+            settings.admin_username,
+            settings.admin_password.value,
+            settings.replica_name,
+            admin_ui.LoginThrottle(settings.admin_max_failures, settings.admin_lockout_seconds),
+            common.trusted_proxies,
         )
     return sio
 

@@ -20,3 +20,6 @@ SLOW_CONSUMER_DISCONNECTS = Counter(
 REVOKED_DISCONNECTS = Counter(
     "chat_revoked_disconnects_total", "Sockets disconnected because their user's access was revoked."
 )
+ADMIN_LOGIN_FAILURES = Counter(
+    "chat_admin_login_failures_total", "Socket.IO Admin UI sign-ins refused, by why.", ["outcome"]
+)
