@@ -249,8 +249,10 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
         try:
             async with self._replays:
                 for _ in range(UNLOCKED_ROUNDS):
+                    if not self.is_connected(sid, "/"):
+                        return  # gone while waiting its turn or replaying: nobody to send to
                     upto = self._last_delivered
-                    if upto is None or upto <= cursor or not self.is_connected(sid, "/"):
+                    if upto is None or upto <= cursor:
                         break
                     if not await self._replay_to(sid, cursor, upto):
                         return
