@@ -266,7 +266,7 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
             self._recovering.discard(sid)
 
     async def _replay_to(self, sid: str, after: int, upto: int) -> bool:
-        """Send `sid` the messages `after < _id <= upto`; False (and `recovered: false`) if gone."""
+        """Send `sid` the messages `after < _id <= upto`; False (and `recovered: false`) if the stream lost some."""
         missed = await self._history.replay(after, upto)
         if missed is None:
             RECOVERIES.labels("false").inc()

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from .conftest import Running
-from .support import EVENT, RECOVERED, WAIT, Receiver, fetch_after, new_user, post
+from .support import RECOVERED, Receiver, fetch_after, new_user, post
 
 pytestmark = [pytest.mark.security, pytest.mark.timeout(240)]
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from services.realtime_service.admin_ui import LoginThrottle, credentials_check, weak_password_reason
+from services.realtime_service.admin_ui import (
+    LoginThrottle,
+    credentials_check,
+    weak_password_reason,
+)
 from services.realtime_service.settings import RealtimeSettings
 from services.shared.config import ConfigError, Env
 
