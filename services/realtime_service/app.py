@@ -12,10 +12,12 @@ import socketio
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from services.realtime_service import admin_ui
 from services.realtime_service.connections import UserConnections
 from services.realtime_service.delivery import OrderedRedisManager, close_transport
 from services.realtime_service.history import HistoryReader
 from services.realtime_service.namespace import ChatNamespace
+from services.realtime_service.revocations import RevocationListener
 from services.realtime_service.settings import RealtimeSettings
 from services.realtime_service.transport import FastEngineIOServer, adopt
 from services.shared import jsonenc
@@ -29,6 +31,7 @@ SETTINGS = web.AppKey("settings", RealtimeSettings)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 REDIS = web.AppKey("redis", aioredis.Redis)
 CONNECTIONS = web.AppKey("connections", UserConnections)
+REVOCATIONS = web.AppKey("revocations", RevocationListener)
 ADMIN_UI_ORIGIN = "https://admin.socket.io"
 
 
@@ -86,6 +89,7 @@ def create_server(
             history,
             settings.gap_check_seconds,
             settings.max_queued_packets,
+            settings.max_concurrent_replays,
         ),
         cors_allowed_origins=allowed_origins(settings),
         json=jsonenc,
@@ -99,10 +103,13 @@ def create_server(
     sio.keep_environ = settings.admin_enabled
     if settings.admin_enabled:
         # Socket.IO Admin UI; "production" mode keeps its per-event overhead low.
-        sio.instrument(
-            auth={"username": settings.admin_username, "password": settings.admin_password.value},
-            mode="production",
-            server_id=settings.replica_name,
+        admin_ui.instrument(
+            sio,
+            settings.admin_username,
+            settings.admin_password.value,
+            settings.replica_name,
+            admin_ui.LoginThrottle(settings.admin_max_failures, settings.admin_lockout_seconds),
+            common.trusted_proxies,
         )
     return sio
 
@@ -138,9 +145,11 @@ async def socketio_lifecycle(app: web.Application) -> AsyncIterator[None]:
     sio.manager_initialized = True
     manager.initialize()
     app[CONNECTIONS].start()
+    app[REVOCATIONS].start()
     try:
         yield
     finally:
+        await app[REVOCATIONS].stop()
         await app[CONNECTIONS].stop()
         await manager.stop()
         await sio.shutdown()
@@ -206,8 +215,12 @@ def create_app(settings: RealtimeSettings) -> web.Application:
         key_prefix=f"{settings.common.socketio_channel}:connections",
         cap=settings.max_connections_per_user,
         lease_seconds=settings.connection_lease_seconds,
+        revocation_prefix=settings.common.socketio_channel,
     )
     app[SIO] = create_server(settings, app[REDIS], app[CONNECTIONS])
+    app[REVOCATIONS] = RevocationListener(
+        app[REDIS], settings.common.socketio_channel, app[CONNECTIONS], app[SIO].disconnect
+    )
     app[SIO].attach(app)
     app[SIO].eio.http_middleware = metrics
     app.cleanup_ctx.extend([redis_client, socketio_lifecycle])

@@ -9,6 +9,10 @@ Renewal is one Lua call per `RENEW_CHUNK` connections. As a redis-py pipeline of
 commands per connection, renewing 2,500 connections kept a replica's event loop busy for
 hundreds of milliseconds every `lease / 3` on a slow 2-core machine (packing 5,000
 commands and parsing 5,000 replies in Python), and every broadcast waited behind it.
+
+The same admission script refuses a revoked user (services/shared/revocation.py), so a
+connect stays one Redis round trip; the replica also keeps which of its connections
+belong to which user, so that a revocation can drop them at once (revocations.py).
 """
 
 from __future__ import annotations
@@ -16,22 +20,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from enum import Enum
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from services.shared.revocation import revoked_key
 from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] the user's set; ARGV: now, expiry, cap, connection id, key ttl ms
+# KEYS[1] the user's set, KEYS[2] the user's revocation mark; ARGV: now, expiry, cap
+# (0 = none: only the revocation is checked), connection id, key ttl ms.
+# Returns 1 admitted, 0 at the cap, -1 revoked.
 ADMIT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+if tonumber(ARGV[3]) <= 0 then return 1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 """
+
+
+class Admission(Enum):
+    """What `UserConnections.admit` decided."""
+
+    ADMITTED = 1
+    AT_CAP = 0
+    REVOKED = -1
 
 # KEYS: one user's set per connection; ARGV: expiry, key ttl ms, then the connection ids
 # in the order of KEYS. Only leases still present are extended (ZADD XX): a connection
@@ -47,11 +65,19 @@ RENEW_CHUNK = 500
 
 
 class UserConnections:
-    """Admit, release and renew connections against a per-user cap (0 = no cap)."""
+    """Admit, release and renew connections against a per-user cap (0 = no cap) and revocations."""
 
-    def __init__(self, redis: aioredis.Redis, key_prefix: str, cap: int, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        key_prefix: str,
+        cap: int,
+        lease_seconds: float,
+        revocation_prefix: str,
+    ) -> None:
         self._redis = redis
         self._prefix = key_prefix
+        self._revocation_prefix = revocation_prefix
         self._cap = cap
         self._lease = lease_seconds
         # A user's set outlives its newest lease by one more: gone once nobody renews it.
@@ -59,34 +85,60 @@ class UserConnections:
         self._admit = redis.register_script(ADMIT)
         self._renew_leases = redis.register_script(RENEW)
         self._local: dict[str, str] = {}  # sid -> user id, connections on this replica
+        self._by_user: dict[str, set[str]] = {}  # user id -> sids, the same connections
         self._task: asyncio.Task[None] | None = None
 
     def _key(self, user_id: str) -> str:
         return f"{self._prefix}:{user_id}"
 
-    async def admit(self, user_id: str, sid: str) -> bool:
-        """Record the connection unless the user is at the cap."""
-        if self._cap <= 0:
-            return True
+    async def admit(self, user_id: str, sid: str) -> Admission:
+        """Record the connection unless the user is revoked or at the cap.
+
+        While Redis is unreachable the connection is admitted, uncounted and unchecked
+        for revocation: the cap and the revocation mark both live in Redis, and locking
+        every user out while it is away would turn a Redis outage into a full outage.
+        The window is small in practice: a revocation is only announced while Redis is
+        up (the API refuses to delete an account otherwise), every replica drops the
+        user's sockets when it is, and a replica re-checks its users each time its
+        subscription to the revocations channel is re-established (revocations.py).
+        """
         now = time.time()
         try:
-            admitted = await self._admit(
-                keys=[self._key(user_id)],
-                args=[now, now + self._lease, self._cap, sid, self._key_ttl_ms],
+            decision = Admission(
+                int(
+                    await self._admit(
+                        keys=[self._key(user_id), revoked_key(self._revocation_prefix, user_id)],
+                        args=[now, now + self._lease, self._cap, sid, self._key_ttl_ms],
+                    )
+                )
             )
         except RedisError as exc:
-            # The cap is a guard against abuse, not a reason to lock everyone out
-            # while Redis is away: admit, uncounted.
-            log.warning("connection cap unavailable, admitting", extra={"error": repr(exc)})
-            return True
-        if admitted:
+            log.warning("connection cap and revocation check unavailable, admitting", extra={"error": repr(exc)})
+            decision = Admission.ADMITTED
+        if decision is Admission.ADMITTED:
             self._local[sid] = user_id
-        return bool(admitted)
+            self._by_user.setdefault(user_id, set()).add(sid)
+        return decision
+
+    def sids_of(self, user_id: str) -> list[str]:
+        """The connections `user_id` holds on this replica."""
+        return list(self._by_user.get(user_id, ()))
+
+    def users(self) -> list[str]:
+        """Every user with a connection on this replica."""
+        return list(self._by_user)
 
     async def release(self, sid: str) -> None:
         user_id = self._local.pop(sid, None)
         if user_id is None:
             return
+        sids = self._by_user.get(user_id)
+        if sids is not None:
+            sids.discard(sid)
+            if not sids:
+                del self._by_user[user_id]
+        if self._cap <= 0:
+            return  # nothing was recorded in Redis
         try:
             await self._redis.zrem(self._key(user_id), sid)
         except RedisError as exc:  # the lease lapses on its own

@@ -14,8 +14,17 @@ manager's protocol and API and adds, for packets from the outbox relay (they car
 * clients that reconnect with `lastId` get the messages they missed, in order, before
   any live one, then a `recovered` event.
 
-One lock serializes delivery, gap filling and recovery, so each client sees ids in
-increasing order.
+One lock serializes delivery and gap filling, so each client sees ids in increasing
+order. A recovery does not hold it while it replays: under the lock, 20 reconnects
+with an old `lastId` held live delivery for every client of the replica for a third of
+a second. The recovering client is skipped by live delivery (it gets those messages
+from the history stream instead) and catches up in rounds without the lock, each
+round up to the newest id delivered live when it began; only the last, short round
+(what arrived during the previous one, usually nothing) runs under the lock, where it
+hands the client over to live delivery after the `recovered` event. At most
+`max_concurrent_replays` recoveries run at once on a replica, so a reconnect storm
+queues instead of crowding the event loop; each yields to it every `REPLAY_BATCH`
+messages.
 """
 
 from __future__ import annotations
@@ -48,6 +57,11 @@ from services.shared.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 RECOVERED_EVENT = "recovered"
+# Messages a recovery writes before letting the loop run something else.
+REPLAY_BATCH = 100
+# Catch-up rounds outside the delivery lock before the last one, under it. Each round
+# covers what was delivered live during the one before, so the gap shrinks fast.
+UNLOCKED_ROUNDS = 4
 
 
 class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
@@ -60,10 +74,12 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
         history: HistoryReader,
         gap_check_seconds: float,
         max_queued_packets: int,
+        max_concurrent_replays: int = 4,
     ) -> None:
         super().__init__(url, channel=channel)
         self._history = history
         self._max_queued = max_queued_packets
+        self._replays = asyncio.Semaphore(max(1, max_concurrent_replays))
         self._gap_check_seconds = gap_check_seconds
         self._lock = asyncio.Lock()
         # None until known: the stream was empty when this gateway started (new
@@ -156,18 +172,31 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
         sockets = self.server.eio.sockets
         delivered = 0
         for sid, eio_sid in self.get_participants("/", None):
-            socket = sockets.get(eio_sid)
-            if sid in skip or socket is None or socket.closed or socket.closing:
-                continue
-            delivered += 1
-            if isinstance(socket, FastSocket) and socket.write_now(frame):
-                continue
-            if socket.queue.qsize() >= self._max_queued:
-                self._drop_slow_consumer(socket)
-                delivered -= 1
-                continue
-            socket.queue.put_nowait(eio_pkt)
+            if sid not in skip and self._write(sockets.get(eio_sid), eio_pkt, frame):
+                delivered += 1
         return delivered
+
+    def _write(self, socket: Any, eio_pkt: eio_packet.Packet, frame: bytes) -> bool:
+        """Hand one encoded packet to a client's connection; False if it cannot take it."""
+        if socket is None or socket.closed or socket.closing:
+            return False
+        if isinstance(socket, FastSocket) and socket.write_now(frame):
+            return True
+        if socket.queue.qsize() >= self._max_queued:
+            self._drop_slow_consumer(socket)
+            return False
+        socket.queue.put_nowait(eio_pkt)
+        return True
+
+    def _send_to(self, sid: str, event: str, data: Any) -> bool:
+        """Send one event to one client of `/` at once (in order with what it was sent before)."""
+        eio_sid = self.eio_sid_from_sid(sid, "/")
+        socket = self.server.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        if socket is None:
+            return False
+        encoded = self.server.packet_class(sio_packet.EVENT, namespace="/", data=[event, data]).encode()
+        eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        return self._write(socket, eio_pkt, text_frame(eio_pkt.encode()))
 
     def _drop_slow_consumer(self, socket: Any) -> None:
         """Discard a stalled client's backlog and close its connection."""
@@ -210,37 +239,64 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
         self._recovering.add(sid)
 
     async def recover(self, sid: str, last_id: int) -> None:
-        """Replay what `sid` missed after `last_id`, then tell it whether that was complete."""
+        """Replay what `sid` missed after `last_id`, then tell it whether that was complete.
+
+        Live delivery skips `sid` until the handover at the end, and everything it
+        skipped is in the history stream, so the rounds below leave no gap, and since
+        each starts where the one before ended, no duplicate.
+        """
+        cursor = last_id  # everything up to here has been sent (or the client had it)
         try:
-            async with self._lock:
-                upto = self._last_delivered
-                if upto is None:  # nothing delivered yet: replay up to what the stream has
-                    upto = await self._history.tail_id()
-                    self._floors[sid] = upto
-                missed = await self._history.replay(last_id, upto)
-                if missed is None:
-                    RECOVERIES.labels("false").inc()
-                    await self._emit_to(sid, RECOVERED_EVENT, {"recovered": False, "lastId": str(last_id)})
-                    return
-                for entry in missed:
-                    await self._emit_to(sid, NEW_MESSAGE_EVENT, entry.wire)
-                if last_id > upto:
-                    self._floors[sid] = last_id
-                newest = max([last_id, *(entry.id for entry in missed)])
-                RECOVERIES.labels("true").inc()
-                await self._emit_to(sid, RECOVERED_EVENT, {"recovered": True, "lastId": str(newest)})
+            async with self._replays:
+                for _ in range(UNLOCKED_ROUNDS):
+                    if not self.is_connected(sid, "/"):
+                        return  # gone while waiting its turn or replaying: nobody to send to
+                    upto = self._last_delivered
+                    if upto is None or upto <= cursor:
+                        break
+                    if not await self._replay_to(sid, cursor, upto):
+                        return
+                    cursor = upto
+                async with self._lock:
+                    await self._finish_recovery(sid, last_id, cursor)
         except Exception:
             log.exception("recovery failed", extra={"sid": sid})
-            await self._emit_to(sid, RECOVERED_EVENT, {"recovered": False, "lastId": str(last_id)})
+            self._send_to(sid, RECOVERED_EVENT, {"recovered": False, "lastId": str(cursor)})
         finally:
             self._recovering.discard(sid)
+
+    async def _replay_to(self, sid: str, after: int, upto: int) -> bool:
+        """Send `sid` the messages `after < _id <= upto`; False (and `recovered: false`) if the stream lost some."""
+        missed = await self._history.replay(after, upto)
+        if missed is None:
+            RECOVERIES.labels("false").inc()
+            self._send_to(sid, RECOVERED_EVENT, {"recovered": False, "lastId": str(after)})
+            return False
+        for index, entry in enumerate(missed, 1):
+            self._send_to(sid, NEW_MESSAGE_EVENT, entry.wire)
+            if index % REPLAY_BATCH == 0:
+                await asyncio.sleep(0)  # let live delivery and other clients' traffic through
+        return True
+
+    async def _finish_recovery(self, sid: str, last_id: int, cursor: int) -> None:
+        """Under the delivery lock: the last round, then `recovered` and the handover to live."""
+        upto = self._last_delivered
+        if upto is None:  # nothing delivered yet: replay up to what the stream has
+            upto = await self._history.tail_id()
+            self._floors[sid] = upto
+        if upto > cursor:
+            if not await self._replay_to(sid, cursor, upto):
+                return
+            cursor = upto
+        if last_id > upto:
+            self._floors[sid] = last_id
+        RECOVERIES.labels("true").inc()
+        self._send_to(sid, RECOVERED_EVENT, {"recovered": True, "lastId": str(cursor)})
+        self._recovering.discard(sid)
 
     def forget(self, sid: str) -> None:
         self._recovering.discard(sid)
         self._floors.pop(sid, None)
-
-    async def _emit_to(self, sid: str, event: str, data: Any) -> None:
-        await self.emit(event, data, namespace="/", room=sid, ignore_queue=True)
 
 
 def close_transport(socket: Any, *, flush: bool) -> None:

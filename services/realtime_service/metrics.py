@@ -17,3 +17,9 @@ RECOVERIES = Counter("chat_recoveries_total", "lastId recoveries, by whether the
 SLOW_CONSUMER_DISCONNECTS = Counter(
     "chat_slow_consumer_disconnects_total", "Clients disconnected because they could not keep up."
 )
+REVOKED_DISCONNECTS = Counter(
+    "chat_revoked_disconnects_total", "Sockets disconnected because their user's access was revoked."
+)
+ADMIN_LOGIN_FAILURES = Counter(
+    "chat_admin_login_failures_total", "Socket.IO Admin UI sign-ins refused, by why.", ["outcome"]
+)

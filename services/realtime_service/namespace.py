@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 
 import socketio
 
-from services.realtime_service.connections import UserConnections
+from services.realtime_service.connections import Admission, UserConnections
 from services.realtime_service.delivery import OrderedRedisManager
 from services.realtime_service.handshake import (
     InvalidLastId,
@@ -31,7 +31,7 @@ class ChatNamespace(socketio.AsyncNamespace):
         self._connected = CONNECTED_CLIENTS.labels(replica_name)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        """Admit only clients with a valid token; the reason is sent with the refusal.
+        """Admit only clients with a valid token of a user not revoked; the reason is sent with the refusal.
 
         A client that sends `lastId` is held back from live messages until what it
         missed has been replayed to it (see delivery.py).
@@ -43,7 +43,10 @@ class ChatNamespace(socketio.AsyncNamespace):
             self._refuse(f"unauthorized: {exc.reason}", "unauthorized")
         except InvalidLastId:
             self._refuse("invalid lastId: must be a message _id", "invalid_last_id")
-        if not await self._connections.admit(identity.user_id, sid):
+        admission = await self._connections.admit(identity.user_id, sid)
+        if admission is Admission.REVOKED:
+            self._refuse("unauthorized: access revoked", "revoked")
+        if admission is Admission.AT_CAP:
             self._refuse("too many connections for this user", "too_many_connections")
         self._connected.inc()
         if last_id is not None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from services.shared.config import CommonSettings, Env, Secret
+from services.realtime_service.admin_ui import weak_password_reason
+from services.shared.config import CommonSettings, ConfigError, Env, Secret
 
 
 @dataclass(frozen=True)
@@ -19,12 +20,15 @@ class RealtimeSettings:
     max_http_buffer_size: int
     gap_check_seconds: float
     replay_max: int
+    max_concurrent_replays: int
     shutdown_grace_seconds: float
     max_connections_per_user: int
     max_queued_packets: int
     connection_lease_seconds: float
     admin_username: str
     admin_password: Secret
+    admin_max_failures: int
+    admin_lockout_seconds: float
 
     @property
     def admin_enabled(self) -> bool:
@@ -34,7 +38,7 @@ class RealtimeSettings:
     def from_env(cls, env: Env | None = None) -> RealtimeSettings:
         env = env or Env()
         common = CommonSettings.from_env(env, default_port=8101)
-        return cls(
+        settings = cls(
             common=common,
             replica_name=env.string("REPLICA_NAME", f"{socket.gethostname()}:{common.port}"),
             ping_interval=env.number("PING_INTERVAL_SECONDS", 25.0),
@@ -43,6 +47,8 @@ class RealtimeSettings:
             max_http_buffer_size=env.integer("MAX_INBOUND_BYTES", 64 * 1024, minimum=1024),
             gap_check_seconds=env.number("GAP_CHECK_SECONDS", 2.0),
             replay_max=env.integer("REPLAY_MAX_MESSAGES", 1000, minimum=1),
+            # lastId recoveries served at once; more wait their turn (held from live messages).
+            max_concurrent_replays=env.integer("MAX_CONCURRENT_REPLAYS", 4, minimum=1),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 5.0),
             max_connections_per_user=env.integer("MAX_CONNECTIONS_PER_USER", 20),
             # Per-client backlog before it counts as a slow consumer and is disconnected.
@@ -51,4 +57,20 @@ class RealtimeSettings:
             # The Socket.IO Admin UI is off unless both are set.
             admin_username=env.string("ADMIN_UI_USERNAME", ""),
             admin_password=Secret(env.string("ADMIN_UI_PASSWORD", "")),
+            # Failed Admin UI sign-ins per client address and window before it is refused.
+            admin_max_failures=env.integer("ADMIN_UI_MAX_FAILURES", 5, minimum=1),
+            admin_lockout_seconds=env.number("ADMIN_UI_LOCKOUT_SECONDS", 300.0),
         )
+        settings.check_admin_safety()
+        return settings
+
+    def check_admin_safety(self) -> None:
+        """In production, refuse to start the Admin UI with a guessable password."""
+        if not (self.common.production and self.admin_enabled):
+            return
+        weak = weak_password_reason(self.admin_password.value)
+        if weak:
+            raise ConfigError(
+                f"APP_ENV=production refuses ADMIN_UI_PASSWORD: {weak} "
+                "(needs 16+ characters, 8+ different ones, not a repeated string)"
+            )

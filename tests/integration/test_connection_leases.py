@@ -1,4 +1,4 @@
-"""The per-user connection cap's leases against a real Redis: renewal in chunks."""
+"""The per-user connection cap's leases against a real Redis: renewal in chunks, revoked users."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.realtime_service import connections as connections_module
-from services.realtime_service.connections import UserConnections
+from services.realtime_service.connections import Admission, UserConnections
+from services.shared.revocation import revoke_user
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LEASE = 30.0
@@ -21,11 +22,11 @@ async def test_renewal_extends_every_live_lease_across_chunks_and_revives_none(
     monkeypatch.setattr(connections_module, "RENEW_CHUNK", 2)  # 5 connections: 3 chunks
     client = aioredis.Redis.from_url(REDIS_URL)
     prefix = f"leases-test-{uuid.uuid4().hex}"
-    leases = UserConnections(client, prefix, cap=20, lease_seconds=LEASE)
+    leases = UserConnections(client, prefix, cap=20, lease_seconds=LEASE, revocation_prefix=prefix)
     ann, bob = "ann", "bob"
     try:
         for user, sid in ((ann, "a1"), (ann, "a2"), (ann, "a3"), (bob, "b1"), (bob, "b2")):
-            assert await leases.admit(user, sid)
+            assert await leases.admit(user, sid) is Admission.ADMITTED
         admitted = {sid: await client.zscore(f"{prefix}:{user}", sid)
                     for user, sid in ((ann, "a1"), (ann, "a2"), (bob, "b1"), (bob, "b2"))}
         await client.zrem(f"{prefix}:{ann}", "a3")  # its lease lapsed meanwhile
@@ -40,4 +41,23 @@ async def test_renewal_extends_every_live_lease_across_chunks_and_revives_none(
         assert LEASE * 1000 < ttl_ms <= LEASE * 2000  # the key expires again, after two leases
     finally:
         await client.delete(f"{prefix}:{ann}", f"{prefix}:{bob}")
+        await client.aclose()
+
+
+@pytest.mark.parametrize("cap", [2, 0])
+async def test_a_revoked_user_is_refused_with_or_without_a_cap(cap: int) -> None:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    prefix = f"leases-test-{uuid.uuid4().hex}"
+    leases = UserConnections(client, prefix, cap=cap, lease_seconds=LEASE, revocation_prefix=prefix)
+    try:
+        assert await leases.admit("ann", "a1") is Admission.ADMITTED
+        await revoke_user(client, prefix, "ann", ttl_seconds=60)
+
+        assert await leases.admit("ann", "a2") is Admission.REVOKED
+        assert await leases.admit("bob", "b1") is Admission.ADMITTED
+        assert leases.sids_of("ann") == ["a1"], "a refused connection is not indexed"
+        await leases.release("a1")
+        assert leases.sids_of("ann") == [] and leases.users() == ["bob"]
+    finally:
+        await client.delete(f"{prefix}:ann", f"{prefix}:bob", f"{prefix}:revoked:ann")
         await client.aclose()

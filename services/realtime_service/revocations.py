@@ -1,0 +1,105 @@
+"""Dropping a revoked user's live sockets on this replica, as soon as it is announced.
+
+The API announces a revocation (an account deleted) on the revocations channel
+(services/shared/revocation.py). Every replica listens and disconnects that user's
+sockets with a Socket.IO DISCONNECT, which clients treat as final: a revoked user is
+not meant to come back, and a reconnect would be refused anyway (connections.py checks
+the revocation mark at admission).
+
+A message published while this replica was not subscribed (Redis restarting, the
+subscription re-established) would be lost, so each (re)subscription is followed by a
+sweep: every user connected here is checked against the revocation marks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+
+from services.realtime_service.connections import UserConnections
+from services.realtime_service.metrics import REVOKED_DISCONNECTS
+from services.shared.revocation import revocations_channel, revoked_key
+from services.shared.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+SWEEP_CHUNK = 500
+RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+Disconnect = Callable[[str], Awaitable[None]]
+
+
+class RevocationListener:
+    """Subscribe to the revocations channel and drop the named user's sockets here."""
+
+    def __init__(
+        self, redis: aioredis.Redis, prefix: str, connections: UserConnections, disconnect: Disconnect
+    ) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._connections = connections
+        self._disconnect = disconnect
+        self._task: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen_forever(), name="revocations")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+
+    async def _listen_forever(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis away: subscribe again after a pause
+                self.subscribed.clear()
+                delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+                failures += 1
+                log.warning("revocations subscription lost", extra={"error": repr(exc), "retry_in": delay})
+                await asyncio.sleep(delay)
+            else:
+                failures = 0
+
+    async def _listen(self) -> None:
+        async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(revocations_channel(self._prefix))
+            self.subscribed.set()
+            await self._sweep()
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    data = message.get("data")
+                    user_id = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+                    await self.drop_user(user_id)
+
+    async def _sweep(self) -> None:
+        """Drop the users connected here whose revocation mark exists (missed announcements)."""
+        users = self._connections.users()
+        for start in range(0, len(users), SWEEP_CHUNK):
+            chunk = users[start:start + SWEEP_CHUNK]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for user_id in chunk:
+                    pipe.exists(revoked_key(self._prefix, user_id))
+                marks = await pipe.execute()
+            for user_id, revoked in zip(chunk, marks, strict=True):
+                if revoked:
+                    await self.drop_user(user_id)
+
+    async def drop_user(self, user_id: str) -> None:
+        """Disconnect every socket `user_id` holds on this replica."""
+        sids = self._connections.sids_of(user_id)
+        if not sids:
+            return
+        log.info("dropping a revoked user's sockets", extra={"user_id": user_id, "sockets": len(sids)})
+        for sid in sids:
+            REVOKED_DISCONNECTS.inc()
+            try:
+                await self._disconnect(sid)
+            except Exception as exc:  # noqa: BLE001 - one socket's failure must not spare the others
+                log.warning("revoked socket disconnect failed", extra={"sid": sid, "error": repr(exc)})
