@@ -25,7 +25,7 @@ from services.api_service.keys import (
 )
 from services.api_service.middleware import request_middleware
 from services.api_service.passwords import Passwords
-from services.api_service.ratelimit import RateLimits
+from services.api_service.ratelimit import RateLimits, RedisLimitsConfig
 from services.api_service.relay import OutboxRelay, RelayConfig
 from services.api_service.settings import ApiSettings
 from services.api_service.webpage import web_routes
@@ -72,15 +72,20 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     client = aioredis.Redis.from_url(settings.common.redis_url)
     app[REDIS] = client
-    app[RATE_LIMITS] = RateLimits(
-        settings.common.redis_url,
-        key_prefix=f"{settings.common.socketio_channel}:limits",
-        messages_per_minute=settings.messages_per_minute,
-        auth_per_minute=settings.auth_per_minute,
+    limits = RateLimits(
+        RedisLimitsConfig(
+            settings.common.redis_url,
+            key_prefix=f"{settings.common.socketio_channel}:limits",
+            timeout_seconds=settings.rate_limit_redis_timeout_seconds,
+            retry_seconds=settings.rate_limit_redis_retry_seconds,
+        ),
+        {"messages": settings.messages_per_minute, "auth": settings.auth_per_minute},
     )
+    app[RATE_LIMITS] = limits
     try:
         yield
     finally:
+        await limits.close()
         await client.aclose()
 
 
