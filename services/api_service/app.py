@@ -115,7 +115,8 @@ async def message_pipeline(app: web.Application) -> AsyncIterator[None]:
 
 
 async def password_hasher(app: web.Application) -> AsyncIterator[None]:
-    app[PASSWORDS] = Passwords()
+    settings = app[SETTINGS]
+    app[PASSWORDS] = Passwords(settings.password_hash_workers, settings.password_hash_max_pending)
     try:
         yield
     finally:

@@ -14,6 +14,12 @@ RATE_LIMIT_FALLBACK = Counter(
 RATE_LIMIT_IN_MEMORY = Gauge(
     "chat_rate_limit_in_memory", "1 while Redis is unreachable and limits are counted per process."
 )
+PASSWORD_HASHES_PENDING = Gauge(
+    "chat_password_hashes_pending", "Password hashes running or waiting for a worker thread."
+)
+PASSWORD_HASHES_REFUSED = Counter(
+    "chat_password_hashes_refused_total", "Sign-ups and sign-ins refused with 503: the hashing queue was full."
+)
 PUBLISHED = Counter("chat_relay_published_total", "Messages the outbox relay published to Redis.")
 PUBLISH_LAG = Histogram(
     "chat_relay_publish_lag_seconds",

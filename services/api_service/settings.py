@@ -29,6 +29,8 @@ class ApiSettings:
     failpoint: str
     messages_per_minute: int
     auth_per_minute: int
+    password_hash_workers: int
+    password_hash_max_pending: int
     rate_limit_redis_timeout_seconds: float
     rate_limit_redis_retry_seconds: float
     web_root: Path
@@ -55,6 +57,8 @@ class ApiSettings:
             failpoint=env.string("CHAT_FAILPOINT", ""),
             messages_per_minute=env.integer("RATE_LIMIT_MESSAGES_PER_MINUTE", 120),
             auth_per_minute=env.integer("RATE_LIMIT_AUTH_PER_MINUTE", 30),
+            password_hash_workers=env.integer("PASSWORD_HASH_WORKERS", 4, minimum=1, maximum=64),
+            password_hash_max_pending=env.integer("PASSWORD_HASH_MAX_PENDING", 16, minimum=1),
             rate_limit_redis_timeout_seconds=env.number("RATE_LIMIT_REDIS_TIMEOUT_SECONDS", 0.5),
             rate_limit_redis_retry_seconds=env.number("RATE_LIMIT_REDIS_RETRY_SECONDS", 2.0),
             web_root=Path(env.string("WEB_ROOT", str(DEFAULT_WEB_ROOT))),

@@ -1,0 +1,74 @@
+"""Bounds that keep one API process responsive under abuse: the hashing queue, history reads.
+
+Each attack runs against one more API process (on the session stack's database and
+Redis) started with the settings under test, so the shared stack's limits stay as the
+rest of the suite expects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from .harness import Api, ChatStack, Reply, assert_error, extra_process, sign_up_and_in
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+async def burst_http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client without aiohttp's 100-connection cap, so a burst is really concurrent."""
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=60),
+    ) as session:
+        yield session
+
+
+async def timed(call: asyncio.Future[Reply] | object) -> tuple[Reply, float]:
+    started = time.perf_counter()
+    reply = await call  # type: ignore[misc]
+    return reply, (time.perf_counter() - started) * 1000
+
+
+@pytest.mark.security
+async def test_a_sign_in_burst_beyond_the_hashing_bound_gets_quick_503s(
+    chat_stack: ChatStack, burst_http: aiohttp.ClientSession, attack_report
+) -> None:
+    env = {
+        "PASSWORD_HASH_WORKERS": "2",
+        "PASSWORD_HASH_MAX_PENDING": "4",
+        "RATE_LIMIT_AUTH_PER_MINUTE": "0",  # the per-address limit bypassed, as by many addresses
+    }
+    async with extra_process(chat_stack, "services.api_service", env, "api-hash-bound") as url:
+        api = Api(burst_http, url)
+        victim = await sign_up_and_in(api)
+        burst = 150
+        started = time.perf_counter()
+        attack = asyncio.gather(*(api.signin(victim.email, "wrong-password") for _ in range(burst)))
+        health, health_ms = await timed(api.request("GET", "/healthz"))
+        replies = await attack
+        burst_s = time.perf_counter() - started
+        real, real_ms = await timed(api.signin(victim.email, victim.password))
+
+        statuses = Counter(reply.status for reply in replies)
+        attack_report(
+            "sign-in burst vs the hashing queue",
+            f"{statuses[503]} of {burst} concurrent sign-ins refused with 503, {statuses[401]} hashed "
+            f"(bound 4 pending), burst over in {burst_s:.2f} s; /healthz {health_ms:.0f} ms during it; "
+            f"the real user's sign-in after it {real_ms:.0f} ms",
+        )
+        assert set(statuses) <= {401, 503}, statuses
+        assert statuses[503] > 0, f"no sign-in was refused: {statuses}"
+        busy = next(reply for reply in replies if reply.status == 503)
+        assert_error(busy, 503)
+        assert busy.body["code"] == "busy"
+        assert int(busy.headers["Retry-After"]) >= 1
+        assert health.status == 200
+        assert real.status == 200, real.text
