@@ -72,3 +72,40 @@ async def test_a_sign_in_burst_beyond_the_hashing_bound_gets_quick_503s(
         assert int(busy.headers["Retry-After"]) >= 1
         assert health.status == 200
         assert real.status == 200, real.text
+
+
+# ------------------------------------------------------------------------ web headers
+
+PAGES = ["/", "/static/app.js", "/static/style.css", "/docs", "/openapi.json", "/messages", "/no-such-page"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_every_response_carries_the_browser_protections(api: Api, path: str) -> None:
+    reply = await api.request("GET", path)
+    headers = reply.headers
+    assert headers.get("X-Content-Type-Options") == "nosniff"
+    assert headers.get("X-Frame-Options") == "DENY"
+    assert headers.get("Referrer-Policy") == "no-referrer"
+    csp = headers.get("Content-Security-Policy", "")
+    assert "frame-ancestors 'none'" in csp
+    assert "default-src 'none'" in csp
+    assert "aiohttp" not in headers.get("Server", "").lower()
+    assert "python" not in headers.get("Server", "").lower()
+
+
+async def test_the_chat_page_may_run_only_its_own_scripts_and_talk_only_to_its_origin(api: Api) -> None:
+    reply = await api.request("GET", "/")
+    assert reply.status == 200
+    directives = dict(
+        (d.split()[0], d.split()[1:]) for d in reply.headers["Content-Security-Policy"].split(";")
+    )
+    assert directives["script-src"] == ["'self'"]
+    assert directives["connect-src"] == ["'self'"]
+    assert "'unsafe-inline'" not in directives.get("style-src", [])
+
+
+async def test_docs_allow_no_script(api: Api) -> None:
+    reply = await api.request("GET", "/docs")
+    assert reply.status == 200
+    csp = reply.headers["Content-Security-Policy"]
+    assert "script-src" not in csp and "default-src 'none'" in csp
