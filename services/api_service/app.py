@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from services.api_service import openapi
+from services.api_service.bulkhead import Bulkhead
 from services.api_service.db.migrate import migrate
 from services.api_service.db.pool import FairPool
 from services.api_service.handlers import messages, users
@@ -79,7 +80,11 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
             timeout_seconds=settings.rate_limit_redis_timeout_seconds,
             retry_seconds=settings.rate_limit_redis_retry_seconds,
         ),
-        {"messages": settings.messages_per_minute, "auth": settings.auth_per_minute},
+        {
+            "messages": settings.messages_per_minute,
+            "auth": settings.auth_per_minute,
+            "history": settings.history_rows_per_minute,
+        },
     )
     app[RATE_LIMITS] = limits
     try:
@@ -140,6 +145,9 @@ def create_app(settings: ApiSettings) -> web.Application:
     async def redis_ready() -> object:
         return await app[REDIS].ping()
 
+    history_reads = Bulkhead(
+        "history", settings.history_max_concurrent_reads, settings.history_max_waiting_reads
+    )
     app.add_routes(health_routes({"postgres": postgres_ready, "redis": redis_ready}))
     app.add_routes([web.get("/metrics", metrics_handler)])
     app.add_routes(openapi.routes(settings))
@@ -149,7 +157,7 @@ def create_app(settings: ApiSettings) -> web.Application:
             web.post("/signup", users.signup),
             web.post("/signin", users.signin),
             web.get("/users/me", users.me),
-            web.get("/messages", messages.list_messages),
+            web.get("/messages", history_reads.bound(messages.list_messages)),
             web.post("/messages", messages.post_message),
         ]
     )

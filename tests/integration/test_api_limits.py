@@ -109,3 +109,48 @@ async def test_docs_allow_no_script(api: Api) -> None:
     assert reply.status == 200
     csp = reply.headers["Content-Security-Policy"]
     assert "script-src" not in csp and "default-src 'none'" in csp
+
+
+# ---------------------------------------------------------------------- history reads
+
+HISTORY_ROWS_PER_MINUTE = 5000
+
+
+@pytest.mark.security
+async def test_a_history_read_flood_is_limited_per_user_and_bounded_per_process(
+    chat_stack: ChatStack, burst_http: aiohttp.ClientSession, attack_report
+) -> None:
+    env = {
+        "RATE_LIMIT_HISTORY_ROWS_PER_MINUTE": str(HISTORY_ROWS_PER_MINUTE),
+        "HISTORY_MAX_CONCURRENT_READS": "2",
+        "HISTORY_MAX_WAITING_READS": "16",
+        "RATE_LIMIT_MESSAGES_PER_MINUTE": "0",
+    }
+    async with extra_process(chat_stack, "services.api_service", env, "api-history-bound") as url:
+        api = Api(burst_http, url)
+        reader, bystander = await sign_up_and_in(api), await sign_up_and_in(api)
+        for start in range(0, 500, 50):  # at least one full page of history exists
+            await asyncio.gather(*(api.post_message(reader, f"history {i} " + "x" * 200) for i in range(start, start + 50)))
+
+        flood = 200
+        started = time.perf_counter()
+        replies = await asyncio.gather(
+            *(api.request("GET", "/messages", token=reader.token, params={"limit": "500"}) for _ in range(flood))
+        )
+        flood_s = time.perf_counter() - started
+        served = await api.request("GET", "/messages", token=bystander.token, params={"limit": "500"})
+
+        statuses = Counter(reply.status for reply in replies)
+        pulled = sum(len(reply.text) for reply in replies if reply.status == 200)
+        attack_report(
+            "history read flood (200 x limit=500, one user)",
+            f"{statuses[200]} served ({pulled / 1e6:.1f} MB), {statuses[429]} refused 429 (per-user rows), "
+            f"{statuses[503]} refused 503 (per-process bound) in {flood_s:.2f} s; another user's read: {served.status}",
+        )
+        assert set(statuses) <= {200, 429, 503}, statuses
+        assert statuses[200] * 500 <= HISTORY_ROWS_PER_MINUTE * 1.2, statuses  # a minute edge may let a little more
+        assert statuses[429] > 0
+        limited = next(reply for reply in replies if reply.status == 429)
+        assert_error(limited, 429)
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert served.status == 200 and len(served.body) == 500
