@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from services.api_service import openapi
+from services.api_service.bulkhead import Bulkhead
 from services.api_service.db.migrate import migrate
 from services.api_service.db.pool import FairPool
 from services.api_service.handlers import messages, users
@@ -25,7 +26,7 @@ from services.api_service.keys import (
 )
 from services.api_service.middleware import request_middleware
 from services.api_service.passwords import Passwords
-from services.api_service.ratelimit import RateLimits
+from services.api_service.ratelimit import RateLimits, RedisLimitsConfig
 from services.api_service.relay import OutboxRelay, RelayConfig
 from services.api_service.settings import ApiSettings
 from services.api_service.webpage import web_routes
@@ -72,15 +73,24 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     client = aioredis.Redis.from_url(settings.common.redis_url)
     app[REDIS] = client
-    app[RATE_LIMITS] = RateLimits(
-        settings.common.redis_url,
-        key_prefix=f"{settings.common.socketio_channel}:limits",
-        messages_per_minute=settings.messages_per_minute,
-        auth_per_minute=settings.auth_per_minute,
+    limits = RateLimits(
+        RedisLimitsConfig(
+            settings.common.redis_url,
+            key_prefix=f"{settings.common.socketio_channel}:limits",
+            timeout_seconds=settings.rate_limit_redis_timeout_seconds,
+            retry_seconds=settings.rate_limit_redis_retry_seconds,
+        ),
+        {
+            "messages": settings.messages_per_minute,
+            "auth": settings.auth_per_minute,
+            "history": settings.history_rows_per_minute,
+        },
     )
+    app[RATE_LIMITS] = limits
     try:
         yield
     finally:
+        await limits.close()
         await client.aclose()
 
 
@@ -110,7 +120,8 @@ async def message_pipeline(app: web.Application) -> AsyncIterator[None]:
 
 
 async def password_hasher(app: web.Application) -> AsyncIterator[None]:
-    app[PASSWORDS] = Passwords()
+    settings = app[SETTINGS]
+    app[PASSWORDS] = Passwords(settings.password_hash_workers, settings.password_hash_max_pending)
     try:
         yield
     finally:
@@ -134,6 +145,9 @@ def create_app(settings: ApiSettings) -> web.Application:
     async def redis_ready() -> object:
         return await app[REDIS].ping()
 
+    history_reads = Bulkhead(
+        "history", settings.history_max_concurrent_reads, settings.history_max_waiting_reads
+    )
     app.add_routes(health_routes({"postgres": postgres_ready, "redis": redis_ready}))
     app.add_routes([web.get("/metrics", metrics_handler)])
     app.add_routes(openapi.routes(settings))
@@ -143,7 +157,7 @@ def create_app(settings: ApiSettings) -> web.Application:
             web.post("/signup", users.signup),
             web.post("/signin", users.signin),
             web.get("/users/me", users.me),
-            web.get("/messages", messages.list_messages),
+            web.get("/messages", history_reads.bound(messages.list_messages)),
             web.post("/messages", messages.post_message),
         ]
     )

@@ -53,3 +53,14 @@ class TooManyRequests(ApiError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.headers["Retry-After"] = str(retry_after)
+
+
+class ServiceBusy(ApiError):
+    """The process is at a bound it keeps to stay responsive; the client may retry soon."""
+
+    status = 503
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = str(retry_after)

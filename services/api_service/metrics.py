@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RATE_LIMITED = Counter(
     "chat_rate_limited_requests_total", "Requests refused with 429, by limit.", ["limit"]
+)
+RATE_LIMIT_FALLBACK = Counter(
+    "chat_rate_limit_fallback_total",
+    "Rate-limit checks counted in this process's memory because Redis was unreachable.",
+)
+RATE_LIMIT_IN_MEMORY = Gauge(
+    "chat_rate_limit_in_memory", "1 while Redis is unreachable and limits are counted per process."
+)
+PASSWORD_HASHES_PENDING = Gauge(
+    "chat_password_hashes_pending", "Password hashes running or waiting for a worker thread."
+)
+PASSWORD_HASHES_REFUSED = Counter(
+    "chat_password_hashes_refused_total", "Sign-ups and sign-ins refused with 503: the hashing queue was full."
+)
+BULKHEAD_REFUSED = Counter(
+    "chat_bulkhead_refused_total", "Requests refused with 503: too many of their kind at once, by kind.", ["kind"]
 )
 PUBLISHED = Counter("chat_relay_published_total", "Messages the outbox relay published to Redis.")
 PUBLISH_LAG = Histogram(

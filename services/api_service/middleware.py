@@ -1,4 +1,4 @@
-"""The API's one middleware: request ids, CORS, JSON errors, latency and the access log.
+"""The API's one middleware: request ids, CORS, JSON errors, security headers, latency, access log.
 
 These are one aiohttp middleware rather than four because every middleware layer costs a
 coroutine and a wrapper call on every request: on a bare route, on a slow 2-core
@@ -21,6 +21,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from services.api_service.errors import ApiError
 from services.api_service.keys import REQUEST_ID
+from services.api_service.security_headers import secure
 from services.shared.metrics import RequestLatency
 from services.shared.web import json_response
 
@@ -67,6 +68,7 @@ async def answer(request: web.Request, handler: Handler, cors: CorsPolicy) -> we
             response = error_response(request, exc)
     if origin is not None:
         cors.expose(response, origin)
+    secure(response, request.path)
     response.headers["X-Request-ID"] = request_id
     log_request(request, request_id, response.status, started)
     return response

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.api_service.webpage import DEFAULT_WEB_ROOT
-from services.shared.config import CommonSettings, Env, Secret
+from services.shared.config import CommonSettings, ConfigError, Env, Secret
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,22 @@ class ApiSettings:
     failpoint: str
     messages_per_minute: int
     auth_per_minute: int
+    history_rows_per_minute: int
+    history_max_concurrent_reads: int
+    history_max_waiting_reads: int
+    password_hash_workers: int
+    password_hash_max_pending: int
+    rate_limit_redis_timeout_seconds: float
+    rate_limit_redis_retry_seconds: float
     web_root: Path
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> ApiSettings:
         env = env or Env()
         history_max = env.integer("HISTORY_MAX_LIMIT", 500, minimum=1, maximum=10_000)
+        history_rows = env.integer("RATE_LIMIT_HISTORY_ROWS_PER_MINUTE", 20_000)
+        if 0 < history_rows < history_max:  # a full page would never fit in the window
+            raise ConfigError(f"RATE_LIMIT_HISTORY_ROWS_PER_MINUTE must be 0 or at least HISTORY_MAX_LIMIT ({history_max})")
         return cls(
             common=CommonSettings.from_env(env, default_port=8001),
             database_url=Secret(env.string("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/chat")),
@@ -53,6 +63,13 @@ class ApiSettings:
             failpoint=env.string("CHAT_FAILPOINT", ""),
             messages_per_minute=env.integer("RATE_LIMIT_MESSAGES_PER_MINUTE", 120),
             auth_per_minute=env.integer("RATE_LIMIT_AUTH_PER_MINUTE", 30),
+            history_rows_per_minute=history_rows,
+            history_max_concurrent_reads=env.integer("HISTORY_MAX_CONCURRENT_READS", 4, minimum=1),
+            history_max_waiting_reads=env.integer("HISTORY_MAX_WAITING_READS", 64),
+            password_hash_workers=env.integer("PASSWORD_HASH_WORKERS", 4, minimum=1, maximum=64),
+            password_hash_max_pending=env.integer("PASSWORD_HASH_MAX_PENDING", 16, minimum=1),
+            rate_limit_redis_timeout_seconds=env.number("RATE_LIMIT_REDIS_TIMEOUT_SECONDS", 0.5),
+            rate_limit_redis_retry_seconds=env.number("RATE_LIMIT_REDIS_RETRY_SECONDS", 2.0),
             web_root=Path(env.string("WEB_ROOT", str(DEFAULT_WEB_ROOT))),
         )
 

@@ -84,6 +84,7 @@ async def contract_stack() -> AsyncIterator[ChatStack]:
     raised = {
         "RATE_LIMIT_MESSAGES_PER_MINUTE": RAISED_RATE_LIMIT,
         "RATE_LIMIT_AUTH_PER_MINUTE": RAISED_RATE_LIMIT,
+        "RATE_LIMIT_HISTORY_ROWS_PER_MINUTE": RAISED_RATE_LIMIT,
     }
     async with local_chat_stack("contract", raised) as stack:
         yield stack

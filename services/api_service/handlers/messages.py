@@ -22,6 +22,7 @@ async def list_messages(request: web.Request) -> web.Response:
     query = validation.parse_history_query(
         request.query, settings.history_default_limit, settings.history_max_limit
     )
+    await limit_by_user(request, "history", authenticate(request), cost=query.limit)
     async with request.app[DB_POOL].acquire() as conn:
         page = await messages.history_page(conn, limit=query.limit, before=query.before, after=query.after)
     return json_response(page)

@@ -1,0 +1,94 @@
+"""The chat page and /docs work under their Content-Security-Policy, in headless Chromium.
+
+A policy that is too strict breaks the page quietly: Socket.IO falls back to long-polling
+when the WebSocket is refused, a blocked stylesheet still leaves a page. So this test
+looks at what the browser reports: no CSP violation in the console, and the realtime
+connection upgraded to a WebSocket on the page's own origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.integration.harness import ChatStack, unique_email
+
+from .support import CHROMIUM, CHROMIUM_ARGS, chromium_available
+
+pytestmark = pytest.mark.skipif(
+    not chromium_available(),
+    reason=f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CHAT_CHROMIUM)",
+)
+
+if chromium_available():
+    from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+
+    expect.set_options(timeout=15_000)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def csp_violations(page: Page) -> list[str]:
+    """Console lines in which the browser reports a blocked resource or connection."""
+    found: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+            found.append(message.text)
+
+    page.on("console", on_console)
+    return found
+
+
+async def test_the_chat_page_runs_and_uses_a_websocket_under_its_policy(
+    browser: Browser, web_stack: ChatStack
+) -> None:
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        violations = csp_violations(page)
+        host = web_stack.lb_url.split("://", 1)[1]
+        own_websocket = asyncio.Event()
+        page.on("websocket", lambda ws: f"{host}/socket.io/" in ws.url and own_websocket.set())
+        await page.goto(web_stack.lb_url + "/")
+        name, email, password = f"Csp {uuid.uuid4().hex[:6]}", unique_email("csp"), "pw-" + uuid.uuid4().hex
+        await page.get_by_label("Name").fill(name)
+        await page.get_by_test_id("signup-email").fill(email)
+        await page.get_by_test_id("signup-password").fill(password)
+        await page.get_by_test_id("signup-submit").click()
+        await expect(page.get_by_test_id("signin-email")).to_have_value(email)
+        await page.get_by_test_id("signin-password").fill(password)
+        await page.get_by_test_id("signin-submit").click()
+        await expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
+        text = f"under the policy {uuid.uuid4().hex[:8]}"
+        await page.get_by_test_id("composer-input").fill(text)
+        await page.get_by_test_id("send-button").click()
+        await expect(page.get_by_test_id("message-text").get_by_text(text, exact=True)).to_have_count(1)
+        await asyncio.wait_for(own_websocket.wait(), 15)
+        assert violations == []
+    finally:
+        await context.close()
+
+
+async def test_docs_render_under_their_policy(browser: Browser, web_stack: ChatStack) -> None:
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        violations = csp_violations(page)
+        response = await page.goto(web_stack.lb_url + "/docs")
+        assert response is not None and response.status == 200
+        await expect(page.locator("main")).to_be_visible()
+        assert violations == []
+    finally:
+        await context.close()
