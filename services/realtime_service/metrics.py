@@ -17,3 +17,11 @@ RECOVERIES = Counter("chat_recoveries_total", "lastId recoveries, by whether the
 SLOW_CONSUMER_DISCONNECTS = Counter(
     "chat_slow_consumer_disconnects_total", "Clients disconnected because they could not keep up."
 )
+INBOUND_REFUSALS = Counter(
+    "chat_inbound_refusals_total",
+    "Clients disconnected for what they sent (binary, malformed, rate, too_large, connect_timeout).",
+    ["reason"],
+)
+SESSIONS_REFUSED = Counter(
+    "chat_sessions_refused_total", "Engine.IO handshakes refused because the client address holds too many sessions."
+)
