@@ -18,7 +18,13 @@ from services.realtime_service.history import HistoryReader
 from services.realtime_service.inbound import GatewayPacket, RefusedPacket
 from services.realtime_service.namespace import ChatNamespace
 from services.realtime_service.settings import RealtimeSettings
-from services.realtime_service.transport import FastEngineIOServer, FastSocket, GatewayLimits, adopt
+from services.realtime_service.transport import (
+    FastEngineIOServer,
+    FastSocket,
+    GatewayLimits,
+    adopt,
+    answer_every_method,
+)
 from services.shared import jsonenc
 from services.shared.fanout import history_stream_key
 from services.shared.metrics import http_metrics_middleware, metrics_handler
@@ -254,6 +260,7 @@ def create_app(settings: RealtimeSettings) -> web.Application:
     )
     app[SIO] = create_server(settings, app[REDIS], app[CONNECTIONS])
     app[SIO].attach(app)
+    answer_every_method(app, app[SIO].eio)
     app[SIO].eio.http_middleware = metrics
     app.cleanup_ctx.extend([redis_client, socketio_lifecycle])
     app.on_shutdown.append(send_clients_elsewhere)

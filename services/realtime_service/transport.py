@@ -813,6 +813,16 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         await super().shutdown()
 
 
+def answer_every_method(app: web.Application, server: FastEngineIOServer, path: str = "/socket.io/") -> None:
+    """Route every other HTTP method of the Engine.IO path to `server` too.
+
+    python-engineio's aiohttp driver routes GET, POST and OPTIONS only, so aiohttp
+    answered anything else 405; the Engine.IO specification wants 400, which
+    `FastEngineIOServer.handle_request` gives.
+    """
+    app.router.add_route("*", path, server.handle_request)
+
+
 def adopt(socket: AsyncSocket, environ: dict[str, Any] | None = None) -> None:
     """Make a freshly created Engine.IO session a `FastSocket`, counted against its client's limits.
 
