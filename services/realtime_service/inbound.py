@@ -63,6 +63,11 @@ class GatewayPacket(sio_packet.Packet):  # type: ignore[misc]
     events and acks before python-socketio starts collecting their attachments.
     """
 
+    def __init__(self, *args: Any, encoded_packet: Any = None, **kwargs: Any) -> None:
+        if encoded_packet is not None and not encoded_packet:  # python-socketio would skip decoding it
+            raise RefusedPacket(MALFORMED, "empty Socket.IO packet")
+        super().__init__(*args, encoded_packet=encoded_packet, **kwargs)
+
     def decode(self, encoded_packet: Any) -> int:
         if not isinstance(encoded_packet, str):
             raise RefusedPacket(MALFORMED, "a Socket.IO packet must be text")

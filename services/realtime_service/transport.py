@@ -726,6 +726,11 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
                 await session.refuse(inbound.TOO_LARGE, f"POST body of {size} bytes")
                 self._drop_if_done(session)
                 return _refusal(413, "payload too large", "payload_too_large")
+        elif session._poll_waiting and not is_websocket_request(request):
+            # Engine.IO: a client has one GET at a time; a second one closes the session
+            # (the first poll completes with the CLOSE packet).
+            await session.refuse(inbound.MALFORMED, "a second concurrent poll")
+            return _refusal(400, "a poll is already pending for this session", "duplicate_poll")
         elif session.upgraded and is_websocket_request(request):
             # Engine.IO: a second WebSocket for an upgraded session is accepted, then closed.
             extra = WebSocketResponse()

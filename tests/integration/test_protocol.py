@@ -113,6 +113,16 @@ async def test_a_close_posted_with_no_poll_pending_ends_the_session(
     assert (await get(http, url))[0] == 400
 
 
+async def test_a_duplicate_poll_closes_the_session(http: aiohttp.ClientSession, gateway: str) -> None:
+    _, url = await polling_session(http, gateway)
+    first = asyncio.ensure_future(get(http, url))
+    await asyncio.sleep(0.2)  # the first poll is waiting on the server
+    second = await get(http, url)
+    assert await asyncio.wait_for(first, CONNECT_TIMEOUT) == (200, "1")
+    assert second[0] == 400
+    assert (await get(http, url))[0] == 400
+
+
 async def test_an_invalid_polling_payload_closes_the_session(http: aiohttp.ClientSession, gateway: str) -> None:
     _, url = await polling_session(http, gateway)
     assert (await get(http, url, "POST", "abc"))[0] == 400
