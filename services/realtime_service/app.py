@@ -16,10 +16,17 @@ from services.realtime_service import admin_ui
 from services.realtime_service.connections import UserConnections
 from services.realtime_service.delivery import OrderedRedisManager, close_transport
 from services.realtime_service.history import HistoryReader
+from services.realtime_service.inbound import GatewayPacket, RefusedPacket
 from services.realtime_service.namespace import ChatNamespace
 from services.realtime_service.revocations import RevocationListener
 from services.realtime_service.settings import RealtimeSettings
-from services.realtime_service.transport import FastEngineIOServer, adopt
+from services.realtime_service.transport import (
+    FastEngineIOServer,
+    FastSocket,
+    GatewayLimits,
+    adopt,
+    answer_every_method,
+)
 from services.shared import jsonenc
 from services.shared.fanout import history_stream_key
 from services.shared.metrics import http_metrics_middleware, metrics_handler
@@ -65,14 +72,41 @@ class GatewayServer(socketio.AsyncServer):  # type: ignore[misc]
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None:
-            adopt(socket)
+            adopt(socket, environ)
         return await super()._handle_eio_connect(eio_sid, environ)
 
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        """python-socketio's dispatch; a packet `GatewayPacket` refuses closes the client's session."""
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except RefusedPacket as exc:
+            socket = self.eio.sockets.get(eio_sid)
+            if isinstance(socket, FastSocket):
+                await socket.refuse(exc.reason, exc.detail)
+
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        namespace = namespace or "/"
+        if not self._known_namespace(namespace):
+            # The Socket.IO v5 specification's answer (python-socketio sends "Unable to connect").
+            await self._send_packet(eio_sid, self.packet_class(
+                socketio.packet.CONNECT_ERROR, data={"message": "Invalid namespace"}, namespace=namespace
+            ))
+            return
         await super()._handle_connect(eio_sid, namespace, data)
+        socket = self.eio.sockets.get(eio_sid)
+        if isinstance(socket, FastSocket) and self.manager.sid_from_eio_sid(eio_sid, namespace):
+            socket.joined = True  # its connect deadline no longer applies
         environ = self.environ.get(eio_sid)
         if environ is not None and not self.keep_environ:
             self.environ[eio_sid] = lasting_environ(environ)
+
+    def _known_namespace(self, namespace: str) -> bool:
+        return (
+            namespace in self.handlers
+            or namespace in self.namespace_handlers
+            or self.namespaces == "*"
+            or namespace in self.namespaces
+        )
 
 
 def create_server(
@@ -93,12 +127,14 @@ def create_server(
         ),
         cors_allowed_origins=allowed_origins(settings),
         json=jsonenc,
+        serializer=GatewayPacket,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
         max_http_buffer_size=settings.max_http_buffer_size,
         logger=False,
         engineio_logger=False,
     )
+    sio.eio.set_limits(gateway_limits(settings))
     sio.register_namespace(ChatNamespace(common.jwt_secret.value, settings.replica_name, connections))
     sio.keep_environ = settings.admin_enabled
     if settings.admin_enabled:
@@ -112,6 +148,21 @@ def create_server(
             common.trusted_proxies,
         )
     return sio
+
+
+def gateway_limits(settings: RealtimeSettings) -> GatewayLimits:
+    return GatewayLimits(
+        connect_timeout=settings.connect_timeout_seconds,
+        max_sessions_per_address=settings.max_sessions_per_address,
+        inbound_packets_per_second=settings.inbound_packets_per_second,
+        inbound_packet_burst=settings.inbound_packet_burst,
+        trusted_proxies=settings.common.trusted_proxies,
+    )
+
+
+async def neutral_server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    """Every response (HTTP and the WebSocket handshake) names no framework or version."""
+    response.headers["Server"] = "chat"
 
 
 def allowed_origins(settings: RealtimeSettings) -> str | Callable[[str, dict[str, Any]], bool]:
@@ -222,9 +273,11 @@ def create_app(settings: RealtimeSettings) -> web.Application:
         app[REDIS], settings.common.socketio_channel, app[CONNECTIONS], app[SIO].disconnect
     )
     app[SIO].attach(app)
+    answer_every_method(app, app[SIO].eio)
     app[SIO].eio.http_middleware = metrics
     app.cleanup_ctx.extend([redis_client, socketio_lifecycle])
     app.on_shutdown.append(send_clients_elsewhere)
+    app.on_response_prepare.append(neutral_server_header)
 
     async def redis_ready() -> object:
         return await app[REDIS].ping()

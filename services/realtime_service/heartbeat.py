@@ -5,7 +5,10 @@ thousands of idle clients those tasks (a coroutine, a future and a timer each) w
 large part of the memory per connection. Every session waits the same interval, so
 the pending pings form a queue already sorted by due time: one deque and one timer
 serve them all. The same holds for ping deadlines (`ping_timeout` after each ping),
-which are checked here too: a client that has not answered by then is gone.
+which are checked here too: a client that has not answered by then is gone. And the
+same again for connect deadlines (`connect_timeout` after a session opens): a session
+that has not connected to a namespace by then is closed, so sessions that never
+authenticate cannot pile up, and no task or timer per session is needed for that.
 """
 
 from __future__ import annotations
@@ -29,25 +32,36 @@ class PingedSession(Protocol):
     def ping_timed_out(self) -> None:
         """The ping stamped `last_ping` got no answer within the timeout."""
 
+    def connect_timed_out(self) -> None:
+        """`connect_timeout` has passed since the session opened (it may have connected since)."""
+
 
 class Heartbeat:
     """Schedules each session's next ping and checks each ping's deadline."""
 
-    def __init__(self, interval: float, timeout: float) -> None:
+    def __init__(self, interval: float, timeout: float, connect_timeout: float = 0.0) -> None:
         self.interval = interval
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self._pings: deque[tuple[float, PingedSession]] = deque()
         self._deadlines: deque[tuple[float, PingedSession, float]] = deque()
+        self._connects: deque[tuple[float, PingedSession]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
 
     def __len__(self) -> int:
-        return len(self._pings) + len(self._deadlines)
+        return len(self._pings) + len(self._deadlines) + len(self._connects)
 
     def schedule(self, session: PingedSession) -> None:
         """Ping `session` once `interval` has passed (after its connect or its last PONG)."""
         due = asyncio.get_running_loop().time() + self.interval
         self._pings.append((due, session))
+        self._arm(due)
+
+    def expect_connect(self, session: PingedSession) -> None:
+        """Check `session` once `connect_timeout` has passed (from now, its opening)."""
+        due = asyncio.get_running_loop().time() + self.connect_timeout
+        self._connects.append((due, session))
         self._arm(due)
 
     def stop(self) -> None:
@@ -57,6 +71,7 @@ class Heartbeat:
             self._timer = None
         self._pings.clear()
         self._deadlines.clear()
+        self._connects.clear()
 
     def _arm(self, due: float) -> None:
         if self._timer is not None:
@@ -71,7 +86,9 @@ class Heartbeat:
         now = asyncio.get_running_loop().time()
         # The loop may run a timer marginally early; what is due within the slack runs now.
         limit = now + _SLACK
-        pings, deadlines = self._pings, self._deadlines
+        pings, deadlines, connects = self._pings, self._deadlines, self._connects
+        while connects and connects[0][0] <= limit:
+            connects.popleft()[1].connect_timed_out()
         while deadlines and deadlines[0][0] <= limit:
             _, session, stamp = deadlines.popleft()
             if session.last_ping == stamp:  # no PONG since that ping
@@ -82,6 +99,6 @@ class Heartbeat:
             sent_at = session.last_ping
             if sent_at is not None:
                 deadlines.append((now + self.timeout, session, sent_at))
-        heads = [queue[0][0] for queue in (pings, deadlines) if queue]
+        heads = [queue[0][0] for queue in (pings, deadlines, connects) if queue]
         if heads:
             self._arm(min(heads))

@@ -23,3 +23,11 @@ REVOKED_DISCONNECTS = Counter(
 ADMIN_LOGIN_FAILURES = Counter(
     "chat_admin_login_failures_total", "Socket.IO Admin UI sign-ins refused, by why.", ["outcome"]
 )
+INBOUND_REFUSALS = Counter(
+    "chat_inbound_refusals_total",
+    "Clients disconnected for what they sent (binary, malformed, rate, too_large, connect_timeout).",
+    ["reason"],
+)
+SESSIONS_REFUSED = Counter(
+    "chat_sessions_refused_total", "Engine.IO handshakes refused because the client address holds too many sessions."
+)

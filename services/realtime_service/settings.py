@@ -25,6 +25,10 @@ class RealtimeSettings:
     max_connections_per_user: int
     max_queued_packets: int
     connection_lease_seconds: float
+    connect_timeout_seconds: float
+    max_sessions_per_address: int
+    inbound_packets_per_second: float
+    inbound_packet_burst: int
     admin_username: str
     admin_password: Secret
     admin_max_failures: int
@@ -54,6 +58,12 @@ class RealtimeSettings:
             # Per-client backlog before it counts as a slow consumer and is disconnected.
             max_queued_packets=env.integer("MAX_QUEUED_PACKETS_PER_CLIENT", 2000, minimum=1),
             connection_lease_seconds=env.number("CONNECTION_LEASE_SECONDS", 60.0),
+            # A session that has not connected to a namespace by then is closed.
+            connect_timeout_seconds=env.number("CONNECT_TIMEOUT_SECONDS", 5.0),
+            max_sessions_per_address=env.integer("MAX_SESSIONS_PER_ADDRESS", 50),
+            # Inbound packets per connection (token bucket); 0 disables the limit.
+            inbound_packets_per_second=env.number("INBOUND_PACKETS_PER_SECOND", 10.0),
+            inbound_packet_burst=env.integer("INBOUND_PACKET_BURST", 60, minimum=1),
             # The Socket.IO Admin UI is off unless both are set.
             admin_username=env.string("ADMIN_UI_USERNAME", ""),
             admin_password=Secret(env.string("ADMIN_UI_PASSWORD", "")),

@@ -35,6 +35,20 @@ and change only that:
   wake-up) and caps a response at the number of packets python-engineio's client
   accepts in one payload (16): a burst would otherwise make Python clients drop the
   connection.
+
+The same classes guard what clients send (see inbound.py for why): every inbound
+packet, on WebSocket and long-polling alike, passes `FastSocket.receive`, which spends
+a token of the connection's budget and refuses binary and unknown packets; a refused
+client's session is closed (`FastSocket.refuse`). `FastEngineIOServer` caps sessions
+per client address, closes sessions that never connect to a namespace (through the
+heartbeat's timer), and answers what python-engineio answers against the Engine.IO v4
+specification as the specification says (see docs/PROTOCOL.md).
+
+Library touchpoints (private python-engineio/aiohttp names this module relies on;
+tests/unit/test_library_touchpoints.py fails naming the one that changed):
+`AsyncServer._async`, `AsyncServer.sockets`, `AsyncSocket.receive` / `close` /
+`handle_post_request` / `upgraded` / `closing`, `WebSocketResponse._writer`, the
+writer's `transport` / `protocol`, `protocol._paused` / `_drain_helper`.
 """
 
 from __future__ import annotations
@@ -46,7 +60,9 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Coroutine
+from collections import Counter
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -55,13 +71,17 @@ from aiohttp import web
 from aiohttp._websocket.writer import WebSocketWriter
 from aiohttp.typedefs import Middleware
 from aiohttp.web import WebSocketResponse
+from aiohttp.http_websocket import WSCloseCode
 from engineio import exceptions, packet
 from engineio.async_drivers import aiohttp as aiohttp_driver
 from engineio.async_socket import AsyncSocket
 from engineio.payload import Payload
 
+from services.realtime_service import inbound
 from services.realtime_service.heartbeat import Heartbeat
+from services.realtime_service.metrics import SESSIONS_REFUSED
 from services.realtime_service.packet_queue import PacketQueue, discard_queued
+from services.shared.addresses import IpNetwork, client_address, forwarded_for_values
 
 _TEXT_FIN = 0x81  # FIN bit + text opcode
 _BINARY_FIN = 0x82  # FIN bit + binary opcode
@@ -110,6 +130,11 @@ def is_websocket_request(request: web.Request) -> bool:
 
 
 _background: set[asyncio.Task[Any]] = set()
+
+# Engine.IO packets a client sends after the handshake (the upgrade's own are read in
+# `_upgrade`); a PING or NOOP is harmless and ignored, as python-engineio does.
+_CLIENT_PACKET_TYPES = frozenset({packet.PONG, packet.MESSAGE, packet.UPGRADE, packet.CLOSE})
+_IGNORED_PACKET_TYPES = frozenset({packet.PING, packet.NOOP})
 
 
 def spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -241,9 +266,9 @@ class DirectWebSocket:
             raise OSError("WebSocket closed")
         return data
 
-    async def close(self) -> None:
+    async def close(self, code: int = WSCloseCode.OK, message: str = "") -> None:
         self.uncork()  # frames written before the close go out before the CLOSE frame
-        await self.response.close()
+        await self.response.close(code=code, message=message.encode()[:123])
 
     def abort(self) -> None:
         """Drop the TCP connection at once, with whatever is still unsent.
@@ -288,6 +313,13 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
     websocket: DirectWebSocket | None = None  # while its WebSocket takes packets
     _drain_task: asyncio.Task[None] | None = None  # while it waits for a full buffer to drain
     _closing_websocket: asyncio.Task[None] | None = None  # once told to end its WebSocket
+    client_address: str | None = None  # counted against its address's session cap until closed
+    joined = False  # has connected to a namespace
+    refused: str | None = None  # why the gateway closed it for what it sent
+    _poll_waiting = False  # a long-polling GET is waiting for packets
+    # The inbound token bucket: a new session starts full (refilled from time 0).
+    _inbound_tokens = 0.0
+    _inbound_stamp = 0.0
 
     # -- outgoing ----------------------------------------------------------------------
     def write_now(self, frame: bytes) -> bool:
@@ -333,9 +365,15 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         self._write_queued()
 
     def _end_websocket(self, websocket: DirectWebSocket) -> None:
-        """Stop writing and close the connection (the reader then ends the session)."""
+        """Stop writing and close the connection (the reader then ends the session).
+
+        A refused client's CLOSE frame says why (1008, policy violation, and the reason).
+        """
         self.websocket = None
-        self._closing_websocket = spawn(websocket.close())
+        if self.refused is None:
+            self._closing_websocket = spawn(websocket.close())
+        else:
+            self._closing_websocket = spawn(websocket.close(WSCloseCode.POLICY_VIOLATION, self.refused))
 
     def abort_websocket(self) -> None:
         """Stop writing and drop the connection without flushing (a stalled reader)."""
@@ -358,6 +396,11 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
     def ping_timed_out(self) -> None:
         spawn(self._close_silent_client())
 
+    def connect_timed_out(self) -> None:
+        """The connect deadline has passed: close the session unless it joined a namespace."""
+        if not self.joined and not self.closing and not self.closed:
+            spawn(self.refuse(inbound.CONNECT_TIMEOUT, "no namespace CONNECT in time"))
+
     async def _close_silent_client(self) -> None:
         """Close a client that did not answer a ping in time, and its connection.
 
@@ -373,12 +416,15 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
     # -- transports --------------------------------------------------------------------
     async def poll(self) -> list[Any]:
         timeout = self.server.ping_interval + self.server.ping_timeout
+        self._poll_waiting = True
         try:
             async with asyncio.timeout(timeout):
                 packets = [await self.queue.get()]
         except (TimeoutError, asyncio.CancelledError):
             # As upstream: a cancelled or timed-out wait ends the session's transport.
             raise exceptions.QueueEmpty() from None
+        finally:
+            self._poll_waiting = False
         self.queue.task_done()
         if packets == [None]:
             return []
@@ -413,19 +459,91 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         return True
 
     async def on_message(self, data: Any) -> bool:
-        """Handle one WebSocket message; False ends the session (as python-engineio)."""
+        """Handle one WebSocket message; False ends the WebSocket and the session.
+
+        As python-engineio, except that the session also ends once it is closed (the
+        client's Engine.IO CLOSE, or a refusal) instead of lingering until the ping
+        timeout, and that an undecodable packet is refused rather than logged.
+        """
         if not isinstance(data, str | bytes) or len(data) > self.server.max_http_buffer_size:
             return False  # closed, an error, or too large
         try:
-            await self.receive(packet.Packet(encoded_packet=data))
-        except exceptions.UnknownPacketError:
-            pass
+            pkt = packet.Packet(encoded_packet=data)
+        except Exception as exc:  # noqa: BLE001 - whatever a broken frame raises
+            await self.refuse(inbound.MALFORMED, f"undecodable Engine.IO packet ({type(exc).__name__})")
+            return False
+        try:
+            await self.receive(pkt)
         except exceptions.SocketIsClosedError:
-            self.server.logger.info("Receive error -- socket is closed")
             return False
         except Exception:
             self.server.logger.exception("Unknown receive error")
-        return True
+        return not self.closed
+
+    # -- inbound guard -----------------------------------------------------------------
+    async def receive(self, pkt: packet.Packet) -> None:
+        """python-engineio's `receive`, for admitted packets only (both transports come here)."""
+        if self.closing or self.closed:
+            return
+        limits: GatewayLimits = self.server.limits
+        if limits.inbound_packets_per_second > 0:
+            now = time.monotonic()
+            admitted, self._inbound_tokens = inbound.take_token(
+                self._inbound_tokens, self._inbound_stamp, now,
+                limits.inbound_packets_per_second, limits.inbound_packet_burst,
+            )
+            self._inbound_stamp = now
+            if not admitted:
+                await self.refuse(inbound.RATE, "inbound packet rate over the limit")
+                return
+        if pkt.binary:
+            await self.refuse(inbound.BINARY, "binary packets are not accepted")
+            return
+        if pkt.packet_type not in _CLIENT_PACKET_TYPES:
+            if pkt.packet_type not in _IGNORED_PACKET_TYPES:
+                await self.refuse(inbound.MALFORMED, f"Engine.IO packet type {pkt.packet_type!r} is not sent by clients")
+            return
+        await super().receive(pkt)
+        if pkt.packet_type == packet.CLOSE and self._poll_waiting:
+            # Engine.IO: a poll pending when the client closes completes with a NOOP.
+            self.queue.put_nowait(packet.Packet(packet.NOOP))
+            self.queue.put_nowait(None)
+
+    async def handle_post_request(self, environ: dict[str, Any]) -> None:
+        """A long-polling POST: python-engineio's, refusing an undecodable payload.
+
+        The body's size was checked before (`FastEngineIOServer.handle_request`).
+        """
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        try:
+            body = (await environ["wsgi.input"].readexactly(length)).decode("utf-8")
+            packets = Payload(encoded_payload=body).packets
+        except asyncio.IncompleteReadError:
+            raise exceptions.EngineIOError("incomplete request body") from None
+        except Exception as exc:  # noqa: BLE001 - whatever a broken payload raises
+            await self.refuse(inbound.MALFORMED, f"undecodable Engine.IO payload ({type(exc).__name__})")
+            return
+        for pkt in packets:
+            if self.closing or self.closed:
+                break
+            await self.receive(pkt)
+
+    async def refuse(self, reason: str, detail: str) -> None:
+        """Close this session for what its client sent: counted, logged once, CLOSE sent.
+
+        The `None` after the CLOSE packet ends the WebSocket (with a 1008 close frame
+        naming `reason`) or a pending long-poll.
+        """
+        if self.refused is not None or self.closing or self.closed:
+            return
+        self.refused = reason
+        inbound.count_refusal(reason, self.client_address, detail)
+        await self.close(wait=False, abort=False, reason=self.server.reason.SERVER_DISCONNECT)
+        self.queue.put_nowait(None)
+
+    async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
+        self.server.release_address(self)
+        await super().close(wait=wait, abort=abort, reason=reason)
 
     async def _receive_data(self, websocket: DirectWebSocket) -> str | bytes:
         data = await websocket.receive_data()
@@ -509,6 +627,28 @@ def translate_request(request: web.Request) -> dict[str, Any]:
     return environ
 
 
+@dataclass(frozen=True)
+class GatewayLimits:
+    """What one client may make a gateway hold and do; the defaults limit nothing."""
+
+    connect_timeout: float = 0.0  # seconds to connect to a namespace; 0: no deadline
+    max_sessions_per_address: int = 0  # 0: no cap
+    inbound_packets_per_second: float = 0.0  # token refill rate; 0: no limit
+    inbound_packet_burst: int = 1
+    trusted_proxies: Sequence[IpNetwork] = field(default_factory=tuple)
+
+
+CLIENT_ADDRESS = web.RequestKey("client_address", str)
+_HANDSHAKE_METHODS = frozenset({"GET", "POST", "OPTIONS"})
+
+
+def _refusal(status: int, message: str, code: str) -> web.Response:
+    """A short JSON error that also ends the HTTP connection (no unread body is waited for)."""
+    response = web.json_response({"message": message, "code": code}, status=status)
+    response.force_close()
+    return response
+
+
 class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
     """python-engineio's server with the session, queue and WebSocket classes above."""
 
@@ -519,6 +659,94 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
             **self._async, "websocket": FastWebSocket, "translate_request": translate_request
         }
         self.heartbeat = Heartbeat(self.ping_interval, self.ping_timeout)
+        self.limits = GatewayLimits()
+        self.sessions_by_address: Counter[str] = Counter()
+
+    def set_limits(self, limits: GatewayLimits) -> None:
+        self.limits = limits
+        self.heartbeat.connect_timeout = limits.connect_timeout
+
+    def address_of(self, request: web.Request) -> str:
+        """The client's address behind the trusted proxies (python-engineio's REMOTE_ADDR is a constant)."""
+        address = request.get(CLIENT_ADDRESS)
+        if address is None:
+            address = client_address(
+                request.remote, forwarded_for_values(request.headers), self.limits.trusted_proxies
+            )
+            request[CLIENT_ADDRESS] = address
+        return address
+
+    def count_session(self, socket: FastSocket, request: web.Request | None) -> None:
+        """A new session counts against its address's cap and gets a connect deadline."""
+        if request is not None:
+            socket.client_address = address = self.address_of(request)
+            self.sessions_by_address[address] += 1
+        if self.limits.connect_timeout > 0:
+            self.heartbeat.expect_connect(socket)
+
+    def release_address(self, socket: FastSocket) -> None:
+        """A closing session stops counting against its address (once)."""
+        address, socket.client_address = socket.client_address, None
+        if address is not None:
+            left = self.sessions_by_address[address] - 1
+            if left > 0:
+                self.sessions_by_address[address] = left
+            else:
+                del self.sessions_by_address[address]
+
+    async def _answer_before_engineio(self, request: web.Request) -> web.StreamResponse | None:
+        """Requests answered here instead of by python-engineio, or None.
+
+        Where python-engineio departs from the Engine.IO v4 specification (an
+        unsupported method, a handshake without `transport`, a second WebSocket for an
+        upgraded session), and what the gateway's limits refuse (too many sessions from
+        one address, a POST body over MAX_INBOUND_BYTES) before any of it is read.
+        """
+        method = request.method
+        if method not in _HANDSHAKE_METHODS:
+            return _refusal(400, f"method {method} is not supported", "bad_method")
+        query = request.query
+        sid = query.get("sid")
+        if sid is None:
+            if method != "GET":
+                return None  # python-engineio answers 400 (no session) or the CORS preflight
+            if "transport" not in query:
+                return _refusal(400, "the transport query parameter is required", "bad_transport")
+            cap = self.limits.max_sessions_per_address
+            if cap and self.sessions_by_address.get(self.address_of(request), 0) >= cap:
+                SESSIONS_REFUSED.inc()
+                return _refusal(429, "too many sessions from this address", "too_many_sessions")
+            return None
+        session = self.sockets.get(sid)
+        if not isinstance(session, FastSocket):
+            return None
+        if method == "POST":
+            size = request.content_length
+            if size is not None and size > self.max_http_buffer_size:
+                await session.refuse(inbound.TOO_LARGE, f"POST body of {size} bytes")
+                self._drop_if_done(session)
+                return _refusal(413, "payload too large", "payload_too_large")
+        elif session._poll_waiting and not is_websocket_request(request):
+            # Engine.IO: a client has one GET at a time; a second one closes the session
+            # (the first poll completes with the CLOSE packet).
+            await session.refuse(inbound.MALFORMED, "a second concurrent poll")
+            return _refusal(400, "a poll is already pending for this session", "duplicate_poll")
+        elif session.upgraded and is_websocket_request(request):
+            # Engine.IO: a second WebSocket for an upgraded session is accepted, then closed.
+            extra = WebSocketResponse()
+            await extra.prepare(request)
+            await extra.close()
+            return extra
+        return None
+
+    def _drop_if_done(self, session: FastSocket) -> None:
+        """Forget a closed polling session at once unless a pending poll is still to be answered.
+
+        Later requests for it then get 400 (Engine.IO), where python-engineio would
+        answer one more poll.
+        """
+        if session.closed and not session._poll_waiting and self.sockets.get(session.sid) is session:
+            del self.sockets[session.sid]
 
     def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue:
         return PacketQueue(*args, **kwargs)
@@ -537,8 +765,13 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         python-engineio's read timeout would have (ping_interval + ping_timeout after
         its last PONG).
         """
-        if self.http_middleware is not None and not is_websocket_request(request):
-            return await self.http_middleware(request, super().handle_request)
+        if not is_websocket_request(request):
+            if self.http_middleware is not None:
+                return await self.http_middleware(request, self._handle_http)
+            return await self._handle_http(request)
+        early = await self._answer_before_engineio(request)
+        if early is not None:
+            return early
         response = await super().handle_request(request)
         if not isinstance(response, FastWebSocket):
             return response
@@ -566,13 +799,37 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
             del self.sockets[session.sid]
         return connection
 
+    async def _handle_http(self, request: web.Request) -> web.StreamResponse:
+        """A long-polling (or plain HTTP) request: the checks above, then python-engineio."""
+        early = await self._answer_before_engineio(request)
+        if early is not None:
+            return early
+        response = await super().handle_request(request)
+        if request.method == "POST":
+            session = self.sockets.get(request.query.get("sid", ""))
+            if isinstance(session, FastSocket):
+                self._drop_if_done(session)
+                if session.refused is not None:
+                    return _refusal(400, f"session closed: {session.refused}", session.refused)
+        return response
+
     async def shutdown(self) -> None:
         self.heartbeat.stop()
         await super().shutdown()
 
 
-def adopt(socket: AsyncSocket) -> None:
-    """Make a freshly created Engine.IO session a `FastSocket`.
+def answer_every_method(app: web.Application, server: FastEngineIOServer, path: str = "/socket.io/") -> None:
+    """Route every other HTTP method of the Engine.IO path to `server` too.
+
+    python-engineio's aiohttp driver routes GET, POST and OPTIONS only, so aiohttp
+    answered anything else 405; the Engine.IO specification wants 400, which
+    `FastEngineIOServer.handle_request` gives.
+    """
+    app.router.add_route("*", path, server.handle_request)
+
+
+def adopt(socket: AsyncSocket, environ: dict[str, Any] | None = None) -> None:
+    """Make a freshly created Engine.IO session a `FastSocket`, counted against its client's limits.
 
     python-engineio creates sessions with a hard-coded class; `FastSocket` only
     overrides methods, so switching the class of the new object is safe.
@@ -581,3 +838,7 @@ def adopt(socket: AsyncSocket) -> None:
         socket.__class__ = FastSocket
         if isinstance(socket.queue, PacketQueue):
             socket.queue.listener = socket
+        server = socket.server
+        if isinstance(server, FastEngineIOServer):
+            request = (environ or {}).get("aiohttp.request")
+            server.count_session(socket, request if isinstance(request, web.Request) else None)

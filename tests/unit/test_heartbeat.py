@@ -98,3 +98,36 @@ async def test_an_earlier_ping_rearms_the_timer() -> None:
     await asyncio.wait_for(late.pinged.wait(), WAIT)
     assert late.pings[0] - scheduled < TIMEOUT * 10
     heartbeat.stop()
+
+
+class Joiner:
+    """A session under a connect deadline; `joined` says whether it connected in time."""
+
+    def __init__(self, joined: bool) -> None:
+        self.joined = joined
+        self.last_ping: float | None = None
+        self.timed_out = asyncio.get_running_loop().create_future()
+
+    def send_ping(self) -> None:
+        pass
+
+    def ping_timed_out(self) -> None:
+        pass
+
+    def connect_timed_out(self) -> None:
+        if not self.joined:
+            self.timed_out.set_result(asyncio.get_running_loop().time())
+
+
+async def test_connect_deadlines_share_the_heartbeat_timer() -> None:
+    heartbeat = Heartbeat(60.0, 60.0, connect_timeout=INTERVAL)
+    started = asyncio.get_running_loop().time()
+    idle, joined = Joiner(joined=False), Joiner(joined=True)
+    heartbeat.expect_connect(idle)
+    heartbeat.expect_connect(joined)
+    assert len(heartbeat) == 2
+    timed_out_at = await asyncio.wait_for(idle.timed_out, WAIT)
+    assert timed_out_at - started >= INTERVAL - 0.01
+    assert not joined.timed_out.done()
+    assert len(heartbeat) == 0
+    heartbeat.stop()
