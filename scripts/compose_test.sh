@@ -85,7 +85,15 @@ if [ "$IMAGES" = standin ] || { [ "$IMAGES" = auto ] && [ $have_official = 0 ]; 
     set +a
 fi
 PYTHON="$PY" scripts/offline_inputs.sh
-export CHAT_IMAGE="chat-backend:compose-test"
+# One tag per checkout: a run from another worktree never swaps the image under this one.
+CHAT_IMAGE="chat-backend:test-$(pwd | sha256sum | cut -c1-10)"
+export CHAT_IMAGE
+# Can this engine run a container at all? (cgroups, seccomp, user namespaces...)
+probe="${PYTHON_IMAGE:-python:3.11-slim}"
+if docker image inspect "$probe" >/dev/null 2>&1 \
+    && ! err="$(docker run --rm --network none "$probe" true 2>&1)"; then
+    skip "the engine cannot run containers here: $err"
+fi
 
 # A subnet no other network of this engine uses, so parallel runs never collide.
 used="$(docker network inspect $(docker network ls -q) -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' 2>/dev/null || true)"
