@@ -1,36 +1,66 @@
 # One image for both services; docker-compose.yml picks the command.
 #   docker build -t chat-backend .
 #   docker run -e DATABASE_URL=... -e REDIS_URL=... -p 8000:8000 chat-backend
-# The chat page's socket.io-client build, installed from the npm registry.
-FROM node:20-slim AS web
+#
+# Base images are build arguments (defaults: the official images). Without a registry,
+# scripts/standin_images.sh makes Debian-based stand-ins, and everything the build would
+# download can come from deploy/offline/ instead (see deploy/offline/README.md):
+#   wheels/             Python wheels: installed with `pip --no-index --find-links`
+#   web/node_modules/   the chat page's socket.io-client, installed on the host by `npm ci`
+# Both are used when present, and the build then needs no network at all.
+ARG PYTHON_IMAGE=python:3.11-slim
+ARG NODE_IMAGE=node:20-slim
+
+# The chat page's socket.io-client build: from deploy/offline/web, else the npm registry.
+FROM ${NODE_IMAGE} AS web
 WORKDIR /web
 COPY web/package.json web/package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+COPY deploy/offline/ /offline/
+RUN if [ -f /offline/web/node_modules/socket.io-client/package.json ]; then \
+        cp -a /offline/web/node_modules ./node_modules; \
+    else \
+        npm ci --omit=dev --no-audit --no-fund; \
+    fi \
+    && test -f node_modules/socket.io-client/dist/socket.io.min.js
 COPY web/ ./
 
-FROM python:3.11-slim
+# The dependencies in their own virtual environment, from pyproject.toml alone, so code
+# edits do not reinstall them; the wheelhouse never reaches the final image.
+FROM ${PYTHON_IMAGE} AS deps
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY pyproject.toml /src/
+COPY deploy/offline/ /offline/
+RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))' \
+        > /src/requirements.txt \
+    && python -m venv /opt/chat \
+    && if ls /offline/wheels/*.whl >/dev/null 2>&1; then \
+        echo "installing from the wheelhouse (no index)"; \
+        /opt/chat/bin/pip install --no-index --find-links /offline/wheels -r /src/requirements.txt; \
+    else \
+        /opt/chat/bin/pip install -r /src/requirements.txt; \
+    fi
+
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/chat/bin:$PATH \
     HOST=0.0.0.0 \
     PORT=8000 \
     WEB_ROOT=/app/web
 
+# The non-root user, and /var/lib/chat for what the services keep (the generated JWT
+# secret when JWT_SECRET_FILE points there): a named volume mounted on it inherits this
+# owner, so the user can write it.
+RUN useradd --system --uid 10001 --no-create-home app \
+    && mkdir -p /var/lib/chat && chown app /var/lib/chat && chmod 700 /var/lib/chat
+
+COPY --from=deps /opt/chat /opt/chat
 WORKDIR /app
-
-# Dependencies first, from pyproject.toml alone, so code edits do not reinstall them.
-COPY pyproject.toml README.md ./
-RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
-
-# Then the code, installed without test extras.
+# The code runs from /app (`python -m services...` finds it in the working directory).
 COPY services ./services
 COPY --from=web /web ./web
-RUN pip install --no-deps . && rm -rf build ./*.egg-info \
-    && useradd --system --uid 10001 --no-create-home app
 
 USER app
 EXPOSE 8000

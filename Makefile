@@ -29,9 +29,14 @@ migrate: install ## Create the database if missing and apply the SQL migrations
 	$(PY) -m stack createdb
 	$(PY) -m services.api_service migrate
 
-test: ## Run all tests (unit, integration, delivery, browser) against real processes
+test: ## Run all tests (unit, integration, delivery, browser, then the compose stack)
 	WITH_BROWSER=1 ./scripts/bootstrap.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+	PY=$(PY) COMPOSE="$(COMPOSE)" ./scripts/compose_test.sh
+
+.PHONY: compose-test
+compose-test: install ## Build, start (3 gateways) and test the docker-compose stack; down -v after
+	PY=$(PY) COMPOSE="$(COMPOSE)" ./scripts/compose_test.sh
 
 test-unit: install ## Run the unit tests only
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
