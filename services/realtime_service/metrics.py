@@ -31,3 +31,6 @@ INBOUND_REFUSALS = Counter(
 SESSIONS_REFUSED = Counter(
     "chat_sessions_refused_total", "Engine.IO handshakes refused because the client address holds too many sessions."
 )
+LONG_POLLS_WAITING = Gauge(
+    "chat_long_polls_waiting", "Long-polling GET requests held open, waiting for a packet to send."
+)

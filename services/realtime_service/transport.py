@@ -79,7 +79,7 @@ from engineio.payload import Payload
 
 from services.realtime_service import inbound
 from services.realtime_service.heartbeat import Heartbeat
-from services.realtime_service.metrics import SESSIONS_REFUSED
+from services.realtime_service.metrics import LONG_POLLS_WAITING, SESSIONS_REFUSED
 from services.realtime_service.packet_queue import PacketQueue, discard_queued
 from services.shared.addresses import IpNetwork, client_address, forwarded_for_values
 
@@ -417,6 +417,7 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
     async def poll(self) -> list[Any]:
         timeout = self.server.ping_interval + self.server.ping_timeout
         self._poll_waiting = True
+        LONG_POLLS_WAITING.inc()
         try:
             async with asyncio.timeout(timeout):
                 packets = [await self.queue.get()]
@@ -425,6 +426,7 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
             raise exceptions.QueueEmpty() from None
         finally:
             self._poll_waiting = False
+            LONG_POLLS_WAITING.dec()
         self.queue.task_done()
         if packets == [None]:
             return []

@@ -38,6 +38,26 @@ async def polling_session(http: aiohttp.ClientSession, gateway: str) -> tuple[st
     return sid, f"{gateway}/socket.io/?EIO=4&transport=polling&sid={sid}"
 
 
+async def waiting_polls(http: aiohttp.ClientSession, gateway: str) -> float:
+    """How many long-polls the gateway holds open (its `chat_long_polls_waiting` gauge)."""
+    async with http.get(f"{gateway}/metrics") as reply:
+        text = await reply.text()
+    for line in text.splitlines():
+        if line.startswith("chat_long_polls_waiting "):
+            return float(line.split()[1])
+    raise AssertionError("the gateway does not export chat_long_polls_waiting")
+
+
+async def poll_in_flight(http: aiohttp.ClientSession, gateway: str, url: str) -> asyncio.Future[tuple[int, str]]:
+    """Start a long-poll on `url` and return once the gateway holds it open."""
+    before = await waiting_polls(http, gateway)
+    pending = asyncio.ensure_future(get(http, url))
+    async with asyncio.timeout(CONNECT_TIMEOUT):
+        while await waiting_polls(http, gateway) <= before:
+            await asyncio.sleep(0.01)  # polling the gauge: the event is on the server
+    return pending
+
+
 async def get(http: aiohttp.ClientSession, url: str, method: str = "GET", data: str | None = None) -> tuple[int, str]:
     async with http.request(method, url, data=data) as reply:
         return reply.status, await reply.text()
@@ -94,8 +114,7 @@ async def test_a_close_posted_during_a_poll_completes_the_poll_with_a_noop(
     http: aiohttp.ClientSession, gateway: str
 ) -> None:
     _, url = await polling_session(http, gateway)
-    pending = asyncio.ensure_future(get(http, url))
-    await asyncio.sleep(0.2)  # the poll is waiting on the server (nothing else to wait on)
+    pending = await poll_in_flight(http, gateway, url)
     posted = await get(http, url, "POST", "1")
     polled = await asyncio.wait_for(pending, CONNECT_TIMEOUT)
     later = await get(http, url)
@@ -115,8 +134,7 @@ async def test_a_close_posted_with_no_poll_pending_ends_the_session(
 
 async def test_a_duplicate_poll_closes_the_session(http: aiohttp.ClientSession, gateway: str) -> None:
     _, url = await polling_session(http, gateway)
-    first = asyncio.ensure_future(get(http, url))
-    await asyncio.sleep(0.2)  # the first poll is waiting on the server
+    first = await poll_in_flight(http, gateway, url)
     second = await get(http, url)
     assert await asyncio.wait_for(first, CONNECT_TIMEOUT) == (200, "1")
     assert second[0] == 400
