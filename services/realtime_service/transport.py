@@ -69,9 +69,9 @@ from typing import Any
 import engineio
 from aiohttp import web
 from aiohttp._websocket.writer import WebSocketWriter
+from aiohttp.http_websocket import WSCloseCode
 from aiohttp.typedefs import Middleware
 from aiohttp.web import WebSocketResponse
-from aiohttp.http_websocket import WSCloseCode
 from engineio import exceptions, packet
 from engineio.async_drivers import aiohttp as aiohttp_driver
 from engineio.async_socket import AsyncSocket

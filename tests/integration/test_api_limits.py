@@ -96,9 +96,9 @@ async def test_every_response_carries_the_browser_protections(api: Api, path: st
 async def test_the_chat_page_may_run_only_its_own_scripts_and_talk_only_to_its_origin(api: Api) -> None:
     reply = await api.request("GET", "/")
     assert reply.status == 200
-    directives = dict(
-        (d.split()[0], d.split()[1:]) for d in reply.headers["Content-Security-Policy"].split(";")
-    )
+    directives = {
+        d.split()[0]: d.split()[1:] for d in reply.headers["Content-Security-Policy"].split(";")
+    }
     assert directives["script-src"] == ["'self'"]
     assert directives["connect-src"] == ["'self'"]
     assert "'unsafe-inline'" not in directives.get("style-src", [])
