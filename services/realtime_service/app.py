@@ -158,6 +158,9 @@ async def send_clients_elsewhere(app: web.Application) -> None:
     # A session already closed (a dropped slow consumer, a long-poll that timed out)
     # has nobody left to write to: waiting on its queue would only run out the grace.
     sockets = [socket for socket in app[SIO].eio.sockets.values() if not socket.closed]
+    for socket in app[SIO].eio.sockets.values():
+        if socket.closed:  # answers a long-poll still pending for a client that left
+            socket.queue.put_nowait(None)
     log.info("draining", extra={"clients": len(sockets)})
     for socket in sockets:
         close_transport(socket, flush=True)

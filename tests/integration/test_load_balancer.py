@@ -18,7 +18,15 @@ import aiohttp
 import pytest
 
 from .conftest import haproxy_override
-from .harness import Api, ChatStack, SocketFactory, User, assert_error, local_chat_stack, unique_email
+from .harness import (
+    Api,
+    ChatStack,
+    SocketFactory,
+    User,
+    assert_error,
+    local_chat_stack,
+    unique_email,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
