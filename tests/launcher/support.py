@@ -77,6 +77,17 @@ class Launched:
         self.seen_pids.update(pid for pid in pids.values() if pid is not None)
         return pids
 
+    def child_named(self, replica: str) -> int | None:
+        """The launcher's child whose REPLICA_NAME is `replica` (e.g. realtime-1), if any."""
+        for pid in self.child_pids():
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except FileNotFoundError:
+                continue
+            if f"REPLICA_NAME={replica}".encode() in environ and pid_alive(pid):
+                return pid
+        return None
+
     def child_pids(self) -> set[int]:
         """Every direct child of the launcher (the services and HAProxy)."""
         try:

@@ -108,7 +108,9 @@ async def test_make_run_says_which_port_is_in_use(tmp_path: Path) -> None:
     try:
         others = [free_port() for _ in range(3)]
         env = {
-            **os.environ, "API_PORT": str(port), "LB_PORT": str(others[0]),
+            # Servers nobody listens on: nothing may be created or started anywhere.
+            **os.environ, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+            "REDIS_URL": "redis://127.0.0.1:1/0", "API_PORT": str(port), "LB_PORT": str(others[0]),
             "REALTIME_PORTS": f"{others[1]} {others[2]}", "STACK_LOG_DIR": str(tmp_path),
         }
         proc = spawn_launcher(env, tmp_path / "out")
@@ -194,7 +196,7 @@ async def test_a_killed_gateway_is_restarted_and_its_reader_loses_nothing(
             await reader.connect()
             gateways = [_Log(Path(launched.log_dir) / f"realtime-{i}.log") for i in (1, 2)]
             victim = await wait_gateway_holding(gateways, reader.sio.get_sid())
-            victim_pid = launched.service_pids()[f"realtime-{victim + 1}"]
+            victim_pid = launched.child_named(f"realtime-{victim + 1}")
             assert victim_pid is not None
             writer.start()
             await writer.wait_acks(20)
@@ -237,7 +239,7 @@ def _kill(pid: int) -> None:
 async def _new_pid(launched: Launched, n: int, old: int) -> int:
     deadline = time.monotonic() + WAIT
     while True:
-        pid = launched.service_pids()[f"realtime-{n}"]
+        pid = launched.child_named(f"realtime-{n}")
         if pid is not None and pid != old:
             return pid
         assert time.monotonic() < deadline, "the gateway did not come back"
