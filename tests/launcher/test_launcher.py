@@ -294,6 +294,9 @@ async def test_the_stack_stops_quickly_whatever_the_clients_did(
             await sockets.connect(users[3].token, transports=["websocket"])
             for sock in left:
                 await sock.close()
+            # A client that opened a session and never came back.
+            async with http.get(f"{launched.lb_url}/socket.io/?EIO=4&transport=polling") as opened:
+                assert opened.status == 200
             children = launched.child_pids()
 
             started = time.monotonic()
@@ -302,7 +305,9 @@ async def test_the_stack_stops_quickly_whatever_the_clients_did(
             took = time.monotonic() - started
         finally:
             await asyncio.wait_for(sockets.close_all(), 15)
-        attack_report("stack stop", f"{took:.1f} s with 2 clients gone and 2 connected (2 gateways)")
+        attack_report(
+            "stack stop", f"{took:.1f} s (2 gateways; clients: 2 left, 2 connected, 1 abandoned session)"
+        )
         assert code == 0, launched.output()[-2000:]
         assert took < 15
         assert not await wait_gone(children, timeout=5)
