@@ -1,9 +1,10 @@
 """`python -m stack [run|infra|createdb]`, the command line behind the Makefile.
 
 run       (default; `make run`) start everything, print the URLs, stop on Ctrl-C.
-          Exits 0 after Ctrl-C / SIGTERM, 1 if the stack failed to start or a child
-          died on its own (the others are stopped then too: a half-running stack is
-          more confusing than none).
+          A process that dies on its own is restarted (with back-off) while the
+          others keep serving; a crash loop (5 crashes of one process in 60 s) stops
+          everything. Exits 0 after Ctrl-C / SIGTERM (repeated ones are ignored while
+          stopping), 1 if the stack failed to start or gave up on a crash loop.
 infra     make sure PostgreSQL (with the database) and Redis are up, then exit.
 createdb  create the database named in DATABASE_URL if missing (`make migrate`).
 """
@@ -18,13 +19,27 @@ from types import FrameType
 from stack import infra
 from stack.local import LocalStack, StackConfig
 from stack.process import StackStartError
+from stack.supervise import CrashLoop, Supervisor
 
 
 class _Terminated(Exception):
-    """Raised in the main thread by SIGTERM so it unwinds like Ctrl-C."""
+    """Raised in the main thread by the first SIGTERM or SIGINT so it unwinds to the stop."""
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+_stopping = False
+
+
+def _on_stop_signal(signum: int, frame: FrameType | None) -> None:
+    """The first SIGTERM/SIGINT starts the stop; later ones are ignored, never raised.
+
+    Raising on every signal would let a second one (a repeated Ctrl-C, a supervisor
+    sending SIGTERM twice) interrupt the stop itself, leaving children half-stopped
+    and a traceback instead of an orderly stop.
+    """
+    global _stopping
+    if _stopping:
+        return
+    _stopping = True
     raise _Terminated
 
 
@@ -40,38 +55,46 @@ def _print_urls(stack: LocalStack) -> None:
     _say("press Ctrl-C to stop")
 
 
-def _watch(stack: LocalStack) -> int:
-    """Block until a child dies (returns 1) or we are interrupted (the exception escapes)."""
+def _supervise(stack: LocalStack) -> int:
+    """Restart crashed children until interrupted (the exception escapes) or a crash loop (1)."""
+    supervisor = Supervisor(stack.processes, _say)
     while True:
-        failed = stack.failed_process()
-        if failed is not None:
-            _say(f"{failed.name} exited with {failed.returncode()}; stopping the rest")
-            print(failed.log_tail(), flush=True)
+        try:
+            supervisor.check()
+        except CrashLoop as exc:
+            _say(f"{exc}; stopping everything. The end of its log:")
+            print(exc.process.log_tail(), flush=True)
             return 1
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 def run() -> int:
     """Run the stack until interrupted."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+    signal.signal(signal.SIGINT, _on_stop_signal)
     config = StackConfig.from_env(echo=True)
     stack = LocalStack(config)
     _say(f"database {infra.redact(config.database_url)}, redis {infra.redact(config.redis_url)}")
+    code = 1
     try:
         stack.start()
         _print_urls(stack)
-        return _watch(stack)
-    except (KeyboardInterrupt, _Terminated):
-        _say("stopping")
-        return 0
+        code = _supervise(stack)
+    except _Terminated:
+        code = 0
     except (StackStartError, infra.InfraError, FileNotFoundError, ValueError) as exc:
         _say(f"failed to start: {exc}")
-        return 1
     finally:
-        # A second Ctrl-C must not abandon children half-stopped.
+        # From here on no signal interrupts the stop (see _on_stop_signal).
+        global _stopping
+        _stopping = True
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _say("stopping")
+        started = time.monotonic()
         stack.stop()
+        _say(f"stopped in {time.monotonic() - started:.1f} s")
+    return code
 
 
 def prepare(create_only: bool) -> int:

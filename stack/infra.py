@@ -59,6 +59,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+class PortInUseError(InfraError):
+    """A port the stack must listen on is taken, most likely by an earlier run."""
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True if a server could listen on host:port now (bound as aiohttp binds: SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def host_port(url: str, default_port: int) -> tuple[str, int]:
     """The (host, port) a database/redis URL points at."""
     parts = urlsplit(url)

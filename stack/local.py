@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,6 +66,8 @@ class StackConfig:
                 int(p) for p in environ.get("REALTIME_PORTS", "8101 8102").replace(",", " ").split()
             ),
         }
+        if environ.get("STACK_LOG_DIR"):
+            values["log_dir"] = Path(environ["STACK_LOG_DIR"])
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
@@ -176,19 +179,45 @@ class LocalStack:
         and the load balancer answers /healthz through to the API.
         """
         deadline = time.monotonic() + timeout
+        self._check_ports()
         try:
             self._prepare(deadline)
             self.api.start()
             for gateway in self.gateways:
                 gateway.start()  # start all first: they boot in parallel
-            wait_http_ok(self.api, f"{self.api_url}/readyz", deadline)
+            # Each /readyz must come from the process just started (it reports its pid).
+            wait_http_ok(self.api, f"{self.api_url}/readyz", deadline, own_pid=True)
             for gateway, url in zip(self.gateways, self.gateway_urls, strict=True):
-                wait_http_ok(gateway, f"{url}/readyz", deadline)
+                wait_http_ok(gateway, f"{url}/readyz", deadline, own_pid=True)
             self.lb.start()
             wait_http_ok(self.lb, f"{self.lb_url}/healthz", deadline)
+            if not self.lb.is_running():  # e.g. its port was taken after _check_ports
+                raise StackStartError(self.lb, f"exited with {self.lb.returncode()}")
         except BaseException:
             self.stop()
             raise
+
+    def _check_ports(self) -> None:
+        """Refuse to start anything while a port of ours is taken (an earlier run's, often).
+
+        Otherwise the service on that port dies on "address already in use" while the
+        process holding the port answers for it.
+        """
+        named = {"load balancer": self.config.lb_port, "api": self.config.api_port}
+        named.update(
+            {f"gateway {i}": port for i, port in enumerate(self.config.realtime_ports, start=1)}
+        )
+        taken = [
+            f"{port} ({name})"
+            for name, port in named.items()
+            if not infra.port_is_free(self.config.host, port)
+        ]
+        if taken:
+            raise infra.PortInUseError(
+                f"port {', '.join(taken)} on {self.config.host} is already in use, perhaps by an "
+                "earlier `make run` still running: stop it, or choose other ports "
+                "(LB_PORT, API_PORT, REALTIME_PORTS)"
+            )
 
     def _prepare(self, deadline: float) -> None:
         """Tools, backing services and schema, before any service starts."""
@@ -220,9 +249,24 @@ class LocalStack:
             raise FileNotFoundError("haproxy is not installed: run `make install`")
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop in reverse start order (LB first, so no new traffic reaches dying services)."""
-        for proc in reversed(self.processes):
-            proc.stop(timeout)
+        """Stop the gateways (all at once), then the load balancer, then the API.
+
+        The gateways go first because their drain writes what each client has queued
+        and closes its transport so it reconnects: that needs the load balancer still
+        carrying their connections. A gateway stops listening at once, so no new
+        session starts on it meanwhile. Stopping them in parallel keeps the stop as
+        short as the slowest gateway's drain, however many there are.
+        """
+        stoppers = [
+            threading.Thread(target=gateway.stop, args=(timeout,), name=f"stop-{gateway.name}")
+            for gateway in self.gateways
+        ]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
+        self.lb.stop(timeout)
+        self.api.stop(timeout)
 
     def __enter__(self) -> Self:
         self.start()
@@ -270,7 +314,9 @@ class LocalStack:
         if gateway.is_running():
             gateway.stop()
         gateway.start()
-        wait_http_ok(gateway, f"{self.gateway_urls[i]}/readyz", time.monotonic() + timeout)
+        wait_http_ok(
+            gateway, f"{self.gateway_urls[i]}/readyz", time.monotonic() + timeout, own_pid=True
+        )
 
     def urls(self) -> dict[str, str]:
         """Human-facing map of everything that listens, for `make run` to print."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +16,38 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _load_prctl() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """libc's prctl, resolved once in the launcher: the child after fork must not dlopen."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+    return libc.prctl
+
+
+_PRCTL = _load_prctl()
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In the child between fork and exec: be SIGKILLed when the launcher dies.
+
+    Children run in sessions of their own (see ManagedProcess), so nothing else ends
+    them when the launcher is SIGKILLed: without this they live on, holding their
+    ports, and answer the next launcher's readiness checks. The kernel sends the
+    signal when the *thread* that forked the child exits, so children must be started
+    from a thread that lives as long as they do (the main thread under `make run`).
+    If the launcher died before prctl took effect, the child is an orphan already.
+    """
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class ManagedProcess:
@@ -61,6 +96,7 @@ class ManagedProcess:
         log.write(f"---- {self.name}: {' '.join(self.argv)}\n".encode())
         log.flush()
         self.expected_exit = False
+        launcher = os.getpid()
         self._popen = subprocess.Popen(
             self.argv,
             env=self.env,
@@ -69,6 +105,9 @@ class ManagedProcess:
             stdout=subprocess.PIPE if self.echo else log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # Only async-signal-safe work runs in the child: prctl was resolved
+            # above, and getppid/kill are plain system calls.
+            preexec_fn=lambda: die_with_parent(launcher),  # noqa: PLW1509
         )
         if self.echo:
             self._pump = threading.Thread(
@@ -145,15 +184,50 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
         return None
 
 
-def wait_http_ok(proc: ManagedProcess, url: str, deadline: float) -> None:
-    """Block until `url` answers 200; fail fast if `proc` exits, or at the monotonic deadline."""
+def http_get(url: str, timeout: float = 2.0) -> tuple[int | None, bytes]:
+    """Status and body of a GET (also for 4xx/5xx); (None, b"") when nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read()
+    except (urllib.error.URLError, OSError):
+        return None, b""
+
+
+def answering_pid(body: bytes) -> int | None:
+    """The `pid` a service's /readyz reports, or None if the body names none."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    pid = data.get("pid") if isinstance(data, dict) else None
+    return pid if isinstance(pid, int) else None
+
+
+def wait_http_ok(proc: ManagedProcess, url: str, deadline: float, own_pid: bool = False) -> None:
+    """Block until `url` answers 200; fail fast if `proc` exits, or at the monotonic deadline.
+
+    With `own_pid`, the 200 counts only if its body's `pid` is `proc`'s: a process
+    left over from an earlier run may hold the port and answer for a process of ours
+    that is dying on "address already in use".
+    """
     last: int | None = None
     while time.monotonic() < deadline:
         if not proc.is_running():
             raise StackStartError(proc, f"exited with {proc.returncode()} before {url} was 200")
-        last = http_status(url)
+        last, body = http_get(url)
         if last == 200:
-            return
+            if not own_pid:
+                return
+            pid = answering_pid(body)
+            if pid == proc.pid:
+                return
+            raise StackStartError(
+                proc,
+                f"{url} was answered by process {pid}, not by ours ({proc.pid}): "
+                "another process holds the port",
+            )
         time.sleep(0.2)
     raise StackStartError(proc, f"{url} not 200 in time (last status: {last})")
 

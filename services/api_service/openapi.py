@@ -336,12 +336,12 @@ def _paths(settings: ApiSettings) -> Json:
                     "200": _ok(
                         "Ready.",
                         _schema("Readiness"),
-                        {"status": "ready", "postgres": "ok", "redis": "ok"},
+                        {"status": "ready", "postgres": "ok", "redis": "ok", "pid": 4242},
                     ),
                     "503": _ok(
                         "A dependency does not answer.",
                         _schema("Readiness"),
-                        {"status": "unavailable", "postgres": "ok", "redis": "unavailable"},
+                        {"status": "unavailable", "postgres": "ok", "redis": "unavailable", "pid": 4242},
                     ),
                 },
             }
@@ -538,7 +538,13 @@ def _schemas(settings: ApiSettings) -> Json:
         "Readiness": {
             "type": "object",
             "required": ["status"],
-            "properties": {"status": {"enum": ["ready", "unavailable"]}},
+            "properties": {
+                "status": {"enum": ["ready", "unavailable"]},
+                "pid": {
+                    "type": "integer",
+                    "description": "The answering process, so a launcher can tell it from an older one on the port.",
+                },
+            },
             "additionalProperties": {
                 "enum": ["ok", "unavailable"],
                 "description": "One entry per dependency.",

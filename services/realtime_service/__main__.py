@@ -12,13 +12,18 @@ from services.shared.web import serve
 
 log = logging.getLogger("services.realtime_service")
 
+# What is still in progress once the drain (send_clients_elsewhere) is over belongs to
+# clients already sent elsewhere: long-polls of sessions that are gone, WebSockets
+# being closed. Nothing there is worth aiohttp's default 10 s wait per connection.
+AFTER_DRAIN_SECONDS = 1.0
+
 
 def main() -> None:
     settings = RealtimeSettings.from_env()
     configure_logging("realtime", settings.common.log_level)
     log.info("starting", extra={"replica": settings.replica_name, "port": settings.common.port})
     tune_garbage_collector()
-    serve(create_app(settings), settings.common.host, settings.common.port)
+    serve(create_app(settings), settings.common.host, settings.common.port, AFTER_DRAIN_SECONDS)
 
 
 def tune_garbage_collector() -> None:

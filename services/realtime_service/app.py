@@ -218,10 +218,17 @@ async def send_clients_elsewhere(app: web.Application) -> None:
     # A session already closed (a dropped slow consumer, a long-poll that timed out)
     # has nobody left to write to: waiting on its queue would only run out the grace.
     sockets = [socket for socket in app[SIO].eio.sockets.values() if not socket.closed]
-    log.info("draining", extra={"clients": len(sockets)})
+    for socket in app[SIO].eio.sockets.values():
+        if socket.closed:  # answers a long-poll still pending for a client that left
+            socket.queue.put_nowait(None)
+    # Only a backlog is worth waiting for: with an empty queue the close is all there is
+    # to send, and a session whose client went away (a long-poll nobody renews) would
+    # otherwise hold the exit for the whole grace period.
+    backlogged = [socket for socket in sockets if not socket.queue.empty()]
+    log.info("draining", extra={"clients": len(sockets), "backlogged": len(backlogged)})
     for socket in sockets:
         close_transport(socket, flush=True)
-    writers_done = asyncio.gather(*(socket.queue.join() for socket in sockets))
+    writers_done = asyncio.gather(*(socket.queue.join() for socket in backlogged))
     try:
         await asyncio.wait_for(writers_done, app[SETTINGS].shutdown_grace_seconds)
     except TimeoutError:

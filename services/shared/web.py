@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
@@ -38,9 +39,9 @@ def health_routes(checks: Mapping[str, ReadinessCheck]) -> list[web.RouteDef]:
     async def readyz(_: web.Request) -> web.Response:
         results = {name: await _run_check(name, check) for name, check in checks.items()}
         ready = all(result == "ok" for result in results.values())
-        return json_response(
-            {"status": "ready" if ready else "unavailable", **results}, status=200 if ready else 503
-        )
+        # The pid lets a launcher tell its own process from an older one on the same port.
+        body = {"status": "ready" if ready else "unavailable", **results, "pid": os.getpid()}
+        return json_response(body, status=200 if ready else 503)
 
     return [web.get("/healthz", healthz), web.get("/readyz", readyz)]
 
@@ -54,12 +55,16 @@ async def _run_check(name: str, check: ReadinessCheck) -> str:
     return "ok"
 
 
-def serve(app: web.Application, host: str, port: int) -> None:
-    """Run the app on uvloop until SIGINT/SIGTERM, then shut down gracefully."""
+def serve(app: web.Application, host: str, port: int, shutdown_timeout: float = 10.0) -> None:
+    """Run the app on uvloop until SIGINT/SIGTERM, then shut down gracefully.
+
+    After the app's on_shutdown hooks, requests still in progress get `shutdown_timeout`
+    seconds to finish before aiohttp cancels them (and as long again to unwind).
+    """
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is not built for every platform
         loop = asyncio.new_event_loop()
     else:
         loop = uvloop.new_event_loop()
-    web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=10, loop=loop)
+    web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=shutdown_timeout, loop=loop)
