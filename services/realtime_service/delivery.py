@@ -99,7 +99,9 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
         self._gap_task = asyncio.create_task(self._check_gaps_forever(), name="gap-check")
 
     async def stop(self) -> None:
+        """End the gap check and python-socketio's pub/sub listener (started by `initialize`)."""
         await cancel_and_wait(self._gap_task)
+        await cancel_and_wait(getattr(self, "thread", None))
 
     def _redis_connect(self) -> None:
         """Count re-subscriptions: each one may have missed messages (the gap check covers them)."""

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -123,6 +124,20 @@ async def wait_gone(pids: set[int], timeout: float = WAIT) -> set[int]:
     while (alive := {pid for pid in pids if pid_alive(pid)}) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)  # wait-ok: polling /proc with a deadline
     return alive
+
+
+def accepts(port: int) -> bool:
+    """Something listens on 127.0.0.1:`port`."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def wait_ports_closed(ports: list[int], timeout: float = WAIT) -> list[int]:
+    """Wait until nothing listens on `ports`; returns those still listening at the deadline."""
+    deadline = time.monotonic() + timeout
+    while (open_ports := [port for port in ports if accepts(port)]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # wait-ok: polling the ports with a deadline
+    return open_ports
 
 
 def spawn_launcher(env: dict[str, str], output_path: Path) -> subprocess.Popen[bytes]:

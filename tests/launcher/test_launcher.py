@@ -35,6 +35,7 @@ from .support import (
     launched_stack,
     pid_alive,
     wait_gone,
+    wait_ports_closed,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -68,10 +69,9 @@ async def test_children_die_with_a_killed_launcher() -> None:
         await launched.wait_exit()
         left = await wait_gone(children)
         assert not left, f"children outlived their launcher: {left}"
-        for url in (launched.lb_url, launched.api_url, *launched.gateway_urls):
-            port = int(url.rsplit(":", 1)[1])
-            with socket.socket() as probe:
-                assert probe.connect_ex(("127.0.0.1", port)) != 0, f"{url} still accepts"
+        urls = (launched.lb_url, launched.api_url, *launched.gateway_urls)
+        still_open = await wait_ports_closed([int(url.rsplit(":", 1)[1]) for url in urls])
+        assert not still_open, f"ports still accepting after the launcher died: {still_open}"
 
 
 @contextmanager
