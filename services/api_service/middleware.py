@@ -30,6 +30,7 @@ log = logging.getLogger("services.api_service.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-ID"
 ALLOWED_METHODS = "GET, POST, OPTIONS"
+_ALLOWED_METHOD_SET = frozenset(method.strip() for method in ALLOWED_METHODS.split(","))
 # Probed every few seconds by load balancers; logging each probe would drown the rest.
 QUIET_PATHS = frozenset({"/healthz", "/readyz"})
 # Made ids are this process's random prefix and a counter: unique across replicas and
@@ -59,6 +60,8 @@ async def answer(request: web.Request, handler: Handler, cors: CorsPolicy) -> we
     response: web.StreamResponse
     if cors.is_preflight(request):
         response = cors.preflight(request, origin)
+        if response.status >= 400:
+            origin = None  # a refused preflight tells the browser nothing it may do
     else:
         try:
             response = await handler(request)
@@ -130,14 +133,19 @@ class CorsPolicy:
 
     @staticmethod
     def preflight(request: web.Request, origin: str | None) -> web.Response:
-        """The answer to a preflight: what may be sent, or 403 for an origin not allowed."""
+        """The answer to a preflight: the fixed lists of what may be sent, or 403.
+
+        The allowed headers are always `ALLOWED_HEADERS`, never the ones the preflight
+        asks for: echoing them would let any header through, and the browser itself
+        refuses a request whose headers are not in the list.
+        """
         if origin is None:
             return json_response({"message": "Origin not allowed", "code": "cors_forbidden"}, status=403)
+        if request.headers["Access-Control-Request-Method"] not in _ALLOWED_METHOD_SET:
+            return json_response({"message": "Method not allowed", "code": "cors_forbidden"}, status=403)
         response = web.Response(status=204)
         response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
-        response.headers["Access-Control-Allow-Headers"] = request.headers.get(
-            "Access-Control-Request-Headers", ALLOWED_HEADERS
-        )
+        response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
         response.headers["Access-Control-Max-Age"] = "600"
         return response
 
