@@ -132,7 +132,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     """Build the API; nothing connects until the app starts."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_middleware(settings.common.cors_origins)],
+        middlewares=[request_middleware(settings.common.cors_origins, settings.request_body_timeout_seconds)],
     )
     app[SETTINGS] = settings
     app[TOKENS] = TokenVerifier(settings.common.jwt_secret.value)

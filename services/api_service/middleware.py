@@ -9,6 +9,7 @@ so CORS headers, the request id and the latency metric apply to error responses 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import re
@@ -39,19 +40,26 @@ _ID_PREFIX = secrets.token_hex(6)
 _id_counter = itertools.count(1)
 
 
-def request_middleware(allowed_origins: Iterable[str], service: str = "api") -> Middleware:
-    """The middleware for every API request; CORS allows `allowed_origins` ("*": any)."""
+def request_middleware(
+    allowed_origins: Iterable[str], body_timeout_seconds: float = 10.0, service: str = "api"
+) -> Middleware:
+    """The middleware for every API request; CORS allows `allowed_origins` ("*": any).
+
+    A request body must arrive within `body_timeout_seconds` of the handler's start.
+    """
     cors = CorsPolicy(allowed_origins)
     latency = RequestLatency(service)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        return await latency.measure(request, answer(request, handler, cors))
+        return await latency.measure(request, answer(request, handler, cors, body_timeout_seconds))
 
     return middleware
 
 
-async def answer(request: web.Request, handler: Handler, cors: CorsPolicy) -> web.StreamResponse:
+async def answer(
+    request: web.Request, handler: Handler, cors: CorsPolicy, body_timeout_seconds: float
+) -> web.StreamResponse:
     """`handler`'s response, or the JSON error it failed with, with id and CORS headers."""
     started = time.perf_counter()
     request_id = request_id_for(request)
@@ -64,6 +72,8 @@ async def answer(request: web.Request, handler: Handler, cors: CorsPolicy) -> we
             origin = None  # a refused preflight tells the browser nothing it may do
     else:
         try:
+            if request.body_exists:
+                await read_body(request, body_timeout_seconds)
             response = await handler(request)
         except Exception as exc:  # every failure becomes a JSON answer
             if isinstance(exc, web.HTTPException) and exc.status < 400:
@@ -75,6 +85,29 @@ async def answer(request: web.Request, handler: Handler, cors: CorsPolicy) -> we
     response.headers["X-Request-ID"] = request_id
     log_request(request, request_id, response.status, started)
     return response
+
+
+async def read_body(request: web.Request, timeout_seconds: float) -> None:
+    """Read the whole body within `timeout_seconds`, or raise `BodyTimeout`.
+
+    aiohttp has no deadline for a body: a client sending one byte a second would hold
+    the request, and whatever the handler acquired before reading, for as long as it
+    likes. `Request.read()` keeps what it read, so the handler's own `read()` later
+    returns the same bytes without waiting; `client_max_size` still bounds the size.
+    """
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            await request.read()
+    except TimeoutError:
+        raise BodyTimeout(timeout_seconds) from None
+
+
+class BodyTimeout(Exception):
+    """The request body did not arrive in time."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        super().__init__(f"request body not received within {timeout_seconds:g} s")
+        self.timeout_seconds = timeout_seconds
 
 
 def request_id_for(request: web.Request) -> str:
@@ -102,6 +135,12 @@ def error_response(request: web.Request, exc: Exception) -> web.Response:
     """`exc` as `{"message": ..., "code": ...}` with the right status."""
     if isinstance(exc, ApiError):
         return json_response(exc.body(), status=exc.status, headers=exc.headers)
+    if isinstance(exc, BodyTimeout):
+        # The rest of the body may still trickle in: the connection cannot serve another
+        # request, so it is closed once this answer is sent.
+        response = json_response({"message": str(exc), "code": "request_timeout"}, status=408)
+        response.force_close()
+        return response
     if isinstance(exc, web.HTTPException):
         code = exc.reason.lower().replace(" ", "_")
         return json_response({"message": exc.reason, "code": code}, status=exc.status, headers=_kept_headers(exc))

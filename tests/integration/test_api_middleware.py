@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+
+import aiohttp
 import pytest
 
-from .harness import ALLOWED_ORIGIN, DISALLOWED_ORIGIN, Api, assert_error
+from .harness import (
+    ALLOWED_ORIGIN,
+    DISALLOWED_ORIGIN,
+    Api,
+    ChatStack,
+    assert_error,
+    extra_process,
+    sign_up_and_in,
+)
 
 FIXED_ALLOWED_HEADERS = {"authorization", "content-type", "x-request-id"}
 
@@ -54,3 +67,79 @@ async def test_a_preflight_from_an_origin_not_allowed_is_refused_without_cors_he
     assert assert_error(reply, 403)
     assert reply.body["code"] == "cors_forbidden"
     assert _cors_headers(reply.headers) == {}
+
+
+# ------------------------------------------------------------------------ slow bodies
+
+SLOW_SENDERS = 10
+BODY_TIMEOUT_SECONDS = 2
+TRICKLE_BYTES = 15  # one a second: the attack gives up after this many
+
+
+async def _trickle_post(port: int, token: str) -> tuple[bytes, float, int]:
+    """POST /messages announcing 200 bytes and sending one a second; (answer, seconds, bytes sent).
+
+    Stops at the first byte of an answer or after TRICKLE_BYTES bytes.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = time.perf_counter()
+    sent = 0
+    try:
+        writer.write(
+            (
+                "POST /messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Length: 200\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        while sent < TRICKLE_BYTES:
+            try:
+                first = await asyncio.wait_for(reader.read(1), timeout=1.0)
+            except TimeoutError:
+                writer.write(b" ")
+                await writer.drain()
+                sent += 1
+                continue
+            elapsed = time.perf_counter() - started
+            rest = await asyncio.wait_for(reader.read(4096), timeout=5)
+            return first + rest, elapsed, sent
+        return b"", time.perf_counter() - started, sent
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+@pytest.mark.security
+async def test_a_body_sent_one_byte_a_second_ends_with_408(
+    chat_stack: ChatStack, http: aiohttp.ClientSession, attack_report
+) -> None:
+    env = {"REQUEST_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_SECONDS), "DB_POOL_MAX": "2"}
+    async with extra_process(chat_stack, "services.api_service", env, "api-slow-body") as url:
+        api = Api(http, url)
+        attacker, user = await sign_up_and_in(api), await sign_up_and_in(api)
+        port = int(url.rsplit(":", 1)[1])
+        attack = asyncio.gather(*(_trickle_post(port, attacker.token) for _ in range(SLOW_SENDERS)))
+        # Served while every slow body is still arriving (each sends for at least 2 s).
+        post = await api.post_message(user, "posted during a slow-body attack")
+        health = await api.request("GET", "/healthz")
+        served_during_attack = not attack.done()
+        answers = await attack
+
+        assert post.status == 201, post.text
+        assert health.status == 200
+        assert served_during_attack
+        for raw, _, _ in answers:
+            assert raw.startswith(b"HTTP/1.1 408 "), raw[:200]
+            head, _, body = raw.partition(b"\r\n\r\n")
+            assert b"Connection: close" in head, head
+            assert b'"code":"request_timeout"' in body, body
+        seconds = max(elapsed for _, elapsed, _ in answers)
+        sent = max(count for _, _, count in answers)
+        attack_report(
+            "slow request body (1 byte/s)",
+            f"{SLOW_SENDERS} trickled POSTs answered 408 after at most {seconds:.1f} s "
+            f"({sent} bytes sent, REQUEST_BODY_TIMEOUT_SECONDS={BODY_TIMEOUT_SECONDS}, DB_POOL_MAX=2); "
+            f"a normal post got {post.status} and /healthz {health.status} meanwhile",
+        )
+        assert sent < TRICKLE_BYTES
