@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable, Mapping
 import orjson
 from aiohttp import web
 
+from services.shared.bad_requests import quiet_malformed_requests
+
 ReadinessCheck = Callable[[], Awaitable[object]]
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ async def _run_check(name: str, check: ReadinessCheck) -> bool:
 
 def serve(app: web.Application, host: str, port: int) -> None:
     """Run the app on uvloop until SIGINT/SIGTERM, then shut down gracefully."""
+    quiet_malformed_requests()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is not built for every platform
