@@ -132,7 +132,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     """Build the API; nothing connects until the app starts."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_middleware(settings.common.cors_origins)],
+        middlewares=[request_middleware(settings.common.cors_origins, settings.request_body_timeout_seconds)],
     )
     app[SETTINGS] = settings
     app[TOKENS] = TokenVerifier(settings.common.jwt_secret.value)
@@ -148,7 +148,9 @@ def create_app(settings: ApiSettings) -> web.Application:
     history_reads = Bulkhead(
         "history", settings.history_max_concurrent_reads, settings.history_max_waiting_reads
     )
-    app.add_routes(health_routes({"postgres": postgres_ready, "redis": redis_ready}))
+    # Posting needs only PostgreSQL: without Redis the limits count in memory and the
+    # relay publishes later, so a Redis outage must not take every API out of rotation.
+    app.add_routes(health_routes({"postgres": postgres_ready}, optional={"redis": redis_ready}))
     app.add_routes([web.get("/metrics", metrics_handler)])
     app.add_routes(openapi.routes(settings))
     app.add_routes(web_routes(settings.web_root))

@@ -9,6 +9,7 @@ so CORS headers, the request id and the latency metric apply to error responses 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import re
@@ -30,6 +31,7 @@ log = logging.getLogger("services.api_service.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-ID"
 ALLOWED_METHODS = "GET, POST, OPTIONS"
+_ALLOWED_METHOD_SET = frozenset(method.strip() for method in ALLOWED_METHODS.split(","))
 # Probed every few seconds by load balancers; logging each probe would drown the rest.
 QUIET_PATHS = frozenset({"/healthz", "/readyz"})
 # Made ids are this process's random prefix and a counter: unique across replicas and
@@ -38,19 +40,26 @@ _ID_PREFIX = secrets.token_hex(6)
 _id_counter = itertools.count(1)
 
 
-def request_middleware(allowed_origins: Iterable[str], service: str = "api") -> Middleware:
-    """The middleware for every API request; CORS allows `allowed_origins` ("*": any)."""
+def request_middleware(
+    allowed_origins: Iterable[str], body_timeout_seconds: float = 10.0, service: str = "api"
+) -> Middleware:
+    """The middleware for every API request; CORS allows `allowed_origins` ("*": any).
+
+    A request body must arrive within `body_timeout_seconds` of the handler's start.
+    """
     cors = CorsPolicy(allowed_origins)
     latency = RequestLatency(service)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        return await latency.measure(request, answer(request, handler, cors))
+        return await latency.measure(request, answer(request, handler, cors, body_timeout_seconds))
 
     return middleware
 
 
-async def answer(request: web.Request, handler: Handler, cors: CorsPolicy) -> web.StreamResponse:
+async def answer(
+    request: web.Request, handler: Handler, cors: CorsPolicy, body_timeout_seconds: float
+) -> web.StreamResponse:
     """`handler`'s response, or the JSON error it failed with, with id and CORS headers."""
     started = time.perf_counter()
     request_id = request_id_for(request)
@@ -59,8 +68,12 @@ async def answer(request: web.Request, handler: Handler, cors: CorsPolicy) -> we
     response: web.StreamResponse
     if cors.is_preflight(request):
         response = cors.preflight(request, origin)
+        if response.status >= 400:
+            origin = None  # a refused preflight tells the browser nothing it may do
     else:
         try:
+            if request.body_exists:
+                await read_body(request, body_timeout_seconds)
             response = await handler(request)
         except Exception as exc:  # every failure becomes a JSON answer
             if isinstance(exc, web.HTTPException) and exc.status < 400:
@@ -72,6 +85,29 @@ async def answer(request: web.Request, handler: Handler, cors: CorsPolicy) -> we
     response.headers["X-Request-ID"] = request_id
     log_request(request, request_id, response.status, started)
     return response
+
+
+async def read_body(request: web.Request, timeout_seconds: float) -> None:
+    """Read the whole body within `timeout_seconds`, or raise `BodyTimeout`.
+
+    aiohttp has no deadline for a body: a client sending one byte a second would hold
+    the request, and whatever the handler acquired before reading, for as long as it
+    likes. `Request.read()` keeps what it read, so the handler's own `read()` later
+    returns the same bytes without waiting; `client_max_size` still bounds the size.
+    """
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            await request.read()
+    except TimeoutError:
+        raise BodyTimeout(timeout_seconds) from None
+
+
+class BodyTimeout(Exception):
+    """The request body did not arrive in time."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        super().__init__(f"request body not received within {timeout_seconds:g} s")
+        self.timeout_seconds = timeout_seconds
 
 
 def request_id_for(request: web.Request) -> str:
@@ -99,6 +135,12 @@ def error_response(request: web.Request, exc: Exception) -> web.Response:
     """`exc` as `{"message": ..., "code": ...}` with the right status."""
     if isinstance(exc, ApiError):
         return json_response(exc.body(), status=exc.status, headers=exc.headers)
+    if isinstance(exc, BodyTimeout):
+        # The rest of the body may still trickle in: the connection cannot serve another
+        # request, so it is closed once this answer is sent.
+        response = json_response({"message": str(exc), "code": "request_timeout"}, status=408)
+        response.force_close()
+        return response
     if isinstance(exc, web.HTTPException):
         code = exc.reason.lower().replace(" ", "_")
         return json_response({"message": exc.reason, "code": code}, status=exc.status, headers=_kept_headers(exc))
@@ -130,14 +172,19 @@ class CorsPolicy:
 
     @staticmethod
     def preflight(request: web.Request, origin: str | None) -> web.Response:
-        """The answer to a preflight: what may be sent, or 403 for an origin not allowed."""
+        """The answer to a preflight: the fixed lists of what may be sent, or 403.
+
+        The allowed headers are always `ALLOWED_HEADERS`, never the ones the preflight
+        asks for: echoing them would let any header through, and the browser itself
+        refuses a request whose headers are not in the list.
+        """
         if origin is None:
             return json_response({"message": "Origin not allowed", "code": "cors_forbidden"}, status=403)
+        if request.headers["Access-Control-Request-Method"] not in _ALLOWED_METHOD_SET:
+            return json_response({"message": "Method not allowed", "code": "cors_forbidden"}, status=403)
         response = web.Response(status=204)
         response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
-        response.headers["Access-Control-Allow-Headers"] = request.headers.get(
-            "Access-Control-Request-Headers", ALLOWED_HEADERS
-        )
+        response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
         response.headers["Access-Control-Max-Age"] = "600"
         return response
 

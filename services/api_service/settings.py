@@ -17,6 +17,7 @@ class ApiSettings:
     database_url: Secret
     jwt_ttl_seconds: int
     max_body_bytes: int
+    request_body_timeout_seconds: float
     message_max_chars: int
     history_default_limit: int
     history_max_limit: int
@@ -50,6 +51,7 @@ class ApiSettings:
             database_url=Secret(env.string("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/chat")),
             jwt_ttl_seconds=env.integer("JWT_TTL_SECONDS", 24 * 3600, minimum=60),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+            request_body_timeout_seconds=_positive(env, "REQUEST_BODY_TIMEOUT_SECONDS", 10.0),
             message_max_chars=env.integer("MESSAGE_MAX_CHARS", 4000, minimum=1),
             history_default_limit=env.integer("HISTORY_DEFAULT_LIMIT", 100, minimum=1, maximum=history_max),
             history_max_limit=history_max,
@@ -73,3 +75,11 @@ class ApiSettings:
             web_root=Path(env.string("WEB_ROOT", str(DEFAULT_WEB_ROOT))),
         )
 
+
+
+def _positive(env: Env, name: str, default: float) -> float:
+    """A number of seconds that must be above zero (zero would refuse every body)."""
+    value = env.number(name, default)
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than 0, got {value}")
+    return value

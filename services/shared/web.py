@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Mapping
 import orjson
 from aiohttp import web
 
+from services.shared.bad_requests import quiet_malformed_requests
+
 ReadinessCheck = Callable[[], Awaitable[object]]
 log = logging.getLogger(__name__)
 
@@ -26,33 +28,48 @@ def json_response(data: object, status: int = 200, headers: Mapping[str, str] | 
     )
 
 
-def health_routes(checks: Mapping[str, ReadinessCheck]) -> list[web.RouteDef]:
+def health_routes(
+    checks: Mapping[str, ReadinessCheck], optional: Mapping[str, ReadinessCheck] | None = None
+) -> list[web.RouteDef]:
     """`/healthz` says the process serves requests; `/readyz` that its dependencies answer.
 
     A load balancer or orchestrator takes a replica out of rotation on a failing
-    `/readyz` without restarting it, which is why the two are separate.
+    `/readyz` without restarting it, which is why the two are separate. Only `checks`
+    decide readiness; a failing `optional` dependency (one the process can serve
+    without, in a reduced way) is reported as "degraded" and the answer stays 200, so
+    an outage of it does not take every replica out of rotation at once.
     """
+    optional = optional or {}
 
     async def healthz(_: web.Request) -> web.Response:
         return json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        results = {name: await _run_check(name, check) for name, check in checks.items()}
-        ready = all(result == "ok" for result in results.values())
+        names = [*checks, *optional]
+        outcomes = await asyncio.gather(
+            *(_run_check(name, check) for name, check in [*checks.items(), *optional.items()])
+        )
+        results = dict(zip(names, outcomes, strict=True))
+        ready = all(results[name] for name in checks)
+        body = {name: "ok" if ok else "unavailable" for name, ok in results.items() if name in checks}
+        body.update({name: "ok" if results[name] else "degraded" for name in optional})
         # The pid lets a launcher tell its own process from an older one on the same port.
-        body = {"status": "ready" if ready else "unavailable", **results, "pid": os.getpid()}
-        return json_response(body, status=200 if ready else 503)
+        return json_response(
+            {"status": "ready" if ready else "unavailable", **body, "pid": os.getpid()},
+            status=200 if ready else 503,
+        )
 
     return [web.get("/healthz", healthz), web.get("/readyz", readyz)]
 
 
-async def _run_check(name: str, check: ReadinessCheck) -> str:
+async def _run_check(name: str, check: ReadinessCheck) -> bool:
+    """Whether `check` answers within READINESS_TIMEOUT_SECONDS."""
     try:
         await asyncio.wait_for(check(), READINESS_TIMEOUT_SECONDS)
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the reason is logged
         log.warning("readiness check failed", extra={"check": name, "error": repr(exc)})
-        return "unavailable"
-    return "ok"
+        return False
+    return True
 
 
 def serve(app: web.Application, host: str, port: int, shutdown_timeout: float = 10.0) -> None:
@@ -61,6 +78,7 @@ def serve(app: web.Application, host: str, port: int, shutdown_timeout: float = 
     After the app's on_shutdown hooks, requests still in progress get `shutdown_timeout`
     seconds to finish before aiohttp cancels them (and as long again to unwind).
     """
+    quiet_malformed_requests()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is not built for every platform

@@ -13,6 +13,7 @@ def test_defaults_serve_a_local_developer() -> None:
     settings = ApiSettings.from_env(Env({}))
     assert settings.common.port == 8001
     assert settings.history_default_limit == 100 and settings.history_max_limit == 500
+    assert settings.request_body_timeout_seconds == 10.0
     assert RealtimeSettings.from_env(Env({})).common.port == 8101
 
 
@@ -32,6 +33,7 @@ def test_secrets_do_not_show_in_repr() -> None:
         {"HISTORY_MAX_LIMIT": "0"},
         {"MIGRATE_ON_START": "maybe"},
         {"APP_ENV": "staging"},
+        {"REQUEST_BODY_TIMEOUT_SECONDS": "0"},
     ],
 )
 def test_bad_or_unsafe_configuration_fails_at_start(environ: dict[str, str]) -> None:
