@@ -124,7 +124,7 @@ def create_app(settings: ApiSettings) -> web.Application:
         middlewares=[request_middleware(settings.common.cors_origins)],
     )
     app[SETTINGS] = settings
-    app[TOKENS] = TokenVerifier(settings.common.jwt_secret.value)
+    app[TOKENS] = TokenVerifier(settings.common.jwt_secret.value, settings.common.jwt_max_lifetime_seconds)
     app.cleanup_ctx.extend([password_hasher, database, redis_client, message_pipeline])
 
     async def postgres_ready() -> object:

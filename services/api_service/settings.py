@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.api_service.webpage import DEFAULT_WEB_ROOT
-from services.shared.config import CommonSettings, Env, Secret
+from services.shared.config import CommonSettings, ConfigError, Env, Secret
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,11 @@ class ApiSettings:
     def from_env(cls, env: Env | None = None) -> ApiSettings:
         env = env or Env()
         history_max = env.integer("HISTORY_MAX_LIMIT", 500, minimum=1, maximum=10_000)
+        common = CommonSettings.from_env(env, default_port=8001)
         return cls(
-            common=CommonSettings.from_env(env, default_port=8001),
+            common=common,
             database_url=Secret(env.string("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/chat")),
-            jwt_ttl_seconds=env.integer("JWT_TTL_SECONDS", 24 * 3600, minimum=60),
+            jwt_ttl_seconds=_token_ttl(env, common),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024, minimum=1024),
             message_max_chars=env.integer("MESSAGE_MAX_CHARS", 4000, minimum=1),
             history_default_limit=env.integer("HISTORY_DEFAULT_LIMIT", 100, minimum=1, maximum=history_max),
@@ -56,3 +57,14 @@ class ApiSettings:
             web_root=Path(env.string("WEB_ROOT", str(DEFAULT_WEB_ROOT))),
         )
 
+
+
+def _token_ttl(env: Env, common: CommonSettings) -> int:
+    """JWT_TTL_SECONDS, which may not exceed the lifetime every service accepts."""
+    ttl = env.integer("JWT_TTL_SECONDS", 24 * 3600, minimum=60)
+    if ttl > common.jwt_max_lifetime_seconds:
+        raise ConfigError(
+            f"JWT_TTL_SECONDS={ttl} exceeds JWT_MAX_LIFETIME_SECONDS={common.jwt_max_lifetime_seconds}:"
+            " the services would refuse the tokens the API issues"
+        )
+    return ttl
