@@ -143,6 +143,7 @@ def create_app(settings: ApiSettings) -> web.Application:
             web.post("/signup", users.signup),
             web.post("/signin", users.signin),
             web.get("/users/me", users.me),
+            web.delete("/users/me", users.delete_me),
             web.get("/messages", messages.list_messages),
             web.post("/messages", messages.post_message),
         ]

@@ -53,3 +53,19 @@ class TooManyRequests(ApiError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.headers["Retry-After"] = str(retry_after)
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
+
+
+class Unavailable(ApiError):
+    """A dependency the request needs is down; the client may retry after a while."""
+
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = str(retry_after)

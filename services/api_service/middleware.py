@@ -28,7 +28,7 @@ log = logging.getLogger("services.api_service.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-ID"
-ALLOWED_METHODS = "GET, POST, OPTIONS"
+ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
 # Probed every few seconds by load balancers; logging each probe would drown the rest.
 QUIET_PATHS = frozenset({"/healthz", "/readyz"})
 # Made ids are this process's random prefix and a counter: unique across replicas and

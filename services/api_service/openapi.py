@@ -222,9 +222,36 @@ def _paths(settings: ApiSettings) -> Json:
                         },
                     ),
                     "401": _ref("responses", "Unauthorized"),
-                    "404": _ref("responses", "NotFound"),
                 },
-            }
+            },
+            "delete": {
+                "tags": ["auth"],
+                "operationId": "deleteAccount",
+                "summary": "Delete the token's account",
+                "description": (
+                    "Needs the account's password again. Every token of the account stops working "
+                    "at once: REST routes answer 401, the gateways drop and refuse its sockets. The "
+                    "account's messages stay in the shared history with `userName` "
+                    '`"Deleted user"`. Answers 503 (nothing deleted) while the gateways cannot be '
+                    "told. " + _rate_text("Rate limit", settings.auth_per_minute, "per client address") + "."
+                ),
+                "security": bearer,
+                "requestBody": {
+                    "required": True,
+                    "content": _json_content(
+                        _schema("PasswordConfirmation"), {"password": "correct horse battery"}
+                    ),
+                },
+                "responses": {
+                    "204": {"description": "The account is deleted.", "headers": _with_request_id()},
+                    "400": _ref("responses", "BadRequest"),
+                    "401": _ref("responses", "Unauthorized"),
+                    "403": _ref("responses", "WrongPassword"),
+                    "413": _ref("responses", "PayloadTooLarge"),
+                    "429": _ref("responses", "TooManyRequests"),
+                    "503": _ref("responses", "ServiceUnavailable"),
+                },
+            },
         },
         "/messages": {
             "get": {
@@ -454,6 +481,11 @@ def _schemas(settings: ApiSettings) -> Json:
                 },
             },
         },
+        "PasswordConfirmation": {
+            "type": "object",
+            "required": ["password"],
+            "properties": {"password": {"type": "string", "minLength": 1}},
+        },
         "SignInRequest": {
             "type": "object",
             "required": ["email", "password"],
@@ -566,12 +598,19 @@ def _responses(settings: ApiSettings) -> Json:
             },
         ),
         "Unauthorized": _error(
-            "Missing, malformed, forged or expired token; or wrong credentials at sign-in.",
+            "Missing, malformed, forged or expired token, or one whose account was deleted; "
+            "or wrong credentials at sign-in.",
             {"message": "Unauthorized: token expired", "code": "unauthorized"},
         ),
-        "NotFound": _error(
-            "The token's user no longer exists.",
-            {"message": "User no longer exists", "code": "not_found"},
+        "WrongPassword": _error(
+            "The password does not match the token's account.",
+            {"message": "Incorrect password", "code": "forbidden", "fields": {"password": "does not match this account"}},
+        ),
+        "ServiceUnavailable": _error(
+            "A service this request needs is unreachable; nothing changed. Retry after `Retry-After` seconds.",
+            {"message": "Account deletion is unavailable right now; nothing was deleted, try again later",
+             "code": "unavailable"},
+            {"Retry-After": _ref("headers", "Retry-After")},
         ),
         "Conflict": _error(
             "The email is taken.",

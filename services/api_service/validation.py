@@ -104,6 +104,17 @@ def parse_signin(body: Any) -> SignIn:
     return SignIn(email=email, password=password)
 
 
+def parse_password_confirmation(body: Any) -> str:
+    """The `password` that confirms a destructive request (`DELETE /users/me`)."""
+    body = _require_object(body)
+    errors: dict[str, str] = {}
+    password = _string(body, "password", errors)
+    if "password" not in errors and not password:
+        errors["password"] = "required"
+    _raise_if(errors)
+    return password
+
+
 def sanitize_text(text: str) -> str:
     """Make message text safe to render as HTML (the existing client does exactly that).
 
