@@ -162,7 +162,9 @@ def parse_history_query(query: Mapping[str, str], default_limit: int, max_limit:
     limit = default_limit
     raw_limit = query.get("limit")
     if raw_limit is not None:
-        if raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= max_limit:
+        # The length first: int() of thousands of digits raises (and costs quadratic time).
+        fits = len(raw_limit) <= len(str(max_limit))
+        if fits and raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= max_limit:
             limit = int(raw_limit)
         else:
             errors["limit"] = f"must be an integer from 1 to {max_limit}"
