@@ -69,3 +69,10 @@ class Unavailable(ApiError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.headers["Retry-After"] = str(retry_after)
+
+
+class Unprocessable(ApiError):
+    """Well-formed input whose content is refused (e.g. markup in a display name)."""
+
+    status = 422
+    code = "unprocessable"

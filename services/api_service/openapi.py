@@ -166,6 +166,7 @@ def _paths(settings: ApiSettings) -> Json:
                     "400": _ref("responses", "BadRequest"),
                     "409": _ref("responses", "Conflict"),
                     "413": _ref("responses", "PayloadTooLarge"),
+                    "422": _ref("responses", "NotPlainText"),
                     "429": _ref("responses", "TooManyRequests"),
                 },
             }
@@ -313,7 +314,8 @@ def _paths(settings: ApiSettings) -> Json:
                 "description": (
                     "Stores the message, then publishes it to every Socket.IO client "
                     "(`getAllmessages`). The author (`owner`, `userName`) comes from the token; "
-                    "the body's values are ignored. `text` is sanitized with an HTML allow-list. "
+                    "the body's values are ignored. `text` is sanitized with an HTML allow-list "
+                    "(inline formatting, lists, quotes, code, links; no images or other embeds). "
                     "Posting again with the same `id` is safe: the answer is 200 with the message "
                     "stored the first time, and nothing is published twice. "
                     + _rate_text("Rate limit", settings.messages_per_minute, "per user")
@@ -471,7 +473,10 @@ def _schemas(settings: ApiSettings) -> Json:
                     "type": "string",
                     "minLength": NAME_MIN,
                     "maxLength": NAME_MAX,
-                    "description": f"Display name, {NAME_MIN} to {NAME_MAX} characters after trimming.",
+                    "description": (
+                        f"Display name, {NAME_MIN} to {NAME_MAX} characters after trimming; plain text: "
+                        "no `<`, `>`, control or invisible formatting characters (422 otherwise)."
+                    ),
                 },
                 "email": {"type": "string", "format": "email", "maxLength": EMAIL_MAX},
                 "password": {
@@ -601,6 +606,12 @@ def _responses(settings: ApiSettings) -> Json:
             "Missing, malformed, forged or expired token, or one whose account was deleted; "
             "or wrong credentials at sign-in.",
             {"message": "Unauthorized: token expired", "code": "unauthorized"},
+        ),
+        "NotPlainText": _error(
+            "The display name is not plain text: it contains `<`, `>`, control characters or "
+            "invisible formatting characters.",
+            {"message": "invalid name (must not contain < or >)", "code": "unprocessable",
+             "fields": {"name": "must not contain < or >"}},
         ),
         "WrongPassword": _error(
             "The password does not match the token's account.",

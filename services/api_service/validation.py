@@ -14,13 +14,26 @@ from typing import Any
 
 import nh3
 
-from services.api_service.errors import ValidationFailed
+from services.api_service.errors import Unprocessable, ValidationFailed
+from services.shared.names import name_problem
 
 NAME_MIN, NAME_MAX = 2, 30
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
 EMAIL_MAX = 254
 # Deliberately loose: the only real check of an address is mail reaching it.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# What message text may keep. The client renders text as HTML, so the allow-list is
+# inline formatting, lists, quotes, code and links; nothing that loads a resource when
+# the message is shown (no <img>: an external image is a tracking pixel that tells its
+# owner who read the chat, from which address, and when).
+MESSAGE_TAGS = frozenset(
+    {"a", "b", "strong", "i", "em", "u", "s", "del", "ins", "mark", "small", "sub", "sup",
+     "code", "kbd", "pre", "br", "p", "blockquote", "ul", "ol", "li", "span"}
+)
+MESSAGE_ATTRIBUTES = {"a": {"href"}}
+MESSAGE_URL_SCHEMES = frozenset({"http", "https", "mailto"})
+LINK_REL = "noopener noreferrer nofollow"
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,9 @@ def parse_signup(body: Any) -> SignUp:
     if "password" not in errors and not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         errors["password"] = f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"
     _raise_if(errors)
+    problem = name_problem(name)
+    if problem is not None:  # a well-formed request whose name is not plain text
+        raise Unprocessable(f"invalid name ({problem})", fields={"name": problem})
     return SignUp(name=name, email=email, password=password)
 
 
@@ -118,10 +134,16 @@ def parse_password_confirmation(body: Any) -> str:
 def sanitize_text(text: str) -> str:
     """Make message text safe to render as HTML (the existing client does exactly that).
 
-    nh3's allow-list keeps harmless formatting and drops scripts, event handlers and
-    dangerous URLs.
+    nh3 keeps the tags of MESSAGE_TAGS and drops everything else: scripts, event
+    handlers, styles, dangerous URLs and anything that loads a resource by itself.
     """
-    return nh3.clean(text).strip()
+    return nh3.clean(
+        text,
+        tags=set(MESSAGE_TAGS),
+        attributes={tag: set(names) for tag, names in MESSAGE_ATTRIBUTES.items()},
+        url_schemes=set(MESSAGE_URL_SCHEMES),
+        link_rel=LINK_REL,
+    ).strip()
 
 
 def parse_message(body: Any, max_chars: int) -> MessageInput:

@@ -24,7 +24,7 @@ from services.api_service.db.messages import (
     insert_messages,
     messages_after,
 )
-from services.api_service.db.migrate import migrate
+from services.api_service.db.migrate import available_migrations, migrate
 
 from .harness import Api, ChatStack, User, create_database, drop_database
 
@@ -165,3 +165,37 @@ async def test_history_is_refused_to_a_reader_without_an_account(conn: asyncpg.C
     assert await history_page(conn, ann, limit=10, after=10**9) == []  # empty page, reader exists
     assert await history_page(conn, gone, limit=10) is None
     assert await history_page(conn, gone, limit=10, after=0) is None
+
+
+async def test_names_and_images_stored_before_the_rules_are_cleaned() -> None:
+    """Migration 0005 cleans what earlier versions stored raw."""
+    name = f"chat_store_{uuid.uuid4().hex}"
+    url = await create_database(ADMIN_URL, name)
+    try:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for migration in available_migrations():
+                if migration.version < 5:
+                    await conn.execute(migration.sql)
+                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)", migration.version, migration.name)
+            owner = str(await conn.fetchval(
+                "INSERT INTO users (name, email, password_hash) VALUES ($1, 'm@x.io', 'x') RETURNING id",
+                "<img src=x onerror=alert(1)>",
+            ))
+            await insert_messages(conn, [NewMessage(
+                str(uuid.uuid4()), owner, "<img src=x onerror=alert(1)>",
+                '<b>hi</b><img src="https://tracker.example/p.gif">',
+            )])
+            assert 5 in await migrate(conn)
+            assert await conn.fetchval("SELECT name FROM users") == "img src=x onerror=alert(1)"
+            [page] = await history_page(conn, owner, limit=5) or [None]
+            assert page is not None
+            assert page["userName"] == "img src=x onerror=alert(1)" and page["text"] == "<b>hi</b>"
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(ADMIN_URL, name)
