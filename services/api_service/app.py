@@ -135,7 +135,7 @@ def create_app(settings: ApiSettings) -> web.Application:
         middlewares=[request_middleware(settings.common.cors_origins, settings.request_body_timeout_seconds)],
     )
     app[SETTINGS] = settings
-    app[TOKENS] = TokenVerifier(settings.common.jwt_secret.value)
+    app[TOKENS] = TokenVerifier(settings.common.jwt_secret.value, settings.common.jwt_max_lifetime_seconds)
     app.cleanup_ctx.extend([password_hasher, database, redis_client, message_pipeline])
 
     async def postgres_ready() -> object:
@@ -159,6 +159,7 @@ def create_app(settings: ApiSettings) -> web.Application:
             web.post("/signup", users.signup),
             web.post("/signin", users.signin),
             web.get("/users/me", users.me),
+            web.delete("/users/me", users.delete_me),
             web.get("/messages", history_reads.bound(messages.list_messages)),
             web.post("/messages", messages.post_message),
         ]

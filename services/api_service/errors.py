@@ -46,21 +46,40 @@ class Conflict(ApiError):
     code = "conflict"
 
 
-class TooManyRequests(ApiError):
-    status = 429
-    code = "rate_limited"
+class RetryLater(ApiError):
+    """A refusal the client may retry after `retry_after` seconds (sent as Retry-After)."""
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.headers["Retry-After"] = str(retry_after)
 
 
-class ServiceBusy(ApiError):
+class TooManyRequests(RetryLater):
+    status = 429
+    code = "rate_limited"
+
+
+class ServiceBusy(RetryLater):
     """The process is at a bound it keeps to stay responsive; the client may retry soon."""
 
     status = 503
     code = "busy"
 
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.headers["Retry-After"] = str(retry_after)
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
+
+
+class Unavailable(RetryLater):
+    """A dependency the request needs is down; the client may retry after a while."""
+
+    status = 503
+    code = "unavailable"
+
+
+class Unprocessable(ApiError):
+    """Well-formed input whose content is refused (e.g. markup in a display name)."""
+
+    status = 422
+    code = "unprocessable"

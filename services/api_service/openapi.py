@@ -166,6 +166,7 @@ def _paths(settings: ApiSettings) -> Json:
                     "400": _ref("responses", "BadRequest"),
                     "409": _ref("responses", "Conflict"),
                     "413": _ref("responses", "PayloadTooLarge"),
+                    "422": _ref("responses", "NotPlainText"),
                     "429": _ref("responses", "TooManyRequests"),
                 },
             }
@@ -222,9 +223,36 @@ def _paths(settings: ApiSettings) -> Json:
                         },
                     ),
                     "401": _ref("responses", "Unauthorized"),
-                    "404": _ref("responses", "NotFound"),
                 },
-            }
+            },
+            "delete": {
+                "tags": ["auth"],
+                "operationId": "deleteAccount",
+                "summary": "Delete the token's account",
+                "description": (
+                    "Needs the account's password again. Every token of the account stops working "
+                    "at once: REST routes answer 401, the gateways drop and refuse its sockets. The "
+                    "account's messages stay in the shared history with `userName` "
+                    '`"Deleted user"`. Answers 503 (nothing deleted) while the gateways cannot be '
+                    "told. " + _rate_text("Rate limit", settings.auth_per_minute, "per client address") + "."
+                ),
+                "security": bearer,
+                "requestBody": {
+                    "required": True,
+                    "content": _json_content(
+                        _schema("PasswordConfirmation"), {"password": "correct horse battery"}
+                    ),
+                },
+                "responses": {
+                    "204": {"description": "The account is deleted.", "headers": _with_request_id()},
+                    "400": _ref("responses", "BadRequest"),
+                    "401": _ref("responses", "Unauthorized"),
+                    "403": _ref("responses", "WrongPassword"),
+                    "413": _ref("responses", "PayloadTooLarge"),
+                    "429": _ref("responses", "TooManyRequests"),
+                    "503": _ref("responses", "ServiceUnavailable"),
+                },
+            },
         },
         "/messages": {
             "get": {
@@ -286,7 +314,8 @@ def _paths(settings: ApiSettings) -> Json:
                 "description": (
                     "Stores the message, then publishes it to every Socket.IO client "
                     "(`getAllmessages`). The author (`owner`, `userName`) comes from the token; "
-                    "the body's values are ignored. `text` is sanitized with an HTML allow-list. "
+                    "the body's values are ignored. `text` is sanitized with an HTML allow-list "
+                    "(inline formatting, lists, quotes, code, links; no images or other embeds). "
                     "Posting again with the same `id` is safe: the answer is 200 with the message "
                     "stored the first time, and nothing is published twice. "
                     + _rate_text("Rate limit", settings.messages_per_minute, "per user")
@@ -444,7 +473,10 @@ def _schemas(settings: ApiSettings) -> Json:
                     "type": "string",
                     "minLength": NAME_MIN,
                     "maxLength": NAME_MAX,
-                    "description": f"Display name, {NAME_MIN} to {NAME_MAX} characters after trimming.",
+                    "description": (
+                        f"Display name, {NAME_MIN} to {NAME_MAX} characters after trimming; plain text: "
+                        "no `<`, `>`, control or invisible formatting characters (422 otherwise)."
+                    ),
                 },
                 "email": {"type": "string", "format": "email", "maxLength": EMAIL_MAX},
                 "password": {
@@ -453,6 +485,11 @@ def _schemas(settings: ApiSettings) -> Json:
                     "maxLength": PASSWORD_MAX,
                 },
             },
+        },
+        "PasswordConfirmation": {
+            "type": "object",
+            "required": ["password"],
+            "properties": {"password": {"type": "string", "minLength": 1}},
         },
         "SignInRequest": {
             "type": "object",
@@ -572,12 +609,25 @@ def _responses(settings: ApiSettings) -> Json:
             },
         ),
         "Unauthorized": _error(
-            "Missing, malformed, forged or expired token; or wrong credentials at sign-in.",
+            "Missing, malformed, forged or expired token, or one whose account was deleted; "
+            "or wrong credentials at sign-in.",
             {"message": "Unauthorized: token expired", "code": "unauthorized"},
         ),
-        "NotFound": _error(
-            "The token's user no longer exists.",
-            {"message": "User no longer exists", "code": "not_found"},
+        "NotPlainText": _error(
+            "The display name is not plain text: it contains `<`, `>`, control characters or "
+            "invisible formatting characters.",
+            {"message": "invalid name (must not contain < or >)", "code": "unprocessable",
+             "fields": {"name": "must not contain < or >"}},
+        ),
+        "WrongPassword": _error(
+            "The password does not match the token's account.",
+            {"message": "Incorrect password", "code": "forbidden", "fields": {"password": "does not match this account"}},
+        ),
+        "ServiceUnavailable": _error(
+            "A service this request needs is unreachable; nothing changed. Retry after `Retry-After` seconds.",
+            {"message": "Account deletion is unavailable right now; nothing was deleted, try again later",
+             "code": "unavailable"},
+            {"Retry-After": _ref("headers", "Retry-After")},
         ),
         "Conflict": _error(
             "The email is taken.",

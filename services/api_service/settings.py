@@ -46,10 +46,11 @@ class ApiSettings:
         history_rows = env.integer("RATE_LIMIT_HISTORY_ROWS_PER_MINUTE", 20_000)
         if 0 < history_rows < history_max:  # a full page would never fit in the window
             raise ConfigError(f"RATE_LIMIT_HISTORY_ROWS_PER_MINUTE must be 0 or at least HISTORY_MAX_LIMIT ({history_max})")
+        common = CommonSettings.from_env(env, default_port=8001)
         return cls(
-            common=CommonSettings.from_env(env, default_port=8001),
+            common=common,
             database_url=Secret(env.string("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/chat")),
-            jwt_ttl_seconds=env.integer("JWT_TTL_SECONDS", 24 * 3600, minimum=60),
+            jwt_ttl_seconds=_token_ttl(env, common),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024, minimum=1024),
             request_body_timeout_seconds=_positive(env, "REQUEST_BODY_TIMEOUT_SECONDS", 10.0),
             message_max_chars=env.integer("MESSAGE_MAX_CHARS", 4000, minimum=1),
@@ -83,3 +84,14 @@ def _positive(env: Env, name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name} must be greater than 0, got {value}")
     return value
+
+
+def _token_ttl(env: Env, common: CommonSettings) -> int:
+    """JWT_TTL_SECONDS, which may not exceed the lifetime every service accepts."""
+    ttl = env.integer("JWT_TTL_SECONDS", 24 * 3600, minimum=60)
+    if ttl > common.jwt_max_lifetime_seconds:
+        raise ConfigError(
+            f"JWT_TTL_SECONDS={ttl} exceeds JWT_MAX_LIFETIME_SECONDS={common.jwt_max_lifetime_seconds}:"
+            " the services would refuse the tokens the API issues"
+        )
+    return ttl

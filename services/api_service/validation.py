@@ -14,13 +14,26 @@ from typing import Any
 
 import nh3
 
-from services.api_service.errors import ValidationFailed
+from services.api_service.errors import Unprocessable, ValidationFailed
+from services.shared.names import name_problem
 
 NAME_MIN, NAME_MAX = 2, 30
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
 EMAIL_MAX = 254
 # Deliberately loose: the only real check of an address is mail reaching it.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# What message text may keep. The client renders text as HTML, so the allow-list is
+# inline formatting, lists, quotes, code and links; nothing that loads a resource when
+# the message is shown (no <img>: an external image is a tracking pixel that tells its
+# owner who read the chat, from which address, and when).
+MESSAGE_TAGS = frozenset(
+    {"a", "b", "strong", "i", "em", "u", "s", "del", "ins", "mark", "small", "sub", "sup",
+     "code", "kbd", "pre", "br", "p", "blockquote", "ul", "ol", "li", "span"}
+)
+MESSAGE_ATTRIBUTES = {"a": {"href"}}
+MESSAGE_URL_SCHEMES = frozenset({"http", "https", "mailto"})
+LINK_REL = "noopener noreferrer nofollow"
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,9 @@ def parse_signup(body: Any) -> SignUp:
     if "password" not in errors and not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         errors["password"] = f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"
     _raise_if(errors)
+    problem = name_problem(name)
+    if problem is not None:  # a well-formed request whose name is not plain text
+        raise Unprocessable(f"invalid name ({problem})", fields={"name": problem})
     return SignUp(name=name, email=email, password=password)
 
 
@@ -104,13 +120,30 @@ def parse_signin(body: Any) -> SignIn:
     return SignIn(email=email, password=password)
 
 
+def parse_password_confirmation(body: Any) -> str:
+    """The `password` that confirms a destructive request (`DELETE /users/me`)."""
+    body = _require_object(body)
+    errors: dict[str, str] = {}
+    password = _string(body, "password", errors)
+    if "password" not in errors and not password:
+        errors["password"] = "required"
+    _raise_if(errors)
+    return password
+
+
 def sanitize_text(text: str) -> str:
     """Make message text safe to render as HTML (the existing client does exactly that).
 
-    nh3's allow-list keeps harmless formatting and drops scripts, event handlers and
-    dangerous URLs.
+    nh3 keeps the tags of MESSAGE_TAGS and drops everything else: scripts, event
+    handlers, styles, dangerous URLs and anything that loads a resource by itself.
     """
-    return nh3.clean(text).strip()
+    return nh3.clean(
+        text,
+        tags=set(MESSAGE_TAGS),
+        attributes={tag: set(names) for tag, names in MESSAGE_ATTRIBUTES.items()},
+        url_schemes=set(MESSAGE_URL_SCHEMES),
+        link_rel=LINK_REL,
+    ).strip()
 
 
 def parse_message(body: Any, max_chars: int) -> MessageInput:
@@ -151,7 +184,9 @@ def parse_history_query(query: Mapping[str, str], default_limit: int, max_limit:
     limit = default_limit
     raw_limit = query.get("limit")
     if raw_limit is not None:
-        if raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= max_limit:
+        # The length first: int() of thousands of digits raises (and costs quadratic time).
+        fits = len(raw_limit) <= len(str(max_limit))
+        if fits and raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= max_limit:
             limit = int(raw_limit)
         else:
             errors["limit"] = f"must be an integer from 1 to {max_limit}"

@@ -28,7 +28,13 @@ def web_routes(web_root: Path) -> list[web.RouteDef]:
 
     async def static(request: web.Request) -> web.FileResponse:
         root = (web_root / "static").resolve()
-        target = (root / request.match_info["path"]).resolve()
+        requested = request.match_info["path"]
+        if "\x00" in requested:  # the OS cannot name such a file; Path raises on it
+            raise NotFound("Not found")
+        try:
+            target = (root / requested).resolve()
+        except (OSError, RuntimeError):  # a name too long, a symlink loop
+            raise NotFound("Not found") from None
         if not target.is_relative_to(root):  # no escaping the folder with ../
             raise NotFound("Not found")
         return _file(target)
@@ -41,6 +47,10 @@ def web_routes(web_root: Path) -> list[web.RouteDef]:
 
 
 def _file(path: Path) -> web.FileResponse:
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except (OSError, ValueError):  # e.g. a name longer than the file system allows
+        found = False
+    if not found:
         raise NotFound("Not found")
     return web.FileResponse(path, headers={"Cache-Control": "no-cache"})

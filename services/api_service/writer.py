@@ -17,6 +17,7 @@ from services.api_service.db.messages import (
     NEW_MESSAGE_CHANNEL,
     InsertResult,
     NewMessage,
+    OwnerMissing,
     insert_messages,
 )
 from services.api_service.db.pool import FairPool
@@ -61,7 +62,10 @@ class MessageWriter:
             future.cancel()
 
     async def insert(self, message: NewMessage) -> InsertResult:
-        """Store `message` (once per owner and client id) and return the stored row."""
+        """Store `message` (once per owner and client id) and return the stored row.
+
+        Raises OwnerMissing when its author has no account; nothing is stored then.
+        """
         future: asyncio.Future[InsertResult] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((message, future))
         return await future
@@ -107,9 +111,15 @@ class MessageWriter:
                     future.set_exception(exc)
             return
         for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
+            if future.done():
+                continue
+            if isinstance(result, OwnerMissing):
+                future.set_exception(result)  # this request alone fails
+            else:
                 future.set_result(result)
         # After the answers: the callers' responses go out before the relay's publishing.
-        created = sorted((r.message for r in results if r.created), key=lambda m: m.id)
+        created = sorted(
+            (r.message for r in results if isinstance(r, InsertResult) and r.created), key=lambda m: m.id
+        )
         if created:
             self._relay.committed(created)

@@ -135,7 +135,11 @@ def create_server(
         engineio_logger=False,
     )
     sio.eio.set_limits(gateway_limits(settings))
-    sio.register_namespace(ChatNamespace(common.jwt_secret.value, settings.replica_name, connections))
+    sio.register_namespace(
+        ChatNamespace(
+            common.jwt_secret.value, settings.replica_name, connections, common.jwt_max_lifetime_seconds
+        )
+    )
     sio.keep_environ = settings.admin_enabled
     if settings.admin_enabled:
         # Socket.IO Admin UI; "production" mode keeps its per-event overhead low.

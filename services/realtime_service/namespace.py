@@ -16,6 +16,7 @@ from services.realtime_service.handshake import (
 )
 from services.realtime_service.metrics import CONNECTED_CLIENTS, REFUSED_CONNECTIONS
 from services.shared.auth import InvalidToken, verify_token
+from services.shared.config import DEFAULT_JWT_MAX_LIFETIME_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,16 @@ log = logging.getLogger(__name__)
 class ChatNamespace(socketio.AsyncNamespace):
     """The default namespace `/` that the existing client uses."""
 
-    def __init__(self, jwt_secret: str, replica_name: str, connections: UserConnections) -> None:
+    def __init__(
+        self,
+        jwt_secret: str,
+        replica_name: str,
+        connections: UserConnections,
+        max_token_lifetime: int = DEFAULT_JWT_MAX_LIFETIME_SECONDS,
+    ) -> None:
         super().__init__("/")
         self._jwt_secret = jwt_secret
+        self._max_token_lifetime = max_token_lifetime
         self._replica = replica_name
         self._connections = connections
         self._connected = CONNECTED_CLIENTS.labels(replica_name)
@@ -37,7 +45,9 @@ class ChatNamespace(socketio.AsyncNamespace):
         missed has been replayed to it (see delivery.py).
         """
         try:
-            identity = verify_token(token_from_handshake(environ, auth), self._jwt_secret)
+            identity = verify_token(
+                token_from_handshake(environ, auth), self._jwt_secret, self._max_token_lifetime
+            )
             last_id = last_id_from_handshake(environ, auth)
         except InvalidToken as exc:
             self._refuse(f"unauthorized: {exc.reason}", "unauthorized")

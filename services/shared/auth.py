@@ -2,16 +2,26 @@
 
 HS256 with a shared secret keeps the gateways stateless: they verify a token without a
 database round trip. Claims: `sub` (user id), `name` (display name), `iat`, `exp`.
+
+A token may claim at most `max_lifetime` seconds between `iat` and `exp`, and may not be
+issued in the future: whoever learns the secret, or finds a bug in issuing, still cannot
+mint a token that outlives the revocation marks (services/shared/revocation.py), whose
+TTL is that same maximum. `sub` must be a UUID: every query casts it to one.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 
 import jwt
 
+from services.shared.config import DEFAULT_JWT_MAX_LIFETIME_SECONDS
+from services.shared.names import plain_name
+
 ALGORITHM = "HS256"
+CLOCK_SKEW_SECONDS = 60  # how far in the future `iat` may be (clocks of several hosts)
 
 
 class InvalidToken(Exception):
@@ -37,27 +47,42 @@ def issue_token(identity: Identity, secret: str, ttl_seconds: int, now: float | 
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def verify_token(token: str | None, secret: str) -> Identity:
+def verify_token(
+    token: str | None, secret: str, max_lifetime: int = DEFAULT_JWT_MAX_LIFETIME_SECONDS
+) -> Identity:
     """Return the identity in a valid token or raise InvalidToken with a clear reason."""
-    return _decode(token, secret)[0]
+    return _decode(token, secret, max_lifetime)[0]
 
 
-def _decode(token: str | None, secret: str) -> tuple[Identity, float]:
+def _decode(token: str | None, secret: str, max_lifetime: int) -> tuple[Identity, float]:
     """The identity in a valid token and the time it expires at."""
     if not token:
         raise InvalidToken("missing token")
     try:
         claims = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "name"]}
+            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "iat", "name"]}
         )
     except jwt.ExpiredSignatureError:
         raise InvalidToken("token expired") from None
     except jwt.InvalidTokenError:
         raise InvalidToken("invalid token") from None
-    user_id, name, expires = claims.get("sub"), claims.get("name"), claims.get("exp")
-    if not isinstance(user_id, str) or not isinstance(name, str) or not isinstance(expires, int | float):
+    user_id, name = claims.get("sub"), claims.get("name")
+    issued, expires = claims.get("iat"), claims.get("exp")
+    if not isinstance(user_id, str) or not isinstance(name, str) or not _is_uuid(user_id):
         raise InvalidToken("invalid token")
-    return Identity(user_id=user_id, name=name), float(expires)
+    if not isinstance(issued, int | float) or not isinstance(expires, int | float):
+        raise InvalidToken("invalid token")
+    if expires - issued > max_lifetime or issued > time.time() + CLOCK_SKEW_SECONDS:
+        raise InvalidToken("token lifetime too long")
+    # Tokens issued before names were checked may carry markup: it never goes out.
+    return Identity(user_id=user_id, name=plain_name(name)), float(expires)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value.lower()  # the canonical form only
+    except ValueError:
+        return False
 
 
 class TokenVerifier:
@@ -69,8 +94,11 @@ class TokenVerifier:
     the expiry checked. Bounded: when full, the oldest entries make room.
     """
 
-    def __init__(self, secret: str, max_entries: int = 10_000) -> None:
+    def __init__(
+        self, secret: str, max_lifetime: int = DEFAULT_JWT_MAX_LIFETIME_SECONDS, max_entries: int = 10_000
+    ) -> None:
         self._secret = secret
+        self._max_lifetime = max_lifetime
         self._max_entries = max_entries
         self._verified: dict[str, tuple[Identity, float]] = {}
 
@@ -85,7 +113,7 @@ class TokenVerifier:
                 return identity
             del self._verified[token]
             raise InvalidToken("token expired")  # its `exp` is signed: expired for good
-        identity, expires = _decode(token, self._secret)
+        identity, expires = _decode(token, self._secret, self._max_lifetime)
         while len(self._verified) >= self._max_entries:
             del self._verified[next(iter(self._verified))]
         self._verified[token] = (identity, expires)

@@ -8,12 +8,17 @@ variable's name instead of deep inside a request.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from services.shared import jwt_secret
 from services.shared.addresses import AddressError, IpNetwork, parse_networks
 
-DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+DEFAULT_JWT_SECRET_FILE = ".run/jwt-secret"  # relative to the working directory
+# The longest lifetime a token may claim (`exp - iat`): a little above JWT_TTL_SECONDS's
+# default, so tokens the API issues pass, and a stolen secret cannot mint year-long ones.
+DEFAULT_JWT_MAX_LIFETIME_SECONDS = 25 * 3600
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -90,6 +95,7 @@ class CommonSettings:
     port: int
     redis_url: str
     jwt_secret: Secret
+    jwt_max_lifetime_seconds: int
     cors_origins: tuple[str, ...]
     log_level: str
     production: bool
@@ -102,16 +108,20 @@ class CommonSettings:
         app_env = env.string("APP_ENV", "development").lower()
         if app_env not in {"development", "production", "test"}:
             raise ConfigError(f"APP_ENV must be development, test or production, got {app_env!r}")
+        production = app_env == "production"
         settings = cls(
             host=env.string("HOST", "127.0.0.1"),
             port=env.integer("PORT", default_port, minimum=0, maximum=65535),
             redis_url=env.string("REDIS_URL", "redis://127.0.0.1:6379/0"),
-            jwt_secret=Secret(env.string("JWT_SECRET", DEV_JWT_SECRET)),
+            jwt_secret=load_jwt_secret(env, production=production),
+            jwt_max_lifetime_seconds=env.integer(
+                "JWT_MAX_LIFETIME_SECONDS", DEFAULT_JWT_MAX_LIFETIME_SECONDS, minimum=60
+            ),
             cors_origins=env.csv(
                 "CORS_ORIGINS", ("http://localhost:3000", "http://127.0.0.1:3000")
             ),
             log_level=env.string("LOG_LEVEL", "INFO").upper(),
-            production=app_env == "production",
+            production=production,
             socketio_channel=env.string("SOCKETIO_CHANNEL", "chat-socketio"),
             trusted_proxies=_networks(env.csv("TRUSTED_PROXIES", ("127.0.0.1/32", "::1/128"))),
         )
@@ -122,11 +132,42 @@ class CommonSettings:
         """Refuse defaults that are only acceptable on a developer's machine."""
         if not self.production:
             return
-        secret = self.jwt_secret.value
-        if secret == DEV_JWT_SECRET or len(secret) < 32:
-            raise ConfigError("APP_ENV=production needs JWT_SECRET set to at least 32 characters")
         if "*" in self.cors_origins:
             raise ConfigError("APP_ENV=production refuses CORS_ORIGINS='*'")
+
+
+def load_jwt_secret(env: Env, *, production: bool) -> Secret:
+    """`JWT_SECRET`, else the secret in `JWT_SECRET_FILE` (created on first start).
+
+    A publicly known secret is refused everywhere; production also refuses one an
+    attacker could guess (see jwt_secret.refuse_weak).
+    """
+    check = jwt_secret.refuse_weak if production else jwt_secret.refuse_public
+    explicit = env.string("JWT_SECRET", "")
+    if explicit:
+        _check_secret(check, explicit, "JWT_SECRET")
+        return Secret(explicit)
+    path = Path(env.string("JWT_SECRET_FILE", DEFAULT_JWT_SECRET_FILE))
+    where = f"JWT_SECRET_FILE ({path})"
+    try:
+        secret = jwt_secret.read_or_create(path)
+    except jwt_secret.SecretProblem as exc:
+        raise ConfigError(f"{where} {exc}") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"JWT_SECRET is unset and {where} can neither be read nor created: {exc.strerror}"
+        ) from None
+    _check_secret(check, secret, where)
+    return Secret(secret)
+
+
+def _check_secret(check: Callable[[str], None], secret: str, where: str) -> None:
+    try:
+        check(secret)
+    except jwt_secret.SecretProblem as exc:
+        raise ConfigError(
+            f"{where} {exc}; set a random one, e.g. {jwt_secret.HOW_TO_MAKE_ONE}"
+        ) from None
 
 
 def _networks(values: tuple[str, ...]) -> tuple[IpNetwork, ...]:

@@ -50,6 +50,7 @@ EXPECTED_OPERATIONS = {
     "POST /signup",
     "POST /signin",
     "GET /users/me",
+    "DELETE /users/me",
     "GET /messages",
     "POST /messages",
     "GET /healthz",
@@ -58,6 +59,9 @@ EXPECTED_OPERATIONS = {
     "GET /openapi.json",
     "GET /docs",
 }
+# Success would delete the fuzzer's own account (it never knows the password); the
+# integration suite covers it (tests/integration/test_account_deletion.py).
+NEVER_SUCCEEDS_UNDER_FUZZING = {"DELETE /users/me"}
 
 
 @pytest.fixture(scope="session")
@@ -167,6 +171,7 @@ def test_every_operation_was_fuzzed_and_succeeded_at_least_once() -> None:
     never_ok = sorted(
         label
         for label, tally in TALLY.items()
-        if not any(200 <= status < 300 for status in tally.statuses)
+        if label not in NEVER_SUCCEEDS_UNDER_FUZZING
+        and not any(200 <= status < 300 for status in tally.statuses)
     )
     assert not never_ok, {label: dict(TALLY[label].statuses) for label in never_ok}

@@ -17,12 +17,14 @@ import pytest
 
 from services.api_service.db.messages import (
     NEW_MESSAGE_CHANNEL,
+    InsertResult,
     NewMessage,
+    OwnerMissing,
     history_page,
     insert_messages,
     messages_after,
 )
-from services.api_service.db.migrate import migrate
+from services.api_service.db.migrate import available_migrations, migrate
 
 from .harness import Api, ChatStack, User, create_database, drop_database
 
@@ -111,7 +113,7 @@ async def test_history_pages_carry_exactly_what_the_relay_broadcasts(conn: async
     await conn.execute("UPDATE messages SET created_at = '2026-01-02 03:04:05+00' WHERE text = 'a'")
 
     broadcast = [m.to_wire() for m in await messages_after(conn, 0, 10)]
-    history = await history_page(conn, limit=10)
+    history = await history_page(conn, owner, limit=10)
 
     assert orjson.dumps(history) == orjson.dumps(broadcast)
     assert orjson.loads(orjson.dumps(history))[0]["createdAt"] == "2026-01-02T03:04:05+00:00"
@@ -135,3 +137,65 @@ async def test_the_relay_saves_its_cursor_soon_after_publishing(chat_stack: Chat
             await asyncio.sleep(0.05)  # wait-ok: polling the database with a deadline (no event exists)
     finally:
         await conn.close()
+
+
+async def test_a_deleted_authors_message_fails_alone_and_the_batch_commits(conn: asyncpg.Connection) -> None:
+    """One message of an account that no longer exists must not fail the others' posts."""
+    ann, gone = await new_user(conn), await new_user(conn)
+    await conn.execute("DELETE FROM users WHERE id = $1", gone)
+    never = str(uuid.uuid4())  # a valid UUID that never was an account
+    batch = [
+        message(ann, str(uuid.uuid4()), "first"),
+        message(gone, str(uuid.uuid4()), "from a deleted account"),
+        message(never, str(uuid.uuid4()), "from nobody"),
+        message(ann, str(uuid.uuid4()), "second"),
+    ]
+    results = await insert_messages(conn, batch)
+
+    assert [type(r) for r in results] == [InsertResult, OwnerMissing, OwnerMissing, InsertResult]
+    stored = [m.text for m in await messages_after(conn, 0, 10)]
+    assert stored == ["first", "second"]
+
+
+async def test_history_is_refused_to_a_reader_without_an_account(conn: asyncpg.Connection) -> None:
+    ann, gone = await new_user(conn), await new_user(conn)
+    await insert_messages(conn, [message(ann, str(uuid.uuid4()), "hello")])
+    await conn.execute("DELETE FROM users WHERE id = $1", gone)
+    assert [m["text"] for m in await history_page(conn, ann, limit=10)] == ["hello"]
+    assert await history_page(conn, ann, limit=10, after=10**9) == []  # empty page, reader exists
+    assert await history_page(conn, gone, limit=10) is None
+    assert await history_page(conn, gone, limit=10, after=0) is None
+
+
+async def test_names_and_images_stored_before_the_rules_are_cleaned() -> None:
+    """Migration 0005 cleans what earlier versions stored raw."""
+    name = f"chat_store_{uuid.uuid4().hex}"
+    url = await create_database(ADMIN_URL, name)
+    try:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for migration in available_migrations():
+                if migration.version < 5:
+                    await conn.execute(migration.sql)
+                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)", migration.version, migration.name)
+            owner = str(await conn.fetchval(
+                "INSERT INTO users (name, email, password_hash) VALUES ($1, 'm@x.io', 'x') RETURNING id",
+                "<img src=x onerror=alert(1)>",
+            ))
+            await insert_messages(conn, [NewMessage(
+                str(uuid.uuid4()), owner, "<img src=x onerror=alert(1)>",
+                '<b>hi</b><img src="https://tracker.example/p.gif">',
+            )])
+            assert 5 in await migrate(conn)
+            assert await conn.fetchval("SELECT name FROM users") == "img src=x onerror=alert(1)"
+            [page] = await history_page(conn, owner, limit=5) or [None]
+            assert page is not None
+            assert page["userName"] == "img src=x onerror=alert(1)" and page["text"] == "<b>hi</b>"
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(ADMIN_URL, name)

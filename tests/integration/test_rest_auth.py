@@ -175,3 +175,9 @@ async def test_rest_is_served_through_the_load_balancer(lb_api: Api) -> None:
     assert signin.status == 200, signin.text
     me = await lb_api.request("GET", "/users/me", token=signin.body["token"])
     assert me.status == 200 and me.body["email"] == email
+
+
+async def test_a_name_with_markup_is_refused_at_signup_with_422_naming_the_field(api: Api) -> None:
+    reply = await api.signup("<img src=x onerror=alert(1)>", unique_email(), "password-123")
+    assert_error(reply, 422)
+    assert set(reply.body["fields"]) == {"name"}

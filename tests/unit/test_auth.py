@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+import uuid
 
+import jwt
 import pytest
 
 from services.realtime_service.handshake import token_from_handshake
@@ -17,7 +19,13 @@ from services.shared.auth import (
 )
 
 SECRET = "unit-test-secret-unit-test-secret"
-ANN = Identity(user_id="u-1", name="Ann")
+ANN = Identity(user_id="0b8f2f0e-8f55-4d5c-9c1e-0d8f1f2a3b4c", name="Ann")
+DAY = 24 * 3600
+
+
+def signed(**claims: object) -> str:
+    """A token with exactly these claims, signed with the right secret."""
+    return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
 def test_a_token_round_trips_the_identity() -> None:
@@ -76,6 +84,45 @@ def test_the_verifier_refuses_what_verify_token_refuses(token: str | None) -> No
 
 def test_the_verifier_stays_within_its_size() -> None:
     verifier = TokenVerifier(SECRET, max_entries=2)
-    tokens = [issue_token(Identity(f"u-{i}", "Ann"), SECRET, 60) for i in range(5)]
-    assert [verifier.verify(t).user_id for t in tokens] == [f"u-{i}" for i in range(5)]
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    tokens = [issue_token(Identity(user_id, "Ann"), SECRET, 60) for user_id in ids]
+    assert [verifier.verify(t).user_id for t in tokens] == ids
     assert len(verifier._verified) == 2
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"sub": ANN.user_id, "name": "Ann", "exp": _now() + 3600}, "invalid token"),  # no iat
+        ({"sub": ANN.user_id, "name": "Ann", "iat": _now(), "exp": _now() + 365 * DAY}, "token lifetime too long"),
+        ({"sub": ANN.user_id, "name": "Ann", "iat": _now() + DAY, "exp": _now() + DAY + 60}, "invalid token"),
+        ({"sub": "1 OR 1=1", "name": "Ann", "iat": _now(), "exp": _now() + 3600}, "invalid token"),
+        ({"sub": "0b8f2f0e8f554d5c9c1e0d8f1f2a3b4c", "name": "Ann", "iat": _now(), "exp": _now() + 3600}, "invalid token"),
+    ],
+    ids=["no-iat", "year-long", "issued-in-the-future", "sub-not-a-uuid", "sub-not-canonical"],
+)
+def test_tokens_with_unbounded_lifetime_or_odd_subjects_are_refused(claims: dict[str, object], reason: str) -> None:
+    token = signed(**claims)
+    with pytest.raises(InvalidToken) as caught:
+        verify_token(token, SECRET)
+    assert caught.value.reason == reason
+    with pytest.raises(InvalidToken):
+        TokenVerifier(SECRET).verify(token)
+
+
+def test_the_lifetime_cap_is_a_setting() -> None:
+    token = issue_token(ANN, SECRET, 2 * DAY)
+    with pytest.raises(InvalidToken):
+        verify_token(token, SECRET)  # the default cap: 25 hours
+    assert verify_token(token, SECRET, max_lifetime=2 * DAY) == ANN
+    assert TokenVerifier(SECRET, max_lifetime=2 * DAY).verify(token) == ANN
+
+
+def test_a_name_with_markup_in_an_old_token_goes_out_as_plain_text() -> None:
+    token = issue_token(Identity(ANN.user_id, "<img src=x onerror=alert(1)>"), SECRET, 60)
+    name = verify_token(token, SECRET).name
+    assert "<" not in name and ">" not in name

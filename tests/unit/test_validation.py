@@ -80,7 +80,8 @@ def test_history_query_defaults_and_bounds() -> None:
 @pytest.mark.parametrize(
     "query",
     [{"limit": "0"}, {"limit": "501"}, {"limit": "abc"}, {"limit": "-1"}, {"before": "x"},
-     {"after": "1.5"}, {"after": "9" * 19}, {"before": "١٢"}],
+     {"after": "1.5"}, {"after": "9" * 19}, {"before": "١٢"}, {"limit": "1" * 4301},
+     {"limit": "0" * 5000 + "5"}, {"limit": "5\x00"}],
 )
 def test_history_query_refuses_bad_parameters(query: dict[str, str]) -> None:
     with pytest.raises(ValidationFailed):

@@ -38,6 +38,13 @@ class InsertResult:
     created: bool  # False when this was a retry of an already stored message
 
 
+class OwnerMissing(Exception):
+    """The message's author has no account (deleted since the token was issued).
+
+    Nothing was stored for it; the other messages of its batch were.
+    """
+
+
 def message_from_row(row: asyncpg.Record) -> StoredMessage:
     return StoredMessage(
         id=row["id"],
@@ -51,11 +58,13 @@ def message_from_row(row: asyncpg.Record) -> StoredMessage:
 
 async def insert_messages(
     conn: asyncpg.Connection, batch: Sequence[NewMessage], notify_channel: str | None = NEW_MESSAGE_CHANNEL
-) -> list[InsertResult]:
+) -> list[InsertResult | OwnerMissing]:
     """Store each message once per (owner, client id); results in the order of `batch`.
 
-    One statement, `chat_store_messages` (migration 0003), does the whole batch: order
-    lock, insert, lookup of already stored keys and the NOTIFY for the relay. Call it
+    One statement, `chat_store_messages` (migration 0004), does the whole batch: order
+    lock, insert, lookup of already stored keys and the NOTIFY for the relay. A message
+    whose author has no account is not stored and comes back as OwnerMissing, so one
+    deleted account's token never fails the rest of the batch. Call it
     outside an explicit transaction: the statement is then its own transaction, one
     round trip and one commit. A message whose (owner, client id) is already stored, or
     appears earlier in the same batch, comes back as that stored message with
@@ -70,13 +79,19 @@ async def insert_messages(
     )
     new: dict[tuple[str, str], StoredMessage] = {}
     existing: dict[tuple[str, str], StoredMessage] = {}
+    missing: set[tuple[str, str]] = set()
     for row in rows:
+        if row["id"] is None:
+            missing.add((str(row["owner_id"]), str(row["client_id"])))
+            continue
         message = message_from_row(row)
         (new if row["created"] else existing)[_key(message)] = message
-    results = []
+    results: list[InsertResult | OwnerMissing] = []
     for m in batch:
         key = (m.owner, m.client_id)
-        if key in new:
+        if key in missing:
+            results.append(OwnerMissing(m.owner))
+        elif key in new:
             results.append(InsertResult(new.pop(key), created=True))  # first of its key
             existing[key] = results[-1].message
         else:
@@ -105,24 +120,37 @@ WIRE_COLUMNS = (
 
 
 async def history_page(
-    conn: asyncpg.Connection, *, limit: int, before: int | None = None, after: int | None = None
-) -> list[dict[str, Any]]:
-    """A page of history as wire objects, oldest first.
+    conn: asyncpg.Connection, reader: str, *, limit: int, before: int | None = None, after: int | None = None
+) -> list[dict[str, Any]] | None:
+    """A page of history as wire objects, oldest first; None when `reader` has no account.
 
     Without `after`, the newest `limit` messages (older than `before` if given): what a
     chat window shows and "load older" pages back through. With `after`, the oldest
     `limit` messages after it: a catch-up that continues from the last one seen.
+
+    The reader's account is checked in the same statement (the page is joined to it), so
+    a deleted account's token reads nothing and costs no extra round trip: no row at all
+    means no account, one row of NULLs means an empty page.
     """
     if after is not None:
-        rows = await conn.fetch(
-            f"SELECT {WIRE_COLUMNS} FROM messages m WHERE m.id > $1 AND ($2::bigint IS NULL OR m.id < $2)"
-            f" ORDER BY m.id ASC LIMIT $3",
-            after, before, limit,
+        page = (
+            "SELECT * FROM messages m WHERE m.id > $2 AND ($3::bigint IS NULL OR m.id < $3)"
+            " ORDER BY m.id ASC LIMIT $4"
         )
-        return [dict(row) for row in rows]
+        args: tuple[object, ...] = (reader, after, before, limit)
+        order = "ASC"
+    else:
+        page = "SELECT * FROM messages m WHERE ($2::bigint IS NULL OR m.id < $2) ORDER BY m.id DESC LIMIT $3"
+        args = (reader, before, limit)
+        order = "DESC"
     rows = await conn.fetch(
-        f"SELECT {WIRE_COLUMNS} FROM messages m WHERE ($1::bigint IS NULL OR m.id < $1)"
-        f" ORDER BY m.id DESC LIMIT $2",
-        before, limit,
+        f"SELECT {WIRE_COLUMNS} FROM users u LEFT JOIN LATERAL ({page}) m ON true"
+        f" WHERE u.id = $1::uuid ORDER BY m.id {order}",
+        *args,
     )
-    return [dict(row) for row in reversed(rows)]
+    if not rows:
+        return None
+    if rows[0]["_id"] is None:
+        return []
+    wire = [dict(row) for row in rows]
+    return wire if order == "ASC" else wire[::-1]

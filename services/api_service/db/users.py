@@ -19,6 +19,10 @@ class User:
         return {"_id": self.id, "name": self.name, "email": self.email}
 
 
+# What a deleted account's messages show as their author (see migration 0004).
+DELETED_AUTHOR_NAME = "Deleted user"
+
+
 class EmailTaken(Exception):
     """Another account already uses this email (compared case-insensitively)."""
 
@@ -53,3 +57,21 @@ async def find_by_id(conn: asyncpg.Connection, user_id: str) -> User | None:
         "SELECT id, name, email, password_hash FROM users WHERE id = $1::uuid", user_id
     )
     return _user(row) if row else None
+
+
+async def delete_user(conn: asyncpg.Connection, user_id: str) -> bool:
+    """Delete the account and detach its messages from its name; False if it was gone.
+
+    The row goes first: its lock waits for batches inserting this author's messages
+    (they hold it FOR KEY SHARE, migration 0004), so the rename that follows sees them
+    too, and later batches find no author and refuse its posts.
+    """
+    async with conn.transaction():
+        deleted = await conn.fetchval("DELETE FROM users WHERE id = $1::uuid RETURNING id", user_id)
+        if deleted is None:
+            return False
+        await conn.execute(
+            "UPDATE messages SET user_name = $2 WHERE owner_id = $1::uuid AND user_name <> $2",
+            user_id, DELETED_AUTHOR_NAME,
+        )
+    return True

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from services.api_service import validation
 from services.api_service.db import messages
+from services.api_service.errors import Unauthorized
 from services.api_service.handlers.common import authenticate, limit_by_user, read_json
 from services.api_service.keys import DB_POOL, MESSAGE_WRITER, SETTINGS
 from services.shared.web import json_response
@@ -16,15 +17,22 @@ from services.shared.web import json_response
 log = logging.getLogger(__name__)
 
 
+ACCOUNT_GONE = "Unauthorized: user no longer exists"
+
+
 async def list_messages(request: web.Request) -> web.Response:
-    authenticate(request)
+    identity = authenticate(request)
     settings = request.app[SETTINGS]
     query = validation.parse_history_query(
         request.query, settings.history_default_limit, settings.history_max_limit
     )
     await limit_by_user(request, "history", authenticate(request), cost=query.limit)
     async with request.app[DB_POOL].acquire() as conn:
-        page = await messages.history_page(conn, limit=query.limit, before=query.before, after=query.after)
+        page = await messages.history_page(
+            conn, identity.user_id, limit=query.limit, before=query.before, after=query.after
+        )
+    if page is None:  # the account was deleted since the token was issued
+        raise Unauthorized(ACCOUNT_GONE)
     return json_response(page)
 
 
@@ -40,7 +48,10 @@ async def post_message(request: web.Request) -> web.Response:
     new = messages.NewMessage(
         client_id=form.client_id, owner=identity.user_id, user_name=identity.name, text=form.text
     )
-    result = await request.app[MESSAGE_WRITER].insert(new)
+    try:
+        result = await request.app[MESSAGE_WRITER].insert(new)
+    except messages.OwnerMissing:  # the account was deleted since the token was issued
+        raise Unauthorized(ACCOUNT_GONE) from None
     if result.created:
         _failpoint_after_commit(request, result.message.id)
     return json_response(result.message.to_wire(), status=201 if result.created else 200)
