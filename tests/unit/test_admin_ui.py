@@ -12,7 +12,7 @@ from services.realtime_service.admin_ui import (
 from services.realtime_service.settings import RealtimeSettings
 from services.shared.config import ConfigError, Env
 
-PRODUCTION = {"APP_ENV": "production", "JWT_SECRET": "k" * 8 + "0123456789abcdefghijklmnopqrstuv"}
+PRODUCTION = {"APP_ENV": "production", "JWT_SECRET": "Zq3v9Lr0-kP2xW7sYt1bNc4mHd6fGj8a"}
 
 
 @pytest.mark.parametrize(
