@@ -40,14 +40,20 @@ async def test_reconnect_with_last_id_gets_exactly_the_missed_messages(
     s = recovery_stack
     user = await new_user(s.api)
     client = Receiver("gw1", s.gateway_urls[0], user, s.api, reconnection=False)
+    # Stays connected to the same gateway: once it has the last missed message, so has
+    # the gateway, and the whole backlog is history to replay (a POST is acknowledged
+    # at commit, before the relay has published it).
+    watcher = Receiver("gw1-watcher", s.gateway_urls[0], user, s.api, reconnection=False)
     try:
         await client.connect()
+        await watcher.connect()
         seen = await post_many(s, user, 2, "before")
         await client.wait_ids(seen)
         assert client.socket_ids == seen
 
         await client.sio.disconnect()
         missed = await post_many(s, user, 10, "while away")
+        await watcher.wait_ids(missed)
         await client.connect()  # the callable auth now carries lastId = seen[-1]
 
         event = await client.wait_recovered()
@@ -60,6 +66,7 @@ async def test_reconnect_with_last_id_gets_exactly_the_missed_messages(
         assert len(client.recovered_events) == 1
     finally:
         await client.close()
+        await watcher.close()
 
 
 async def test_last_id_older_than_history_is_not_recovered(
