@@ -8,7 +8,10 @@ mark, and waiting for room is `Request.writer.drain()`.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import random
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +20,51 @@ from aiohttp.test_utils import make_mocked_request
 from services.realtime_service.seams import Touchpoint, TouchpointChanged
 
 HTTP_PARSER = "aiohttp: RequestHandler._parser / _payload_parser"
+WRITER_STATE = "aiohttp: WebSocketResponse._writer and WebSocketWriter._send_lock / _background_tasks / get_random_bits"
+_WRITER_STATE_NAMES = ("_send_lock", "_background_tasks", "get_random_bits")
+
+
+class IdleWriterState:
+    """One server's instances of what aiohttp's WebSocket writer keeps for compression and masking.
+
+    Every aiohttp `WebSocketWriter` allocates a lock and a task set for
+    permessage-deflate and a random-bits source for masking client frames: about 600
+    bytes per connection that a server which neither compresses nor masks never uses.
+    Each of a server's writers gets these instead; were they ever used, sharing would
+    only serialize compression across that server's connections (the set just keeps
+    tasks referenced).
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {
+            "_send_lock": asyncio.Lock(),
+            "_background_tasks": set(),
+            "get_random_bits": partial(random.getrandbits, 32),
+        }
+
+
+def share_idle_writer_state(response: web.WebSocketResponse, state: IdleWriterState) -> None:
+    """Give a prepared, compression-free WebSocket's writer the server's shared idle state."""
+    writer = getattr(response, "_writer", None)
+    if writer is None or writer.compress or writer.use_mask:
+        return
+    for name, shared in state.values.items():
+        if hasattr(writer, name):
+            setattr(writer, name, shared)
+
+
+def _check_writer_state() -> None:
+    from aiohttp._websocket.writer import WebSocketWriter
+
+    if "self._writer" not in inspect.getsource(web.WebSocketResponse._pre_start):
+        raise TouchpointChanged(WRITER_STATE, "WebSocketResponse no longer keeps its writer as _writer")
+    init = inspect.getsource(WebSocketWriter.__init__)
+    for name in _WRITER_STATE_NAMES:
+        if f"self.{name}" not in init:
+            raise TouchpointChanged(WRITER_STATE, f"WebSocketWriter no longer has {name}")
+    for name in ("compress", "use_mask"):
+        if f"self.{name}" not in init:
+            raise TouchpointChanged(WRITER_STATE, f"WebSocketWriter no longer has {name}")
 
 
 def release_http_parser(request: web.Request) -> None:
@@ -50,6 +98,13 @@ def _check_http_parser() -> None:
 
 
 TOUCHPOINTS = [
+    Touchpoint(
+        name=WRITER_STATE,
+        used_in="seams.aiohttp.share_idle_writer_state (from transport.FastSocket.handle_get_request)",
+        why="a compression-free server writer never uses its compression lock, task set or masking source",
+        saves="memory per WebSocket connection (see docs/INTERNALS.md for the figure)",
+        check=_check_writer_state,
+    ),
     Touchpoint(
         name=HTTP_PARSER,
         used_in="seams.aiohttp.release_http_parser (from transport.FastSocket.handle_get_request)",
