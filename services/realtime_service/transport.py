@@ -10,9 +10,10 @@ the writer and the ping timer), an `asyncio.Queue` and the handshake's stack fra
 These classes keep the protocol and the public API of python-socketio/python-engineio
 and change only that:
 
-* `FastWebSocket` refuses compression; `DirectWebSocket` writes each text message as
-  a WebSocket frame built once per broadcast and shared by every recipient; frames
-  written in one loop iteration go out in one write per client;
+* `FastSocket.handle_get_request` accepts a WebSocket refusing compression;
+  `DirectWebSocket` writes each text message as a WebSocket frame built once per
+  broadcast and shared by every recipient; frames written in one loop iteration go
+  out in one write per client;
 * a WebSocket session has no writer task: each packet put on its queue is written at
   once while the connection takes data; when the kernel buffer is full, one short-lived
   task waits for it to drain and the queue backs up meanwhile, which is also how a slow
@@ -44,11 +45,14 @@ per client address, closes sessions that never connect to a namespace (through t
 heartbeat's timer), and answers what python-engineio answers against the Engine.IO v4
 specification as the specification says (see docs/PROTOCOL.md).
 
-Library touchpoints (private python-engineio/aiohttp names this module relies on;
-tests/unit/test_library_touchpoints.py fails naming the one that changed):
-`AsyncServer._async`, `AsyncServer.sockets`, `AsyncSocket.receive` / `close` /
-`handle_post_request` / `upgraded` / `closing`, `WebSocketResponse._writer`, the
-writer's `transport` / `protocol`, `protocol._paused` / `_drain_helper`.
+What a server uses (frame cache, background tasks, write batching, aiohttp writer
+state) belongs to that server: two gateways in one process share nothing, and a
+server's tasks are cancelled and awaited when it shuts down.
+
+The private python-engineio and aiohttp names this module relies on are listed, with
+why and what they save, in seams/engineio.py and seams/aiohttp.py (and
+docs/INTERNALS.md); tests/unit/test_library_touchpoints.py fails naming the one that
+changed.
 """
 
 from __future__ import annotations
@@ -77,7 +81,11 @@ from services.realtime_service import inbound
 from services.realtime_service.heartbeat import Heartbeat
 from services.realtime_service.metrics import LONG_POLLS_WAITING, SESSIONS_REFUSED
 from services.realtime_service.packet_queue import PacketQueue, discard_queued
-from services.realtime_service.seams.aiohttp import IdleWriterState, release_http_parser, share_idle_writer_state
+from services.realtime_service.seams.aiohttp import (
+    IdleWriterState,
+    release_http_parser,
+    share_idle_writer_state,
+)
 from services.realtime_service.seams.engineio import MAX_PACKETS_PER_POLL, adopt_session
 from services.shared.addresses import IpNetwork, client_address, forwarded_for_values
 from services.shared.tasks import cancel_and_wait

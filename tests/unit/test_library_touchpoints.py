@@ -23,7 +23,7 @@ def test_touchpoint(touchpoint: Touchpoint) -> None:
         touchpoint.check()
     except TouchpointChanged:
         raise
-    except Exception as exc:  # noqa: BLE001 - anything else the check hits is the same news
+    except Exception as exc:
         raise TouchpointChanged(touchpoint.name, f"{type(exc).__name__}: {exc}") from exc
 
 

@@ -10,7 +10,11 @@ from aiohttp._websocket.models import WSMsgType
 from aiohttp._websocket.writer import WebSocketWriter
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.realtime_service.seams.aiohttp import IdleWriterState, release_http_parser, share_idle_writer_state
+from services.realtime_service.seams.aiohttp import (
+    IdleWriterState,
+    release_http_parser,
+    share_idle_writer_state,
+)
 from services.realtime_service.transport import FrameCache
 
 
