@@ -38,11 +38,6 @@ class Touchpoint:
     saves: str  # the measured gain (docs/INTERNALS.md says how it was measured)
     check: Callable[[], None]  # raises TouchpointChanged(name, ...) when the library changed
 
-    def require(self, condition: object, what: str) -> None:
-        """Raise `TouchpointChanged` for this touchpoint unless `condition` holds."""
-        if not condition:
-            raise TouchpointChanged(self.name, what)
-
 
 def every_touchpoint() -> list[Touchpoint]:
     """All touchpoints of the three libraries (imported here so each module stays importable alone)."""
