@@ -86,7 +86,11 @@ from services.realtime_service.seams.aiohttp import (
     release_http_parser,
     share_idle_writer_state,
 )
-from services.realtime_service.seams.engineio import MAX_PACKETS_PER_POLL, adopt_session
+from services.realtime_service.seams.engineio import (
+    MAX_PACKETS_PER_POLL,
+    adopt_session,
+    use_raw_uri_environ,
+)
 from services.shared.addresses import IpNetwork, client_address, forwarded_for_values
 from services.shared.tasks import cancel_and_wait
 
@@ -252,15 +256,16 @@ class DirectWebSocket:
         return not self.response.closed and not self._transport.is_closing()
 
     def _full(self) -> bool:
+        """The write buffer is over its high-water mark (ask only while open: a closed transport raises)."""
         return self._transport.get_write_buffer_size() > self._high_water
 
     def pushing_back(self) -> bool:
         """The connection is open but the kernel buffer is full: more would pile up in memory."""
-        return self._full() and self._open()
+        return self._open() and self._full()
 
     def writable(self) -> bool:
         """The connection is open and takes data now."""
-        return not self._full() and self._open()
+        return self._open() and not self._full()
 
     async def drained(self) -> None:
         """Wait until the kernel buffer has room again (raises if the connection is lost)."""
@@ -270,7 +275,7 @@ class DirectWebSocket:
 
     def write_now(self, frame: bytes) -> bool:
         """Write a ready frame (at the end of this loop iteration) unless closing or pushing back."""
-        if self._full() or not self._open():
+        if not self._open() or self._full():
             return False
         corked = self._corked
         if corked is None:
@@ -642,6 +647,7 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         self.uncorker = Uncorker()
         self.idle_writer_state = IdleWriterState()
         super().__init__(*args, **kwargs)
+        use_raw_uri_environ(self)
         self.heartbeat = Heartbeat(self.ping_interval, self.ping_timeout)
         self.limits = GatewayLimits()
         self.sessions_by_address: Counter[str] = Counter()

@@ -8,13 +8,16 @@ import pytest
 from aiohttp import web
 from aiohttp._websocket.models import WSMsgType
 from aiohttp._websocket.writer import WebSocketWriter
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+from engineio.async_drivers import aiohttp as aiohttp_driver
+from multidict import CIMultiDict
 
 from services.realtime_service.seams.aiohttp import (
     IdleWriterState,
     release_http_parser,
     share_idle_writer_state,
 )
+from services.realtime_service.seams.engineio import translate_request
 from services.realtime_service.transport import FrameCache
 
 
@@ -48,6 +51,24 @@ def test_the_same_text_reuses_one_frame() -> None:
     frames = FrameCache()
     text = '42["getAllmessages",{"_id":"7"}]'
     assert frames.text_frame(text) is frames.text_frame(text)
+
+
+def test_environ_matches_python_engineio_except_raw_uri_as_received() -> None:
+    request = make_mocked_request(
+        "GET",
+        "/socket.io/?EIO=4&transport=websocket&token=a.b_c%2Bd",
+        headers=CIMultiDict([
+            ("Host", "chat.example:8080"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("X-Forwarded-Proto", "https"), ("Content-Type", "text/plain"), ("Content-Length", "0"),
+            ("X-Many", "1"), ("X-Many", "2"),
+        ]),
+    )
+    ours = translate_request(request)
+    theirs = aiohttp_driver.translate_request(request)
+    assert ours.pop("RAW_URI") == request.raw_path
+    theirs.pop("RAW_URI")
+    assert ours == theirs
+    assert ours["HTTP_X_MANY"] == "1,2" and ours["wsgi.url_scheme"] == "https"
 
 
 def test_the_frame_cache_keeps_the_newest_texts_only() -> None:

@@ -13,9 +13,12 @@ owns and cancels at shutdown), `send()`, and the aiohttp driver's
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any
 
 import engineio
+from aiohttp import web
+from engineio.async_drivers import aiohttp as aiohttp_driver
 from engineio.async_server import AsyncServer
 from engineio.async_socket import AsyncSocket
 from engineio.base_socket import BaseSocket
@@ -28,6 +31,7 @@ POLL = "engineio: AsyncSocket.poll"
 SCHEDULE_PING = "engineio: AsyncSocket.schedule_ping"
 SESSION_STATE = "engineio: AsyncSocket state (queue, connected, upgraded, upgrading, closing, closed, last_ping), AsyncServer.sockets"
 SESSION_METHODS = "engineio: AsyncSocket.handle_get_request / handle_post_request / receive / close"
+TRANSLATE_REQUEST = "engineio: AsyncServer._async['translate_request'] (the aiohttp driver's environ)"
 
 # How many packets python-engineio's own client accepts in one long-polling payload
 # (`Payload.max_decode_packets`); more makes it drop the connection.
@@ -46,6 +50,59 @@ def adopt_session(socket: AsyncSocket, fast_class: type[AsyncSocket]) -> bool:
         return False
     socket.__class__ = fast_class
     return True
+
+
+def translate_request(request: web.Request) -> dict[str, Any]:
+    """python-engineio's WSGI environ for an aiohttp request, with RAW_URI as received.
+
+    The driver's own version fills RAW_URI with `request.path_qs`, a URL serialized
+    anew and cached on the request: one more copy of the query (the token included)
+    for the life of a WebSocket connection. The raw request target is what RAW_URI
+    means, and aiohttp already holds it.
+    """
+    version = request.version
+    environ: dict[str, Any] = {
+        "wsgi.input": request.content,
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.async": True,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "SERVER_SOFTWARE": "aiohttp",
+        "REQUEST_METHOD": request.method,
+        "QUERY_STRING": request.query_string or "",
+        "RAW_URI": request.raw_path,
+        "SERVER_PROTOCOL": f"HTTP/{version[0]}.{version[1]}",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "0",
+        "SERVER_NAME": "aiohttp",
+        "SERVER_PORT": "0",
+        "aiohttp.request": request,
+    }
+    for name, value in request.headers.items():
+        name = name.upper()
+        if name == "CONTENT-TYPE":
+            environ["CONTENT_TYPE"] = value
+            continue
+        if name == "CONTENT-LENGTH":
+            environ["CONTENT_LENGTH"] = value
+            continue
+        key = "HTTP_" + name.replace("-", "_")
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    environ["wsgi.url_scheme"] = environ.get("HTTP_X_FORWARDED_PROTO", "http")
+    environ["PATH_INFO"] = request.path
+    environ["SCRIPT_NAME"] = ""
+    return environ
+
+
+def use_raw_uri_environ(server: AsyncServer) -> None:
+    """Make `server` build each request's environ with `translate_request` above.
+
+    A copy of the driver's table: the driver's own is module-level and shared by
+    every server.
+    """
+    server._async = {**server._async, "translate_request": translate_request}
 
 
 def _source(function: Any) -> str:
@@ -117,6 +174,19 @@ def _check_session_methods() -> None:
         raise TouchpointChanged(SESSION_METHODS, "receive no longer refuses unknown packet types")
 
 
+def _check_translate_request() -> None:
+    server = engineio.AsyncServer(async_mode="aiohttp")
+    table = getattr(server, "_async", None)
+    if not isinstance(table, dict) or "translate_request" not in table:
+        raise TouchpointChanged(TRANSLATE_REQUEST, "the driver table has no translate_request")
+    if "self._async['translate_request']" not in _source(AsyncServer.handle_request):
+        raise TouchpointChanged(TRANSLATE_REQUEST, "handle_request no longer builds the environ through the table")
+    driver = _source(aiohttp_driver.translate_request)
+    for key in ("'RAW_URI'", "'aiohttp.request'", "'PATH_INFO'", "'wsgi.url_scheme'", "'QUERY_STRING'"):
+        if key not in driver:
+            raise TouchpointChanged(TRANSLATE_REQUEST, f"the driver's environ changed ({key})")
+
+
 TOUCHPOINTS = [
     Touchpoint(
         name=SESSION_CLASS,
@@ -155,5 +225,13 @@ TOUCHPOINTS = [
             "per message; every inbound packet passes the gateway's guard (inbound.py)",
         saves="the handshake's frames and a task per read, per connection; the inbound guard's protection",
         check=_check_session_methods,
+    ),
+    Touchpoint(
+        name=TRANSLATE_REQUEST,
+        used_in="seams.engineio.use_raw_uri_environ (from transport.FastEngineIOServer.__init__)",
+        why="the driver's environ caches a second serialized copy of the URL (token included) on the request, "
+            "which lives as long as the WebSocket",
+        saves="0.3-0.9 KB per WebSocket connection (see docs/INTERNALS.md)",
+        check=_check_translate_request,
     ),
 ]
