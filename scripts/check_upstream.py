@@ -70,7 +70,7 @@ def requirements() -> list[str]:
 
 
 def run(argv: list[str], **kwargs: object) -> int:
-    print("+", " ".join(argv), flush=True)
+    print("+", " ".join(argv if "-c" not in argv else argv[: argv.index("-c") + 1]), flush=True)
     return subprocess.run(argv, cwd=ROOT, check=False, **kwargs).returncode  # type: ignore[call-overload]
 
 
@@ -80,7 +80,8 @@ def main() -> int:
     try:
         venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
         python = str(env_dir / "bin" / "python")
-        if run([python, "-m", "pip", "install", "--quiet", "--upgrade", *requirements()]) != 0:
+        pip = [python, "-m", "pip", "install", "--quiet", "--upgrade", "--no-warn-conflicts"]
+        if run([*pip, *requirements()], stderr=subprocess.DEVNULL) != 0:
             print("check-upstream: could not install the newest releases")
             return 1
         versions = subprocess.run(
