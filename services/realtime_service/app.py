@@ -212,7 +212,8 @@ async def socketio_lifecycle(app: web.Application) -> AsyncIterator[None]:
         await app[REVOCATIONS].stop()
         await app[CONNECTIONS].stop()
         await manager.stop()
-        await sio.shutdown()
+        await sio.shutdown()  # cancels and awaits the server's tasks, the channel listener included
+        await manager.close()
 
 
 async def send_clients_elsewhere(app: web.Application) -> None:

@@ -102,6 +102,17 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
     async def stop(self) -> None:
         await cancel_and_wait(self._gap_task)
 
+    async def close(self) -> None:
+        """Close the channel's Redis connections, once the listener task has been cancelled (server shutdown).
+
+        python-socketio's manager leaves them open (its `redis` and `pubsub`).
+        """
+        pubsub, redis = getattr(self, "pubsub", None), getattr(self, "redis", None)
+        if pubsub is not None:
+            await pubsub.aclose()
+        if redis is not None:
+            await redis.aclose()
+
     def initialize(self) -> None:
         """python-socketio's manager start (the channel listener), once.
 

@@ -58,6 +58,10 @@ def _check_handle_emit() -> None:
         raise TouchpointChanged(HANDLE_EMIT, "the method or its signature changed")
     if "await self._handle_emit(data)" not in _source(AsyncPubSubManager._thread):
         raise TouchpointChanged(HANDLE_EMIT, "channel messages no longer reach _handle_emit")
+    connect = _source(socketio.AsyncRedisManager._redis_connect)
+    if "self.redis = " not in connect or "self.pubsub = " not in connect:
+        raise TouchpointChanged(HANDLE_EMIT, "the manager no longer keeps its connections as redis / pubsub "
+                                             "(OrderedRedisManager.close closes them)")
 
 
 def _check_rooms_layout() -> None:
