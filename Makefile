@@ -64,6 +64,10 @@ bench-profile: install ## py-spy profile of one gateway under load
 	$(VENV)/bin/pip install --quiet -e '.[test,bench]'
 	$(PY) -m bench profile --clients 1000 --rate 50 --profile-seconds 20
 
+.PHONY: check-upstream
+check-upstream: ## Gateway tests and library touchpoints against the newest aiohttp/engineio/socketio/redis (throw-away venv; not part of test)
+	$(PY) scripts/check_upstream.py
+
 compose-config: ## Validate docker-compose.yml
 	$(COMPOSE) -f docker-compose.yml config -q
 

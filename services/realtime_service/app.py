@@ -24,7 +24,6 @@ from services.realtime_service.transport import (
     FastEngineIOServer,
     FastSocket,
     GatewayLimits,
-    adopt,
     answer_every_method,
 )
 from services.shared import jsonenc
@@ -61,52 +60,61 @@ class GatewayServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server on the faster Engine.IO transport (see transport.py).
 
     Unless `keep_environ` (the Admin UI lists each client's handshake headers), only
-    `lasting_environ` of a client's environ is kept once its namespace connect is done.
+    `lasting_environ` of a client's environ is kept once it has connected to a
+    namespace. Its two overrides are touchpoints (seams/socketio.py).
     """
 
     keep_environ = False
+    # The namespaces a client may connect to; anything else gets the Socket.IO
+    # specification's CONNECT_ERROR "Invalid namespace".
+    known_namespaces: frozenset[str] = frozenset({"/"})
 
     def _engineio_server_class(self) -> type:
         return FastEngineIOServer
 
-    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
-        socket = self.eio.sockets.get(eio_sid)
-        if socket is not None:
-            adopt(socket, environ)
-        return await super()._handle_eio_connect(eio_sid, environ)
-
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
-        """python-socketio's dispatch; a packet `GatewayPacket` refuses closes the client's session."""
+        """python-socketio's dispatch, with the gateway's checks around a namespace CONNECT.
+
+        A packet `GatewayPacket` refuses closes the client's session.
+        """
         try:
+            namespace = self._connecting_to(data)
+            if namespace is not None and namespace not in self.known_namespaces:
+                # python-socketio would answer "Unable to connect".
+                error = self.packet_class(
+                    socketio.packet.CONNECT_ERROR, data={"message": "Invalid namespace"}, namespace=namespace
+                )
+                await self.eio.send(eio_sid, error.encode())
+                return
             await super()._handle_eio_message(eio_sid, data)
         except RefusedPacket as exc:
             socket = self.eio.sockets.get(eio_sid)
             if isinstance(socket, FastSocket):
                 await socket.refuse(exc.reason, exc.detail)
-
-    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
-        namespace = namespace or "/"
-        if not self._known_namespace(namespace):
-            # The Socket.IO v5 specification's answer (python-socketio sends "Unable to connect").
-            await self._send_packet(eio_sid, self.packet_class(
-                socketio.packet.CONNECT_ERROR, data={"message": "Invalid namespace"}, namespace=namespace
-            ))
             return
-        await super()._handle_connect(eio_sid, namespace, data)
-        socket = self.eio.sockets.get(eio_sid)
-        if isinstance(socket, FastSocket) and self.manager.sid_from_eio_sid(eio_sid, namespace):
-            socket.joined = True  # its connect deadline no longer applies
-        environ = self.environ.get(eio_sid)
-        if environ is not None and not self.keep_environ:
-            self.environ[eio_sid] = lasting_environ(environ)
+        if namespace is not None:
+            self._connected(eio_sid, namespace)
 
-    def _known_namespace(self, namespace: str) -> bool:
-        return (
-            namespace in self.handlers
-            or namespace in self.namespace_handlers
-            or self.namespaces == "*"
-            or namespace in self.namespaces
-        )
+    def _connecting_to(self, data: Any) -> str | None:
+        """The namespace a CONNECT packet asks for, or None for any other packet (RefusedPacket if broken)."""
+        if not isinstance(data, str) or data[:1] != str(socketio.packet.CONNECT):
+            return None
+        pkt = self.packet_class(encoded_packet=data)
+        return pkt.namespace or "/"
+
+    def _connected(self, eio_sid: str, namespace: str) -> None:
+        """After a CONNECT: a session admitted to the namespace loses its connect deadline and most of its environ."""
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is None:
+            return
+        socket = self.eio.sockets.get(eio_sid)
+        if isinstance(socket, FastSocket):
+            socket.joined = True
+        environ = self.get_environ(sid, namespace)
+        if environ is not None and not self.keep_environ:
+            lasting = lasting_environ(environ)
+            environ.clear()
+            environ.update(lasting)
 
 
 def create_server(
@@ -141,6 +149,8 @@ def create_server(
         )
     )
     sio.keep_environ = settings.admin_enabled
+    if settings.admin_enabled:
+        sio.known_namespaces = frozenset({"/", admin_ui.ADMIN_NAMESPACE})
     if settings.admin_enabled:
         # Socket.IO Admin UI; "production" mode keeps its per-event overhead low.
         admin_ui.instrument(
@@ -197,7 +207,6 @@ async def socketio_lifecycle(app: web.Application) -> AsyncIterator[None]:
     manager = sio.manager
     assert isinstance(manager, OrderedRedisManager)
     await manager.start()
-    sio.manager_initialized = True
     manager.initialize()
     app[CONNECTIONS].start()
     app[REVOCATIONS].start()
@@ -207,7 +216,8 @@ async def socketio_lifecycle(app: web.Application) -> AsyncIterator[None]:
         await app[REVOCATIONS].stop()
         await app[CONNECTIONS].stop()
         await manager.stop()
-        await sio.shutdown()
+        await sio.shutdown()  # cancels and awaits the server's tasks, the channel listener included
+        await manager.close()
 
 
 async def send_clients_elsewhere(app: web.Application) -> None:

@@ -48,7 +48,7 @@ from services.realtime_service.metrics import (
 )
 from services.realtime_service.packet_queue import discard_queued
 from services.realtime_service.rooms import ImpliedSidRooms
-from services.realtime_service.transport import FastSocket, spawn, text_frame
+from services.realtime_service.transport import FastEngineIOServer, FastSocket
 from services.shared.fanout import sequence_of
 from services.shared.messages import NEW_MESSAGE_EVENT
 from services.shared.metrics import REDIS_RECONNECTS
@@ -76,7 +76,7 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
         max_queued_packets: int,
         max_concurrent_replays: int = 4,
     ) -> None:
-        super().__init__(url, channel=channel)
+        super().__init__(url, channel=channel, redis_options={"redis_connect_func": self._on_redis_connection})
         self._history = history
         self._max_queued = max_queued_packets
         self._replays = asyncio.Semaphore(max(1, max_concurrent_replays))
@@ -90,7 +90,8 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
         # Clients that reconnected ahead of this gateway: skip ids they already have.
         self._floors: dict[str, int] = {}
         self._gap_task: asyncio.Task[None] | None = None
-        self._subscribed_once = False
+        self._connected_once = False
+        self._initialized = False
 
     async def start(self) -> None:
         """Start from the stream's newest id and begin the periodic gap check."""
@@ -103,12 +104,45 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
         await cancel_and_wait(self._gap_task)
         await cancel_and_wait(getattr(self, "thread", None))
 
-    def _redis_connect(self) -> None:
-        """Count re-subscriptions: each one may have missed messages (the gap check covers them)."""
-        if self._subscribed_once:
+    async def close(self) -> None:
+        """Close the channel's Redis connections, once the listener task has been cancelled (server shutdown).
+
+        python-socketio's manager leaves them open (its `redis` and `pubsub`).
+        """
+        pubsub, redis = getattr(self, "pubsub", None), getattr(self, "redis", None)
+        if pubsub is not None:
+            await pubsub.aclose()
+        if redis is not None:
+            await redis.aclose()
+
+    def initialize(self) -> None:
+        """python-socketio's manager start (the channel listener), once.
+
+        The gateway calls it at start-up so that it listens before the first client;
+        python-socketio calls it again at the first client, which then does nothing.
+        """
+        if self._initialized:
+            return
+        self._initialized = True
+        super().initialize()
+
+    @property
+    def eio(self) -> FastEngineIOServer:
+        """The server's Engine.IO server (the gateway's own, see app.GatewayServer)."""
+        eio: FastEngineIOServer = self.server.eio
+        return eio
+
+    async def _on_redis_connection(self, connection: Any) -> None:
+        """redis-py's connection callback: count the manager's connections after the first.
+
+        The manager opens a new connection when its subscription was lost (each one may
+        have missed messages, which the gap check covers) and once for its first
+        publish (rare: a disconnect of a client on another replica).
+        """
+        if self._connected_once:
             REDIS_RECONNECTS.labels("realtime", "subscriber").inc()
-        self._subscribed_once = True
-        super()._redis_connect()
+        self._connected_once = True
+        await connection.on_connect()
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         seq = sequence_of(message)
@@ -170,8 +204,8 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
             await self.emit(event, data, namespace="/", skip_sid=list(skip), ignore_queue=True)
             return 0
         eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        frame = text_frame(eio_pkt.encode())
-        sockets = self.server.eio.sockets
+        frame = self.eio.frames.text_frame(eio_pkt.encode())
+        sockets = self.eio.sockets
         delivered = 0
         for sid, eio_sid in self.get_participants("/", None):
             if sid not in skip and self._write(sockets.get(eio_sid), eio_pkt, frame):
@@ -193,12 +227,12 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
     def _send_to(self, sid: str, event: str, data: Any) -> bool:
         """Send one event to one client of `/` at once (in order with what it was sent before)."""
         eio_sid = self.eio_sid_from_sid(sid, "/")
-        socket = self.server.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        socket = self.eio.sockets.get(eio_sid) if eio_sid is not None else None
         if socket is None:
             return False
         encoded = self.server.packet_class(sio_packet.EVENT, namespace="/", data=[event, data]).encode()
         eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        return self._write(socket, eio_pkt, text_frame(eio_pkt.encode()))
+        return self._write(socket, eio_pkt, self.eio.frames.text_frame(eio_pkt.encode()))
 
     def _drop_slow_consumer(self, socket: Any) -> None:
         """Discard a stalled client's backlog and close its connection."""
@@ -316,5 +350,5 @@ def close_transport(socket: Any, *, flush: bool) -> None:
         discard_queued(socket.queue)
         if isinstance(socket, FastSocket):
             socket.abort_websocket()
-    spawn(socket.close(wait=False, abort=True))
+    socket.server.start_background_task(socket.close, wait=False, abort=True)
     socket.queue.put_nowait(None)

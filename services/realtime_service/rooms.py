@@ -38,7 +38,7 @@ class ImpliedSidRooms:
         participants: dict[str, str] = {}
         for name in names:
             if name in stored:
-                participants.update(stored[name]._fwdm)
+                participants.update(stored[name].items())
             else:
                 eio_sid = self._member(namespace, name)
                 if eio_sid is not None:

@@ -10,9 +10,10 @@ the writer and the ping timer), an `asyncio.Queue` and the handshake's stack fra
 These classes keep the protocol and the public API of python-socketio/python-engineio
 and change only that:
 
-* `FastWebSocket` refuses compression; `DirectWebSocket` writes each text message as
-  a WebSocket frame built once per broadcast and shared by every recipient; frames
-  written in one loop iteration go out in one write per client;
+* `FastSocket.handle_get_request` accepts a WebSocket refusing compression;
+  `DirectWebSocket` writes each text message as a WebSocket frame built once per
+  broadcast and shared by every recipient; frames written in one loop iteration go
+  out in one write per client;
 * a WebSocket session has no writer task: each packet put on its queue is written at
   once while the connection takes data; when the kernel buffer is full, one short-lived
   task waits for it to drain and the queue backs up meanwhile, which is also how a slow
@@ -44,36 +45,35 @@ per client address, closes sessions that never connect to a namespace (through t
 heartbeat's timer), and answers what python-engineio answers against the Engine.IO v4
 specification as the specification says (see docs/PROTOCOL.md).
 
-Library touchpoints (private python-engineio/aiohttp names this module relies on;
-tests/unit/test_library_touchpoints.py fails naming the one that changed):
-`AsyncServer._async`, `AsyncServer.sockets`, `AsyncSocket.receive` / `close` /
-`handle_post_request` / `upgraded` / `closing`, `WebSocketResponse._writer`, the
-writer's `transport` / `protocol`, `protocol._paused` / `_drain_helper`.
+What a server uses (frame cache, background tasks, write batching, aiohttp writer
+state) belongs to that server: two gateways in one process share nothing, and a
+server's tasks are cancelled and awaited when it shuts down.
+
+The private python-engineio and aiohttp names this module relies on are listed, with
+why and what they save, in seams/engineio.py and seams/aiohttp.py (and
+docs/INTERNALS.md); tests/unit/test_library_touchpoints.py fails naming the one that
+changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import socket
 import struct
-import sys
 import time
 from collections import Counter
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import engineio
 from aiohttp import web
-from aiohttp._websocket.writer import WebSocketWriter
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_websocket import WSCloseCode
 from aiohttp.typedefs import Middleware
 from aiohttp.web import WebSocketResponse
 from engineio import exceptions, packet
-from engineio.async_drivers import aiohttp as aiohttp_driver
 from engineio.async_socket import AsyncSocket
 from engineio.payload import Payload
 
@@ -81,16 +81,27 @@ from services.realtime_service import inbound
 from services.realtime_service.heartbeat import Heartbeat
 from services.realtime_service.metrics import LONG_POLLS_WAITING, SESSIONS_REFUSED
 from services.realtime_service.packet_queue import PacketQueue, discard_queued
+from services.realtime_service.seams.aiohttp import (
+    IdleWriterState,
+    release_http_parser,
+    share_idle_writer_state,
+)
+from services.realtime_service.seams.engineio import (
+    MAX_PACKETS_PER_POLL,
+    adopt_session,
+    use_raw_uri_environ,
+)
 from services.shared.addresses import IpNetwork, client_address, forwarded_for_values
+from services.shared.tasks import cancel_and_wait
 
 _TEXT_FIN = 0x81  # FIN bit + text opcode
 _BINARY_FIN = 0x82  # FIN bit + binary opcode
 _FRAME_CACHE_SIZE = 256
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
-_frames: dict[str, bytes] = {}
 
 
-def _frame(first_byte: int, payload: bytes) -> bytes:
+def websocket_frame(first_byte: int, payload: bytes) -> bytes:
+    """An unmasked server-to-client WebSocket frame (`first_byte`: FIN bit and opcode)."""
     size = len(payload)
     if size < 126:
         header = struct.pack("!BB", first_byte, size)
@@ -101,27 +112,90 @@ def _frame(first_byte: int, payload: bytes) -> bytes:
     return header + payload
 
 
-def text_frame(text: str) -> bytes:
-    """The unmasked server-to-client WebSocket frame carrying `text`.
+class FrameCache:
+    """The WebSocket frames of the last texts sent, one per text.
 
     A broadcast hands every recipient the same encoded string, so the frame is built
-    once and found again by the (cached) hash of that string.
+    once and found again by the (cached) hash of that string. One cache per server.
     """
-    frame = _frames.get(text)
-    if frame is None:
-        frame = _frame(_TEXT_FIN, text.encode())
-        if len(_frames) >= _FRAME_CACHE_SIZE:
-            del _frames[next(iter(_frames))]
-        _frames[text] = frame
-    return frame
+
+    __slots__ = ("_frames", "_size")
+
+    def __init__(self, size: int = _FRAME_CACHE_SIZE) -> None:
+        self._frames: dict[str, bytes] = {}
+        self._size = size
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __contains__(self, text: object) -> bool:
+        return text in self._frames
+
+    def text_frame(self, text: str) -> bytes:
+        """The WebSocket frame carrying `text`."""
+        frames = self._frames
+        frame = frames.get(text)
+        if frame is None:
+            frame = websocket_frame(_TEXT_FIN, text.encode())
+            if len(frames) >= self._size:
+                del frames[next(iter(frames))]
+            frames[text] = frame
+        return frame
+
+    def packet_frame(self, pkt: packet.Packet) -> bytes:
+        """The WebSocket frame carrying one Engine.IO packet (text, or binary attachments)."""
+        encoded = pkt.encode()
+        if isinstance(encoded, str):
+            return self.text_frame(encoded)
+        return websocket_frame(_BINARY_FIN, encoded)
 
 
-def packet_frame(pkt: packet.Packet) -> bytes:
-    """The WebSocket frame carrying one Engine.IO packet (text, or binary attachments)."""
-    encoded = pkt.encode()
-    if isinstance(encoded, str):
-        return text_frame(encoded)
-    return _frame(_BINARY_FIN, encoded)
+class BackgroundTasks:
+    """Tasks a server starts and owns: kept referenced until done, cancelled and awaited at shutdown."""
+
+    __slots__ = ("_tasks",)
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run `coro` as a task of this server."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def cancel_all(self) -> None:
+        """Cancel every task still running and wait until each has ended."""
+        while self._tasks:
+            await asyncio.gather(*(cancel_and_wait(task) for task in list(self._tasks)))
+
+
+class Uncorker:
+    """Frames written in one loop iteration go out in one write per connection.
+
+    Broadcasts handled in one iteration (a burst read from Redis in one go) then reach
+    each client in one write instead of one system call per message. One per server.
+    """
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: list[DirectWebSocket] = []
+
+    def soon(self, websocket: DirectWebSocket) -> None:
+        """Flush `websocket` once the current loop iteration is done."""
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(websocket)
+
+    def _flush(self) -> None:
+        websockets, self._pending = self._pending, []
+        for websocket in websockets:
+            websocket.uncork()
 
 
 def is_websocket_request(request: web.Request) -> bool:
@@ -129,7 +203,11 @@ def is_websocket_request(request: web.Request) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
-_background: set[asyncio.Task[Any]] = set()
+def asks_for_websocket(environ: dict[str, Any]) -> bool:
+    """python-engineio's test for a WebSocket request (Upgrade: websocket, Connection: upgrade)."""
+    connection = {token.strip() for token in environ.get("HTTP_CONNECTION", "").lower().split(",")}
+    return "upgrade" in connection and environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+
 
 # Engine.IO packets a client sends after the handshake (the upgrade's own are read in
 # `_upgrade`); a PING or NOOP is harmless and ignored, as python-engineio does.
@@ -137,70 +215,16 @@ _CLIENT_PACKET_TYPES = frozenset({packet.PONG, packet.MESSAGE, packet.UPGRADE, p
 _IGNORED_PACKET_TYPES = frozenset({packet.PING, packet.NOOP})
 
 
-def spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    """Run `coro` as a task that is kept referenced until it is done."""
-    task = asyncio.ensure_future(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    return task
+@dataclass(frozen=True, slots=True)
+class AcceptedWebSocket:
+    """What `FastSocket.handle_get_request` returns for a WebSocket, through python-engineio's handler.
 
-
-# What every aiohttp WebSocketWriter allocates for permessage-deflate (a lock and a
-# task set) and for masking client frames (a random-bits source): about 600 bytes per
-# connection that a server which neither compresses nor masks never uses. Each
-# writer gets these shared instances instead; were they ever used, sharing would only
-# serialize compression across connections (the set just keeps tasks referenced).
-_IDLE_WRITER_STATE: dict[str, Any] = {
-    "_send_lock": asyncio.Lock(),
-    "_background_tasks": set(),
-    "get_random_bits": partial(random.getrandbits, 32),
-}
-
-
-def share_idle_writer_state(writer: WebSocketWriter) -> None:
-    """Replace a compression-free server writer's unused per-connection state with shared instances."""
-    if writer.compress or writer.use_mask:
-        return
-    for name, shared in _IDLE_WRITER_STATE.items():
-        if hasattr(writer, name):
-            setattr(writer, name, shared)
-
-
-def release_http_parser(request: web.Request) -> None:
-    """Let go of the connection's HTTP parser once the WebSocket reader has taken over.
-
-    After an accepted upgrade aiohttp feeds every byte to the WebSocket reader, but it
-    keeps the HTTP request parser (about 3 KB with what it holds) referenced until the
-    connection closes, for a declined upgrade's sake. A gateway's connections are
-    almost all WebSockets, and this was the largest piece of an idle one.
-    """
-    protocol = request.protocol
-    if getattr(protocol, "_payload_parser", None) is not None and hasattr(protocol, "_parser"):
-        protocol._parser = None
-
-
-class FastWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
-    """python-engineio's aiohttp WebSocket driver, for the handshake.
-
-    Calling it completes the handshake (refusing compression) and returns it;
-    `FastEngineIOServer.handle_request` then serves the connection once
-    python-engineio's handshake code has returned.
+    `FastEngineIOServer.handle_request` serves the connection once python-engineio's
+    code has returned.
     """
 
-    async def __call__(self, environ: dict[str, Any]) -> FastWebSocket:
-        request = environ["aiohttp.request"]
-        self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
-        await self._sock.prepare(request)
-        release_http_parser(request)
-        if self._sock._writer is not None:
-            share_idle_writer_state(self._sock._writer)
-        return self
-
-    @property
-    def response(self) -> WebSocketResponse:
-        """aiohttp's side of the connection (after the handshake)."""
-        assert self._sock is not None
-        return self._sock
+    session: FastSocket
+    response: WebSocketResponse
 
 
 class DirectWebSocket:
@@ -208,47 +232,55 @@ class DirectWebSocket:
 
     Text frames are built once per message (and shared by every recipient of a
     broadcast); frames written in one loop iteration go out in one write. This is the
-    per-recipient path of every broadcast, so the connection's transport and protocol
-    are looked up once, here, instead of through aiohttp's writer on each frame.
+    per-recipient path of every broadcast, so the connection's transport is looked up
+    once, here. It is aiohttp's public `Request.transport`; the connection pushes back
+    when the transport's write buffer is over its high-water mark (when the protocol is
+    paused), and `Request.writer.drain()` waits until it has room again.
     """
 
-    __slots__ = ("_corked", "_protocol", "_transport", "response")
+    __slots__ = ("_corked", "_high_water", "_transport", "_uncorker", "_writer", "response")
 
-    def __init__(self, response: WebSocketResponse) -> None:
-        writer = response._writer
-        if writer is None:
+    def __init__(self, request: web.Request, response: WebSocketResponse, uncorker: Uncorker) -> None:
+        transport = request.transport
+        if transport is None or not response.prepared:
             raise RuntimeError("the WebSocket handshake has not been made")
         self.response = response
-        self._transport = writer.transport
-        self._protocol = writer.protocol
+        self._transport: asyncio.WriteTransport = transport
+        self._high_water = transport.get_write_buffer_limits()[1]
+        self._writer: AbstractStreamWriter = request.writer
+        self._uncorker = uncorker
         self._corked: list[bytes] | None = None
 
     def _open(self) -> bool:
         """Neither end has started closing: a frame written now reaches the client before any CLOSE."""
         return not self.response.closed and not self._transport.is_closing()
 
+    def _full(self) -> bool:
+        """The write buffer is over its high-water mark (ask only while open: a closed transport raises)."""
+        return self._transport.get_write_buffer_size() > self._high_water
+
     def pushing_back(self) -> bool:
         """The connection is open but the kernel buffer is full: more would pile up in memory."""
-        return bool(self._protocol._paused) and self._open()
+        return self._open() and self._full()
 
     def writable(self) -> bool:
         """The connection is open and takes data now."""
-        return not self._protocol._paused and self._open()
+        return self._open() and not self._full()
 
     async def drained(self) -> None:
         """Wait until the kernel buffer has room again (raises if the connection is lost)."""
         if self._transport.is_closing():
             raise ConnectionResetError("WebSocket is closed")
-        await self._protocol._drain_helper()
+        await self._writer.drain()
 
     def write_now(self, frame: bytes) -> bool:
         """Write a ready frame (at the end of this loop iteration) unless closing or pushing back."""
-        if self._protocol._paused or not self._open():
+        if not self._open() or self._full():
             return False
         corked = self._corked
         if corked is None:
             self._corked = [frame]
-            _uncork_soon(self)
+            self._uncorker.soon(self)
         else:
             corked.append(frame)
         return True
@@ -282,27 +314,6 @@ class DirectWebSocket:
             with contextlib.suppress(OSError):  # already closed: nothing left to reset
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
         self._transport.abort()
-
-
-_to_uncork: list[DirectWebSocket] = []
-
-
-def _uncork_soon(websocket: DirectWebSocket) -> None:
-    """Flush `websocket` once the current loop iteration is done.
-
-    Broadcasts handled in one iteration (a burst read from Redis in one go) then reach
-    each client in one write instead of one system call per message.
-    """
-    if not _to_uncork:
-        asyncio.get_running_loop().call_soon(_uncork_all)
-    _to_uncork.append(websocket)
-
-
-def _uncork_all() -> None:
-    websockets = _to_uncork[:]
-    _to_uncork.clear()
-    for websocket in websockets:
-        websocket.uncork()
 
 
 class FastSocket(AsyncSocket):  # type: ignore[misc]
@@ -346,14 +357,14 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         while (websocket := self.websocket) is not None and not queue.empty():
             if not websocket.writable():
                 if websocket.pushing_back() and self._drain_task is None:
-                    self._drain_task = spawn(self._wait_for_room(websocket))
+                    self._drain_task = self.server.tasks.spawn(self._wait_for_room(websocket))
                 return
             pkt = queue.get_nowait()
             queue.task_done()
             if pkt is None:
                 self._end_websocket(websocket)
                 return
-            websocket.write_now(packet_frame(pkt))
+            websocket.write_now(self.server.frames.packet_frame(pkt))
 
     async def _wait_for_room(self, websocket: DirectWebSocket) -> None:
         try:
@@ -371,9 +382,9 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         """
         self.websocket = None
         if self.refused is None:
-            self._closing_websocket = spawn(websocket.close())
+            self._closing_websocket = self.server.tasks.spawn(websocket.close())
         else:
-            self._closing_websocket = spawn(websocket.close(WSCloseCode.POLICY_VIOLATION, self.refused))
+            self._closing_websocket = self.server.tasks.spawn(websocket.close(WSCloseCode.POLICY_VIOLATION, self.refused))
 
     def abort_websocket(self) -> None:
         """Stop writing and drop the connection without flushing (a stalled reader)."""
@@ -394,12 +405,12 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
             self.queue.put_nowait(packet.Packet(packet.PING))
 
     def ping_timed_out(self) -> None:
-        spawn(self._close_silent_client())
+        self.server.tasks.spawn(self._close_silent_client())
 
     def connect_timed_out(self) -> None:
         """The connect deadline has passed: close the session unless it joined a namespace."""
         if not self.joined and not self.closing and not self.closed:
-            spawn(self.refuse(inbound.CONNECT_TIMEOUT, "no namespace CONNECT in time"))
+            self.server.tasks.spawn(self.refuse(inbound.CONNECT_TIMEOUT, "no namespace CONNECT in time"))
 
     async def _close_silent_client(self) -> None:
         """Close a client that did not answer a ping in time, and its connection.
@@ -414,6 +425,25 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
             self._end_websocket(websocket)
 
     # -- transports --------------------------------------------------------------------
+    async def handle_get_request(self, environ: dict[str, Any]) -> Any:
+        """python-engineio's GET handling, except that a WebSocket is accepted here and served later.
+
+        The handshake (refusing compression) is made here and returned as an
+        `AcceptedWebSocket` through python-engineio's request handling, which passes it
+        on unchanged; `FastEngineIOServer.handle_request` then serves the connection
+        once python-engineio's frames are gone.
+        """
+        request = environ.get("aiohttp.request")
+        if not isinstance(request, web.Request) or not asks_for_websocket(environ):
+            return await super().handle_get_request(environ)
+        if self.upgraded:
+            raise OSError("Socket has been upgraded already")  # as python-engineio
+        response = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
+        await response.prepare(request)
+        release_http_parser(request)
+        share_idle_writer_state(response, self.server.idle_writer_state)
+        return AcceptedWebSocket(self, response)
+
     async def poll(self) -> list[Any]:
         timeout = self.server.ping_interval + self.server.ping_timeout
         self._poll_waiting = True
@@ -433,7 +463,7 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         # One long-polling response carries at most what python-engineio's own client
         # accepts in a payload (it drops the connection beyond that); the rest waits
         # for the next poll.
-        while len(packets) < Payload.max_decode_packets:
+        while len(packets) < MAX_PACKETS_PER_POLL:
             try:
                 pkt = self.queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -585,50 +615,6 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
 
-def translate_request(request: web.Request) -> dict[str, Any]:
-    """python-engineio's WSGI environ for an aiohttp request, with RAW_URI as received.
-
-    The driver's own version fills RAW_URI with `request.path_qs`, a URL serialized
-    anew and cached on the request: one more copy of the query (the token included)
-    for the life of a WebSocket connection. The raw request target is what RAW_URI
-    means, and aiohttp already holds it.
-    """
-    version = request.version
-    environ: dict[str, Any] = {
-        "wsgi.input": request.content,
-        "wsgi.errors": sys.stderr,
-        "wsgi.version": (1, 0),
-        "wsgi.async": True,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        "SERVER_SOFTWARE": "aiohttp",
-        "REQUEST_METHOD": request.method,
-        "QUERY_STRING": request.query_string or "",
-        "RAW_URI": request.raw_path,
-        "SERVER_PROTOCOL": f"HTTP/{version[0]}.{version[1]}",
-        "REMOTE_ADDR": "127.0.0.1",
-        "REMOTE_PORT": "0",
-        "SERVER_NAME": "aiohttp",
-        "SERVER_PORT": "0",
-        "aiohttp.request": request,
-    }
-    for name, value in request.headers.items():
-        name = name.upper()
-        if name == "CONTENT-TYPE":
-            environ["CONTENT_TYPE"] = value
-            continue
-        if name == "CONTENT-LENGTH":
-            environ["CONTENT_LENGTH"] = value
-            continue
-        key = "HTTP_" + name.replace("-", "_")
-        environ[key] = f"{environ[key]},{value}" if key in environ else value
-    environ["wsgi.url_scheme"] = environ.get("HTTP_X_FORWARDED_PROTO", "http")
-    environ["PATH_INFO"] = request.path
-    environ["SCRIPT_NAME"] = ""
-    return environ
-
-
 @dataclass(frozen=True)
 class GatewayLimits:
     """What one client may make a gateway hold and do; the defaults limit nothing."""
@@ -655,14 +641,46 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
     """python-engineio's server with the session, queue and WebSocket classes above."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # What the server owns (nothing is shared between two servers in one process).
+        self.tasks = BackgroundTasks()
+        self.frames = FrameCache()
+        self.uncorker = Uncorker()
+        self.idle_writer_state = IdleWriterState()
         super().__init__(*args, **kwargs)
-        # A copy: the driver's table is module-level and shared by every server.
-        self._async: dict[str, Any] = {
-            **self._async, "websocket": FastWebSocket, "translate_request": translate_request
-        }
+        use_raw_uri_environ(self)
         self.heartbeat = Heartbeat(self.ping_interval, self.ping_timeout)
         self.limits = GatewayLimits()
         self.sessions_by_address: Counter[str] = Counter()
+
+    def on(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
+        """python-engineio's `on`; the connect handler first makes each new session a `FastSocket`."""
+        if event != "connect":
+            return super().on(event, handler)
+
+        def register(connect: Callable[..., Any]) -> Callable[..., Any]:
+            async def adopting_connect(sid: str, environ: dict[str, Any]) -> Any:
+                self.adopt(sid, environ)
+                result = connect(sid, environ)
+                return await result if asyncio.iscoroutine(result) else result
+
+            super(FastEngineIOServer, self).on("connect", adopting_connect)
+            return connect
+
+        return register if handler is None else register(handler)
+
+    def adopt(self, sid: str, environ: dict[str, Any]) -> None:
+        """Make the new session `sid` a `FastSocket`, counted against its client's limits."""
+        socket = self.sockets.get(sid)
+        if socket is None or not adopt_session(socket, FastSocket):
+            return
+        if isinstance(socket.queue, PacketQueue):
+            socket.queue.listener = socket
+        request = environ.get("aiohttp.request")
+        self.count_session(socket, request if isinstance(request, web.Request) else None)
+
+    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        """python-engineio's (and python-socketio's) background tasks, owned by this server."""
+        return self.tasks.spawn(target(*args, **kwargs))
 
     def set_limits(self, limits: GatewayLimits) -> None:
         self.limits = limits
@@ -774,28 +792,24 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         early = await self._answer_before_engineio(request)
         if early is not None:
             return early
-        response = await super().handle_request(request)
-        if not isinstance(response, FastWebSocket):
-            return response
-        session = response.handler.__self__
-        connection = response.response
-        if not isinstance(session, FastSocket):  # python-engineio's own session class
-            await response.handler(response)
-        else:
-            del response  # the driver object has done its part
-            websocket = DirectWebSocket(connection)
-            if await session.open_websocket(websocket):
-                try:
-                    while True:
-                        try:
-                            message = await connection.receive()
-                        except Exception:  # noqa: BLE001 - reset or broken: the session ends
-                            break
-                        if not await session.on_message(message.data):
-                            break
-                        del message
-                finally:
-                    await session.end_websocket(websocket)
+        accepted = await super().handle_request(request)
+        if not isinstance(accepted, AcceptedWebSocket):
+            return accepted
+        session, connection = accepted.session, accepted.response
+        del accepted  # python-engineio's part is done
+        websocket = DirectWebSocket(request, connection, self.uncorker)
+        if await session.open_websocket(websocket):
+            try:
+                while True:
+                    try:
+                        message = await connection.receive()
+                    except Exception:  # noqa: BLE001 - reset or broken: the session ends
+                        break
+                    if not await session.on_message(message.data):
+                        break
+                    del message
+            finally:
+                await session.end_websocket(websocket)
         # As python-engineio: a session whose WebSocket request ended closed is dropped.
         if session.closed and self.sockets.get(session.sid) is session:
             del self.sockets[session.sid]
@@ -816,8 +830,10 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         return response
 
     async def shutdown(self) -> None:
+        """Stop the heartbeat and python-engineio's service, then cancel and await every task of this server."""
         self.heartbeat.stop()
         await super().shutdown()
+        await self.tasks.cancel_all()
 
 
 def answer_every_method(app: web.Application, server: FastEngineIOServer, path: str = "/socket.io/") -> None:
@@ -828,19 +844,3 @@ def answer_every_method(app: web.Application, server: FastEngineIOServer, path: 
     `FastEngineIOServer.handle_request` gives.
     """
     app.router.add_route("*", path, server.handle_request)
-
-
-def adopt(socket: AsyncSocket, environ: dict[str, Any] | None = None) -> None:
-    """Make a freshly created Engine.IO session a `FastSocket`, counted against its client's limits.
-
-    python-engineio creates sessions with a hard-coded class; `FastSocket` only
-    overrides methods, so switching the class of the new object is safe.
-    """
-    if type(socket) is AsyncSocket:
-        socket.__class__ = FastSocket
-        if isinstance(socket.queue, PacketQueue):
-            socket.queue.listener = socket
-        server = socket.server
-        if isinstance(server, FastEngineIOServer):
-            request = (environ or {}).get("aiohttp.request")
-            server.count_session(socket, request if isinstance(request, web.Request) else None)

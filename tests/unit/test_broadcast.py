@@ -14,6 +14,7 @@ import socketio
 
 from services.realtime_service.delivery import OrderedRedisManager
 from services.realtime_service.history import HistoryReader
+from services.realtime_service.transport import FrameCache
 from services.shared import jsonenc
 
 
@@ -30,6 +31,11 @@ class FakeSocket:
         self.closed = False
         self.closing = False
         self.close_calls: list[dict[str, Any]] = []
+        self.server = SimpleNamespace(start_background_task=self._start)
+
+    @staticmethod
+    def _start(target: Any, *args: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        return asyncio.ensure_future(target(*args, **kwargs))
 
     async def close(self, **kwargs: Any) -> None:
         self.close_calls.append(kwargs)
@@ -49,7 +55,7 @@ def make_manager(clients: int, max_queued: int = 100) -> tuple[OrderedRedisManag
     )
     sockets = [FakeSocket(f"e{i}") for i in range(clients)]
     manager.server = SimpleNamespace(  # type: ignore[assignment]
-        packet_class=OrjsonPacket, eio=SimpleNamespace(sockets={s.sid: s for s in sockets})
+        packet_class=OrjsonPacket, eio=SimpleNamespace(sockets={s.sid: s for s in sockets}, frames=FrameCache())
     )
     for i, sock in enumerate(sockets):
         manager.basic_enter_room(f"s{i}", "/", None, eio_sid=sock.sid)

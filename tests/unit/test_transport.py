@@ -1,4 +1,4 @@
-"""The gateway's transport pieces match what they replace: aiohttp's frames and writer, python-engineio's environ."""
+"""The gateway's transport pieces match what they replace (aiohttp's frames and writer), and belong to one server."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from engineio.async_drivers import aiohttp as aiohttp_driver
 from multidict import CIMultiDict
 
-from services.realtime_service.transport import (
+from services.realtime_service.seams.aiohttp import (
+    IdleWriterState,
     release_http_parser,
     share_idle_writer_state,
-    text_frame,
-    translate_request,
 )
+from services.realtime_service.seams.engineio import translate_request
+from services.realtime_service.transport import FrameCache
 
 
 class RecordingTransport:
@@ -43,12 +44,13 @@ def aiohttp_frame(text: str) -> bytes:
     ["3", '42["getAllmessages",{"_id":"1","text":"hé 🙂"}]', "x" * 125, "x" * 126, "é" * 40_000, "y" * 70_000],
 )
 def test_frames_match_aiohttp_for_every_length_class(text: str) -> None:
-    assert text_frame(text) == aiohttp_frame(text)
+    assert FrameCache().text_frame(text) == aiohttp_frame(text)
 
 
 def test_the_same_text_reuses_one_frame() -> None:
+    frames = FrameCache()
     text = '42["getAllmessages",{"_id":"7"}]'
-    assert text_frame(text) is text_frame(text)
+    assert frames.text_frame(text) is frames.text_frame(text)
 
 
 def test_environ_matches_python_engineio_except_raw_uri_as_received() -> None:
@@ -67,6 +69,15 @@ def test_environ_matches_python_engineio_except_raw_uri_as_received() -> None:
     theirs.pop("RAW_URI")
     assert ours == theirs
     assert ours["HTTP_X_MANY"] == "1,2" and ours["wsgi.url_scheme"] == "https"
+
+
+def test_the_frame_cache_keeps_the_newest_texts_only() -> None:
+    frames = FrameCache(size=2)
+    first = frames.text_frame("a")
+    frames.text_frame("b")
+    frames.text_frame("c")
+    assert len(frames) == 2
+    assert frames.text_frame("a") is not first  # built anew: "a" was the oldest
 
 
 class Refusing:
@@ -92,15 +103,27 @@ async def test_an_uncompressed_server_writer_never_uses_the_state_it_shares() ->
     assert transport.written.startswith(bytes([0x81, 127]))
 
 
+class PreparedWebSocket:
+    """A WebSocketResponse's one field `share_idle_writer_state` reads."""
+
+    def __init__(self, writer: WebSocketWriter) -> None:
+        self._writer = writer
+
+
 def test_writers_share_their_idle_state_unless_they_compress() -> None:
     plain = WebSocketWriter(protocol=Any, transport=RecordingTransport())  # type: ignore[arg-type]
     other = WebSocketWriter(protocol=Any, transport=RecordingTransport())  # type: ignore[arg-type]
     compressing = WebSocketWriter(protocol=Any, transport=RecordingTransport(), compress=15)  # type: ignore[arg-type]
     lock = compressing._send_lock
+    state = IdleWriterState()
     for writer in (plain, other, compressing):
-        share_idle_writer_state(writer)
+        share_idle_writer_state(PreparedWebSocket(writer), state)  # type: ignore[arg-type]
     assert plain._send_lock is other._send_lock and plain._background_tasks is other._background_tasks
+    assert plain._send_lock is state.values["_send_lock"]
     assert compressing._send_lock is lock
+    elsewhere = WebSocketWriter(protocol=Any, transport=RecordingTransport())  # type: ignore[arg-type]
+    share_idle_writer_state(PreparedWebSocket(elsewhere), IdleWriterState())  # type: ignore[arg-type]
+    assert elsewhere._send_lock is not plain._send_lock  # another server's writers share nothing with these
 
 
 async def test_a_websocket_works_to_the_end_without_its_http_parser() -> None:
