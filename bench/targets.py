@@ -127,7 +127,7 @@ def start_fleet(target: str, replicas: int, channel: str, redis_url: str, jwt_se
                 LOG_LEVEL=os.environ.get("BENCH_SERVER_LOG_LEVEL", "WARNING"),
                 APP_ENV="development", PYTHONUNBUFFERED="1",
                 # Every bench client comes from 127.0.0.1: no per-address session cap.
-                MAX_SESSIONS_PER_ADDRESS="0",
+                MAX_PENDING_SESSIONS_PER_ADDRESS="0",
             )
             log = (LOG_DIR / f"{target}-{i + 1}.log").open("ab")
             popen = subprocess.Popen(argv, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,

@@ -110,6 +110,7 @@ class GatewayServer(socketio.AsyncServer):  # type: ignore[misc]
         socket = self.eio.sockets.get(eio_sid)
         if isinstance(socket, FastSocket):
             socket.joined = True
+            self.eio.release_address(socket)
         environ = self.get_environ(sid, namespace)
         if environ is not None and not self.keep_environ:
             lasting = lasting_environ(environ)
@@ -167,7 +168,7 @@ def create_server(
 def gateway_limits(settings: RealtimeSettings) -> GatewayLimits:
     return GatewayLimits(
         connect_timeout=settings.connect_timeout_seconds,
-        max_sessions_per_address=settings.max_sessions_per_address,
+        max_pending_sessions_per_address=settings.max_pending_sessions_per_address,
         inbound_packets_per_second=settings.inbound_packets_per_second,
         inbound_packet_burst=settings.inbound_packet_burst,
         trusted_proxies=settings.common.trusted_proxies,

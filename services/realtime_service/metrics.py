@@ -29,7 +29,7 @@ INBOUND_REFUSALS = Counter(
     ["reason"],
 )
 SESSIONS_REFUSED = Counter(
-    "chat_sessions_refused_total", "Engine.IO handshakes refused because the client address holds too many sessions."
+    "chat_sessions_refused_total", "Engine.IO handshakes refused: the client address holds too many sessions not yet signed in."
 )
 LONG_POLLS_WAITING = Gauge(
     "chat_long_polls_waiting", "Long-polling GET requests held open, waiting for a packet to send."

@@ -26,7 +26,7 @@ class RealtimeSettings:
     max_queued_packets: int
     connection_lease_seconds: float
     connect_timeout_seconds: float
-    max_sessions_per_address: int
+    max_pending_sessions_per_address: int
     inbound_packets_per_second: float
     inbound_packet_burst: int
     admin_username: str
@@ -60,7 +60,7 @@ class RealtimeSettings:
             connection_lease_seconds=env.number("CONNECTION_LEASE_SECONDS", 60.0),
             # A session that has not connected to a namespace by then is closed.
             connect_timeout_seconds=env.number("CONNECT_TIMEOUT_SECONDS", 5.0),
-            max_sessions_per_address=env.integer("MAX_SESSIONS_PER_ADDRESS", 50),
+            max_pending_sessions_per_address=env.integer("MAX_PENDING_SESSIONS_PER_ADDRESS", 50),
             # Inbound packets per connection (token bucket); 0 disables the limit.
             inbound_packets_per_second=env.number("INBOUND_PACKETS_PER_SECOND", 10.0),
             inbound_packet_burst=env.integer("INBOUND_PACKET_BURST", 60, minimum=1),

@@ -620,7 +620,7 @@ class GatewayLimits:
     """What one client may make a gateway hold and do; the defaults limit nothing."""
 
     connect_timeout: float = 0.0  # seconds to connect to a namespace; 0: no deadline
-    max_sessions_per_address: int = 0  # 0: no cap
+    max_pending_sessions_per_address: int = 0  # 0: no cap
     inbound_packets_per_second: float = 0.0  # token refill rate; 0: no limit
     inbound_packet_burst: int = 1
     trusted_proxies: Sequence[IpNetwork] = field(default_factory=tuple)
@@ -697,7 +697,7 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         return address
 
     def count_session(self, socket: FastSocket, request: web.Request | None) -> None:
-        """A new session counts against its address's cap and gets a connect deadline."""
+        """A new session counts against its address's cap until it signs in, and gets a connect deadline."""
         if request is not None:
             socket.client_address = address = self.address_of(request)
             self.sessions_by_address[address] += 1
@@ -705,7 +705,12 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
             self.heartbeat.expect_connect(socket)
 
     def release_address(self, socket: FastSocket) -> None:
-        """A closing session stops counting against its address (once)."""
+        """A session that signed in or closed stops counting against its address (once).
+
+        Only sessions that have not signed in are capped per address: many users behind
+        one NAT share an address, and each signed-in user is already capped by
+        MAX_CONNECTIONS_PER_USER.
+        """
         address, socket.client_address = socket.client_address, None
         if address is not None:
             left = self.sessions_by_address[address] - 1
@@ -732,7 +737,7 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
                 return None  # python-engineio answers 400 (no session) or the CORS preflight
             if "transport" not in query:
                 return _refusal(400, "the transport query parameter is required", "bad_transport")
-            cap = self.limits.max_sessions_per_address
+            cap = self.limits.max_pending_sessions_per_address
             if cap and self.sessions_by_address.get(self.address_of(request), 0) >= cap:
                 SESSIONS_REFUSED.inc()
                 return _refusal(429, "too many sessions from this address", "too_many_sessions")

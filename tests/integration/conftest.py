@@ -61,7 +61,7 @@ async def chat_stack() -> AsyncIterator[ChatStack]:
         "RATE_LIMIT_MESSAGES_PER_MINUTE": str(RATE_LIMIT_MESSAGES_PER_MINUTE),
         # Every test client comes from 127.0.0.1: the per-address session cap stays
         # on, but far away (its own test sets it low).
-        "MAX_SESSIONS_PER_ADDRESS": "5000",
+        "MAX_PENDING_SESSIONS_PER_ADDRESS": "5000",
     }
     # haproxy_override lets a reviewer prove the affinity test can fail, e.g. with a copy
     # of haproxy.cfg that says `balance roundrobin` for the realtime backend.

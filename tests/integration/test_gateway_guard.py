@@ -107,7 +107,7 @@ async def test_binary_events_over_long_polling_are_refused(
 async def test_sessions_that_never_connect_are_closed_and_capped_per_address(
     chat_stack: ChatStack, http: aiohttp.ClientSession, attack_report
 ) -> None:
-    env = {"CONNECT_TIMEOUT_SECONDS": "1", "MAX_SESSIONS_PER_ADDRESS": "20"}
+    env = {"CONNECT_TIMEOUT_SECONDS": "1", "MAX_PENDING_SESSIONS_PER_ADDRESS": "20"}
     async with gateway_process(chat_stack, "rt-idle", env) as gateway:
         held = [await http.ws_connect(gateway.ws_url) for _ in range(20)]
         for ws in held:
@@ -135,6 +135,28 @@ async def test_sessions_that_never_connect_are_closed_and_capped_per_address(
         "unauthenticated sessions",
         f"{alive} of 20 alive after the 1 s connect deadline; 21st from one address refused 429",
     )
+
+
+async def test_signed_in_sessions_do_not_count_against_the_address_cap(
+    chat_stack: ChatStack, new_user, http: aiohttp.ClientSession
+) -> None:
+    """Many users behind one NAT share an address: only sessions not yet signed in are capped."""
+    env = {"MAX_PENDING_SESSIONS_PER_ADDRESS": "2"}
+    async with gateway_process(chat_stack, "rt-nat", env) as gateway:
+        users: list[User] = [await new_user() for _ in range(4)]
+        signed_in = []
+        for user in users:
+            ws = await http.ws_connect(gateway.ws_url)
+            assert (await ws.receive_str(timeout=CONNECT_TIMEOUT)).startswith("0")
+            await ws.send_str("40" + json.dumps({"token": user.token}))
+            assert (await ws.receive_str(timeout=CONNECT_TIMEOUT)).startswith("40{")
+            signed_in.append(ws)
+        pending = [await http.ws_connect(gateway.ws_url) for _ in range(2)]
+        async with http.get(gateway.polling_url) as over_cap:
+            over_cap_status = over_cap.status
+        for ws in [*signed_in, *pending]:
+            await ws.close()
+    assert over_cap_status == 429  # 4 signed in + 2 pending: only the pending ones count
 
 
 async def poll_once(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
