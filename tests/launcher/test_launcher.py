@@ -24,19 +24,11 @@ import pytest
 from stack import REPO_ROOT, LocalStack, ManagedProcess, StackConfig, StackStartError, free_port
 from stack.infra import PortInUseError
 from stack.supervise import CrashLoop, CrashPolicy, Supervisor
-from tests.delivery.support import Receiver, Writer, wait_gateway_holding
-from tests.integration.harness import Api, SocketFactory, sign_up_and_in
-
-from .support import (
-    ADMIN_URL,
-    REDIS_URL,
-    WAIT,
-    Launched,
-    launched_stack,
-    pid_alive,
-    wait_gone,
-    wait_ports_closed,
-)
+from tests.helpers.delivery import Writer
+from tests.helpers.launcher import Launched, launched_stack, pid_alive, wait_gone, wait_ports_closed
+from tests.helpers.limits import ADMIN_URL, REDIS_URL, WAIT
+from tests.helpers.rest import Api, sign_up_and_in
+from tests.helpers.sockets import ChatSocket, SocketFactory, wait_gateway_holding
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -99,7 +91,7 @@ def test_a_port_in_use_is_a_clear_error_before_anything_starts(tmp_path: Path) -
 
 
 async def test_make_run_says_which_port_is_in_use(tmp_path: Path) -> None:
-    from .support import spawn_launcher
+    from tests.helpers.launcher import spawn_launcher
 
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
@@ -190,7 +182,7 @@ async def test_a_killed_gateway_is_restarted_and_its_reader_loses_nothing(
     async with launched_stack("supervise") as launched:
         api = Api(http, launched.api_url)
         reader_user, writer_user = await sign_up_and_in(api), await sign_up_and_in(api)
-        reader = Receiver("reader", launched.lb_url, reader_user, api)
+        reader = ChatSocket("reader", launched.lb_url, reader_user, api)
         writer = Writer(api, writer_user, rate=20)
         try:
             await reader.connect()
