@@ -21,6 +21,7 @@ from threading import Thread
 import aiohttp
 import pytest
 
+from services.api_service.db.migrate import available_migrations
 from stack import REPO_ROOT, LocalStack, ManagedProcess, StackConfig, StackStartError, free_port
 from stack.infra import PortInUseError
 from stack.supervise import CrashLoop, CrashPolicy, Supervisor
@@ -64,6 +65,18 @@ async def test_children_die_with_a_killed_launcher() -> None:
         urls = (launched.lb_url, launched.api_url, *launched.gateway_urls)
         still_open = await wait_ports_closed([int(url.rsplit(":", 1)[1]) for url in urls])
         assert not still_open, f"ports still accepting after the launcher died: {still_open}"
+
+
+async def test_make_run_migrates_once_before_the_api_starts() -> None:
+    """The launcher applies the migrations; the API it then starts does not run them again."""
+    async with launched_stack("migrate-once") as launched:
+        api_pid = launched.child_named("api")
+        assert api_pid is not None
+        environ = Path(f"/proc/{api_pid}/environ").read_bytes().split(b"\0")
+        assert b"MIGRATE_ON_START=false" in environ, "the API was started to migrate again"
+        log = (Path(launched.log_dir) / "migrate.log").read_text()
+        applied = [line for line in log.splitlines() if "applied migration" in line]
+        assert len(applied) == len(available_migrations()), log
 
 
 @contextmanager
