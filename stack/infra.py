@@ -2,7 +2,9 @@
 
 `python -m stack install` (what `scripts/bootstrap.sh`, hence `make install`, `make run`
 and `make test`, runs) installs what is missing and starts the local servers; the
-launcher and the tests call the same functions before they start services. Only servers at the *local default address* (loopback, default port) are ever started or
+launcher and the tests call the same functions before they start services.
+
+Only servers at the *local default address* (loopback, default port) are ever started or
 installed here; a DATABASE_URL / REDIS_URL pointing anywhere else is the caller's
 infrastructure and is only checked, because silently starting a different server than
 the one configured would hide a misconfiguration.

@@ -1,4 +1,4 @@
-"""What the schemathesis run answered, per operation: filled by the test, printed by the conftest."""
+"""What the schemathesis run answered per operation: filled by the test, printed by the conftest."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The system under test: a whole stack on the launcher's own `stack.LocalStack`, or an external one.
+"""The system under test: a stack on the launcher's own `stack.LocalStack`, or an external one.
 
 Every suite starts its stacks with `local_chat_stack`: the API, two gateways and HAProxy
 as local processes on free ports, against a throw-away database `chat_<kind>_<hex>`
