@@ -14,12 +14,15 @@ API_PORT       ?= 8001
 REALTIME_PORTS ?= 8101 8102
 export LB_PORT API_PORT REALTIME_PORTS
 
-.PHONY: help install run migrate test test-unit test-integration compose-config lint clean bench bench-rest bench-profile
+.PHONY: help venv install run migrate test test-unit test-integration compose-config lint clean bench bench-rest bench-profile
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: ## Install system packages (as root), start Postgres/Redis, create .venv
+venv: ## Create .venv with the project and its test dependencies (no system packages)
+	./scripts/bootstrap.sh --python-only
+
+install: ## Install system packages (as root), start Postgres/Redis, npm packages, create .venv
 	./scripts/bootstrap.sh
 
 run: install ## Run the whole stack locally (LB :8080, api :8001, gateways :8101 :8102)
@@ -38,7 +41,7 @@ test: ## Run all tests (unit, integration, delivery, browser, then the compose s
 compose-test: install ## Build, start (3 gateways) and test the docker-compose stack; down -v after
 	PY=$(PY) COMPOSE="$(COMPOSE)" ./scripts/compose_test.sh
 
-test-unit: install ## Run the unit tests only
+test-unit: venv ## Run the unit tests only (needs no PostgreSQL, Redis or system packages)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: install ## Run the integration tests only

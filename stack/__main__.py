@@ -1,10 +1,13 @@
-"""`python -m stack [run|infra|createdb]`, the command line behind the Makefile.
+"""`python -m stack [run|install|infra|createdb]`, the command line behind the Makefile.
 
 run       (default; `make run`) start everything, print the URLs, stop on Ctrl-C.
           A process that dies on its own is restarted (with back-off) while the
           others keep serving; a crash loop (5 crashes of one process in 60 s) stops
           everything. Exits 0 after Ctrl-C / SIGTERM (repeated ones are ignored while
           stopping), 1 if the stack failed to start or gave up on a crash loop.
+install   (`scripts/bootstrap.sh`) install the missing system packages (apt-get, as
+          root; with --browser also Chromium), start the local PostgreSQL and Redis,
+          install the npm packages. Stdlib only: it runs before .venv exists.
 infra     make sure PostgreSQL (with the database) and Redis are up, then exit.
 createdb  create the database named in DATABASE_URL if missing (`make migrate`).
 """
@@ -17,7 +20,7 @@ import time
 from types import FrameType
 
 from stack import infra
-from stack.local import LocalStack, StackConfig
+from stack.local import REPO_ROOT, LocalStack, StackConfig
 from stack.process import StackStartError
 from stack.supervise import CrashLoop, Supervisor
 
@@ -111,11 +114,30 @@ def prepare(create_only: bool) -> int:
     return 0
 
 
+def install(with_browser: bool) -> int:
+    """Everything the machine needs besides .venv; what cannot be done is said, not fatal.
+
+    A server that is down and cannot be started here (not root, or a DATABASE_URL
+    pointing at another machine) is reported and left: `make run` says it again, and
+    the unit tests do not need it.
+    """
+    infra.install_system_packages(with_browser)
+    for name, ensure in (("PostgreSQL", infra.ensure_postgres), ("Redis", infra.ensure_redis)):
+        try:
+            ensure()
+        except infra.InfraError as exc:
+            _say(f"{name}: {exc}")
+    infra.install_npm_packages(REPO_ROOT)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """Dispatch the sub-command (see the module docstring)."""
     command = argv[0] if argv else "run"
     if command == "run":
         return run()
+    if command == "install":
+        return install(with_browser="--browser" in argv[1:])
     if command in ("infra", "createdb"):
         return prepare(create_only=command == "createdb")
     print(__doc__, file=sys.stderr)

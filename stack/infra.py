@@ -1,4 +1,8 @@
-"""PostgreSQL and Redis for local runs and tests: find them, start them, create the database.
+"""The machine's side of the project: system packages, PostgreSQL and Redis, npm packages.
+
+`python -m stack install` (what `scripts/bootstrap.sh`, hence `make install`, `make run`
+and `make test`, runs) installs what is missing and starts the local servers; the
+launcher and the tests call the same functions before they start services.
 
 Only servers at the *local default address* (loopback, default port) are ever started or
 installed here; a DATABASE_URL / REDIS_URL pointing anywhere else is the caller's
@@ -103,12 +107,81 @@ def _is_local_default(host: str, port: int, default_port: int) -> bool:
     return host in _LOOPBACK and port == default_port
 
 
-def _run(cmd: str) -> None:
+def _run(cmd: str, cwd: Path | None = None, check: bool = True) -> None:
     """Run a shell command, echoing it, and fail loudly with its output."""
     print(f"[stack] $ {cmd}", file=sys.stderr, flush=True)
-    done = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
+    done = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=False, cwd=cwd)
+    if done.returncode != 0 and check:
         raise InfraError(f"`{cmd}` failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+
+
+# "command package" pairs: the command proves the package is there.
+SYSTEM_PACKAGES = (
+    ("haproxy", "haproxy"),
+    ("docker-compose", "docker-compose"),
+    ("pg_ctlcluster", "postgresql"),
+    ("psql", "postgresql-client"),
+    ("redis-server", "redis-server"),
+    ("redis-cli", "redis-tools"),
+    ("node", "nodejs"),
+    ("npm", "npm"),
+)
+BROWSER_PACKAGES = (("chromium", "chromium"),)
+# Folders whose package-lock.json `npm ci` installs: the chat page's socket.io client
+# and the JavaScript test client.
+NPM_FOLDERS = ("web", "tests/js")
+
+
+def _say(text: str) -> None:
+    print(f"[stack] {text}", file=sys.stderr, flush=True)
+
+
+def missing_packages(with_browser: bool = False) -> list[str]:
+    """The Debian packages this machine lacks for `make run` (and the browser tests)."""
+    pairs = SYSTEM_PACKAGES + (BROWSER_PACKAGES if with_browser else ())
+    missing = [package for command, package in pairs if shutil.which(command) is None]
+    try:
+        import ensurepip  # noqa: F401 -- Debian ships venv's pip bootstrap separately
+    except ImportError:
+        missing.append("python3-venv")
+    return missing
+
+
+def install_system_packages(with_browser: bool = False) -> list[str]:
+    """apt-get install what is missing (as root); returns what is still missing.
+
+    Without root or apt-get it only names the packages: the caller goes on with what
+    is present, and whatever needs a missing tool says so when it runs.
+    """
+    missing = missing_packages(with_browser)
+    if not missing:
+        return []
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        _say(f"please install: {' '.join(missing)} (e.g. sudo apt-get install {' '.join(missing)})")
+        return missing
+    fresh_postgres = "postgresql" in missing
+    _apt_install(*missing)
+    if fresh_postgres:
+        allow_local_trust()
+        # apt may have started the cluster with the old pg_hba.conf: stop it, so that
+        # ensure_postgres starts it with the new one.
+        _pg_ctlcluster("stop", check=False)
+    return []
+
+
+def install_npm_packages(root: Path) -> None:
+    """`npm ci` in each of NPM_FOLDERS whose node_modules is missing or older than its lock."""
+    if shutil.which("npm") is None:
+        return
+    for folder in NPM_FOLDERS:
+        lock = root / folder / "package-lock.json"
+        installed = root / folder / "node_modules" / ".package-lock.json"
+        if not lock.exists():
+            continue
+        if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
+            continue
+        _say(f"installing npm packages in {folder}")
+        _run(f"npm ci --prefix {folder} --no-audit --no-fund --silent", cwd=root)
 
 
 def _apt_install(*packages: str) -> None:
@@ -125,10 +198,20 @@ def _start_postgres() -> None:
     if shutil.which("pg_ctlcluster") is None:
         _apt_install("postgresql")
         allow_local_trust()
-    versions = sorted(p.name for p in Path("/etc/postgresql").iterdir())
+        _pg_ctlcluster("stop", check=False)  # apt may have started it with the old pg_hba.conf
+    _pg_ctlcluster("start")
+
+
+def _pg_ctlcluster(action: str, check: bool = True) -> None:
+    """`pg_ctlcluster <newest version> main <action>` (Debian's cluster of the packages)."""
+    clusters = Path("/etc/postgresql")
+    versions = sorted(
+        (p.name for p in clusters.iterdir() if p.name.replace(".", "").isdigit()),
+        key=lambda name: tuple(int(part) for part in name.split(".")),
+    ) if clusters.is_dir() else []
     if not versions:
         raise InfraError("no cluster under /etc/postgresql")
-    _run(f"pg_ctlcluster --skip-systemctl-redirect {versions[-1]} main start")
+    _run(f"pg_ctlcluster --skip-systemctl-redirect {versions[-1]} main {action}", check=check)
 
 
 def allow_local_trust() -> None:

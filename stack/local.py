@@ -43,7 +43,9 @@ class StackConfig:
     log_dir: Path | None = None  # None: <repo>/.run/logs
     echo: bool = False  # also copy children's output to our stdout, prefixed by name
     ensure_infra: bool = True  # start local PostgreSQL/Redis if down; create the database
-    migrate: bool = True  # run `python -m services.api_service migrate` before the api
+    # Run `python -m services.api_service migrate` before the api, and start the api with
+    # MIGRATE_ON_START=false: the schema is migrated once per start, by the launcher.
+    migrate: bool = True
     python: str = sys.executable
     haproxy_cfg: Path = HAPROXY_CFG
 
@@ -96,6 +98,10 @@ class LocalStack:
         self.config = config
         self.log_dir = config.log_dir or REPO_ROOT / ".run" / "logs"
         self.api = self._service("api", "services.api_service", config.api_port)
+        if config.migrate:
+            # The launcher has migrated before the API starts (see _prepare): the API
+            # applying them again would be a second pass over the same schema.
+            self.api.env["MIGRATE_ON_START"] = "false"
         self.gateways = [
             self._service(f"realtime-{i + 1}", "services.realtime_service", port)
             for i, port in enumerate(config.realtime_ports)

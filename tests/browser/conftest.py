@@ -20,14 +20,9 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from tests.integration.harness import (
-    Api,
-    ChatStack,
-    external_stack,
-    local_chat_stack,
-)
-
-from .support import CROSS_ORIGINS, Forwarder, Route, served_by
+from tests.helpers.browser import CROSS_ORIGINS, Forwarder, Route, served_by
+from tests.helpers.rest import Api
+from tests.helpers.stack import ChatStack, external_stack, local_chat_stack
 
 
 @pytest.fixture(scope="session")

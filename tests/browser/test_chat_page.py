@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.integration.harness import Api, User, unique_email
-
-from .support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Route, chromium_available
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, Route, chromium_available
+from tests.helpers.rest import Api, User, unique_email
+from tests.helpers.stack import ARTIFACTS
 
 pytestmark = pytest.mark.skipif(
     not chromium_available(),

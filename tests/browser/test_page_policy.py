@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.integration.harness import ChatStack, unique_email
-
-from .support import CHROMIUM, CHROMIUM_ARGS, chromium_available
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, chromium_available
+from tests.helpers.rest import unique_email
+from tests.helpers.stack import ChatStack
 
 pytestmark = pytest.mark.skipif(
     not chromium_available(),

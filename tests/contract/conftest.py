@@ -13,42 +13,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
 
-from tests.integration.harness import (
-    Api,
-    ChatStack,
-    User,
-    external_stack,
-    local_chat_stack,
-    unique_email,
-    unique_name,
-)
+from tests.helpers.contract import SUMMARY_NOTES, TALLY
+from tests.helpers.rest import Api, User, unique_email, unique_name
+from tests.helpers.stack import ChatStack, external_stack, local_chat_stack
 
 # High enough that fuzzing never meets them, low enough that the limiter still runs.
 RAISED_RATE_LIMIT = "1000000"
-
-
-@dataclass
-class OperationTally:
-    """What one operation answered during the run."""
-
-    statuses: Counter[int] = field(default_factory=Counter)
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def cases(self) -> int:
-        return sum(self.statuses.values())
-
-
-# Filled by the contract test, printed by pytest_terminal_summary below.
-TALLY: dict[str, OperationTally] = {}
-SUMMARY_NOTES: list[str] = []
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

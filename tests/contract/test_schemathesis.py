@@ -32,8 +32,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.contract.conftest import SUMMARY_NOTES, TALLY, OperationTally
-from tests.integration.harness import ChatStack, User, unique_email
+from tests.helpers.contract import SUMMARY_NOTES, TALLY, OperationTally
+from tests.helpers.rest import User, unique_email
+from tests.helpers.stack import ChatStack
 
 MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "30"))
 # Random unless pinned, so that every run explores new inputs; the summary prints it.

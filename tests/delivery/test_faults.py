@@ -23,11 +23,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from stack import ManagedProcess, free_port
+from stack import REPO_ROOT, ManagedProcess, free_port
 from stack.process import wait_http_ok
-
-from .conftest import FaultWorld
-from .support import REPO_ROOT, Receiver, Writer, new_user, report, wait_gateway_holding
+from tests.helpers.delivery import FaultWorld, Writer, report
+from tests.helpers.rest import new_user
+from tests.helpers.sockets import ChatSocket, wait_gateway_holding
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -46,7 +46,7 @@ async def newest_id(world: FaultWorld, user) -> int:
 async def run_scenario(
     world: FaultWorld,
     name: str,
-    fault: Callable[[list[Receiver]], Awaitable[None]],
+    fault: Callable[[list[ChatSocket]], Awaitable[None]],
     route: Callable[[int], str | None] | None = None,
 ) -> Writer:
     s = world.stack
@@ -54,10 +54,10 @@ async def run_scenario(
     writer_user = await new_user(s.api)
     start = await newest_id(world, reader)
     clients = [
-        Receiver(f"gw{g + 1}-{k + 1}", s.gateway_urls[g], reader, s.api)
+        ChatSocket(f"gw{g + 1}-{k + 1}", s.gateway_urls[g], reader, s.api)
         for g in range(len(s.gateway_urls))
         for k in range(2)
-    ] + [Receiver("lb", s.lb_url, reader, s.api)]
+    ] + [ChatSocket("lb", s.lb_url, reader, s.api)]
     for client in clients:
         client.last_id = start  # what a client that just loaded the history holds
     writer = Writer(s.api, writer_user, rate=20.0, route=route or (lambda n: None))
@@ -68,7 +68,7 @@ async def run_scenario(
         await fault(clients)
         # Clients that connect right after the fault, from the same starting point.
         late = [
-            Receiver(f"late-gw{g + 1}", url, reader, s.api) for g, url in enumerate(s.gateway_urls)
+            ChatSocket(f"late-gw{g + 1}", url, reader, s.api) for g, url in enumerate(s.gateway_urls)
         ]
         for client in late:
             client.last_id = start
@@ -100,7 +100,7 @@ async def run_scenario(
 
 
 async def test_redis_restart(fault_world: FaultWorld) -> None:
-    async def fault(_: list[Receiver]) -> None:
+    async def fault(_: list[ChatSocket]) -> None:
         await asyncio.to_thread(fault_world.redis.stop)
         await asyncio.sleep(DOWN_SECONDS)  # wait-ok: Redis stays down while messages flow
         await asyncio.to_thread(fault_world.redis.start)
@@ -111,7 +111,7 @@ async def test_redis_restart(fault_world: FaultWorld) -> None:
 async def test_gateway_sigkill(fault_world: FaultWorld) -> None:
     local = fault_world.stack.local
 
-    async def fault(clients: list[Receiver]) -> None:
+    async def fault(clients: list[ChatSocket]) -> None:
         # Kill the replica the load-balanced client is on: it must fail over to the other.
         (via_lb,) = [c for c in clients if c.name == "lb"]
         victim = await wait_gateway_holding(local.gateways, via_lb.sio.get_sid())
@@ -149,7 +149,7 @@ async def test_api_dies_between_commit_and_publish(fault_world: FaultWorld) -> N
             return url  # this POST commits there and the process dies before answering
         return None
 
-    async def fault(_: list[Receiver]) -> None:
+    async def fault(_: list[ChatSocket]) -> None:
         for i in range(crashes):
             if i:
                 await asyncio.to_thread(start_doomed)
@@ -167,7 +167,7 @@ async def test_api_dies_between_commit_and_publish(fault_world: FaultWorld) -> N
 
 
 async def test_postgres_restart(fault_world: FaultWorld) -> None:
-    async def fault(_: list[Receiver]) -> None:
+    async def fault(_: list[ChatSocket]) -> None:
         await asyncio.to_thread(fault_world.postgres.stop)
         await asyncio.sleep(DOWN_SECONDS)  # wait-ok: PostgreSQL stays down while the writer retries
         await asyncio.to_thread(fault_world.postgres.start)
@@ -184,7 +184,7 @@ def test_suite_runs_on_private_servers(fault_world: FaultWorld) -> None:
 async def test_connecting_while_redis_is_down_gets_an_answer(fault_world: FaultWorld) -> None:
     s = fault_world.stack
     user = await new_user(s.api)
-    client = Receiver("during-outage", s.gateway_urls[0], user, s.api, reconnection=False)
+    client = ChatSocket("during-outage", s.gateway_urls[0], user, s.api, reconnection=False)
     await asyncio.to_thread(fault_world.redis.stop)
     try:
         # Accepted (live delivery resumes with Redis) or refused with a reason: both are

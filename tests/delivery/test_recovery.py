@@ -16,9 +16,11 @@ import redis.asyncio as aioredis
 import socketio
 
 from services.shared.fanout import history_stream_key
-
-from .conftest import Running
-from .support import WAIT, PrivateRedis, Receiver, fetch_after, new_user, post, wait_gateway_holding
+from tests.helpers.limits import WAIT
+from tests.helpers.processes import PrivateRedis
+from tests.helpers.rest import fetch_after, new_user, post
+from tests.helpers.sockets import ChatSocket, wait_gateway_holding
+from tests.helpers.stack import Running
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -39,11 +41,11 @@ async def test_reconnect_with_last_id_gets_exactly_the_missed_messages(
 ) -> None:
     s = recovery_stack
     user = await new_user(s.api)
-    client = Receiver("gw1", s.gateway_urls[0], user, s.api, reconnection=False)
+    client = ChatSocket("gw1", s.gateway_urls[0], user, s.api, reconnection=False)
     # Stays connected to the same gateway: once it has the last missed message, so has
     # the gateway, and the whole backlog is history to replay (a POST is acknowledged
     # at commit, before the relay has published it).
-    watcher = Receiver("gw1-watcher", s.gateway_urls[0], user, s.api, reconnection=False)
+    watcher = ChatSocket("gw1-watcher", s.gateway_urls[0], user, s.api, reconnection=False)
     try:
         await client.connect()
         await watcher.connect()
@@ -83,7 +85,7 @@ async def test_last_id_older_than_history_is_not_recovered(
     finally:
         await redis.aclose()
 
-    client = Receiver("gw1", s.gateway_urls[0], user, s.api, reconnection=False)
+    client = ChatSocket("gw1", s.gateway_urls[0], user, s.api, reconnection=False)
     client.last_id = oldest
     try:
         await client.connect()
@@ -104,7 +106,7 @@ async def test_client_without_last_id_gets_live_messages_and_no_recovered_event(
 ) -> None:
     s = recovery_stack
     user = await new_user(s.api)
-    client = Receiver("react-like", s.lb_url, user, s.api, send_last_id=False, reconnection=False)
+    client = ChatSocket("react-like", s.lb_url, user, s.api, send_last_id=False, reconnection=False)
     try:
         await client.connect()
         ids = await post_many(s, user, 3, "live")
@@ -187,7 +189,7 @@ async def test_gateways_losing_their_subscription_still_deliver_everything_once(
     s = recovery_stack
     user = await new_user(s.api)
     clients = [
-        Receiver(f"gw{i + 1}", url, user, s.api, reconnection=False)
+        ChatSocket(f"gw{i + 1}", url, user, s.api, reconnection=False)
         for i, url in enumerate(s.gateway_urls)
     ]
     redis = aioredis.Redis.from_url(recovery_redis.url)
@@ -220,7 +222,7 @@ async def test_graceful_shutdown_sends_clients_to_another_replica_without_loss(
 ) -> None:
     s = recovery_stack
     user = await new_user(s.api)
-    client = Receiver("via-lb", s.lb_url, user, s.api)
+    client = ChatSocket("via-lb", s.lb_url, user, s.api)
     victim: int | None = None
     try:
         await client.connect()
@@ -255,7 +257,7 @@ async def test_graceful_shutdown_makes_a_stock_python_client_reconnect(
     s = recovery_stack
     user = await new_user(s.api)
     victim = 1
-    client = Receiver("stock", s.gateway_urls[victim], user, s.api, js_like_reconnect=False)
+    client = ChatSocket("stock", s.gateway_urls[victim], user, s.api, js_like_reconnect=False)
     try:
         await client.connect()
         s.local.kill_gateway(victim, signal.SIGTERM, wait=False)

@@ -18,10 +18,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.integration.harness import Api, User, call_maybe_async
-
-from .conftest import SHARED_ADMIN_URL, Running, running_stack
-from .support import ARTIFACTS, PrivateRedis, Receiver, new_user
+from tests.helpers.limits import ADMIN_URL
+from tests.helpers.processes import PrivateRedis
+from tests.helpers.rest import Api, User, new_user
+from tests.helpers.sockets import ChatSocket
+from tests.helpers.stack import ARTIFACTS, Running, call_maybe_async, running_stack
 
 pytestmark = [pytest.mark.security, pytest.mark.timeout(180)]
 
@@ -48,7 +49,7 @@ async def outage_stack(outage_redis: PrivateRedis) -> AsyncIterator[Running]:
         "RATE_LIMIT_AUTH_PER_MINUTE": "1000",
         "RATE_LIMIT_REDIS_RETRY_SECONDS": "0.5",
     }
-    async with running_stack("redis-outage", SHARED_ADMIN_URL, outage_redis.url, env) as running:
+    async with running_stack("redis-outage", ADMIN_URL, outage_redis.url, env) as running:
         yield running
 
 
@@ -95,7 +96,7 @@ async def test_posting_survives_a_redis_outage_and_everything_is_delivered(
     s = outage_stack
     api = s.api
     reader, poster, flooder = [await new_user(api) for _ in range(3)]
-    receiver = Receiver("lb", s.lb_url, reader, api)
+    receiver = ChatSocket("lb", s.lb_url, reader, api)
     receiver.last_id = await newest_id(api, reader)
     acknowledged: set[int] = set()
     try:

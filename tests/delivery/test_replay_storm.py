@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import Running
-from .support import RECOVERED, Receiver, fetch_after, new_user, post
+from tests.helpers.rest import fetch_after, new_user, post
+from tests.helpers.sockets import RECOVERED, ChatSocket
+from tests.helpers.stack import Running
 
 pytestmark = [pytest.mark.security, pytest.mark.timeout(240)]
 
@@ -38,7 +39,7 @@ async def recoveries_done(s: Running, gateway: str) -> int:
     return int(float(found.group(1))) if found else 0
 
 
-def stamp_arrivals(client: Receiver, event: str, handler: Callable[[Any], Any]) -> list[float]:
+def stamp_arrivals(client: ChatSocket, event: str, handler: Callable[[Any], Any]) -> list[float]:
     """Arrival times of `event` at `client` (after its own bookkeeping)."""
     times: list[float] = []
 
@@ -50,7 +51,7 @@ def stamp_arrivals(client: Receiver, event: str, handler: Callable[[Any], Any]) 
     return times
 
 
-async def live_latency(s: Running, user: Any, idle: Receiver, text: str) -> tuple[int, float, float]:
+async def live_latency(s: Running, user: Any, idle: ChatSocket, text: str) -> tuple[int, float, float]:
     """Post one message; its id, when it was posted and when the idle client got it."""
     posted_at = time.monotonic()
     message_id = await post(s.api, user, text)
@@ -64,8 +65,8 @@ async def test_live_delivery_is_not_held_behind_a_replay_storm(
     s = recovery_stack
     gateway = s.gateway_urls[0]
     user, returning = await new_user(s.api), await new_user(s.api)
-    idle = Receiver("idle", gateway, user, s.api, send_last_id=False, reconnection=False)
-    storm = [Receiver(f"storm{i}", gateway, returning, s.api, reconnection=False) for i in range(STORM)]
+    idle = ChatSocket("idle", gateway, user, s.api, send_last_id=False, reconnection=False)
+    storm = [ChatSocket(f"storm{i}", gateway, returning, s.api, reconnection=False) for i in range(STORM)]
     finished = [stamp_arrivals(client, RECOVERED, client._on_recovered) for client in storm]
     try:
         await idle.connect()

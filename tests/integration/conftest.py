@@ -22,24 +22,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from .harness import (
+from tests.helpers.limits import (
     HISTORY_DEFAULT_LIMIT,
     MAX_BODY_BYTES,
     MESSAGE_MAX_CHARS,
     RATE_LIMIT_MESSAGES_PER_MINUTE,
-    Api,
-    ChatStack,
-    SocketFactory,
-    User,
-    external_stack,
-    local_chat_stack,
-    sign_up_and_in,
 )
+from tests.helpers.rest import Api, User, sign_up_and_in
+from tests.helpers.sockets import SocketFactory
+from tests.helpers.stack import ChatStack, external_stack, haproxy_override, local_chat_stack
 
 
 @pytest.fixture(scope="session")
@@ -67,11 +62,6 @@ async def chat_stack() -> AsyncIterator[ChatStack]:
     # of haproxy.cfg that says `balance roundrobin` for the realtime backend.
     async with local_chat_stack("test", env, **haproxy_override()) as stack:
         yield stack
-
-
-def haproxy_override() -> dict[str, Path]:
-    cfg = os.environ.get("CHAT_TEST_HAPROXY_CFG")
-    return {"haproxy_cfg": Path(cfg).resolve()} if cfg else {}
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,9 @@ from services.shared.config import DEFAULT_JWT_MAX_LIFETIME_SECONDS
 from services.shared.revocation import revoked_key
 from stack import REPO_ROOT, free_port
 from stack.process import ManagedProcess, wait_http_ok
-
-from .harness import Api, ChatStack, SocketFactory, User, assert_error, by_owner, sign_up_and_in
+from tests.helpers.rest import Api, User, assert_error, sign_up_and_in
+from tests.helpers.sockets import SocketFactory, by_owner
+from tests.helpers.stack import ChatStack
 
 
 def _local(chat_stack: ChatStack) -> None:

@@ -8,7 +8,9 @@ import aiohttp
 import pytest
 import socketio
 
-from .harness import CONNECT_TIMEOUT, ChatStack, extra_process
+from tests.helpers.limits import CONNECT_TIMEOUT
+from tests.helpers.processes import extra_process
+from tests.helpers.stack import ChatStack
 
 pytestmark = [pytest.mark.security, pytest.mark.timeout(90)]
 

@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from .harness import Api, ChatStack, Reply, assert_error, extra_process, sign_up_and_in
+from tests.helpers.processes import extra_process
+from tests.helpers.rest import Api, Reply, assert_error, sign_up_and_in
+from tests.helpers.stack import ChatStack
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,15 +10,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .harness import (
-    ALLOWED_ORIGIN,
-    DISALLOWED_ORIGIN,
-    Api,
-    ChatStack,
-    assert_error,
-    extra_process,
-    sign_up_and_in,
-)
+from tests.helpers.limits import ALLOWED_ORIGIN, DISALLOWED_ORIGIN
+from tests.helpers.processes import extra_process
+from tests.helpers.rest import Api, assert_error, sign_up_and_in
+from tests.helpers.stack import ChatStack
 
 FIXED_ALLOWED_HEADERS = {"authorization", "content-type", "x-request-id"}
 

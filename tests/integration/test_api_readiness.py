@@ -6,8 +6,9 @@ import aiohttp
 import pytest
 
 from stack import free_port
-
-from .harness import Api, ChatStack, extra_process, sign_up_and_in
+from tests.helpers.processes import extra_process
+from tests.helpers.rest import Api, sign_up_and_in
+from tests.helpers.stack import ChatStack
 
 
 @pytest.mark.security

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from .harness import Api, Reply, assert_error, make_token
+from tests.helpers.rest import Api, Reply, assert_error, make_token
 
 HUGE = "1" * 4301  # one digit past Python's int() limit for strings
 

@@ -20,9 +20,11 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import pytest
 
-from tests.delivery.support import Receiver, Writer, report
-
-from .harness import REPO_ROOT, Api, ChatStack, SocketFactory, by_owner, sign_up_and_in
+from stack import REPO_ROOT
+from tests.helpers.delivery import Writer, report
+from tests.helpers.rest import Api, sign_up_and_in
+from tests.helpers.sockets import ChatSocket, SocketFactory, by_owner
+from tests.helpers.stack import ChatStack
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 # What a developer shell or `make compose-test` may set; the defaults are what is checked.
@@ -238,7 +240,7 @@ async def test_compose_fans_out_across_all_replicas(
         assert await sock.next_message(by_owner(sender)) == sent
 
 
-async def no_loss(lb_url: str, name: str, fault: Callable[[list[Receiver]], Awaitable[None]]) -> None:
+async def no_loss(lb_url: str, name: str, fault: Callable[[list[ChatSocket]], Awaitable[None]]) -> None:
     """Two counting clients per replica and one through the LB; a steady writer; one fault.
 
     Every client must end up holding every acknowledged message (live, replayed with
@@ -253,10 +255,10 @@ async def no_loss(lb_url: str, name: str, fault: Callable[[list[Receiver]], Awai
         start = int(newest[-1]["_id"]) if newest else 0
         urls = await replica_urls()
         clients = [
-            Receiver(f"rt{i + 1}-{k + 1}", url, reader, api)
+            ChatSocket(f"rt{i + 1}-{k + 1}", url, reader, api)
             for i, url in enumerate(urls.values())
             for k in range(2)
-        ] + [Receiver("lb", lb_url, reader, api)]
+        ] + [ChatSocket("lb", lb_url, reader, api)]
         for client in clients:
             client.last_id = start
         writer = Writer(api, writer_user, rate=5.0)  # under the per-user limit
@@ -293,7 +295,7 @@ async def test_compose_no_loss_when_a_gateway_crashes(chat_stack: ChatStack) -> 
     so the container's main process gets SIGKILL from the host.
     """
 
-    async def crash(clients: list[Receiver]) -> None:
+    async def crash(clients: list[ChatSocket]) -> None:
         (via_lb,) = [c for c in clients if c.name == "lb"]
         victim = await replica_holding(via_lb.sio.get_sid())
         before = await state(victim)
@@ -306,7 +308,7 @@ async def test_compose_no_loss_when_a_gateway_crashes(chat_stack: ChatStack) -> 
 @live
 @pytest.mark.timeout(240)
 async def test_compose_no_loss_when_redis_restarts(chat_stack: ChatStack) -> None:
-    async def restart_redis(_: list[Receiver]) -> None:
+    async def restart_redis(_: list[ChatSocket]) -> None:
         (redis,) = await containers("redis")
         await docker("restart", "-t", "2", redis)
         deadline = time.monotonic() + RESTART_TIMEOUT

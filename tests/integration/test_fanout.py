@@ -6,7 +6,8 @@ import asyncio
 import uuid
 from collections import Counter
 
-from .harness import Api, ChatSocket, SocketFactory, User, by_owner
+from tests.helpers.rest import Api, User
+from tests.helpers.sockets import ChatSocket, SocketFactory, by_owner
 
 SOURCE_ADDRESSES = [f"127.0.0.{i}" for i in range(2, 10)]
 

@@ -15,15 +15,12 @@ import time
 import aiohttp
 import pytest
 
-from tests.integration.gateway_process import (
-    Gateway,
-    gateway_process,
-    metric_value,
-    polling_handshake,
-    wait_closed,
-)
-from tests.integration.harness import CONNECT_TIMEOUT, ChatStack, User
-from tests.integration.test_transport import open_raw_session
+from tests.helpers.limits import CONNECT_TIMEOUT
+from tests.helpers.metrics import metric_value
+from tests.helpers.processes import Gateway, gateway_process, polling_handshake
+from tests.helpers.rest import User
+from tests.helpers.sockets import open_raw_session, wait_closed
+from tests.helpers.stack import ChatStack
 
 pytestmark = pytest.mark.security
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.integration.harness import SocketFactory, User
-from tests.integration.test_operability import scrape, total
-from tests.integration.test_transport import open_raw_session
+from tests.helpers.metrics import scrape, total
+from tests.helpers.rest import User
+from tests.helpers.sockets import SocketFactory, open_raw_session
 
 LATENCY = "chat_http_request_duration_seconds_count"
 SOCKET_IO = ('service="realtime"', 'route="/socket.io/"')

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from .harness import ALLOWED_ORIGIN, DISALLOWED_ORIGIN, Api, ChatStack
+from tests.helpers.limits import ALLOWED_ORIGIN, DISALLOWED_ORIGIN
+from tests.helpers.rest import Api
+from tests.helpers.stack import ChatStack
 
 PREFLIGHT = {
     "Access-Control-Request-Method": "POST",

@@ -9,7 +9,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .harness import Api, ChatStack, SocketFactory, local_chat_stack, reissued, sign_up_and_in
+from tests.helpers.rest import Api, reissued, sign_up_and_in
+from tests.helpers.sockets import SocketFactory
+from tests.helpers.stack import ChatStack, local_chat_stack
 
 # The secret every installation accepted when JWT_SECRET was unset: it is in the
 # project's history, so anyone can sign tokens with it.

@@ -17,16 +17,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .conftest import haproxy_override
-from .harness import (
-    Api,
-    ChatStack,
-    SocketFactory,
-    User,
-    assert_error,
-    local_chat_stack,
-    unique_email,
-)
+from tests.helpers.rest import Api, User, assert_error, unique_email
+from tests.helpers.sockets import SocketFactory
+from tests.helpers.stack import ChatStack, haproxy_override, local_chat_stack
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -25,8 +25,8 @@ from services.api_service.db.messages import (
     messages_after,
 )
 from services.api_service.db.migrate import available_migrations, migrate
-
-from .harness import Api, ChatStack, User, create_database, drop_database
+from tests.helpers.rest import Api, User
+from tests.helpers.stack import ChatStack, create_database, drop_database
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

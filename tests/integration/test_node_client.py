@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from .harness import REPO_ROOT, Api, ChatStack
+from stack import REPO_ROOT
+from tests.helpers.rest import Api
+from tests.helpers.stack import ChatStack
 
 JS_DIR = REPO_ROOT / "tests" / "js"
 SCRIPT = JS_DIR / "client_check.mjs"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,34 +11,11 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.integration.harness import (
-    Api,
-    ChatStack,
-    SocketFactory,
-    User,
-    extra_process,
-)
-
-SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
-
-
-async def scrape(http: aiohttp.ClientSession, base_url: str) -> dict[tuple[str, frozenset[str]], float]:
-    """Parse a Prometheus text page into {(name, labels): value}."""
-    async with http.get(f"{base_url}/metrics") as response:
-        assert response.status == 200
-        assert response.headers["Content-Type"].startswith("text/plain")
-        text = await response.text()
-    samples = {}
-    for line in text.splitlines():
-        if match := SAMPLE.match(line):
-            labels = frozenset(filter(None, (match["labels"] or "").split(",")))
-            samples[(match["name"], labels)] = float(match["value"])
-    return samples
-
-
-def total(samples: dict[tuple[str, frozenset[str]], float], name: str, *labels: str) -> float:
-    """Sum of a series over every label set containing `labels` (e.g. 'route="/messages"')."""
-    return sum(v for (n, ls), v in samples.items() if n == name and set(labels) <= ls)
+from tests.helpers.metrics import scrape, total
+from tests.helpers.processes import extra_process
+from tests.helpers.rest import Api, User
+from tests.helpers.sockets import SocketFactory
+from tests.helpers.stack import ChatStack
 
 
 def local_only(chat_stack: ChatStack) -> None:

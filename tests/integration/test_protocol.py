@@ -13,7 +13,9 @@ import json
 import aiohttp
 import pytest
 
-from tests.integration.harness import CONNECT_TIMEOUT, ChatStack, User
+from tests.helpers.limits import CONNECT_TIMEOUT
+from tests.helpers.rest import User
+from tests.helpers.stack import ChatStack
 
 
 @pytest.fixture

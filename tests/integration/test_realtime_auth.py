@@ -6,7 +6,9 @@ import uuid
 
 import pytest
 
-from .harness import Api, ChatStack, SocketFactory, by_owner, expired_token, reissued
+from tests.helpers.rest import Api, expired_token, reissued
+from tests.helpers.sockets import SocketFactory, by_owner
+from tests.helpers.stack import ChatStack
 
 
 @pytest.fixture(params=["load-balancer", "gateway-2"])

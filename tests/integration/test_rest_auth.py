@@ -8,7 +8,7 @@ import uuid
 import jwt
 import pytest
 
-from .harness import Api, assert_error, expired_token, reissued, unique_email, unique_name
+from tests.helpers.rest import Api, assert_error, expired_token, reissued, unique_email, unique_name
 
 
 async def test_signup_returns_201_with_public_fields_only(api: Api) -> None:

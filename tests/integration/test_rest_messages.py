@@ -9,17 +9,15 @@ from datetime import datetime
 
 import pytest
 
-from .harness import (
+from tests.helpers.limits import (
     HISTORY_DEFAULT_LIMIT,
     MAX_BODY_BYTES,
     MESSAGE_MAX_CHARS,
     RATE_LIMIT_MESSAGES_PER_MINUTE,
-    Api,
-    ChatStack,
-    SocketFactory,
-    assert_error,
-    by_owner,
 )
+from tests.helpers.rest import Api, assert_error
+from tests.helpers.sockets import SocketFactory, by_owner
+from tests.helpers.stack import ChatStack
 
 # ------------------------------------------------------------------------- GET validation
 

@@ -15,8 +15,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.shared.revocation import revoke_user
-
-from .harness import DELIVERY_TIMEOUT, ChatSocket, ChatStack, SocketFactory, User, extra_process
+from tests.helpers.limits import DELIVERY_TIMEOUT
+from tests.helpers.processes import extra_process
+from tests.helpers.rest import User
+from tests.helpers.sockets import ChatSocket, SocketFactory
+from tests.helpers.stack import ChatStack
 
 pytestmark = [pytest.mark.security, pytest.mark.timeout(90)]
 

@@ -7,7 +7,6 @@ so their size does not depend on timing.
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import time
 import uuid
@@ -18,7 +17,11 @@ import redis.asyncio as aioredis
 
 from services.api_service.relay import PUBLISH_BATCH, Publication, publish_batch_args
 from services.shared.fanout import emit_packet, history_stream_key
-from tests.integration.harness import CONNECT_TIMEOUT, ChatStack, SocketFactory, User, extra_process
+from tests.helpers.limits import CONNECT_TIMEOUT
+from tests.helpers.processes import extra_process
+from tests.helpers.rest import User
+from tests.helpers.sockets import SocketFactory, open_raw_session
+from tests.helpers.stack import ChatStack
 
 BURST = 60  # well above the 16 packets one long-polling payload may carry
 
@@ -58,17 +61,6 @@ async def test_a_burst_reaches_each_client_kind_whole_and_in_order(
         assert [m["_id"] for m in received] == sent
         assert client.sio.connected and client.transport == transport
         assert received[0]["text"] == "é" * 100
-
-
-async def open_raw_session(http: aiohttp.ClientSession, url: str, token: str) -> aiohttp.ClientWebSocketResponse:
-    """A bare Engine.IO WebSocket client connected to `/`: it answers pings only when told to."""
-    ws = await http.ws_connect(f"{url}/socket.io/?EIO=4&transport=websocket", autoping=True)
-    opened = await ws.receive_str(timeout=CONNECT_TIMEOUT)
-    assert opened.startswith("0")
-    await ws.send_str("40" + json.dumps({"token": token}))
-    connected = await ws.receive_str(timeout=CONNECT_TIMEOUT)
-    assert connected.startswith("40"), connected
-    return ws
 
 
 async def next_ping(ws: aiohttp.ClientWebSocketResponse) -> float:

@@ -21,22 +21,15 @@ from threading import Thread
 import aiohttp
 import pytest
 
+from services.api_service.db.migrate import available_migrations
 from stack import REPO_ROOT, LocalStack, ManagedProcess, StackConfig, StackStartError, free_port
 from stack.infra import PortInUseError
 from stack.supervise import CrashLoop, CrashPolicy, Supervisor
-from tests.delivery.support import Receiver, Writer, wait_gateway_holding
-from tests.integration.harness import Api, SocketFactory, sign_up_and_in
-
-from .support import (
-    ADMIN_URL,
-    REDIS_URL,
-    WAIT,
-    Launched,
-    launched_stack,
-    pid_alive,
-    wait_gone,
-    wait_ports_closed,
-)
+from tests.helpers.delivery import Writer
+from tests.helpers.launcher import Launched, launched_stack, pid_alive, wait_gone, wait_ports_closed
+from tests.helpers.limits import ADMIN_URL, REDIS_URL, WAIT
+from tests.helpers.rest import Api, sign_up_and_in
+from tests.helpers.sockets import ChatSocket, SocketFactory, wait_gateway_holding
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -74,6 +67,18 @@ async def test_children_die_with_a_killed_launcher() -> None:
         assert not still_open, f"ports still accepting after the launcher died: {still_open}"
 
 
+async def test_make_run_migrates_once_before_the_api_starts() -> None:
+    """The launcher applies the migrations; the API it then starts does not run them again."""
+    async with launched_stack("migrate-once") as launched:
+        api_pid = launched.child_named("api")
+        assert api_pid is not None
+        environ = Path(f"/proc/{api_pid}/environ").read_bytes().split(b"\0")
+        assert b"MIGRATE_ON_START=false" in environ, "the API was started to migrate again"
+        log = (Path(launched.log_dir) / "migrate.log").read_text()
+        applied = [line for line in log.splitlines() if "applied migration" in line]
+        assert len(applied) == len(available_migrations()), log
+
+
 @contextmanager
 def listening(port: int) -> Iterator[socket.socket]:
     """Something else listening on 127.0.0.1:`port` (as an orphan of an earlier run would)."""
@@ -99,7 +104,7 @@ def test_a_port_in_use_is_a_clear_error_before_anything_starts(tmp_path: Path) -
 
 
 async def test_make_run_says_which_port_is_in_use(tmp_path: Path) -> None:
-    from .support import spawn_launcher
+    from tests.helpers.launcher import spawn_launcher
 
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
@@ -190,7 +195,7 @@ async def test_a_killed_gateway_is_restarted_and_its_reader_loses_nothing(
     async with launched_stack("supervise") as launched:
         api = Api(http, launched.api_url)
         reader_user, writer_user = await sign_up_and_in(api), await sign_up_and_in(api)
-        reader = Receiver("reader", launched.lb_url, reader_user, api)
+        reader = ChatSocket("reader", launched.lb_url, reader_user, api)
         writer = Writer(api, writer_user, rate=20)
         try:
             await reader.connect()

@@ -1,4 +1,4 @@
-"""Helpers of the browser tests: where Chromium is, and loopback TCP forwarders."""
+"""The browser tests' Chromium and loopback TCP forwarders."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from tests.integration.harness import REPO_ROOT
+from stack import REPO_ROOT
 
 CHROMIUM = os.environ.get("CHAT_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = REPO_ROOT / "test-artifacts"

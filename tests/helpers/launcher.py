@@ -24,12 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stack import REPO_ROOT, free_port
-from tests.integration.harness import create_database, drop_database
-
-ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-START_TIMEOUT = 90.0
-WAIT = 20.0  # upper bound of a wait on an event; a passing test never reaches it
+from tests.helpers.limits import ADMIN_URL, REDIS_URL, START_TIMEOUT, WAIT
+from tests.helpers.stack import create_database, drop_database
 
 
 def pid_alive(pid: int) -> bool:

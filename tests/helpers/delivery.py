@@ -1,0 +1,135 @@
+"""The delivery accounting: a steady writer that retries until acknowledged, and the report line.
+
+Waits are on events with a timeout; the writer's pace and retry pace are the only sleeps
+and say `# wait-ok`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from tests.helpers.limits import WAIT
+from tests.helpers.processes import PrivatePostgres, PrivateRedis
+from tests.helpers.rest import Api, User
+from tests.helpers.sockets import ChatSocket
+from tests.helpers.stack import Running
+
+
+@dataclass
+class Writer:
+    """Posts at a steady rate; a failed POST is retried with the SAME id until acknowledged.
+
+    `route(n)` may send the first attempt of the n-th message elsewhere (e.g. to an API
+    process armed with a failpoint); retries always go to `api`.
+    """
+
+    api: Api
+    user: User
+    rate: float = 20.0
+    route: Callable[[int], str | None] = lambda n: None
+    acknowledged: dict[str, int] = field(default_factory=dict)  # client uuid -> _id
+    attempts: int = 0
+    failures: int = 0
+    retried_ok: int = 0  # acknowledged only after at least one failed attempt
+    repeats: int = 0  # acknowledged with 200: the message had already been stored
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+    _acked: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, 60)
+
+    async def wait_acks(self, count: int, timeout: float = WAIT) -> None:
+        async def waiter() -> None:
+            async with self._acked:
+                await self._acked.wait_for(lambda: len(self.acknowledged) >= count)
+
+        await asyncio.wait_for(waiter(), timeout)
+
+    def ids(self) -> set[int]:
+        return set(self.acknowledged.values())
+
+    async def _run(self) -> None:
+        n = 0
+        interval = 1.0 / self.rate
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            n += 1
+            await self._send(n, str(uuid.uuid4()))
+            next_at += interval
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._stop.wait(), delay)  # wait-ok: the writer's pace
+                except TimeoutError:
+                    pass
+            else:
+                next_at = time.monotonic()
+
+    async def _send(self, n: int, client_id: str) -> None:
+        base_url = self.route(n)
+        failed = False
+        while True:
+            self.attempts += 1
+            try:
+                reply = await asyncio.wait_for(
+                    self.api.request(
+                        "POST",
+                        "/messages",
+                        token=self.user.token,
+                        json={"id": client_id, "text": f"steady {n}"},
+                        base_url=base_url,
+                    ),
+                    10,
+                )
+                if reply.status in (200, 201):
+                    self.acknowledged[client_id] = int(reply.body["_id"])
+                    self.retried_ok += failed
+                    self.repeats += reply.status == 200
+                    async with self._acked:
+                        self._acked.notify_all()
+                    return
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                pass
+            failed = True
+            self.failures += 1
+            base_url = None  # retries go to the healthy API
+            await asyncio.sleep(0.1)  # wait-ok: retry pace of a client whose POST failed
+
+
+def report(
+    scenario: str, writer: Writer, receivers: list[ChatSocket]
+) -> tuple[str, dict[str, set[int]]]:
+    acknowledged = writer.ids()
+    lost = {r.name: r.lost(acknowledged) for r in receivers}
+    line = (
+        f"scenario={scenario} acknowledged={len(acknowledged)} "
+        f"delivered={[len(r.delivered() & acknowledged) for r in receivers]} "
+        f"duplicates={[r.duplicates() for r in receivers]} "
+        f"lost={[len(lost[r.name]) for r in receivers]} "
+        f"refetched={[len(r.rest_ids) for r in receivers]} "
+        f"recovered_false={[sum(not e.recovered for e in r.recovered_events) for r in receivers]} "
+        f"reconnects={[r.connects - 1 for r in receivers]} "
+        f"post_failures={writer.failures} acked_as_repeat={writer.repeats}"
+    )
+    return line, lost
+
+
+@dataclass
+class FaultWorld:
+    """The faults suite's private servers and the stack running on them."""
+
+    redis: PrivateRedis
+    postgres: PrivatePostgres
+    stack: Running
