@@ -28,7 +28,7 @@ import aiohttp
 
 from stack import REPO_ROOT, free_port
 from stack.process import ManagedProcess, wait_http_ok
-from tests.helpers.stack import ChatStack
+from tests.helpers.stack import ChatStack, require_local
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ async def service_process(
     chat_stack: ChatStack, module: str, env: dict[str, str], name: str
 ) -> AsyncIterator[ServiceProcess]:
     """One more `module` process on the stack's database and Redis, `env` on top of its settings."""
+    require_local(chat_stack)
     port = free_port()
     assert chat_stack.log_dir is not None
     log_path = Path(chat_stack.log_dir) / f"{name}.log"

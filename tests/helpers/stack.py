@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import pytest
 
 from stack import REPO_ROOT, LocalStack, StackConfig, infra
 from tests.helpers.limits import ADMIN_URL, REDIS_URL
@@ -48,6 +49,12 @@ class ChatStack:
     local: LocalStack | None = None  # the launcher's handle (local stacks only): kill, restart
     database_url: str = ""
     channel: str = ""
+
+
+def require_local(chat_stack: ChatStack) -> None:
+    """Skip unless the stack is this run's own processes (a test that starts more, or reads logs)."""
+    if chat_stack.external:
+        pytest.skip("needs the local stack's processes and logs (not an external CHAT_BASE_URL stack)")
 
 
 def external_stack() -> ChatStack:

@@ -13,7 +13,7 @@ import pytest
 from tests.helpers.limits import ALLOWED_ORIGIN, DISALLOWED_ORIGIN
 from tests.helpers.processes import extra_process
 from tests.helpers.rest import Api, assert_error, sign_up_and_in
-from tests.helpers.stack import ChatStack
+from tests.helpers.stack import ChatStack, require_local
 
 FIXED_ALLOWED_HEADERS = {"authorization", "content-type", "x-request-id"}
 
@@ -170,6 +170,7 @@ async def _send_raw(port: int, data: bytes) -> bytes:
 async def test_malformed_requests_do_not_flood_the_log(
     chat_stack: ChatStack, http: aiohttp.ClientSession, attack_report
 ) -> None:
+    require_local(chat_stack)
     assert chat_stack.log_dir is not None
     async with extra_process(chat_stack, "services.api_service", {}, "api-malformed") as url:
         log_file = Path(chat_stack.log_dir) / "api-malformed.log"

@@ -20,7 +20,7 @@ from tests.helpers.metrics import metric_value
 from tests.helpers.processes import Gateway, gateway_process, polling_handshake
 from tests.helpers.rest import User
 from tests.helpers.sockets import open_raw_session, wait_closed
-from tests.helpers.stack import ChatStack
+from tests.helpers.stack import ChatStack, require_local
 
 pytestmark = pytest.mark.security
 
@@ -32,8 +32,7 @@ POLICY_VIOLATION = 1008
 
 @pytest.fixture(autouse=True)
 def local_only(chat_stack: ChatStack) -> None:
-    if chat_stack.external:
-        pytest.skip("starts gateway processes of its own")
+    require_local(chat_stack)
 
 
 async def flood_binary(ws: aiohttp.ClientWebSocketResponse, frames: int) -> tuple[int, aiohttp.WSMessage]:

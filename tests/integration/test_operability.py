@@ -15,12 +15,7 @@ from tests.helpers.metrics import scrape, total
 from tests.helpers.processes import extra_process
 from tests.helpers.rest import Api, User
 from tests.helpers.sockets import SocketFactory
-from tests.helpers.stack import ChatStack
-
-
-def local_only(chat_stack: ChatStack) -> None:
-    if chat_stack.external:
-        pytest.skip("needs the local stack's processes and logs")
+from tests.helpers.stack import ChatStack, require_local
 
 
 async def test_metrics_move_while_messages_flow(
@@ -69,7 +64,7 @@ async def test_logs_are_json_lines_with_request_ids_and_no_tokens(
     http: aiohttp.ClientSession, api: Api, chat_stack: ChatStack,
     new_user: Callable[..., Awaitable[User]], sockets: SocketFactory,
 ) -> None:
-    local_only(chat_stack)
+    require_local(chat_stack)
     user = await new_user()
     request_id = f"ops-{uuid.uuid4().hex}"
     async with http.get(
@@ -96,7 +91,7 @@ async def test_logs_are_json_lines_with_request_ids_and_no_tokens(
 async def test_sign_in_is_limited_per_client_address_across_api_processes(
     http: aiohttp.ClientSession, chat_stack: ChatStack, new_user: Callable[..., Awaitable[User]],
 ) -> None:
-    local_only(chat_stack)
+    require_local(chat_stack)
     user = await new_user()
     env = {"RATE_LIMIT_AUTH_PER_MINUTE": "3", "MIGRATE_ON_START": "false"}
     async with extra_process(chat_stack, "services.api_service", env, "api-limited-1") as first, \
@@ -124,7 +119,7 @@ async def test_sign_in_is_limited_per_client_address_across_api_processes(
 async def test_connections_per_user_are_capped_across_replicas(
     chat_stack: ChatStack, new_user: Callable[..., Awaitable[User]], sockets: SocketFactory,
 ) -> None:
-    local_only(chat_stack)
+    require_local(chat_stack)
     user = await new_user()
     async with extra_process(
         chat_stack, "services.realtime_service", {"MAX_CONNECTIONS_PER_USER": "2"}, "rt-capped-1"
@@ -148,7 +143,7 @@ def admin_client() -> socketio.AsyncClient:
 async def test_admin_ui_is_off_by_default_and_needs_its_credentials(
     chat_stack: ChatStack, gateway_urls: tuple[str, str],
 ) -> None:
-    local_only(chat_stack)
+    require_local(chat_stack)
     client = admin_client()
     with pytest.raises(socketio.exceptions.ConnectionError):
         await client.connect(gateway_urls[0], namespaces=["/admin"], auth={"username": "a", "password": "b"})
