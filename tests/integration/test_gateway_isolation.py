@@ -8,6 +8,7 @@ here on aiohttp's test servers against the real Redis, with real Socket.IO clien
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 
 import aiohttp
@@ -18,16 +19,17 @@ from services.realtime_service.app import SIO, create_app
 from services.realtime_service.settings import RealtimeSettings
 from services.realtime_service.transport import FastEngineIOServer
 from services.shared.auth import Identity, issue_token
-from services.shared.config import DEV_JWT_SECRET, Env
+from services.shared.config import Env
 from services.shared.fanout import emit_packet
-from tests.integration.harness import ChatSocket
+from tests.helpers.limits import REDIS_URL
+from tests.helpers.sockets import ChatSocket
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+JWT_SECRET = secrets.token_urlsafe(32)
 
 
 def gateway_settings(channel: str) -> RealtimeSettings:
     return RealtimeSettings.from_env(Env({
-        "APP_ENV": "test", "REDIS_URL": REDIS_URL, "SOCKETIO_CHANNEL": channel, "REPLICA_NAME": channel,
+        "APP_ENV": "test", "JWT_SECRET": JWT_SECRET, "REDIS_URL": REDIS_URL, "SOCKETIO_CHANNEL": channel, "REPLICA_NAME": channel,
     }))
 
 
@@ -49,9 +51,9 @@ async def test_two_gateways_in_one_process_share_nothing_and_leave_no_task() -> 
         assert first.idle_writer_state is not second.idle_writer_state
         assert first.idle_writer_state.values["_send_lock"] is not second.idle_writer_state.values["_send_lock"]
 
-        token = issue_token(Identity(user_id="isolation-user", name="Iso"), DEV_JWT_SECRET, 300)
+        token = issue_token(Identity(user_id=str(uuid.uuid4()), name="Iso"), JWT_SECRET, 300)
         for server in servers:
-            socket = ChatSocket(aiohttp.ClientSession())
+            socket = ChatSocket("isolation", http=aiohttp.ClientSession(), reconnection=False)
             sockets.append(socket)
             await socket.sio.connect(
                 str(server.make_url("/")), auth={"token": token}, transports=["websocket"], wait_timeout=10
