@@ -8,7 +8,7 @@
 #   2. local PostgreSQL and Redis running (only for the local default addresses)
 #   3. .venv with the project and its test extras (pip runs again only when
 #      pyproject.toml changed)
-#   4. the npm packages: the chat page's socket.io-client (web/) and the JS test
+#   4. the npm packages: the pages' socket.io-client and swagger-ui-dist (web/) and the JS test
 #      client (tests/js)
 # With WITH_BROWSER=1 (what `make test` sets) it also installs Debian's chromium for the
 # browser tests.
