@@ -49,7 +49,7 @@ MESSAGE_URL_SCHEMES = frozenset({"http", "https", "mailto"})
 LINK_REL = "noopener noreferrer nofollow"
 
 EXAMPLE_USER_ID = "0b8f2f0e-8f55-4d5c-9c1e-0d8f1f2a3b4c"
-EXAMPLE_MESSAGE = {
+EXAMPLE_MESSAGE: dict[str, Any] = {
     "_id": "1043",
     "id": "5d3c8a52-3a8e-4c8b-9a51-6f2d1d3e7b90",
     "owner": EXAMPLE_USER_ID,
