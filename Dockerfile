@@ -6,22 +6,26 @@
 # scripts/standin_images.sh makes Debian-based stand-ins, and everything the build would
 # download can come from deploy/offline/ instead (see deploy/offline/README.md):
 #   wheels/             Python wheels: installed with `pip --no-index --find-links`
-#   web/node_modules/   the chat page's socket.io-client, installed on the host by `npm ci`
+#   web/node_modules/   the pages' npm packages, installed on the host by `npm ci`
 # Both are used when present, and the build then needs no network at all.
 ARG PYTHON_IMAGE=python:3.11-slim
 ARG NODE_IMAGE=node:20-slim
 
-# The chat page's socket.io-client build: from deploy/offline/web, else the npm registry.
+# The pages' npm packages (socket.io-client for the chat page, swagger-ui-dist for /docs):
+# from deploy/offline/web, else the npm registry. No install scripts: both ship prebuilt
+# files, and swagger-ui-dist's dependency would otherwise report the install to its vendor.
 FROM ${NODE_IMAGE} AS web
 WORKDIR /web
 COPY web/package.json web/package-lock.json ./
 COPY deploy/offline/ /offline/
-RUN if [ -f /offline/web/node_modules/socket.io-client/package.json ]; then \
+RUN if [ -f /offline/web/node_modules/swagger-ui-dist/package.json ]; then \
         cp -a /offline/web/node_modules ./node_modules; \
     else \
-        npm ci --omit=dev --no-audit --no-fund; \
+        npm ci --omit=dev --ignore-scripts --no-audit --no-fund; \
     fi \
-    && test -f node_modules/socket.io-client/dist/socket.io.min.js
+    && test -f node_modules/socket.io-client/dist/socket.io.min.js \
+    && test -f node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+    && test -f node_modules/swagger-ui-dist/swagger-ui.css
 COPY web/ ./
 
 # The dependencies in their own virtual environment, from pyproject.toml alone, so code

@@ -5,7 +5,7 @@
 #   scripts/bootstrap.sh --python-only   .venv only (`make test-unit`: no apt, no servers)
 #
 # The machine's side (apt-get as root for what is missing, starting the local PostgreSQL
-# and Redis, pg_hba.conf on a fresh PostgreSQL, npm packages) is `python3 -m stack
+# and Redis, pg_hba.conf on a fresh PostgreSQL, npm packages: the pages' socket.io-client and swagger-ui-dist, the JS test client) is `python3 -m stack
 # install`, the same code the launcher and the tests use (stack/infra.py, stdlib only).
 # This script keeps what must happen around it in the shell: creating .venv and
 # installing the project with its test extras into it (pip runs again only when

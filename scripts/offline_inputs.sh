@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fills deploy/offline/ (see its README) on the host, so `docker build` needs neither the
 # Python package index nor the npm registry: the wheels of every dependency in
-# pyproject.toml, and the chat page's socket.io-client from web/package-lock.json.
+# pyproject.toml, and the pages' npm packages (socket.io-client, swagger-ui-dist) from web/package-lock.json.
 # Cached: the wheelhouse is rebuilt only when the dependency list changes.
 #   PIP=/path/to/pip  (default: .venv/bin/pip, else pip3)
 set -euo pipefail
@@ -33,9 +33,9 @@ fi
 
 lock_stamp="$(sha256sum web/package-lock.json | cut -c1-16)"
 if [ "$(cat "$OUT/web/.stamp" 2>/dev/null)" != "$lock_stamp" ]; then
-    log "installing socket.io-client ($OUT/web/node_modules)"
+    log "installing the pages' npm packages ($OUT/web/node_modules)"
     rm -rf "$OUT/web/node_modules" "$OUT/web/.stamp"
     cp web/package.json web/package-lock.json "$OUT/web/"
-    (cd "$OUT/web" && npm ci --omit=dev --no-audit --no-fund --loglevel=error) >&2
+    (cd "$OUT/web" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error) >&2
     echo "$lock_stamp" > "$OUT/web/.stamp"
 fi

@@ -72,6 +72,6 @@ echo "POSTGRES_IMAGE=$(build_standin postgres)"
 echo "REDIS_IMAGE=$(build_standin redis)"
 echo "HAPROXY_IMAGE=$(build_standin haproxy)"
 echo "PYTHON_IMAGE=$python"
-# The web stage only copies a socket.io-client prepared on the host (see the Dockerfile):
+# The web stage only copies the npm packages prepared on the host (see the Dockerfile):
 # any image with a shell will do.
 echo "NODE_IMAGE=$python"

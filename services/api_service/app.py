@@ -6,15 +6,17 @@ import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
+import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from services.api_service import openapi
+from services.api_service import endpoints, openapi, routes
 from services.api_service.bulkhead import Bulkhead
 from services.api_service.db.migrate import migrate
 from services.api_service.db.pool import FairPool
-from services.api_service.handlers import messages, users
+from services.api_service.handlers import messages
 from services.api_service.keys import (
+    API_DOCUMENT,
     DB_POOL,
     MESSAGE_WRITER,
     PASSWORDS,
@@ -32,7 +34,6 @@ from services.api_service.settings import ApiSettings
 from services.api_service.webpage import web_routes
 from services.api_service.writer import MessageWriter
 from services.shared.auth import TokenVerifier
-from services.shared.metrics import metrics_handler
 from services.shared.web import health_routes
 
 log = logging.getLogger(__name__)
@@ -150,18 +151,14 @@ def create_app(settings: ApiSettings) -> web.Application:
     )
     # Posting needs only PostgreSQL: without Redis the limits count in memory and the
     # relay publishes later, so a Redis outage must not take every API out of rotation.
-    app.add_routes(health_routes({"postgres": postgres_ready}, optional={"redis": redis_ready}))
-    app.add_routes([web.get("/metrics", metrics_handler)])
-    app.add_routes(openapi.routes(settings))
-    app.add_routes(web_routes(settings.web_root))
-    app.add_routes(
-        [
-            web.post("/signup", users.signup),
-            web.post("/signin", users.signin),
-            web.get("/users/me", users.me),
-            web.delete("/users/me", users.delete_me),
-            web.get("/messages", history_reads.bound(messages.list_messages)),
-            web.post("/messages", messages.post_message),
-        ]
+    probes = {
+        route.path: route.handler
+        for route in health_routes({"postgres": postgres_ready}, optional={"redis": redis_ready})
+    }
+    table = endpoints.api_routes(
+        settings, probes["/healthz"], probes["/readyz"], history_reads.bound(messages.list_messages)
     )
+    routes.register(app, table)
+    app[API_DOCUMENT] = orjson.dumps(openapi.build_openapi(settings, table), option=orjson.OPT_INDENT_2)
+    app.add_routes(web_routes(settings.web_root))
     return app

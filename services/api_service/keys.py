@@ -21,5 +21,6 @@ RELAY = web.AppKey("relay", OutboxRelay)
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 MESSAGE_WRITER = web.AppKey("message_writer", MessageWriter)
 TOKENS = web.AppKey("tokens", TokenVerifier)
+API_DOCUMENT = web.AppKey("api_document", bytes)  # /openapi.json, encoded once
 REQUEST_ID = web.RequestKey("request_id", str)
 IDENTITY = web.RequestKey("identity", Identity)

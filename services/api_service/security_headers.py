@@ -2,8 +2,10 @@
 
 The chat page loads only its own scripts and styles and talks only to its own origin
 (REST with `fetch`, Socket.IO over WebSocket or long-polling: CSP Level 3 `'self'`
-covers `ws:`/`wss:` to the same host). `/docs` is server-rendered with one inline
-`<style>` and no script. Everything else (JSON, static files) is never a document to
+covers `ws:`/`wss:` to the same host). `/docs` runs Swagger UI from this origin: its
+bundle and setup script (`script-src 'self'`), its stylesheet, the SVG icons that
+stylesheet embeds as `data:` images, and `fetch` of `/openapi.json` and of the API's own
+routes for "Try it out" (`connect-src 'self'`). Everything else (JSON, static files) is never a document to
 render, so it gets the policy that allows nothing. No response may be framed
 (clickjacking), sniffed into another type, or leak its URL as a referrer; and `Server`
 no longer names the framework and its version.
@@ -20,7 +22,10 @@ PAGE_CSP = (
     "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-DOCS_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 NOTHING_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 # aiohttp sets `Server: Python/3.x aiohttp/3.y` only when the header is absent.
 SERVER_NAME = "chat"

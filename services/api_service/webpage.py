@@ -1,8 +1,10 @@
-"""Serving the chat page at `/` and its static files.
+"""Serving the chat page at `/`, the API reference at `/docs`, and their static files.
 
-The page lives in `web/` at the repository root (WEB_ROOT to move it); the official
-`socket.io-client` browser build comes from `web/node_modules`, installed from the npm
-registry by the project's setup (`npm ci --prefix web`), never copied into the tree.
+The pages live in `web/` at the repository root (WEB_ROOT to move it). What they take
+from the npm registry (pinned in web/package.json) comes from `web/node_modules`,
+installed by the project's setup (`npm ci --prefix web`), never copied into the tree:
+the official `socket.io-client` browser build, and Swagger UI's prebuilt bundle and
+stylesheet (`swagger-ui-dist`), which `/docs` loads to render `/openapi.json`.
 """
 
 from __future__ import annotations
@@ -10,21 +12,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from services.api_service.errors import NotFound
 
 DEFAULT_WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
-SOCKET_IO_BUILD = Path("node_modules/socket.io-client/dist/socket.io.min.js")
+# /static/vendor/<name>: the npm packages' files the pages load, all from this origin.
+VENDOR_FILES = {
+    "socket.io.min.js": Path("node_modules/socket.io-client/dist/socket.io.min.js"),
+    "swagger-ui-bundle.js": Path("node_modules/swagger-ui-dist/swagger-ui-bundle.js"),
+    "swagger-ui.css": Path("node_modules/swagger-ui-dist/swagger-ui.css"),
+}
 
 
 def web_routes(web_root: Path) -> list[web.RouteDef]:
-    """`/` (the page), `/static/...` and the socket.io-client build."""
+    """`/` (the page), `/static/...` and the npm packages' files (`/docs`: endpoints.py)."""
 
     async def index(_: web.Request) -> web.FileResponse:
         return _file(web_root / "index.html")
 
-    async def socket_io_client(_: web.Request) -> web.FileResponse:
-        return _file(web_root / SOCKET_IO_BUILD)
+    def vendor(relative: Path) -> Handler:
+        async def serve(_: web.Request) -> web.FileResponse:
+            return _file(web_root / relative)
+
+        return serve
 
     async def static(request: web.Request) -> web.FileResponse:
         root = (web_root / "static").resolve()
@@ -41,9 +52,18 @@ def web_routes(web_root: Path) -> list[web.RouteDef]:
 
     return [
         web.get("/", index),
-        web.get("/static/vendor/socket.io.min.js", socket_io_client),
+        *(web.get(f"/static/vendor/{name}", vendor(path)) for name, path in VENDOR_FILES.items()),
         web.get("/static/{path:.+}", static),
     ]
+
+
+def docs_page(web_root: Path) -> Handler:
+    """`/docs`: Swagger UI's page (web/docs.html; the renderer's setup is static/docs.js)."""
+
+    async def docs(_: web.Request) -> web.FileResponse:
+        return _file(web_root / "docs.html")
+
+    return docs
 
 
 def _file(path: Path) -> web.FileResponse:

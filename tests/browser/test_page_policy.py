@@ -82,13 +82,20 @@ async def test_the_chat_page_runs_and_uses_a_websocket_under_its_policy(
 
 
 async def test_docs_render_under_their_policy(browser: Browser, web_stack: ChatStack) -> None:
+    """Swagger UI draws every operation of /openapi.json, loading nothing from elsewhere."""
     context = await browser.new_context()
     try:
         page = await context.new_page()
         violations = csp_violations(page)
+        origins: set[str] = set()
+        page.on("request", lambda request: origins.add(request.url.split("/")[2]))
         response = await page.goto(web_stack.lb_url + "/docs")
         assert response is not None and response.status == 200
-        await expect(page.locator("main")).to_be_visible()
+        await expect(page.locator(".opblock")).to_have_count(11)
+        post = page.locator(".opblock-post", has_text="/messages")
+        await post.locator(".opblock-summary").click()
+        await expect(post.get_by_text("nothing is published twice", exact=False)).to_be_visible()
         assert violations == []
+        assert origins == {web_stack.lb_url.split("/")[2]}
     finally:
         await context.close()

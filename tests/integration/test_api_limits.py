@@ -106,11 +106,16 @@ async def test_the_chat_page_may_run_only_its_own_scripts_and_talk_only_to_its_o
     assert "'unsafe-inline'" not in directives.get("style-src", [])
 
 
-async def test_docs_allow_no_script(api: Api) -> None:
+async def test_docs_may_run_only_their_own_scripts_and_talk_only_to_their_origin(api: Api) -> None:
     reply = await api.request("GET", "/docs")
     assert reply.status == 200
     csp = reply.headers["Content-Security-Policy"]
-    assert "script-src" not in csp and "default-src 'none'" in csp
+    directives = {d.split()[0]: d.split()[1:] for d in csp.split(";")}
+    assert directives["default-src"] == ["'none'"]
+    assert directives["script-src"] == ["'self'"]
+    assert directives["style-src"] == ["'self'"]
+    assert directives["connect-src"] == ["'self'"]
+    assert "unsafe" not in csp and "http" not in csp
 
 
 # ---------------------------------------------------------------------- history reads

@@ -47,7 +47,7 @@ def test_message_text_is_sanitized_and_owner_fields_are_ignored() -> None:
         },
         max_chars=4000,
     )
-    assert form.client_id == "0b5c7a51-0c3a-4a1e-9a36-3a0f7a1c1d11"
+    assert str(form.id) == "0b5c7a51-0c3a-4a1e-9a36-3a0f7a1c1d11"
     assert "script" not in form.text and "onerror" not in form.text
     assert "<b>bold</b>" in form.text
     assert not hasattr(form, "owner")

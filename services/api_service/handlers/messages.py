@@ -10,7 +10,7 @@ from aiohttp import web
 from services.api_service import validation
 from services.api_service.db import messages
 from services.api_service.errors import Unauthorized
-from services.api_service.handlers.common import authenticate, limit_by_user, read_json
+from services.api_service.handlers.common import authenticate, limit_by_user, read_body
 from services.api_service.keys import DB_POOL, MESSAGE_WRITER, SETTINGS
 from services.shared.web import json_response
 
@@ -44,9 +44,9 @@ async def post_message(request: web.Request) -> web.Response:
     """
     identity = authenticate(request)
     await limit_by_user(request, "messages", identity)
-    form = validation.parse_message(await read_json(request), request.app[SETTINGS].message_max_chars)
+    form = validation.parse_message(await read_body(request), request.app[SETTINGS].message_max_chars)
     new = messages.NewMessage(
-        client_id=form.client_id, owner=identity.user_id, user_name=identity.name, text=form.text
+        client_id=str(form.id), owner=identity.user_id, user_name=identity.name, text=form.text
     )
     try:
         result = await request.app[MESSAGE_WRITER].insert(new)

@@ -11,7 +11,7 @@ from aiohttp import web
 from services.api_service import validation
 from services.api_service.db import users
 from services.api_service.errors import Conflict, Forbidden, Unauthorized, Unavailable
-from services.api_service.handlers.common import authenticate, limit_by_address, read_json
+from services.api_service.handlers.common import authenticate, limit_by_address, read_body
 from services.api_service.keys import DB_POOL, PASSWORDS, REDIS, SETTINGS
 from services.shared.auth import Identity, issue_token
 from services.shared.names import plain_name
@@ -28,7 +28,7 @@ REVOCATION_RETRY_AFTER_SECONDS = 5
 
 async def signup(request: web.Request) -> web.Response:
     await limit_by_address(request, "auth")
-    form = validation.parse_signup(await read_json(request))
+    form = validation.parse_signup(await read_body(request))
     password_hash = await request.app[PASSWORDS].hash(form.password)
     async with request.app[DB_POOL].acquire() as conn:
         try:
@@ -40,7 +40,7 @@ async def signup(request: web.Request) -> web.Response:
 
 async def signin(request: web.Request) -> web.Response:
     await limit_by_address(request, "auth")
-    form = validation.parse_signin(await read_json(request))
+    form = validation.parse_signin(await read_body(request))
     async with request.app[DB_POOL].acquire() as conn:
         user = await users.find_by_email(conn, form.email)
     # Same answer, and the same hashing work, for an unknown email and a wrong password.
@@ -74,7 +74,7 @@ async def delete_me(request: web.Request) -> web.Response:
     """
     identity = authenticate(request)
     await limit_by_address(request, "auth")  # a password check: as guessable as sign-in
-    password = validation.parse_password_confirmation(await read_json(request))
+    password = validation.parse_password_confirmation(await read_body(request))
     async with request.app[DB_POOL].acquire() as conn:
         user = await users.find_by_id(conn, identity.user_id)
     if user is None:

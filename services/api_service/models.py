@@ -1,0 +1,305 @@
+"""Every request and response body of the REST API, declared once as pydantic models.
+
+The handlers validate input with these models (validation.py) and the OpenAPI document
+is generated from them (openapi.py), so a limit or a field cannot differ between the
+code and its reference. Responses are still encoded from plain dicts with orjson (the
+fast path); the models describe them, and tests check the wire format against them.
+
+A field's `Problem` is the sentence that goes into an error's `fields` when its value
+breaks a constraint; a value of the wrong type or a missing one is "required string".
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import nh3
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    create_model,
+)
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
+
+NAME_MIN, NAME_MAX = 2, 30
+PASSWORD_MIN, PASSWORD_MAX = 8, 256
+EMAIL_MAX = 254
+# Deliberately loose: the only real check of an address is mail reaching it.
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+MESSAGE_ID_PATTERN = "^[0-9]{1,18}$"  # a message `_id`: ASCII digits, fits a bigint
+
+# What message text may keep. The client renders text as HTML, so the allow-list is
+# inline formatting, lists, quotes, code and links; nothing that loads a resource when
+# the message is shown (no <img>: an external image is a tracking pixel that tells its
+# owner who read the chat, from which address, and when).
+MESSAGE_TAGS = frozenset(
+    {"a", "b", "strong", "i", "em", "u", "s", "del", "ins", "mark", "small", "sub", "sup",
+     "code", "kbd", "pre", "br", "p", "blockquote", "ul", "ol", "li", "span"}
+)
+MESSAGE_ATTRIBUTES = {"a": {"href"}}
+MESSAGE_URL_SCHEMES = frozenset({"http", "https", "mailto"})
+LINK_REL = "noopener noreferrer nofollow"
+
+EXAMPLE_USER_ID = "0b8f2f0e-8f55-4d5c-9c1e-0d8f1f2a3b4c"
+EXAMPLE_MESSAGE: dict[str, Any] = {
+    "_id": "1043",
+    "id": "5d3c8a52-3a8e-4c8b-9a51-6f2d1d3e7b90",
+    "owner": EXAMPLE_USER_ID,
+    "userName": "Ann",
+    "text": "Hello <b>world</b>",
+    "createdAt": "2025-01-31T12:34:56.789012+00:00",
+}
+
+
+class Problem:
+    """The `fields` sentence for a broken constraint (`by_type`: per pydantic error type)."""
+
+    def __init__(self, default: str, **by_type: str) -> None:
+        self.default = default
+        self.by_type = by_type
+
+    def text(self, error_type: str) -> str:
+        return self.by_type.get(error_type, self.default)
+
+
+def sanitize_text(text: str) -> str:
+    """Make message text safe to render as HTML (the existing client does exactly that).
+
+    nh3 keeps the tags of MESSAGE_TAGS and drops everything else: scripts, event
+    handlers, styles, dangerous URLs and anything that loads a resource by itself.
+    """
+    return nh3.clean(
+        text,
+        tags=set(MESSAGE_TAGS),
+        attributes={tag: set(names) for tag, names in MESSAGE_ATTRIBUTES.items()},
+        url_schemes=set(MESSAGE_URL_SCHEMES),
+        link_rel=LINK_REL,
+    ).strip()
+
+
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:  # PostgreSQL text cannot store NUL
+        raise PydanticCustomError("nul_character", "must not contain NUL characters")
+    return value
+
+
+def _sanitized(text: str) -> str:
+    clean = sanitize_text(text)
+    if not clean:
+        raise PydanticCustomError("empty_after_sanitizing", "must not be empty")
+    return clean
+
+
+def _ascii_integer(digits: int) -> Any:
+    """A query value of at most `digits` ASCII digits as an int (no sign, spaces or `_`).
+
+    The length first: int() of thousands of digits raises (and costs quadratic time).
+    """
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not (len(value) <= digits and value.isascii() and value.isdigit()):
+            raise PydanticCustomError("not_a_count", "not a count")
+        return value
+
+    return BeforeValidator(check)
+
+
+# Constraints go before NUL_FREE so that they stay inside pydantic's string check.
+NUL_FREE = BeforeValidator(_no_nul)
+Uuid = Annotated[UUID, NUL_FREE, Problem("must be a UUID")]
+Secret = Annotated[str, StringConstraints(min_length=1), NUL_FREE, Problem("required")]
+
+
+class _Body(BaseModel):
+    """A request body: unknown fields are ignored, as they always were."""
+
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+
+
+class SignUpRequest(_Body):
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=NAME_MIN, max_length=NAME_MAX), NUL_FREE,
+        Problem(f"must be {NAME_MIN} to {NAME_MAX} characters"),
+        Field(description=(
+            f"Display name, {NAME_MIN} to {NAME_MAX} characters after trimming; plain text: "
+            "no `<`, `>`, control or invisible formatting characters (422 otherwise)."
+        )),
+    ]
+    email: Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=EMAIL_MAX, pattern=EMAIL_PATTERN), NUL_FREE,
+        Problem("must be a valid email address"), Field(json_schema_extra={"format": "email"}),
+    ]
+    password: Annotated[
+        str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX), NUL_FREE,
+        Problem(f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"),
+    ]
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"name": "Ann", "email": "ann@example.com", "password": "correct horse battery"}]
+    })
+
+
+class SignInRequest(_Body):
+    email: Annotated[str, StringConstraints(strip_whitespace=True), NUL_FREE]
+    password: Secret
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"email": "ann@example.com", "password": "correct horse battery"}]
+    })
+
+
+class PasswordConfirmation(_Body):
+    password: Secret
+    model_config = ConfigDict(json_schema_extra={"examples": [{"password": "correct horse battery"}]})
+
+
+class NewMessage(_Body):
+    """The body of `POST /messages` (`text`'s limit is a setting: see `new_message_model`)."""
+
+    id: Annotated[Uuid, Field(description="Chosen by the client; makes retries safe.")]
+    text: str
+    model_config = ConfigDict(json_schema_extra=lambda schema: _ignored_author(schema))
+
+
+def _ignored_author(schema: dict[str, Any]) -> None:
+    """Document `owner` and `userName`, which clients send and the model drops (never trusted)."""
+    ignored = {"description": "Ignored (the author comes from the token)."}
+    schema["properties"].update(owner=ignored, userName=ignored)
+    schema["examples"] = [{"id": EXAMPLE_MESSAGE["id"], "text": "Hello <b>world</b>"}]
+
+
+@cache
+def new_message_model(max_chars: int) -> type[NewMessage]:
+    """`NewMessage` whose `text` holds at most `max_chars` characters before sanitizing."""
+    text = Annotated[
+        str, StringConstraints(min_length=1, max_length=max_chars), NUL_FREE,
+        Problem(f"must be at most {max_chars} characters", string_too_short="must not be empty"),
+        AfterValidator(_sanitized),
+        Field(description="May contain HTML; unsafe markup is removed. Empty after that: 400."),
+    ]
+    return create_model("NewMessage", __base__=NewMessage, text=(text, ...))
+
+
+MessageIdText = Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)]
+
+
+class HistoryQuery(_Body):
+    """The query of `GET /messages` (the page size's bounds are settings: `history_query_model`)."""
+
+    limit: int
+    before: Annotated[
+        MessageIdText | SkipJsonSchema[None], Field(description="Only messages with a smaller `_id` (older).", examples=["1042"]),
+        Problem("must be a message _id"),
+    ] = None
+    after: Annotated[
+        MessageIdText | SkipJsonSchema[None], Field(description="Only messages with a greater `_id` (newer).", examples=["1000"]),
+        Problem("must be a message _id"),
+    ] = None
+
+
+@cache
+def history_query_model(default_limit: int, max_limit: int) -> type[HistoryQuery]:
+    limit = Annotated[
+        int, Field(ge=1, le=max_limit), _ascii_integer(len(str(max_limit))),
+        Problem(f"must be an integer from 1 to {max_limit}"),
+        Field(description=f"Page size (default {default_limit}).", examples=[50]),
+    ]
+    return create_model("HistoryQuery", __base__=HistoryQuery, limit=(limit, default_limit))
+
+
+# ---- responses ------------------------------------------------------------------------------
+
+
+class User(BaseModel):
+    """A new account (never the password or its hash)."""
+
+    id: UUID = Field(alias="_id")
+    name: str
+    email: str
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"_id": EXAMPLE_USER_ID, "name": "Ann", "email": "ann@example.com"}]
+    })
+
+
+class Token(BaseModel):
+    token: str = Field(description="A JWT for `Authorization: Bearer`.")
+    userId: UUID
+    name: str
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.signature", "userId": EXAMPLE_USER_ID, "name": "Ann",
+    }]})
+
+
+class CurrentUser(BaseModel):
+    name: str
+    email: str
+    user_id: UUID
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"name": "Ann", "email": "ann@example.com", "user_id": EXAMPLE_USER_ID}]
+    })
+
+
+class Message(BaseModel):
+    """A stored message, as REST returns it and Socket.IO pushes it."""
+
+    id_: str = Field(alias="_id", pattern="^[0-9]+$",
+                     description="Increases in the order messages become visible; use it to sort and page.")
+    id: UUID = Field(description="The client's id from the POST.")
+    owner: UUID = Field(description="The author's user id.")
+    userName: str = Field(description="The author's name when posting.")
+    text: str = Field(description="Sanitized HTML.")
+    createdAt: str = Field(json_schema_extra={"format": "date-time"})
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_MESSAGE]})
+
+
+class MessageList(RootModel[list[Message]]):
+    """A page of the history, oldest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [[EXAMPLE_MESSAGE]]})
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+
+class Readiness(BaseModel):
+    """Ready when PostgreSQL answers; Redis being down only degrades the API (still 200)."""
+
+    status: Literal["ready", "unavailable"]
+    postgres: Literal["ok", "unavailable"]
+    redis: Literal["ok", "degraded"]
+    pid: int = Field(description="The answering process, so a launcher can tell it from an older one on the port.")
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"status": "ready", "postgres": "ok", "redis": "ok", "pid": 4242}]
+    })
+
+
+class Error(BaseModel):
+    """Every error response."""
+
+    message: str = Field(description="Human-readable; safe to show.")
+    code: str = Field(description="Machine-readable, e.g. `validation_failed`.")
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="For invalid input: what is wrong with each field."
+    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "message": "invalid input (text: must not be empty)", "code": "validation_failed",
+        "fields": {"text": "must not be empty"},
+    }]})
+
+
+
+class OpenApiDocument(BaseModel):
+    """`GET /openapi.json`: this very document (only its top-level shape is checked)."""
+
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
+    model_config = ConfigDict(extra="allow")

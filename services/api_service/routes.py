@@ -1,0 +1,118 @@
+"""The API's route table: one declaration per route, the router and OpenAPI both read it.
+
+A `Route` says what the route is (method, path, handler), what it takes (body and query
+models from models.py, whether it needs a token) and every status it can answer, each
+with its body's model. `register` adds the table to the aiohttp router and openapi.py
+builds the document from it, so a route cannot be served undocumented or documented
+with statuses it never answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import BaseModel
+
+from services.api_service import models
+from services.api_service.settings import ApiSettings
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One status of a route: its JSON body's model, or another media type, or no body."""
+
+    description: str
+    model: type[BaseModel] | None = None
+    media_type: str | None = None  # a body that is not JSON (a string of this type)
+    example: Any = None  # else the model's first example
+    retry_after: bool = False
+    name: str | None = None  # shared replies are listed once under components.responses
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    operation_id: str
+    tag: str
+    summary: str
+    replies: Mapping[int, Reply]
+    auth: bool = False
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    description: str = ""
+
+
+def register(app: web.Application, table: list[Route]) -> None:
+    app.add_routes([web.route(route.method, route.path, route.handler) for route in table])
+
+
+def rate_text(what: str, per_minute: int, scope: str) -> str:
+    if per_minute <= 0:
+        return f"{what}: no rate limit"
+    return f"{what}: {per_minute} requests per minute {scope} (429 with Retry-After above)"
+
+
+def _error(name: str, description: str, message: str, code: str, *, retry_after: bool = False,
+           fields: dict[str, str] | None = None) -> Reply:
+    example: dict[str, Any] = {"message": message, "code": code}
+    if fields:
+        example["fields"] = fields
+    return Reply(description, models.Error, example=example, retry_after=retry_after, name=name)
+
+
+BAD_REQUEST = _error(
+    "BadRequest", "Invalid input: malformed JSON, a body that is not an object, or a bad field (see `fields`).",
+    "invalid input (email: must be a valid email address)", "validation_failed",
+    fields={"email": "must be a valid email address"},
+)
+UNAUTHORIZED = _error(
+    "Unauthorized", "Missing, malformed, forged or expired token, or one whose account was deleted; "
+    "or wrong credentials at sign-in.", "Unauthorized: token expired", "unauthorized",
+)
+WRONG_PASSWORD = _error(
+    "WrongPassword", "The password does not match the token's account.", "Incorrect password", "forbidden",
+    fields={"password": "does not match this account"},
+)
+BODY_TIMEOUT = _error(
+    "RequestTimeout", "The body did not arrive within the deadline (REQUEST_BODY_TIMEOUT_SECONDS); "
+    "the connection is closed.", "request body not received within 10 s", "request_timeout",
+)
+CONFLICT = _error("Conflict", "The email is taken.", "A user with this email already exists", "conflict")
+NOT_PLAIN_TEXT = _error(
+    "NotPlainText", "The display name is not plain text: it contains `<`, `>`, control characters or "
+    "invisible formatting characters.", "invalid name (must not contain < or >)", "unprocessable",
+    fields={"name": "must not contain < or >"},
+)
+RATE_LIMITED = _error(
+    "TooManyRequests", "Rate limited: retry after the number of seconds in `Retry-After`.",
+    "Too many requests, slow down", "rate_limited", retry_after=True,
+)
+BUSY = _error(
+    "Busy", "The process is at a bound it keeps to stay responsive (password hashing or history "
+    "reads); nothing changed. Retry after `Retry-After` seconds.",
+    "Too many requests at once, try again shortly", "busy", retry_after=True,
+)
+UNAVAILABLE = _error(
+    "ServiceUnavailable", "A service this request needs is unreachable, or the process is busy "
+    "(`code` `unavailable` or `busy`); nothing changed. Retry after `Retry-After` seconds.",
+    "Account deletion is unavailable right now; nothing was deleted, try again later", "unavailable",
+    retry_after=True,
+)
+
+
+def too_large(settings: ApiSettings) -> Reply:
+    return _error("PayloadTooLarge", f"The body is larger than {settings.max_body_bytes} bytes.",
+                  "Request Entity Too Large", "request_entity_too_large")
+
+
+def with_body(settings: ApiSettings) -> dict[int, Reply]:
+    """What every route that reads a body may answer besides its own statuses."""
+    return {400: BAD_REQUEST, 408: BODY_TIMEOUT, 413: too_large(settings)}
