@@ -279,11 +279,12 @@ def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
     config = StackConfig.ephemeral(
         db_url, args.redis_url, gateways=2, log_dir=REPO_ROOT / ".run" / "bench-logs" / "rest",
         extra_env={"JWT_SECRET": DEFAULT_SECRET, "SOCKETIO_CHANNEL": channel, "LOG_LEVEL": "WARNING",
-                   "RATE_LIMIT_MESSAGES_PER_MINUTE": "0", "APP_ENV": "development"},
+                   "RATE_LIMIT_MESSAGES_PER_MINUTE": "0", "RATE_LIMIT_HISTORY_ROWS_PER_MINUTE": "0",
+                   "APP_ENV": "development"},
     )
     result: dict[str, Any] = {"bench": "rest", "at": utc_stamp(), "cpus": os.cpu_count(),
                               "duration_s": args.duration, "rounds": args.rounds, "concurrency": concurrencies,
-                              "note": "HTTP straight to one API process (no LB); rate limit off; "
+                              "note": "HTTP straight to one API process (no LB); rate limits off; "
                                       "one generator process (bench/httpload.py, raw keep-alive HTTP/1.1); "
                                       "each API run paired with the pgbench run right after it",
                               "machine_busy_pct_before": busy, "pgbench_binary": pgbench_binary()}
