@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 import socketio
 
-from services.shared.fanout import history_stream_key
+from services.shared.redis_contract import history_stream_key
 
 from .conftest import Running
 from .support import WAIT, PrivateRedis, Receiver, fetch_after, new_user, post, wait_gateway_holding

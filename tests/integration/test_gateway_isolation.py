@@ -19,7 +19,7 @@ from services.realtime_service.settings import RealtimeSettings
 from services.realtime_service.transport import FastEngineIOServer
 from services.shared.auth import Identity, issue_token
 from services.shared.config import DEV_JWT_SECRET, Env
-from services.shared.fanout import emit_packet
+from services.shared.redis_contract import emit_packet
 from tests.integration.harness import ChatSocket
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -16,8 +16,13 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from services.api_service.relay import PUBLISH_BATCH, Publication, publish_batch_args
-from services.shared.fanout import emit_packet, history_stream_key
+from services.shared.redis_contract import (
+    PUBLISH_BATCH,
+    Publication,
+    emit_packet,
+    history_stream_key,
+    publish_batch_args,
+)
 from tests.integration.harness import CONNECT_TIMEOUT, ChatStack, SocketFactory, User, extra_process
 
 BURST = 60  # well above the 16 packets one long-polling payload may carry
