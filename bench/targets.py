@@ -26,6 +26,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from bench.common import REPO_ROOT, TEXT, make_message, say
+from services.shared import defaults
 
 NODE_DIR = REPO_ROOT / "bench" / "node"
 LOG_DIR = REPO_ROOT / ".run" / "bench-logs"
@@ -274,7 +275,8 @@ class ApiPublisher(Publisher):
         self.redis_url = redis_url
         self.channel = channel
         self.jwt_secret = jwt_secret
-        self.database_url = f"postgresql://postgres@127.0.0.1:5432/bench_{uuid.uuid4().hex[:12]}"
+        server = defaults.DATABASE_URL.rsplit("/", 1)[0]
+        self.database_url = f"{server}/bench_{uuid.uuid4().hex[:12]}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.pending: set[asyncio.Task[None]] = set()
         self.failures = 0

@@ -63,7 +63,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # A freshly installed Debian PostgreSQL wants a password over TCP; the project's default
-# DATABASE_URL (postgresql://postgres@127.0.0.1:5432/chat) has none. Trust loopback logins
+# DATABASE_URL (services/shared/defaults.py) has none. Trust loopback logins
 # on such a development/CI machine, and only when we installed it just now.
 if [ "$fresh_postgres" = yes ]; then
     for hba in /etc/postgresql/*/main/pg_hba.conf; do

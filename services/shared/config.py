@@ -12,11 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.shared import jwt_secret
+from services.shared import defaults, jwt_secret
 from services.shared.addresses import AddressError, IpNetwork, parse_networks
-from services.shared.redis_contract import DEFAULT_REDIS_KEY_PREFIX, RedisKeys
+from services.shared.redis_contract import RedisKeys
 
-DEFAULT_JWT_SECRET_FILE = ".run/jwt-secret"  # relative to the working directory
 # The longest lifetime a token may claim (`exp - iat`): a little above JWT_TTL_SECONDS's
 # default, so tokens the API issues pass, and a stolen secret cannot mint year-long ones.
 DEFAULT_JWT_MAX_LIFETIME_SECONDS = 25 * 3600
@@ -112,9 +111,9 @@ class CommonSettings:
             raise ConfigError(f"APP_ENV must be development, test or production, got {app_env!r}")
         production = app_env == "production"
         settings = cls(
-            host=env.string("HOST", "127.0.0.1"),
+            host=env.string("HOST", defaults.LOCAL_HOST),
             port=env.integer("PORT", default_port, minimum=0, maximum=65535),
-            redis_url=Secret(env.string("REDIS_URL", "redis://127.0.0.1:6379/0")),
+            redis_url=Secret(env.string("REDIS_URL", defaults.REDIS_URL)),
             jwt_secret=load_jwt_secret(env, production=production),
             jwt_max_lifetime_seconds=env.integer(
                 "JWT_MAX_LIFETIME_SECONDS", DEFAULT_JWT_MAX_LIFETIME_SECONDS, minimum=60
@@ -155,7 +154,7 @@ def redis_key_prefix(env: Env) -> str:
             f"REDIS_KEY_PREFIX={prefix!r} and SOCKETIO_CHANNEL={older!r} disagree:"
             " SOCKETIO_CHANNEL is the older name of REDIS_KEY_PREFIX, set only one"
         )
-    return prefix or older or DEFAULT_REDIS_KEY_PREFIX
+    return prefix or older or defaults.REDIS_KEY_PREFIX
 
 
 def load_jwt_secret(env: Env, *, production: bool) -> Secret:
@@ -169,7 +168,7 @@ def load_jwt_secret(env: Env, *, production: bool) -> Secret:
     if explicit:
         _check_secret(check, explicit, "JWT_SECRET")
         return Secret(explicit)
-    path = Path(env.string("JWT_SECRET_FILE", DEFAULT_JWT_SECRET_FILE))
+    path = Path(env.string("JWT_SECRET_FILE", defaults.JWT_SECRET_FILE))
     where = f"JWT_SECRET_FILE ({path})"
     try:
         secret = jwt_secret.read_or_create(path)

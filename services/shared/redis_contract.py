@@ -58,9 +58,9 @@ from typing import Any
 
 import orjson
 
+from services.shared import defaults
 from services.shared.messages import NEW_MESSAGE_EVENT
 
-DEFAULT_REDIS_KEY_PREFIX = "chat-socketio"
 # The manager's `host_id` on relay packets: no gateway has it, so every gateway emits them.
 RELAY_HOST_ID = "chat-outbox-relay"
 REVOKED_MARK = b"1"  # the value of `P:revoked:<user>`; only its existence counts
@@ -73,7 +73,7 @@ StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
 class RedisKeys:
     """Every Redis key and channel of one deployment, derived from its prefix."""
 
-    prefix: str = DEFAULT_REDIS_KEY_PREFIX
+    prefix: str = defaults.REDIS_KEY_PREFIX
 
     @classmethod
     def of(cls, keys: RedisKeys | str) -> RedisKeys:
