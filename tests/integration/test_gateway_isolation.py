@@ -18,16 +18,18 @@ from services.realtime_service.app import SIO, create_app
 from services.realtime_service.settings import RealtimeSettings
 from services.realtime_service.transport import FastEngineIOServer
 from services.shared.auth import Identity, issue_token
-from services.shared.config import DEV_JWT_SECRET, Env
+from services.shared.config import Env
 from services.shared.redis_contract import emit_packet
 from tests.integration.harness import ChatSocket
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+JWT_SECRET = "isolation-test-secret-Zq3v9Lr0kP2xW7sY"
 
 
 def gateway_settings(channel: str) -> RealtimeSettings:
     return RealtimeSettings.from_env(Env({
         "APP_ENV": "test", "REDIS_URL": REDIS_URL, "SOCKETIO_CHANNEL": channel, "REPLICA_NAME": channel,
+        "JWT_SECRET": JWT_SECRET,
     }))
 
 
@@ -49,7 +51,7 @@ async def test_two_gateways_in_one_process_share_nothing_and_leave_no_task() -> 
         assert first.idle_writer_state is not second.idle_writer_state
         assert first.idle_writer_state.values["_send_lock"] is not second.idle_writer_state.values["_send_lock"]
 
-        token = issue_token(Identity(user_id="isolation-user", name="Iso"), DEV_JWT_SECRET, 300)
+        token = issue_token(Identity(user_id=str(uuid.uuid4()), name="Iso"), JWT_SECRET, 300)
         for server in servers:
             socket = ChatSocket(aiohttp.ClientSession())
             sockets.append(socket)
