@@ -9,10 +9,8 @@ VENV           ?= .venv
 PY             ?= $(VENV)/bin/python
 PYTEST_ARGS    ?=
 COMPOSE        ?= docker-compose
-LB_PORT        ?= 8080
-API_PORT       ?= 8001
-REALTIME_PORTS ?= 8101 8102
-export LB_PORT API_PORT REALTIME_PORTS
+# LB_PORT, API_PORT, REALTIME_PORTS, DATABASE_URL, REDIS_URL: from the environment or
+# the command line; their defaults are in services/shared/defaults.py.
 
 .PHONY: help venv install run migrate test test-unit test-integration compose-config lint clean bench bench-rest bench-profile
 
@@ -25,7 +23,7 @@ venv: ## Create .venv with the project and its test dependencies (no system pack
 install: ## Install system packages (as root), start Postgres/Redis, npm packages, create .venv
 	./scripts/bootstrap.sh
 
-run: install ## Run the whole stack locally (LB :8080, api :8001, gateways :8101 :8102)
+run: install ## Run the whole stack locally (load balancer, API, two gateways; ports in services/shared/defaults.py)
 	$(PY) -m stack
 
 migrate: install ## Create the database if missing and apply the SQL migrations

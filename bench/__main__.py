@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from bench.common import results_file, say
+from services.shared import defaults
 
 DEFAULT_SECRET = "bench-only-jwt-secret-0123456789abcdef"
 
@@ -54,7 +55,7 @@ def fanout_parser(parser: argparse.ArgumentParser) -> None:
                         help="pid of each --url gateway, for CPU/RSS numbers")
     parser.add_argument("--channel", default=None,
                         help="SOCKETIO_CHANNEL of running gateways (with --url)")
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", defaults.REDIS_URL))
     parser.add_argument("--jwt-secret", default=os.environ.get("BENCH_JWT_SECRET", DEFAULT_SECRET),
                         help="secret the gateways verify tokens with (theirs, with --url)")
     parser.add_argument("--deflate", action="store_true",

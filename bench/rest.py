@@ -308,8 +308,10 @@ def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
             infra.drop_database(db_url)
             import redis
 
+            from services.shared.redis_contract import history_stream_key
+
             client = redis.Redis.from_url(args.redis_url)
-            client.delete(f"{channel}:history")
+            client.delete(history_stream_key(channel))
             client.close()
         except Exception as exc:  # noqa: BLE001
             say(f"cleanup failed: {exc!r}")

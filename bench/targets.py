@@ -26,6 +26,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from bench.common import REPO_ROOT, TEXT, make_message, say
+from services.shared import defaults
 
 NODE_DIR = REPO_ROOT / "bench" / "node"
 LOG_DIR = REPO_ROOT / ".run" / "bench-logs"
@@ -175,18 +176,17 @@ class OursPublisher(Publisher):
     """The relay's Lua script (XADD + PUBLISH atomically), one call per batch as the relay makes."""
 
     def __init__(self, redis_url: str, channel: str, stream_max_len: int = 10_000) -> None:
-        from services.api_service.relay import PUBLISH_BATCH
-        from services.shared.fanout import emit_packet, history_stream_key
+        from services.shared.redis_contract import PUBLISH_BATCH, RedisKeys, emit_packet
 
         self._emit_packet = emit_packet
-        self.channel = channel
-        self.stream = history_stream_key(channel)
+        self.keys = RedisKeys(channel)
+        self.stream = self.keys.history_stream
         self.redis = aioredis.Redis.from_url(redis_url)
         self.script = self.redis.register_script(PUBLISH_BATCH)
         self.max_len = stream_max_len
 
     async def publish(self, first: int, count: int) -> None:
-        from services.api_service.relay import Publication, publish_batch_args
+        from services.shared.redis_contract import Publication, publish_batch_args
 
         publications = []
         for seq in range(first, first + count):
@@ -194,7 +194,8 @@ class OursPublisher(Publisher):
             wire = make_message(seq, now)
             publications.append(Publication(seq, seq - 1, orjson.dumps(wire),
                                             self._emit_packet(wire, seq, seq - 1), int(now * 1000)))
-        await self.script(keys=[self.stream], args=publish_batch_args(self.channel, self.max_len, publications))
+        await self.script(keys=[self.stream], args=publish_batch_args(
+            self.keys.manager_channel, self.max_len, publications))
 
     async def close(self) -> None:
         await self.redis.delete(self.stream)
@@ -274,7 +275,8 @@ class ApiPublisher(Publisher):
         self.redis_url = redis_url
         self.channel = channel
         self.jwt_secret = jwt_secret
-        self.database_url = f"postgresql://postgres@127.0.0.1:5432/bench_{uuid.uuid4().hex[:12]}"
+        server = defaults.DATABASE_URL.rsplit("/", 1)[0]
+        self.database_url = f"{server}/bench_{uuid.uuid4().hex[:12]}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.pending: set[asyncio.Task[None]] = set()
         self.failures = 0

@@ -25,19 +25,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/chat"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Standard library only, like this package (see its docstring).
+from services.shared import defaults
+
+DEFAULT_DATABASE_URL = defaults.DATABASE_URL
+DEFAULT_REDIS_URL = defaults.REDIS_URL
 
 T = TypeVar("T")
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-_PG_PORT = 5432
-_REDIS_PORT = 6379
+_PG_PORT = defaults.POSTGRES_PORT
+_REDIS_PORT = defaults.REDIS_PORT
 
 # The contract's command: no persistence, because this Redis only carries pub/sub and
 # short-lived buffers for development and tests.
 _REDIS_START = (
-    "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' "
+    f"redis-server --daemonize yes --bind {defaults.LOCAL_HOST} -::1 --port {_REDIS_PORT} --save '' "
     "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
 )
 

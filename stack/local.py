@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from services.shared import defaults
 from stack import infra
 from stack.process import ManagedProcess, StackStartError, wait_http_ok
 
@@ -32,13 +33,13 @@ MAX_GATEWAYS = 8  # haproxy.cfg has slots REALTIME_1 .. REALTIME_8
 class StackConfig:
     """Where everything listens and what it connects to. Ports must be free."""
 
-    database_url: str
-    redis_url: str
-    lb_port: int = 8080
-    api_port: int = 8001
-    realtime_ports: tuple[int, ...] = (8101, 8102)
-    host: str = "127.0.0.1"
-    # Added to every child's environment (e.g. JWT_SECRET, SOCKETIO_CHANNEL, LOG_LEVEL).
+    database_url: str = field(repr=False)  # either may carry a password
+    redis_url: str = field(repr=False)
+    lb_port: int = defaults.LB_PORT
+    api_port: int = defaults.API_PORT
+    realtime_ports: tuple[int, ...] = defaults.REALTIME_PORTS
+    host: str = defaults.LOCAL_HOST
+    # Added to every child's environment (e.g. JWT_SECRET, REDIS_KEY_PREFIX, LOG_LEVEL).
     extra_env: Mapping[str, str] = field(default_factory=dict)
     log_dir: Path | None = None  # None: <repo>/.run/logs
     echo: bool = False  # also copy children's output to our stdout, prefixed by name
@@ -62,11 +63,11 @@ class StackConfig:
         values: dict[str, object] = {
             "database_url": environ.get("DATABASE_URL") or infra.DEFAULT_DATABASE_URL,
             "redis_url": environ.get("REDIS_URL") or infra.DEFAULT_REDIS_URL,
-            "lb_port": int(environ.get("LB_PORT", "8080")),
-            "api_port": int(environ.get("API_PORT", "8001")),
+            "lb_port": int(environ.get("LB_PORT") or defaults.LB_PORT),
+            "api_port": int(environ.get("API_PORT") or defaults.API_PORT),
             "realtime_ports": tuple(
-                int(p) for p in environ.get("REALTIME_PORTS", "8101 8102").replace(",", " ").split()
-            ),
+                int(p) for p in (environ.get("REALTIME_PORTS") or "").replace(",", " ").split()
+            ) or defaults.REALTIME_PORTS,
         }
         if environ.get("STACK_LOG_DIR"):
             values["log_dir"] = Path(environ["STACK_LOG_DIR"])

@@ -72,12 +72,12 @@ async def keep_session_state(conn: asyncpg.Connection) -> None:
 async def redis_client(app: web.Application) -> AsyncIterator[None]:
     """A Redis client for readiness checks, and the rate limits kept in Redis."""
     settings = app[SETTINGS]
-    client = aioredis.Redis.from_url(settings.common.redis_url)
+    client = aioredis.Redis.from_url(settings.common.redis_url.value)
     app[REDIS] = client
     limits = RateLimits(
         RedisLimitsConfig(
             settings.common.redis_url,
-            key_prefix=f"{settings.common.socketio_channel}:limits",
+            key_prefix=settings.common.redis_keys.rate_limit_prefix,
             timeout_seconds=settings.rate_limit_redis_timeout_seconds,
             retry_seconds=settings.rate_limit_redis_retry_seconds,
         ),
@@ -100,9 +100,9 @@ async def message_pipeline(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     relay = OutboxRelay(
         RelayConfig(
-            database_url=settings.database_url.value,
+            database_url=settings.database_url,
             redis_url=settings.common.redis_url,
-            channel=settings.common.socketio_channel,
+            keys=settings.common.redis_keys,
             stream_max_len=settings.stream_max_len,
             stream_max_age_seconds=settings.stream_max_age_seconds,
             poll_seconds=settings.relay_poll_seconds,

@@ -29,6 +29,7 @@ from redis.backoff import NoBackoff
 
 from services.api_service.errors import TooManyRequests
 from services.api_service.metrics import RATE_LIMIT_FALLBACK, RATE_LIMIT_IN_MEMORY, RATE_LIMITED
+from services.shared.config import Secret
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class RedisLimitsConfig:
     without back-off replaces a connection that went stale when Redis restarted.
     """
 
-    url: str
+    url: Secret
     key_prefix: str
     timeout_seconds: float = 0.5
     retry_seconds: float = 2.0
@@ -53,13 +54,13 @@ class RateLimits:
 
     def __init__(self, config: RedisLimitsConfig, per_minute: Mapping[str, int]) -> None:
         self._pool = aioredis.ConnectionPool.from_url(
-            config.url,
+            config.url.value,
             socket_connect_timeout=config.timeout_seconds,
             socket_timeout=config.timeout_seconds,
             retry=Retry(NoBackoff(), retries=1),
         )
         storage = RedisStorage(
-            _async_uri(config.url),
+            _async_uri(config.url.value),
             wrap_exceptions=True,
             implementation="redispy",
             key_prefix=config.key_prefix,

@@ -41,9 +41,18 @@ import redis.asyncio as aioredis
 
 from services.api_service.db.messages import NEW_MESSAGE_CHANNEL, messages_after
 from services.api_service.metrics import PUBLISH_LAG, PUBLISHED, RELAY_FAILURES
-from services.shared.fanout import StreamEntries, emit_packet, history_stream_key
+from services.shared.config import Secret
 from services.shared.messages import StoredMessage
 from services.shared.metrics import REDIS_RECONNECTS
+from services.shared.redis_contract import (
+    PUBLISH_BATCH,
+    Publication,
+    RedisKeys,
+    StreamEntries,
+    committed_at_ms,
+    emit_packet,
+    publish_batch_args,
+)
 from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -51,57 +60,11 @@ log = logging.getLogger(__name__)
 RELAY_LOCK_KEY = 0x636861745F726C79  # "chat_rly"
 CURSOR_NAME = "socketio"
 
-# KEYS[1] stream; ARGV: channel, maxlen, then five per message in id order:
-# id, prev, wire json, packet, commit time (ms). Returns how many were new.
-PUBLISH_BATCH = """
-local last = -1
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local info = redis.call('XINFO', 'STREAM', KEYS[1])
-  for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' then
-      last = tonumber(string.match(info[i + 1], '^(%d+)'))
-    end
-  end
-end
-local published = 0
-for i = 3, #ARGV, 5 do
-  local id = tonumber(ARGV[i])
-  if id > last then
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[i] .. '-0',
-               'prev', ARGV[i + 1], 'msg', ARGV[i + 2], 'ts', ARGV[i + 4])
-    redis.call('PUBLISH', ARGV[1], ARGV[i + 3])
-    last = id
-    published = published + 1
-  end
-end
-return published
-"""
-
-
-@dataclass(frozen=True)
-class Publication:
-    """One message as PUBLISH_BATCH takes it."""
-
-    id: int
-    prev: int
-    wire_json: bytes
-    packet: bytes
-    commit_ms: int
-
-
-def publish_batch_args(channel: str, max_len: int, publications: Iterable[Publication]) -> list[object]:
-    """ARGV for PUBLISH_BATCH: one script call appends and publishes the whole batch."""
-    args: list[object] = [channel, max_len]
-    for p in publications:
-        args += [p.id, p.prev, p.wire_json, p.packet, p.commit_ms]
-    return args
-
-
 @dataclass(frozen=True)
 class RelayConfig:
-    database_url: str
-    redis_url: str
-    channel: str
+    database_url: Secret
+    redis_url: Secret
+    keys: RedisKeys
     stream_max_len: int
     stream_max_age_seconds: int
     batch_size: int = 500
@@ -117,12 +80,12 @@ class OutboxRelay:
 
     def __init__(self, config: RelayConfig) -> None:
         self._config = config
-        self._stream = history_stream_key(config.channel)
+        self._stream = config.keys.history_stream
         self._wake = asyncio.Event()
         # Set by NOTIFY (or a timed poll): PostgreSQL may hold rows nobody handed over.
         self._check_database = True
         self._task: asyncio.Task[None] | None = None
-        self._redis = aioredis.Redis.from_url(config.redis_url)
+        self._redis = aioredis.Redis.from_url(config.redis_url.value)
         self._publish_batch = self._redis.register_script(PUBLISH_BATCH)
         self._handed_over: deque[StoredMessage] = deque()
         self.is_leader = False
@@ -183,7 +146,7 @@ class OutboxRelay:
                 backoff = min(backoff * 2, self._config.max_backoff_seconds)
 
     async def _lead_when_possible(self) -> None:
-        conn = await asyncpg.connect(self._config.database_url)
+        conn = await asyncpg.connect(self._config.database_url.value)
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
                 await asyncio.sleep(self._config.standby_seconds)
@@ -267,7 +230,9 @@ class OutboxRelay:
             prev = message.id
         await self._publish_batch(
             keys=[self._stream],
-            args=publish_batch_args(self._config.channel, self._config.stream_max_len, publications),
+            args=publish_batch_args(
+                self._config.keys.manager_channel, self._config.stream_max_len, publications
+            ),
         )
 
     async def _trim_by_age(self) -> None:
@@ -279,7 +244,7 @@ class OutboxRelay:
             if not entries:
                 return
             for entry_id, fields in entries:
-                if int(fields.get(b"ts", b"0")) >= cutoff_ms:
+                if committed_at_ms(fields) >= cutoff_ms:
                     await self._redis.xtrim(self._stream, minid=entry_id)
                     return
             if len(entries) < 100:

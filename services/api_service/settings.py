@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.api_service.webpage import DEFAULT_WEB_ROOT
+from services.shared import defaults
 from services.shared.config import CommonSettings, ConfigError, Env, Secret
 
 
@@ -46,10 +47,10 @@ class ApiSettings:
         history_rows = env.integer("RATE_LIMIT_HISTORY_ROWS_PER_MINUTE", 20_000)
         if 0 < history_rows < history_max:  # a full page would never fit in the window
             raise ConfigError(f"RATE_LIMIT_HISTORY_ROWS_PER_MINUTE must be 0 or at least HISTORY_MAX_LIMIT ({history_max})")
-        common = CommonSettings.from_env(env, default_port=8001)
+        common = CommonSettings.from_env(env, default_port=defaults.API_PORT)
         return cls(
             common=common,
-            database_url=Secret(env.string("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/chat")),
+            database_url=Secret(env.string("DATABASE_URL", defaults.DATABASE_URL)),
             jwt_ttl_seconds=_token_ttl(env, common),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024, minimum=1024),
             request_body_timeout_seconds=_positive(env, "REQUEST_BODY_TIMEOUT_SECONDS", 10.0),

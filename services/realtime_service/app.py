@@ -27,7 +27,6 @@ from services.realtime_service.transport import (
     answer_every_method,
 )
 from services.shared import jsonenc
-from services.shared.fanout import history_stream_key
 from services.shared.metrics import http_metrics_middleware, metrics_handler
 from services.shared.web import health_routes
 
@@ -123,12 +122,12 @@ def create_server(
 ) -> socketio.AsyncServer:
     """A Socket.IO server whose emits reach the clients of every replica."""
     common = settings.common
-    history = HistoryReader(redis, history_stream_key(common.socketio_channel), settings.replay_max)
+    history = HistoryReader(redis, common.redis_keys.history_stream, settings.replay_max)
     sio = GatewayServer(
         async_mode="aiohttp",
         client_manager=OrderedRedisManager(
-            common.redis_url,
-            common.socketio_channel,
+            common.redis_url.value,
+            common.redis_keys.manager_channel,
             history,
             settings.gap_check_seconds,
             settings.max_queued_packets,
@@ -282,17 +281,16 @@ def create_app(settings: RealtimeSettings) -> web.Application:
     metrics = http_metrics_middleware("realtime")
     app = web.Application()
     app[SETTINGS] = settings
-    app[REDIS] = aioredis.Redis.from_url(settings.common.redis_url)
+    app[REDIS] = aioredis.Redis.from_url(settings.common.redis_url.value)
     app[CONNECTIONS] = UserConnections(
         app[REDIS],
-        key_prefix=f"{settings.common.socketio_channel}:connections",
+        settings.common.redis_keys,
         cap=settings.max_connections_per_user,
         lease_seconds=settings.connection_lease_seconds,
-        revocation_prefix=settings.common.socketio_channel,
     )
     app[SIO] = create_server(settings, app[REDIS], app[CONNECTIONS])
     app[REVOCATIONS] = RevocationListener(
-        app[REDIS], settings.common.socketio_channel, app[CONNECTIONS], app[SIO].disconnect
+        app[REDIS], settings.common.redis_keys, app[CONNECTIONS], app[SIO].disconnect
     )
     app[SIO].attach(app)
     answer_every_method(app, app[SIO].eio)

@@ -10,7 +10,7 @@ commands per connection, renewing 2,500 connections kept a replica's event loop 
 hundreds of milliseconds every `lease / 3` on a slow 2-core machine (packing 5,000
 commands and parsing 5,000 replies in Python), and every broadcast waited behind it.
 
-The same admission script refuses a revoked user (services/shared/revocation.py), so a
+The same admission script refuses a revoked user (services/shared/redis_contract.py), so a
 connect stays one Redis round trip; the replica also keeps which of its connections
 belong to which user, so that a revocation can drop them at once (revocations.py).
 """
@@ -25,7 +25,7 @@ from enum import Enum
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from services.shared.revocation import revoked_key
+from services.shared.redis_contract import RedisKeys
 from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -70,14 +70,12 @@ class UserConnections:
     def __init__(
         self,
         redis: aioredis.Redis,
-        key_prefix: str,
+        keys: RedisKeys,
         cap: int,
         lease_seconds: float,
-        revocation_prefix: str,
     ) -> None:
         self._redis = redis
-        self._prefix = key_prefix
-        self._revocation_prefix = revocation_prefix
+        self._keys = keys
         self._cap = cap
         self._lease = lease_seconds
         # A user's set outlives its newest lease by one more: gone once nobody renews it.
@@ -89,7 +87,7 @@ class UserConnections:
         self._task: asyncio.Task[None] | None = None
 
     def _key(self, user_id: str) -> str:
-        return f"{self._prefix}:{user_id}"
+        return self._keys.connections(user_id)
 
     async def admit(self, user_id: str, sid: str) -> Admission:
         """Record the connection unless the user is revoked or at the cap.
@@ -107,7 +105,7 @@ class UserConnections:
             decision = Admission(
                 int(
                     await self._admit(
-                        keys=[self._key(user_id), revoked_key(self._revocation_prefix, user_id)],
+                        keys=[self._key(user_id), self._keys.revoked(user_id)],
                         args=[now, now + self._lease, self._cap, sid, self._key_ttl_ms],
                     )
                 )

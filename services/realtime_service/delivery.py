@@ -49,9 +49,9 @@ from services.realtime_service.metrics import (
 from services.realtime_service.packet_queue import discard_queued
 from services.realtime_service.rooms import ImpliedSidRooms
 from services.realtime_service.transport import FastEngineIOServer, FastSocket
-from services.shared.fanout import sequence_of
 from services.shared.messages import NEW_MESSAGE_EVENT
 from services.shared.metrics import REDIS_RECONNECTS
+from services.shared.redis_contract import sequence_of
 from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Reading the recent-history stream the API's relay writes (see shared/fanout.py)."""
+"""Reading the recent-history stream the API's relay writes (see shared/redis_contract.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from services.shared.fanout import HistoryEntry, StreamEntries
+from services.shared.redis_contract import HistoryEntry, StreamEntries, committed_at_ms, stream_id
 
 
 def is_complete(after: int, upto: int, entries: Sequence[HistoryEntry]) -> bool:
@@ -44,7 +44,7 @@ class HistoryReader:
         raw = cast(
             StreamEntries,
             await self._redis.xrange(
-                self._key, min=f"{after + 1}-0", max=f"{upto}-0", count=self._max_replay + 1
+                self._key, min=stream_id(after + 1), max=stream_id(upto), count=self._max_replay + 1
             ),
         )
         entries = [HistoryEntry.from_stream(entry_id, fields) for entry_id, fields in raw]
@@ -58,5 +58,5 @@ class HistoryReader:
         return [
             HistoryEntry.from_stream(entry_id, fields)
             for entry_id, fields in reversed(newest)
-            if int(fields.get(b"ts", b"0")) >= since_ms
+            if committed_at_ms(fields) >= since_ms
         ]

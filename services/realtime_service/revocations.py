@@ -1,7 +1,7 @@
 """Dropping a revoked user's live sockets on this replica, as soon as it is announced.
 
 The API announces a revocation (an account deleted) on the revocations channel
-(services/shared/revocation.py). Every replica listens and disconnects that user's
+(services/shared/redis_contract.py). Every replica listens and disconnects that user's
 sockets with a Socket.IO DISCONNECT, which clients treat as final: a revoked user is
 not meant to come back, and a reconnect would be refused anyway (connections.py checks
 the revocation mark at admission).
@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 
 from services.realtime_service.connections import UserConnections
 from services.realtime_service.metrics import REVOKED_DISCONNECTS
-from services.shared.revocation import revocations_channel, revoked_key
+from services.shared.redis_contract import RedisKeys
 from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,10 @@ class RevocationListener:
     """Subscribe to the revocations channel and drop the named user's sockets here."""
 
     def __init__(
-        self, redis: aioredis.Redis, prefix: str, connections: UserConnections, disconnect: Disconnect
+        self, redis: aioredis.Redis, keys: RedisKeys, connections: UserConnections, disconnect: Disconnect
     ) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._keys = keys
         self._connections = connections
         self._disconnect = disconnect
         self._task: asyncio.Task[None] | None = None
@@ -69,7 +69,7 @@ class RevocationListener:
 
     async def _listen(self) -> None:
         async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-            await pubsub.subscribe(revocations_channel(self._prefix))
+            await pubsub.subscribe(self._keys.revocations_channel)
             self.subscribed.set()
             await self._sweep()
             async for message in pubsub.listen():
@@ -85,7 +85,7 @@ class RevocationListener:
             chunk = users[start:start + SWEEP_CHUNK]
             async with self._redis.pipeline(transaction=False) as pipe:
                 for user_id in chunk:
-                    pipe.exists(revoked_key(self._prefix, user_id))
+                    pipe.exists(self._keys.revoked(user_id))
                 marks = await pipe.execute()
             for user_id, revoked in zip(chunk, marks, strict=True):
                 if revoked:

@@ -6,6 +6,7 @@ import socket
 from dataclasses import dataclass
 
 from services.realtime_service.admin_ui import weak_password_reason
+from services.shared import defaults
 from services.shared.config import CommonSettings, ConfigError, Env, Secret
 
 
@@ -41,7 +42,7 @@ class RealtimeSettings:
     @classmethod
     def from_env(cls, env: Env | None = None) -> RealtimeSettings:
         env = env or Env()
-        common = CommonSettings.from_env(env, default_port=8101)
+        common = CommonSettings.from_env(env, default_port=defaults.REALTIME_PORT)
         settings = cls(
             common=common,
             replica_name=env.string("REPLICA_NAME", f"{socket.gethostname()}:{common.port}"),

@@ -5,7 +5,7 @@ database round trip. Claims: `sub` (user id), `name` (display name), `iat`, `exp
 
 A token may claim at most `max_lifetime` seconds between `iat` and `exp`, and may not be
 issued in the future: whoever learns the secret, or finds a bug in issuing, still cannot
-mint a token that outlives the revocation marks (services/shared/revocation.py), whose
+mint a token that outlives the revocation marks (services/shared/redis_contract.py), whose
 TTL is that same maximum. `sub` must be a UUID: every query casts it to one.
 """
 

@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.shared import jwt_secret
+from services.shared import defaults, jwt_secret
 from services.shared.addresses import AddressError, IpNetwork, parse_networks
+from services.shared.redis_contract import RedisKeys
 
-DEFAULT_JWT_SECRET_FILE = ".run/jwt-secret"  # relative to the working directory
 # The longest lifetime a token may claim (`exp - iat`): a little above JWT_TTL_SECONDS's
 # default, so tokens the API issues pass, and a stolen secret cannot mint year-long ones.
 DEFAULT_JWT_MAX_LIFETIME_SECONDS = 25 * 3600
@@ -93,13 +93,14 @@ class CommonSettings:
 
     host: str
     port: int
-    redis_url: str
+    redis_url: Secret  # may carry a password
     jwt_secret: Secret
     jwt_max_lifetime_seconds: int
     cors_origins: tuple[str, ...]
     log_level: str
     production: bool
-    socketio_channel: str
+    # Every Redis key and channel the services share (see redis_contract.py).
+    redis_keys: RedisKeys
     # Only these peers' X-Forwarded-For is believed (see addresses.py): the load balancer.
     trusted_proxies: tuple[IpNetwork, ...]
 
@@ -110,9 +111,9 @@ class CommonSettings:
             raise ConfigError(f"APP_ENV must be development, test or production, got {app_env!r}")
         production = app_env == "production"
         settings = cls(
-            host=env.string("HOST", "127.0.0.1"),
+            host=env.string("HOST", defaults.LOCAL_HOST),
             port=env.integer("PORT", default_port, minimum=0, maximum=65535),
-            redis_url=env.string("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            redis_url=Secret(env.string("REDIS_URL", defaults.REDIS_URL)),
             jwt_secret=load_jwt_secret(env, production=production),
             jwt_max_lifetime_seconds=env.integer(
                 "JWT_MAX_LIFETIME_SECONDS", DEFAULT_JWT_MAX_LIFETIME_SECONDS, minimum=60
@@ -122,11 +123,16 @@ class CommonSettings:
             ),
             log_level=env.string("LOG_LEVEL", "INFO").upper(),
             production=production,
-            socketio_channel=env.string("SOCKETIO_CHANNEL", "chat-socketio"),
+            redis_keys=RedisKeys(redis_key_prefix(env)),
             trusted_proxies=_networks(env.csv("TRUSTED_PROXIES", ("127.0.0.1/32", "::1/128"))),
         )
         settings.check_production_safety()
         return settings
+
+    @property
+    def socketio_channel(self) -> str:
+        """python-socketio's manager channel, which is also the Redis key prefix."""
+        return self.redis_keys.manager_channel
 
     def check_production_safety(self) -> None:
         """Refuse defaults that are only acceptable on a developer's machine."""
@@ -134,6 +140,21 @@ class CommonSettings:
             return
         if "*" in self.cors_origins:
             raise ConfigError("APP_ENV=production refuses CORS_ORIGINS='*'")
+
+
+def redis_key_prefix(env: Env) -> str:
+    """`REDIS_KEY_PREFIX`, else `SOCKETIO_CHANNEL` (its older name), else the default.
+
+    Deployments that set only `SOCKETIO_CHANNEL` keep their channel and every key.
+    """
+    prefix = env.string("REDIS_KEY_PREFIX", "")
+    older = env.string("SOCKETIO_CHANNEL", "")
+    if prefix and older and prefix != older:
+        raise ConfigError(
+            f"REDIS_KEY_PREFIX={prefix!r} and SOCKETIO_CHANNEL={older!r} disagree:"
+            " SOCKETIO_CHANNEL is the older name of REDIS_KEY_PREFIX, set only one"
+        )
+    return prefix or older or defaults.REDIS_KEY_PREFIX
 
 
 def load_jwt_secret(env: Env, *, production: bool) -> Secret:
@@ -147,7 +168,7 @@ def load_jwt_secret(env: Env, *, production: bool) -> Secret:
     if explicit:
         _check_secret(check, explicit, "JWT_SECRET")
         return Secret(explicit)
-    path = Path(env.string("JWT_SECRET_FILE", DEFAULT_JWT_SECRET_FILE))
+    path = Path(env.string("JWT_SECRET_FILE", defaults.JWT_SECRET_FILE))
     where = f"JWT_SECRET_FILE ({path})"
     try:
         secret = jwt_secret.read_or_create(path)

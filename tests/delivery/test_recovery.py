@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 import socketio
 
-from services.shared.fanout import history_stream_key
+from services.shared.redis_contract import history_stream_key
 from tests.helpers.limits import WAIT
 from tests.helpers.processes import PrivateRedis
 from tests.helpers.rest import fetch_after, new_user, post

@@ -20,7 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.shared.config import DEFAULT_JWT_MAX_LIFETIME_SECONDS
-from services.shared.revocation import revoked_key
+from services.shared.redis_contract import revoked_key
 from stack import REPO_ROOT, free_port
 from stack.process import ManagedProcess, wait_http_ok
 from tests.helpers.rest import Api, User, assert_error, sign_up_and_in

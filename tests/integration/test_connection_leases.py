@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from services.realtime_service import connections as connections_module
 from services.realtime_service.connections import Admission, UserConnections
+from services.shared.redis_contract import RedisKeys
 from services.shared.revocation import revoke_user
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -21,37 +22,37 @@ async def test_renewal_extends_every_live_lease_across_chunks_and_revives_none(
 ) -> None:
     monkeypatch.setattr(connections_module, "RENEW_CHUNK", 2)  # 5 connections: 3 chunks
     client = aioredis.Redis.from_url(REDIS_URL)
-    prefix = f"leases-test-{uuid.uuid4().hex}"
-    leases = UserConnections(client, prefix, cap=20, lease_seconds=LEASE, revocation_prefix=prefix)
+    keys = RedisKeys(f"leases-test-{uuid.uuid4().hex}")
+    leases = UserConnections(client, keys, cap=20, lease_seconds=LEASE)
     ann, bob = "ann", "bob"
     try:
         for user, sid in ((ann, "a1"), (ann, "a2"), (ann, "a3"), (bob, "b1"), (bob, "b2")):
             assert await leases.admit(user, sid) is Admission.ADMITTED
-        admitted = {sid: await client.zscore(f"{prefix}:{user}", sid)
+        admitted = {sid: await client.zscore(keys.connections(user), sid)
                     for user, sid in ((ann, "a1"), (ann, "a2"), (bob, "b1"), (bob, "b2"))}
-        await client.zrem(f"{prefix}:{ann}", "a3")  # its lease lapsed meanwhile
-        await client.persist(f"{prefix}:{bob}")
+        await client.zrem(keys.connections(ann), "a3")  # its lease lapsed meanwhile
+        await client.persist(keys.connections(bob))
 
         await leases._renew()
 
         for user, sid in ((ann, "a1"), (ann, "a2"), (bob, "b1"), (bob, "b2")):
-            assert await client.zscore(f"{prefix}:{user}", sid) > admitted[sid]
-        assert await client.zscore(f"{prefix}:{ann}", "a3") is None  # not counted again
-        ttl_ms = await client.pttl(f"{prefix}:{bob}")
+            assert await client.zscore(keys.connections(user), sid) > admitted[sid]
+        assert await client.zscore(keys.connections(ann), "a3") is None  # not counted again
+        ttl_ms = await client.pttl(keys.connections(bob))
         assert LEASE * 1000 < ttl_ms <= LEASE * 2000  # the key expires again, after two leases
     finally:
-        await client.delete(f"{prefix}:{ann}", f"{prefix}:{bob}")
+        await client.delete(keys.connections(ann), keys.connections(bob))
         await client.aclose()
 
 
 @pytest.mark.parametrize("cap", [2, 0])
 async def test_a_revoked_user_is_refused_with_or_without_a_cap(cap: int) -> None:
     client = aioredis.Redis.from_url(REDIS_URL)
-    prefix = f"leases-test-{uuid.uuid4().hex}"
-    leases = UserConnections(client, prefix, cap=cap, lease_seconds=LEASE, revocation_prefix=prefix)
+    keys = RedisKeys(f"leases-test-{uuid.uuid4().hex}")
+    leases = UserConnections(client, keys, cap=cap, lease_seconds=LEASE)
     try:
         assert await leases.admit("ann", "a1") is Admission.ADMITTED
-        await revoke_user(client, prefix, "ann", ttl_seconds=60)
+        await revoke_user(client, keys, "ann", ttl_seconds=60)
 
         assert await leases.admit("ann", "a2") is Admission.REVOKED
         assert await leases.admit("bob", "b1") is Admission.ADMITTED
@@ -59,5 +60,5 @@ async def test_a_revoked_user_is_refused_with_or_without_a_cap(cap: int) -> None
         await leases.release("a1")
         assert leases.sids_of("ann") == [] and leases.users() == ["bob"]
     finally:
-        await client.delete(f"{prefix}:ann", f"{prefix}:bob", f"{prefix}:revoked:ann")
+        await client.delete(keys.connections("ann"), keys.connections("bob"), keys.revoked("ann"))
         await client.aclose()

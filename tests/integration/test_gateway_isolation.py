@@ -20,7 +20,7 @@ from services.realtime_service.settings import RealtimeSettings
 from services.realtime_service.transport import FastEngineIOServer
 from services.shared.auth import Identity, issue_token
 from services.shared.config import Env
-from services.shared.fanout import emit_packet
+from services.shared.redis_contract import emit_packet
 from tests.helpers.limits import REDIS_URL
 from tests.helpers.sockets import ChatSocket
 

@@ -9,8 +9,13 @@ import uuid
 import orjson
 import redis.asyncio as aioredis
 
-from services.api_service.relay import PUBLISH_BATCH, Publication, publish_batch_args
-from services.shared.fanout import emit_packet, history_stream_key
+from services.shared.redis_contract import (
+    PUBLISH_BATCH,
+    Publication,
+    emit_packet,
+    history_stream_key,
+    publish_batch_args,
+)
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

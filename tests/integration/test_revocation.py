@@ -1,7 +1,7 @@
 """Revoked users (a deleted account) lose the gateway at once, on every replica.
 
 The API's account deletion is simulated with `revoke_user`, the Redis contract it
-follows (services/shared/revocation.py): the mark refuses new connections, the
+follows (services/shared/redis_contract.py): the mark refuses new connections, the
 announcement drops live ones wherever they are.
 """
 

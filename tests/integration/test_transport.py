@@ -15,8 +15,13 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from services.api_service.relay import PUBLISH_BATCH, Publication, publish_batch_args
-from services.shared.fanout import emit_packet, history_stream_key
+from services.shared.redis_contract import (
+    PUBLISH_BATCH,
+    Publication,
+    emit_packet,
+    history_stream_key,
+    publish_batch_args,
+)
 from tests.helpers.limits import CONNECT_TIMEOUT
 from tests.helpers.processes import extra_process
 from tests.helpers.rest import User

@@ -7,7 +7,7 @@ import pytest
 
 from services.realtime_service.handshake import InvalidLastId, last_id_from_handshake
 from services.realtime_service.history import is_complete
-from services.shared.fanout import HistoryEntry, emit_packet, sequence_of
+from services.shared.redis_contract import HistoryEntry, emit_packet, sequence_of
 
 
 def entry(message_id: int, prev: int) -> HistoryEntry:

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from services.api_service.relay import OutboxRelay, RelayConfig
+from services.shared.config import Secret
 from services.shared.messages import StoredMessage
+from services.shared.redis_contract import RedisKeys
 
 
 def stored(*ids: int) -> list[StoredMessage]:
@@ -17,8 +19,8 @@ def stored(*ids: int) -> list[StoredMessage]:
 
 @pytest.fixture
 def relay() -> OutboxRelay:
-    relay = OutboxRelay(RelayConfig(database_url="postgresql://unused", redis_url="redis://unused",
-                                    channel="chat", stream_max_len=100, stream_max_age_seconds=60,
+    relay = OutboxRelay(RelayConfig(database_url=Secret("postgresql://unused"), redis_url=Secret("redis://unused"),
+                                    keys=RedisKeys("chat"), stream_max_len=100, stream_max_age_seconds=60,
                                     batch_size=3, handoff_max=5))
     relay.is_leader = True
     return relay

@@ -24,7 +24,7 @@ ENGINEIO_CLASS = "socketio: AsyncServer._engineio_server_class"
 EIO_MESSAGE = "socketio: AsyncServer._handle_eio_message"
 HANDLE_EMIT = "socketio: AsyncPubSubManager._handle_emit"
 ROOMS_LAYOUT = "socketio: BaseManager.rooms layout (namespace -> room -> bidict sid -> eio_sid)"
-PUBSUB_MESSAGE = "socketio: AsyncPubSubManager's emit message on the channel (services/shared/fanout.emit_packet)"
+PUBSUB_MESSAGE = "socketio: AsyncPubSubManager's emit message on the channel (services/shared/redis_contract.emit_packet)"
 
 
 def _source(function: Any) -> str:
@@ -78,7 +78,7 @@ def _check_rooms_layout() -> None:
 def _check_pubsub_message() -> None:
     import orjson
 
-    from services.shared.fanout import emit_packet
+    from services.shared.redis_contract import emit_packet
 
     published: list[dict[str, Any]] = []
 
@@ -140,7 +140,7 @@ TOUCHPOINTS = [
     ),
     Touchpoint(
         name=PUBSUB_MESSAGE,
-        used_in="services.shared.fanout.emit_packet (written by the relay's Lua script)",
+        used_in="services.shared.redis_contract.emit_packet (written by the relay's Lua script)",
         why="the relay publishes the packet and appends the history entry in one Lua script, "
             "so it writes the manager's message itself rather than through python-socketio",
         saves="atomic publish + history (no message on the channel without its history entry)",
