@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
+from services.shared.redis_contract import RedisKeys
 from services.shared.revocation import revoke_user
 from tests.helpers.limits import DELIVERY_TIMEOUT
 from tests.helpers.processes import extra_process
@@ -47,7 +48,7 @@ def watch_disconnect(sock: ChatSocket) -> asyncio.Event:
 
 
 async def revoke(chat_stack: ChatStack, redis: aioredis.Redis, user: User) -> None:
-    await revoke_user(redis, chat_stack.service_env["SOCKETIO_CHANNEL"], user.id, ttl_seconds=300)
+    await revoke_user(redis, RedisKeys(chat_stack.service_env["SOCKETIO_CHANNEL"]), user.id, ttl_seconds=300)
 
 
 async def test_revoked_user_is_dropped_on_every_replica_and_refused_after(

@@ -93,7 +93,7 @@ async def _announce_revocation(request: web.Request, user_id: str) -> None:
     try:
         async with asyncio.timeout(REVOCATION_TIMEOUT_SECONDS):
             await revoke_user(
-                request.app[REDIS], settings.common.socketio_channel, user_id,
+                request.app[REDIS], settings.common.redis_keys, user_id,
                 settings.common.jwt_max_lifetime_seconds,
             )
     except (redis.exceptions.RedisError, OSError, TimeoutError):
