@@ -101,7 +101,9 @@ class Supervisor:
                 f"{proc.name} exited with {status}, {recent} crashes in "
                 f"{self.policy.window:.0f} s: a crash loop, giving up"
             )
-            raise CrashLoop(proc, f"{proc.name} crashed {recent} times in {self.policy.window:.0f} s")
+            raise CrashLoop(
+                proc, f"{proc.name} crashed {recent} times in {self.policy.window:.0f} s"
+            )
         self.say(
             f"{proc.name} exited with {status} (crash {recent} in the last "
             f"{self.policy.window:.0f} s); restarting it in {delay:g} s, the rest keep serving"

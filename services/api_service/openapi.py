@@ -73,14 +73,18 @@ def build_openapi(settings: ApiSettings, table: list[Route]) -> Json:
             "schemas": definitions.get("$defs", {}),
             "responses": dict(sorted(shared.items())),
             "headers": HEADERS,
-            "securitySchemes": {"bearerAuth": {
-                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                "description": (
-                    "The `token` from `POST /signin`: HS256, claims `sub` (user id), `name`, `iat`, "
-                    f"`exp` (valid for {settings.jwt_ttl_seconds} seconds). Send it as "
-                    "`Authorization: Bearer <token>`; the Socket.IO gateways accept the same token."
-                ),
-            }},
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": (
+                        "The `token` from `POST /signin`: HS256, claims `sub` (user id), `name`, `iat`, "
+                        f"`exp` (valid for {settings.jwt_ttl_seconds} seconds). Send it as "
+                        "`Authorization: Bearer <token>`; the Socket.IO gateways accept the same token."
+                    ),
+                }
+            },
         },
     }
 
@@ -147,7 +151,9 @@ def _response(reply: Reply, refs: dict[Any, Json]) -> Json:
 
 def _media(schema: Json, model: type[BaseModel], example: Any) -> Json:
     if example is None:  # the model's own first example
-        example = next(iter(model.model_json_schema(schema_generator=_Untitled).get("examples", [])), None)
+        example = next(
+            iter(model.model_json_schema(schema_generator=_Untitled).get("examples", [])), None
+        )
     return {"schema": schema} if example is None else {"schema": schema, "example": example}
 
 

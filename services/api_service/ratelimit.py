@@ -71,7 +71,8 @@ class RateLimits:
         self._retry_seconds = config.retry_seconds
         self._redis_away_until: float | None = None  # monotonic; None while Redis answers
         self._limits: dict[str, RateLimitItem | None] = {
-            name: RateLimitItemPerMinute(amount) if amount else None for name, amount in per_minute.items()
+            name: RateLimitItemPerMinute(amount) if amount else None
+            for name, amount in per_minute.items()
         }
 
     async def check(self, limit_name: str, key: str, cost: int = 1) -> None:

@@ -46,7 +46,9 @@ class ApiSettings:
         history_max = env.integer("HISTORY_MAX_LIMIT", 500, minimum=1, maximum=10_000)
         history_rows = env.integer("RATE_LIMIT_HISTORY_ROWS_PER_MINUTE", 20_000)
         if 0 < history_rows < history_max:  # a full page would never fit in the window
-            raise ConfigError(f"RATE_LIMIT_HISTORY_ROWS_PER_MINUTE must be 0 or at least HISTORY_MAX_LIMIT ({history_max})")
+            raise ConfigError(
+                f"RATE_LIMIT_HISTORY_ROWS_PER_MINUTE must be 0 or at least HISTORY_MAX_LIMIT ({history_max})"
+            )
         common = CommonSettings.from_env(env, default_port=defaults.API_PORT)
         return cls(
             common=common,
@@ -55,13 +57,17 @@ class ApiSettings:
             max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024, minimum=1024),
             request_body_timeout_seconds=_positive(env, "REQUEST_BODY_TIMEOUT_SECONDS", 10.0),
             message_max_chars=env.integer("MESSAGE_MAX_CHARS", 4000, minimum=1),
-            history_default_limit=env.integer("HISTORY_DEFAULT_LIMIT", 100, minimum=1, maximum=history_max),
+            history_default_limit=env.integer(
+                "HISTORY_DEFAULT_LIMIT", 100, minimum=1, maximum=history_max
+            ),
             history_max_limit=history_max,
             db_pool_min=env.integer("DB_POOL_MIN", 2, minimum=1),
             db_pool_max=env.integer("DB_POOL_MAX", 10, minimum=1),
             migrate_on_start=env.boolean("MIGRATE_ON_START", True),
             stream_max_len=env.integer("HISTORY_STREAM_MAXLEN", 10_000, minimum=1),
-            stream_max_age_seconds=env.integer("HISTORY_STREAM_MAX_AGE_SECONDS", 24 * 3600, minimum=1),
+            stream_max_age_seconds=env.integer(
+                "HISTORY_STREAM_MAX_AGE_SECONDS", 24 * 3600, minimum=1
+            ),
             relay_poll_seconds=env.number("RELAY_POLL_SECONDS", 1.0),
             # Fault injection for the test suite only; see handlers/messages.py.
             failpoint=env.string("CHAT_FAILPOINT", ""),
@@ -76,7 +82,6 @@ class ApiSettings:
             rate_limit_redis_retry_seconds=env.number("RATE_LIMIT_REDIS_RETRY_SECONDS", 2.0),
             web_root=Path(env.string("WEB_ROOT", str(DEFAULT_WEB_ROOT))),
         )
-
 
 
 def _positive(env: Env, name: str, default: float) -> float:

@@ -225,10 +225,11 @@ class Publication:
     commit_ms: int
 
 
-def publish_batch_args(channel: str, max_len: int, publications: Iterable[Publication]) -> list[object]:
+def publish_batch_args(
+    channel: str, max_len: int, publications: Iterable[Publication]
+) -> list[object]:
     """ARGV for PUBLISH_BATCH: one script call appends and publishes the whole batch."""
     args: list[object] = [channel, max_len]
     for p in publications:
         args += [p.id, p.prev, p.wire_json, p.packet, p.commit_ms]
     return args
-

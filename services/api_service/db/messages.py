@@ -57,7 +57,9 @@ def message_from_row(row: asyncpg.Record) -> StoredMessage:
 
 
 async def insert_messages(
-    conn: asyncpg.Connection, batch: Sequence[NewMessage], notify_channel: str | None = NEW_MESSAGE_CHANNEL
+    conn: asyncpg.Connection,
+    batch: Sequence[NewMessage],
+    notify_channel: str | None = NEW_MESSAGE_CHANNEL,
 ) -> list[InsertResult | OwnerMissing]:
     """Store each message once per (owner, client id); results in the order of `batch`.
 
@@ -73,9 +75,12 @@ async def insert_messages(
     """
     rows = await conn.fetch(
         "SELECT * FROM chat_store_messages($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5, $6)",
-        [m.client_id for m in batch], [m.owner for m in batch],
-        [m.user_name for m in batch], [m.text for m in batch],
-        MESSAGE_ORDER_LOCK_KEY, notify_channel,
+        [m.client_id for m in batch],
+        [m.owner for m in batch],
+        [m.user_name for m in batch],
+        [m.text for m in batch],
+        MESSAGE_ORDER_LOCK_KEY,
+        notify_channel,
     )
     new: dict[tuple[str, str], StoredMessage] = {}
     existing: dict[tuple[str, str], StoredMessage] = {}
@@ -120,7 +125,12 @@ WIRE_COLUMNS = (
 
 
 async def history_page(
-    conn: asyncpg.Connection, reader: str, *, limit: int, before: int | None = None, after: int | None = None
+    conn: asyncpg.Connection,
+    reader: str,
+    *,
+    limit: int,
+    before: int | None = None,
+    after: int | None = None,
 ) -> list[dict[str, Any]] | None:
     """A page of history as wire objects, oldest first; None when `reader` has no account.
 

@@ -58,9 +58,13 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
                 await conn.execute(migration.sql)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                    migration.version, migration.name,
+                    migration.version,
+                    migration.name,
                 )
-            log.info("applied migration", extra={"version": migration.version, "migration": migration.name})
+            log.info(
+                "applied migration",
+                extra={"version": migration.version, "migration": migration.name},
+            )
             applied_now.append(migration.version)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)

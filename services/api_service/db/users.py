@@ -37,7 +37,9 @@ async def create_user(conn: asyncpg.Connection, name: str, email: str, password_
         row = await conn.fetchrow(
             "INSERT INTO users (name, email, password_hash) VALUES ($1, $2, $3)"
             " RETURNING id, name, email, password_hash",
-            name, email, password_hash,
+            name,
+            email,
+            password_hash,
         )
     except asyncpg.UniqueViolationError:
         raise EmailTaken(email) from None
@@ -72,6 +74,7 @@ async def delete_user(conn: asyncpg.Connection, user_id: str) -> bool:
             return False
         await conn.execute(
             "UPDATE messages SET user_name = $2 WHERE owner_id = $1::uuid AND user_name <> $2",
-            user_id, DELETED_AUTHOR_NAME,
+            user_id,
+            DELETED_AUTHOR_NAME,
         )
     return True

@@ -57,7 +57,9 @@ def _check_writer_state() -> None:
     from aiohttp._websocket.writer import WebSocketWriter
 
     if "self._writer" not in inspect.getsource(web.WebSocketResponse._pre_start):
-        raise TouchpointChanged(WRITER_STATE, "WebSocketResponse no longer keeps its writer as _writer")
+        raise TouchpointChanged(
+            WRITER_STATE, "WebSocketResponse no longer keeps its writer as _writer"
+        )
     init = inspect.getsource(WebSocketWriter.__init__)
     for name in _WRITER_STATE_NAMES:
         if f"self.{name}" not in init:
@@ -87,11 +89,17 @@ def _check_http_parser() -> None:
     from aiohttp.web_protocol import RequestHandler
 
     if "self._parser = parser" not in inspect.getsource(BaseProtocol.__init__):
-        raise TouchpointChanged(HTTP_PARSER, "BaseProtocol no longer keeps the HTTP parser as _parser")
+        raise TouchpointChanged(
+            HTTP_PARSER, "BaseProtocol no longer keeps the HTTP parser as _parser"
+        )
     if "self._payload_parser = parser" not in inspect.getsource(RequestHandler.set_parser):
-        raise TouchpointChanged(HTTP_PARSER, "RequestHandler.set_parser no longer sets _payload_parser")
+        raise TouchpointChanged(
+            HTTP_PARSER, "RequestHandler.set_parser no longer sets _payload_parser"
+        )
     if "self._payload_parser is None" not in inspect.getsource(RequestHandler.data_received):
-        raise TouchpointChanged(HTTP_PARSER, "data_received no longer skips the HTTP parser once a WebSocket reads")
+        raise TouchpointChanged(
+            HTTP_PARSER, "data_received no longer skips the HTTP parser once a WebSocket reads"
+        )
     request = make_mocked_request("GET", "/")
     if not hasattr(request, "protocol"):
         raise TouchpointChanged(HTTP_PARSER, "Request.protocol is gone")
