@@ -44,7 +44,7 @@ class CrashPolicy:
         """Seconds to wait before restarting after the n-th recent crash; None: give up."""
         if recent_crashes >= self.max_crashes:
             return None
-        return min(self.max_delay, self.first_delay * 2 ** max(0, recent_crashes - 1))
+        return min(self.max_delay, self.first_delay * 2.0 ** max(0, recent_crashes - 1))
 
 
 class CrashLoop(RuntimeError):

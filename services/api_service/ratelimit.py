@@ -64,7 +64,8 @@ class RateLimits:
             wrap_exceptions=True,
             implementation="redispy",
             key_prefix=config.key_prefix,
-            connection_pool=self._pool,
+            # limits documents connection_pool but annotates **options as scalars only
+            connection_pool=self._pool,  # type: ignore[arg-type]
         )
         self._shared = SlidingWindowCounterRateLimiter(storage)
         self._local = SlidingWindowCounterRateLimiter(MemoryStorage())

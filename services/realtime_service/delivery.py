@@ -64,7 +64,7 @@ REPLAY_BATCH = 100
 UNLOCKED_ROUNDS = 4
 
 
-class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
+class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type: ignore[misc]
     """`AsyncRedisManager` with gap detection, duplicate suppression and replay (and lean sid rooms)."""
 
     def __init__(

@@ -21,7 +21,7 @@ from services.shared.config import DEFAULT_JWT_MAX_LIFETIME_SECONDS
 log = logging.getLogger(__name__)
 
 
-class ChatNamespace(socketio.AsyncNamespace):
+class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     """The default namespace `/` that the existing client uses."""
 
     def __init__(

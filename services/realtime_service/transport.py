@@ -849,7 +849,7 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         early = await self._answer_before_engineio(request)
         if early is not None:
             return early
-        response = await super().handle_request(request)
+        response: web.StreamResponse = await super().handle_request(request)
         if request.method == "POST":
             session = self.sockets.get(request.query.get("sid", ""))
             if isinstance(session, FastSocket):

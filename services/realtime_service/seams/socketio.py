@@ -105,8 +105,8 @@ def _check_pubsub_message() -> None:
         return None
 
     manager = AsyncPubSubManager(channel="canary")
-    manager._publish = capture  # type: ignore[method-assign]
-    manager._handle_emit = nothing  # type: ignore[method-assign]
+    manager._publish = capture
+    manager._handle_emit = nothing
     wire = {"_id": "1", "text": "hi"}
     asyncio.run(manager.emit("getAllmessages", wire, namespace="/"))
     ours = orjson.loads(emit_packet(wire, 1, 0))
