@@ -166,7 +166,8 @@ def wait_for_quiet(max_wait: float, threshold_pct: float = 25.0) -> float:
         if busy < threshold_pct or time.monotonic() >= deadline:
             if busy >= threshold_pct:
                 say(
-                    f"WARNING: machine still {busy:.0f}% busy (of one core) after waiting {max_wait:.0f}s"
+                    f"WARNING: machine still {busy:.0f}% busy (of one core) after waiting "
+                    f"{max_wait:.0f}s"
                 )
             return busy
         say(f"machine {busy:.0f}% busy with other work; waiting for it to calm down")

@@ -275,7 +275,8 @@ class FanoutRun:
         time.sleep(0.5)
         self.rss_before = {s.name: rss_bytes(s.pid) if s.pid else None for s in self.fleet.servers}
         say(
-            f"{self.target}: connecting {o.clients} clients from {o.gen_procs} generator process(es)"
+            f"{self.target}: connecting {o.clients} clients from {o.gen_procs} generator "
+            "process(es)"
         )
         tokens = mint_tokens(o.clients, o.jwt_secret)
         self.gens = Generators(self.fleet, tokens, o.gen_procs, o.connect_concurrency, o.deflate)
@@ -284,7 +285,8 @@ class FanoutRun:
         if not self.connected:
             raise SystemExit(f"{self.target}: no client could connect: {ready['errors']}")
         say(
-            f"{self.target}: {ready['connected']} connected, {ready['failed']} failed {ready['errors'] or ''}"
+            f"{self.target}: {ready['connected']} connected, {ready['failed']} failed "
+            f"{ready['errors'] or ''}"
         )
         time.sleep(1.0)
         self.rss_after = {s.name: rss_bytes(s.pid) if s.pid else None for s in self.fleet.servers}
@@ -563,7 +565,8 @@ class FanoutRun:
         for _ in range(o.sweep_max_steps):
             count = max(1, int(rate * o.duration))
             say(
-                f"{self.target}: sweep step {rate:.0f} msg/s x {self.connected} clients for {o.duration}s"
+                f"{self.target}: sweep step {rate:.0f} msg/s x {self.connected} clients for "
+                f"{o.duration}s"
             )
             s = self.summarize(self.window(count, rate, o.drain_seconds))
             pace_ok = s["publish_seconds"] <= o.duration * 1.1
@@ -587,7 +590,8 @@ class FanoutRun:
                 }
             )
             say(
-                f"  -> achieved {s['deliveries_per_s']['achieved']}/s p99 {s['latency_ms']['p99_ms']} ms "
+                f"  -> achieved {s['deliveries_per_s']['achieved']}/s p99 "
+                f"{s['latency_ms']['p99_ms']} ms "
                 f"lost {s['deliveries']['lost']} clean={s['clean']}"
             )
             if not s["clean"]:

@@ -163,7 +163,8 @@ def measure_http(
         per_request = row[f"{name}_cpu_pct"] * 10_000 / row["rps"] if row["rps"] else 0.0
         row[f"{name}_cpu_us_per_request"] = round(per_request)
     say(
-        f"  -> {method} {row['rps']} req/s p50 {row['latency_ms']['p50_ms']} ms p99 {row['latency_ms']['p99_ms']} ms,"
+        f"  -> {method} {row['rps']} req/s p50 {row['latency_ms']['p50_ms']} ms p99 "
+        f"{row['latency_ms']['p99_ms']} ms,"
         f" API {row['api_cpu_us_per_request']} µs CPU per request"
     )
     return row

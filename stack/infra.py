@@ -40,8 +40,8 @@ _REDIS_PORT = defaults.REDIS_PORT
 # The contract's command: no persistence, because this Redis only carries pub/sub and
 # short-lived buffers for development and tests.
 _REDIS_START = (
-    f"redis-server --daemonize yes --bind {defaults.LOCAL_HOST} -::1 --port {_REDIS_PORT} --save '' "
-    "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
+    f"redis-server --daemonize yes --bind {defaults.LOCAL_HOST} -::1 --port {_REDIS_PORT} "
+    "--save '' --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
 )
 
 

@@ -29,7 +29,10 @@ TAGS = [
 ]
 HEADERS: Json = {
     "X-Request-ID": {
-        "description": "The request's id (the client's own `X-Request-ID` when well-formed); it is in the logs.",
+        "description": (
+            "The request's id (the client's own `X-Request-ID` when well-formed); it "
+            "is in the logs."
+        ),
         "required": True,
         "schema": {"type": "string", "minLength": 1, "maxLength": 128},
     },
@@ -79,9 +82,10 @@ def build_openapi(settings: ApiSettings, table: list[Route]) -> Json:
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": (
-                        "The `token` from `POST /signin`: HS256, claims `sub` (user id), `name`, `iat`, "
-                        f"`exp` (valid for {settings.jwt_ttl_seconds} seconds). Send it as "
-                        "`Authorization: Bearer <token>`; the Socket.IO gateways accept the same token."
+                        "The `token` from `POST /signin`: HS256, claims `sub` (user id), `name`, "
+                        f"`iat`, `exp` (valid for {settings.jwt_ttl_seconds} seconds). Send it as "
+                        "`Authorization: Bearer <token>`; the Socket.IO gateways accept the same "
+                        "token."
                     ),
                 }
             },
@@ -161,7 +165,10 @@ def _info(settings: ApiSettings) -> Json:
     limits = [
         f"request bodies up to {settings.max_body_bytes} bytes (413 above)",
         f"message text up to {settings.message_max_chars} characters",
-        f"history pages of 1 to {settings.history_max_limit} messages (default {settings.history_default_limit})",
+        (
+            f"history pages of 1 to {settings.history_max_limit} messages "
+            f"(default {settings.history_default_limit})"
+        ),
         rate_text("posting messages", settings.messages_per_minute, "per user"),
         rate_text("sign-in and sign-up", settings.auth_per_minute, "per client address"),
     ]

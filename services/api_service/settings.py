@@ -47,7 +47,8 @@ class ApiSettings:
         history_rows = env.integer("RATE_LIMIT_HISTORY_ROWS_PER_MINUTE", 20_000)
         if 0 < history_rows < history_max:  # a full page would never fit in the window
             raise ConfigError(
-                f"RATE_LIMIT_HISTORY_ROWS_PER_MINUTE must be 0 or at least HISTORY_MAX_LIMIT ({history_max})"
+                "RATE_LIMIT_HISTORY_ROWS_PER_MINUTE must be 0 or at least HISTORY_MAX_LIMIT "
+                f"({history_max})"
             )
         common = CommonSettings.from_env(env, default_port=defaults.API_PORT)
         return cls(
@@ -97,7 +98,8 @@ def _token_ttl(env: Env, common: CommonSettings) -> int:
     ttl = env.integer("JWT_TTL_SECONDS", 24 * 3600, minimum=60)
     if ttl > common.jwt_max_lifetime_seconds:
         raise ConfigError(
-            f"JWT_TTL_SECONDS={ttl} exceeds JWT_MAX_LIFETIME_SECONDS={common.jwt_max_lifetime_seconds}:"
+            f"JWT_TTL_SECONDS={ttl} exceeds "
+            f"JWT_MAX_LIFETIME_SECONDS={common.jwt_max_lifetime_seconds}:"
             " the services would refuse the tokens the API issues"
         )
     return ttl

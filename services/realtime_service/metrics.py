@@ -32,7 +32,8 @@ ADMIN_LOGIN_FAILURES = Counter(
 )
 INBOUND_REFUSALS = Counter(
     "chat_inbound_refusals_total",
-    "Clients disconnected for what they sent (binary, malformed, rate, too_large, connect_timeout).",
+    "Clients disconnected for what they sent (binary, malformed, rate, too_large, "
+    "connect_timeout).",
     ["reason"],
 )
 SESSIONS_REFUSED = Counter(

@@ -116,8 +116,8 @@ async def test_live_delivery_is_not_held_behind_a_replay_storm(
         attack_report(
             "lastId reconnect storm",
             f"live delivery {during * 1000:.0f} ms during {STORM} replays of {BACKLOG} vs "
-            f"{quiet * 1000:.0f} ms quiet (x{during / quiet:.1f}); {done_when_live}/{STORM} replays "
-            f"done by then, all after {(replays_done - posted_at) * 1000:.0f} ms",
+            f"{quiet * 1000:.0f} ms quiet (x{during / quiet:.1f}); {done_when_live}/{STORM} "
+            f"replays done by then, all after {(replays_done - posted_at) * 1000:.0f} ms",
         )
     finally:
         await asyncio.gather(

@@ -81,5 +81,6 @@ async def test_admin_sign_in_is_throttled_per_client_address(
     )
     attack_report(
         "admin UI password guessing",
-        f"{MAX_FAILURES} guesses per address and window, then refused (also with a forged X-Forwarded-For)",
+        f"{MAX_FAILURES} guesses per address and window, then refused (also with a forged "
+        "X-Forwarded-For)",
     )

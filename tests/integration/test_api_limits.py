@@ -62,9 +62,9 @@ async def test_a_sign_in_burst_beyond_the_hashing_bound_gets_quick_503s(
         statuses = Counter(reply.status for reply in replies)
         attack_report(
             "sign-in burst vs the hashing queue",
-            f"{statuses[503]} of {burst} concurrent sign-ins refused with 503, {statuses[401]} hashed "
-            f"(bound 4 pending), burst over in {burst_s:.2f} s; /healthz {health_ms:.0f} ms during it; "
-            f"the real user's sign-in after it {real_ms:.0f} ms",
+            f"{statuses[503]} of {burst} concurrent sign-ins refused with 503, {statuses[401]} "
+            f"hashed (bound 4 pending), burst over in {burst_s:.2f} s; /healthz {health_ms:.0f} "
+            f"ms during it; the real user's sign-in after it {real_ms:.0f} ms",
         )
         assert set(statuses) <= {401, 503}, statuses
         assert statuses[503] > 0, f"no sign-in was refused: {statuses}"
@@ -171,8 +171,9 @@ async def test_a_history_read_flood_is_limited_per_user_and_bounded_per_process(
         pulled = sum(len(reply.text) for reply in replies if reply.status == 200)
         attack_report(
             "history read flood (200 x limit=500, one user)",
-            f"{statuses[200]} served ({pulled / 1e6:.1f} MB), {statuses[429]} refused 429 (per-user rows), "
-            f"{statuses[503]} refused 503 (per-process bound) in {flood_s:.2f} s; another user's read: {served.status}",
+            f"{statuses[200]} served ({pulled / 1e6:.1f} MB), {statuses[429]} refused 429 "
+            f"(per-user rows), {statuses[503]} refused 503 (per-process bound) in {flood_s:.2f} s; "
+            f"another user's read: {served.status}",
         )
         assert set(statuses) <= {200, 429, 503}, statuses
         assert statuses[200] * 500 <= HISTORY_ROWS_PER_MINUTE * 1.2, (

@@ -77,7 +77,8 @@ async def test_binary_attachments_are_refused_and_memory_stays_flat(
     assert grown < 8 * MB, f"gateway grew {grown / MB:.1f} MB"
     attack_report(
         "binary flood (WebSocket)",
-        f"gateway RSS {grown / MB:+.1f} MB after {sent} x 60 KB frames sent (limit 8 MB), connection closed 1008",
+        f"gateway RSS {grown / MB:+.1f} MB after {sent} x 60 KB frames sent (limit 8 MB), "
+        "connection closed 1008",
     )
 
 
@@ -299,7 +300,8 @@ async def test_an_event_flood_disconnects_the_client_and_spares_the_loop(
     attack_report(
         "event flood",
         f"/healthz under flood / idle: {ratio_before:.1f}x without the inbound limit "
-        f"({loaded_before * 1000:.0f} ms), {ratio_after:.1f}x with it ({loaded_after * 1000:.0f} ms); flooder closed",
+        f"({loaded_before * 1000:.0f} ms), {ratio_after:.1f}x with it ({loaded_after * 1000:.0f} "
+        "ms); flooder closed",
     )
 
 

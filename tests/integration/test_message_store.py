@@ -212,7 +212,8 @@ async def test_names_and_images_stored_before_the_rules_are_cleaned() -> None:
                     )
             owner = str(
                 await conn.fetchval(
-                    "INSERT INTO users (name, email, password_hash) VALUES ($1, 'm@x.io', 'x') RETURNING id",
+                    "INSERT INTO users (name, email, password_hash) VALUES ($1, 'm@x.io', 'x') "
+                    "RETURNING id",
                     "<img src=x onerror=alert(1)>",
                 )
             )

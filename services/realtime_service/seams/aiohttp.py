@@ -109,14 +109,20 @@ TOUCHPOINTS = [
     Touchpoint(
         name=WRITER_STATE,
         used_in="seams.aiohttp.share_idle_writer_state (from transport.FastSocket.handle_get_request)",
-        why="a compression-free server writer never uses its compression lock, task set or masking source",
+        why=(
+            "a compression-free server writer never uses its compression lock, task set or "
+            "masking source"
+        ),
         saves="memory per WebSocket connection (see docs/INTERNALS.md for the figure)",
         check=_check_writer_state,
     ),
     Touchpoint(
         name=HTTP_PARSER,
         used_in="seams.aiohttp.release_http_parser (from transport.FastSocket.handle_get_request)",
-        why="aiohttp keeps an upgraded connection's HTTP parser until it closes; nothing reads it again",
+        why=(
+            "aiohttp keeps an upgraded connection's HTTP parser until it closes; nothing reads "
+            "it again"
+        ),
         saves="memory per idle WebSocket connection (see docs/INTERNALS.md for the figure)",
         check=_check_http_parser,
     ),
