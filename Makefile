@@ -30,7 +30,7 @@ migrate: install ## Create the database if missing and apply the SQL migrations
 	$(PY) -m stack createdb
 	$(PY) -m services.api_service migrate
 
-test: ## Run all tests (unit, integration, delivery, browser, then the compose stack)
+test: lint ## Lint, then run all tests (unit, integration, delivery, browser, then the compose stack)
 	WITH_BROWSER=1 ./scripts/bootstrap.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 	PY=$(PY) COMPOSE="$(COMPOSE)" ./scripts/compose_test.sh
@@ -72,10 +72,10 @@ check-upstream: ## Gateway tests and library touchpoints against the newest aioh
 compose-config: ## Validate docker-compose.yml
 	$(COMPOSE) -f docker-compose.yml config -q
 
-lint: ## Lint with ruff (skipped when ruff is not installed)
-	@if [ -x $(VENV)/bin/ruff ]; then $(VENV)/bin/ruff check .; \
-	elif command -v ruff >/dev/null; then ruff check .; \
-	else echo "ruff not installed: skipping (pip install ruff)"; fi
+lint: venv ## ruff check, ruff format --check and mypy --strict (services/, stack/); fails on any finding
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 clean: ## Remove caches, logs and build artefacts (keeps .venv)
 	rm -rf .run .pytest_cache .ruff_cache build dist test-artifacts *.egg-info

@@ -33,39 +33,77 @@ def fanout_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default="ours", choices=["ours", "stock", "node", "all"])
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--replicas", type=int, default=2)
-    parser.add_argument("--rate", type=float, default=50.0,
-                        help="messages/s published (each reaches every client); sweep: first step")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=50.0,
+        help="messages/s published (each reaches every client); sweep: first step",
+    )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds (sweep: per step)")
-    parser.add_argument("--warmup", type=float, default=0.0,
-                        help="rate mode: run the same load this many seconds first; RSS is taken "
-                             "after it (rss_mb_after_warmup) so growth after warm-up shows")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=0.0,
+        help="rate mode: run the same load this many seconds first; RSS is taken "
+        "after it (rss_mb_after_warmup) so growth after warm-up shows",
+    )
     parser.add_argument("--burst", type=int, default=0, help="publish N messages flat out")
-    parser.add_argument("--sweep", action="store_true",
-                        help="raise the rate step by step until loss or p99 > 250 ms")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="raise the rate step by step until loss or p99 > 250 ms",
+    )
     parser.add_argument("--sweep-factor", type=float, default=1.5)
     parser.add_argument("--sweep-max-steps", type=int, default=12)
     parser.add_argument("--gen-procs", type=int, default=2, help="load generator processes")
     parser.add_argument("--connect-concurrency", type=int, default=100)
-    parser.add_argument("--drain-seconds", type=float, default=8.0,
-                        help="wait this long after the last publish for deliveries")
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=8.0,
+        help="wait this long after the last publish for deliveries",
+    )
     parser.add_argument("--allow-10k", action="store_true", help="allow up to 10,000 clients")
-    parser.add_argument("--url", action="append", default=[],
-                        help="target a running gateway (loopback only); repeat per replica")
-    parser.add_argument("--pid", action="append", type=int, default=[],
-                        help="pid of each --url gateway, for CPU/RSS numbers")
-    parser.add_argument("--channel", default=None,
-                        help="SOCKETIO_CHANNEL of running gateways (with --url)")
+    parser.add_argument(
+        "--url",
+        action="append",
+        default=[],
+        help="target a running gateway (loopback only); repeat per replica",
+    )
+    parser.add_argument(
+        "--pid",
+        action="append",
+        type=int,
+        default=[],
+        help="pid of each --url gateway, for CPU/RSS numbers",
+    )
+    parser.add_argument(
+        "--channel", default=None, help="SOCKETIO_CHANNEL of running gateways (with --url)"
+    )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", defaults.REDIS_URL))
-    parser.add_argument("--jwt-secret", default=os.environ.get("BENCH_JWT_SECRET", DEFAULT_SECRET),
-                        help="secret the gateways verify tokens with (theirs, with --url)")
-    parser.add_argument("--deflate", action="store_true",
-                        help="clients offer permessage-deflate, as every browser does")
-    parser.add_argument("--quiet-wait", type=float, default=120.0,
-                        help="wait up to this many seconds for other work on the machine to stop")
+    parser.add_argument(
+        "--jwt-secret",
+        default=os.environ.get("BENCH_JWT_SECRET", DEFAULT_SECRET),
+        help="secret the gateways verify tokens with (theirs, with --url)",
+    )
+    parser.add_argument(
+        "--deflate",
+        action="store_true",
+        help="clients offer permessage-deflate, as every browser does",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="wait up to this many seconds for other work on the machine to stop",
+    )
     parser.add_argument("--no-save", action="store_true")
-    parser.add_argument("--via-api", action="store_true",
-                        help="ours: post through POST /messages on a real API process (latency is "
-                             "POST sent -> receipt) instead of publishing to Redis")
+    parser.add_argument(
+        "--via-api",
+        action="store_true",
+        help="ours: post through POST /messages on a real API process (latency is "
+        "POST sent -> receipt) instead of publishing to Redis",
+    )
 
 
 def options_from(args: argparse.Namespace, target: str) -> Any:
@@ -76,14 +114,28 @@ def options_from(args: argparse.Namespace, target: str) -> Any:
     if args.burst and args.burst > 1_000_000:
         raise SystemExit("--burst is capped at 1,000,000 messages")
     return Options(
-        target=target, clients=args.clients, replicas=args.replicas, rate=args.rate,
-        duration=args.duration, burst=args.burst, sweep=args.sweep, sweep_factor=args.sweep_factor,
-        sweep_max_steps=args.sweep_max_steps, gen_procs=max(1, args.gen_procs),
-        connect_concurrency=args.connect_concurrency, drain_seconds=min(args.drain_seconds, 60.0),
-        redis_url=args.redis_url, jwt_secret=args.jwt_secret, allow_10k=args.allow_10k,
-        urls=args.url, pids=args.pid, channel=args.channel,
-        quiet_wait=max(0.0, min(args.quiet_wait, 900.0)), deflate=args.deflate,
-        via_api=args.via_api, warmup=max(0.0, min(args.warmup, 600.0)),
+        target=target,
+        clients=args.clients,
+        replicas=args.replicas,
+        rate=args.rate,
+        duration=args.duration,
+        burst=args.burst,
+        sweep=args.sweep,
+        sweep_factor=args.sweep_factor,
+        sweep_max_steps=args.sweep_max_steps,
+        gen_procs=max(1, args.gen_procs),
+        connect_concurrency=args.connect_concurrency,
+        drain_seconds=min(args.drain_seconds, 60.0),
+        redis_url=args.redis_url,
+        jwt_secret=args.jwt_secret,
+        allow_10k=args.allow_10k,
+        urls=args.url,
+        pids=args.pid,
+        channel=args.channel,
+        quiet_wait=max(0.0, min(args.quiet_wait, 900.0)),
+        deflate=args.deflate,
+        via_api=args.via_api,
+        warmup=max(0.0, min(args.warmup, 600.0)),
     )
 
 

@@ -165,7 +165,10 @@ def wait_for_quiet(max_wait: float, threshold_pct: float = 25.0) -> float:
         busy = 100.0 * (machine_busy_ticks() - before) / CLK_TCK
         if busy < threshold_pct or time.monotonic() >= deadline:
             if busy >= threshold_pct:
-                say(f"WARNING: machine still {busy:.0f}% busy (of one core) after waiting {max_wait:.0f}s")
+                say(
+                    f"WARNING: machine still {busy:.0f}% busy (of one core) after waiting "
+                    f"{max_wait:.0f}s"
+                )
             return busy
         say(f"machine {busy:.0f}% busy with other work; waiting for it to calm down")
         time.sleep(2.0)

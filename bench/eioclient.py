@@ -74,7 +74,9 @@ class Window:
 class EioClient(asyncio.Protocol):
     """One Socket.IO client that only receives `getAllmessages`."""
 
-    def __init__(self, proc: GeneratorProcess, index: int, token: str, host: str, port: int) -> None:
+    def __init__(
+        self, proc: GeneratorProcess, index: int, token: str, host: str, port: int
+    ) -> None:
         self.proc = proc
         self.index = index
         self.token = token
@@ -92,8 +94,12 @@ class EioClient(asyncio.Protocol):
     # -- transport events ------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        request = _UPGRADE.format(token=quote(self.token), host=self.host, port=self.port,
-                                  extensions=DEFLATE_OFFER if self.proc.deflate else "")
+        request = _UPGRADE.format(
+            token=quote(self.token),
+            host=self.host,
+            port=self.port,
+            extensions=DEFLATE_OFFER if self.proc.deflate else "",
+        )
         transport.write(request.encode())
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -206,8 +212,13 @@ class EioClient(asyncio.Protocol):
 class GeneratorProcess:
     """The clients of one generator process and their delivery counters."""
 
-    def __init__(self, targets: list[tuple[str, int]], tokens: list[str], first_index: int,
-                 deflate: bool = False) -> None:
+    def __init__(
+        self,
+        targets: list[tuple[str, int]],
+        tokens: list[str],
+        first_index: int,
+        deflate: bool = False,
+    ) -> None:
         # Client i connects to targets[(first_index + i) % len(targets)]: spread evenly.
         self.targets = targets
         self.tokens = tokens
@@ -265,9 +276,13 @@ class GeneratorProcess:
         await asyncio.gather(*(one(i, t) for i, t in enumerate(self.tokens)))
         ok = sum(1 for c in self.clients if c.connected.done() and not c.connected.result())
         self.clients.sort(key=lambda c: c.index)
-        return {"connected": ok, "failed": len(self.tokens) - ok, "errors": errors,
-                "deflate_accepted": self.deflate_accepted,
-                "seconds": time.monotonic() - started}
+        return {
+            "connected": ok,
+            "failed": len(self.tokens) - ok,
+            "errors": errors,
+            "deflate_accepted": self.deflate_accepted,
+            "seconds": time.monotonic() - started,
+        }
 
     def collect(self) -> dict[str, Any]:
         window = self.window
@@ -322,8 +337,12 @@ async def _serve(conn: Any, proc: GeneratorProcess, concurrency: int, timeout: f
             proc.measuring = True
             conn.send({"ok": True})
         elif kind == "poll":
-            conn.send({"delivered": proc.window.delivered if proc.window else 0,
-                       "last_recv": proc.window.last_recv if proc.window else 0.0})
+            conn.send(
+                {
+                    "delivered": proc.window.delivered if proc.window else 0,
+                    "last_recv": proc.window.last_recv if proc.window else 0.0,
+                }
+            )
         elif kind == "collect":
             proc.measuring = False
             result = proc.collect()
@@ -337,8 +356,15 @@ async def _serve(conn: Any, proc: GeneratorProcess, concurrency: int, timeout: f
             return
 
 
-def worker_main(conn: Any, targets: list[tuple[str, int]], tokens: list[str], first_index: int,
-                concurrency: int, timeout: float, deflate: bool = False) -> None:
+def worker_main(
+    conn: Any,
+    targets: list[tuple[str, int]],
+    tokens: list[str],
+    first_index: int,
+    concurrency: int,
+    timeout: float,
+    deflate: bool = False,
+) -> None:
     """Entry point of a generator process (multiprocessing, spawn)."""
     try:
         import uvloop

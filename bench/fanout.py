@@ -76,8 +76,13 @@ class Options:
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=False, cwd=os.path.dirname(__file__)).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=os.path.dirname(__file__),
+        ).stdout.strip()
     except OSError:
         return ""
 
@@ -98,15 +103,18 @@ def mint_tokens(n: int, secret: str) -> list[str]:
     from services.shared.auth import Identity, issue_token
 
     now = time.time()
-    return [issue_token(Identity(str(uuid.UUID(int=i + 1)), f"bench {i}"), secret, 3600, now=now)
-            for i in range(n)]
+    return [
+        issue_token(Identity(str(uuid.UUID(int=i + 1)), f"bench {i}"), secret, 3600, now=now)
+        for i in range(n)
+    ]
 
 
 class Generators:
     """The generator processes and their command pipes."""
 
-    def __init__(self, fleet: Fleet, tokens: list[str], procs: int, concurrency: int,
-                 deflate: bool = False) -> None:
+    def __init__(
+        self, fleet: Fleet, tokens: list[str], procs: int, concurrency: int, deflate: bool = False
+    ) -> None:
         ctx = mp.get_context("spawn")
         targets = [(s.host, s.port) for s in fleet.servers]
         self.conns: list[Any] = []
@@ -118,9 +126,11 @@ class Generators:
             if not chunk:
                 break
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker_main, daemon=True,
-                               args=(child, targets, chunk, first, max(1, concurrency // procs), 30.0,
-                                     deflate))
+            proc = ctx.Process(
+                target=worker_main,
+                daemon=True,
+                args=(child, targets, chunk, first, max(1, concurrency // procs), 30.0, deflate),
+            )
             proc.start()
             self.conns.append(parent)
             self.procs.append(proc)
@@ -259,17 +269,25 @@ class FanoutRun:
             self.fleet = attach_fleet(self.target, o.urls, o.pids, self.channel)
         else:
             say(f"{self.target}: starting {o.replicas} replica(s) on channel {self.channel}")
-            self.fleet = start_fleet(self.target, o.replicas, self.channel, o.redis_url, o.jwt_secret)
+            self.fleet = start_fleet(
+                self.target, o.replicas, self.channel, o.redis_url, o.jwt_secret
+            )
         time.sleep(0.5)
         self.rss_before = {s.name: rss_bytes(s.pid) if s.pid else None for s in self.fleet.servers}
-        say(f"{self.target}: connecting {o.clients} clients from {o.gen_procs} generator process(es)")
+        say(
+            f"{self.target}: connecting {o.clients} clients from {o.gen_procs} generator "
+            "process(es)"
+        )
         tokens = mint_tokens(o.clients, o.jwt_secret)
         self.gens = Generators(self.fleet, tokens, o.gen_procs, o.connect_concurrency, o.deflate)
         ready = self.gens.wait_ready(timeout=180)
         self.connected = ready["connected"]
         if not self.connected:
             raise SystemExit(f"{self.target}: no client could connect: {ready['errors']}")
-        say(f"{self.target}: {ready['connected']} connected, {ready['failed']} failed {ready['errors'] or ''}")
+        say(
+            f"{self.target}: {ready['connected']} connected, {ready['failed']} failed "
+            f"{ready['errors'] or ''}"
+        )
         time.sleep(1.0)
         self.rss_after = {s.name: rss_bytes(s.pid) if s.pid else None for s in self.fleet.servers}
         return ready
@@ -337,8 +355,18 @@ class FanoutRun:
         cpu.stop()
         self.rss_samples = rss.stop()
         replies = self.gens.ask({"cmd": "collect"})
-        counts = {k: sum(r[k] for r in replies) for k in
-                  ("expected", "unique", "lost", "duplicates", "delivered", "foreign", "disconnects")}
+        counts = {
+            k: sum(r[k] for r in replies)
+            for k in (
+                "expected",
+                "unique",
+                "lost",
+                "duplicates",
+                "delivered",
+                "foreign",
+                "disconnects",
+            )
+        }
         latencies: list[float] = []
         for r in replies:
             arr = array("d")
@@ -346,14 +374,28 @@ class FanoutRun:
             latencies.extend(arr)
         recv = [r["first_recv"] for r in replies if r["first_recv"]]
         last = [r["last_recv"] for r in replies if r["last_recv"]]
-        return WindowResult(count, rate, seconds, t0, counts, latencies,
-                            min(recv) if recv else 0.0, max(last) if last else 0.0, cpu,
-                            server_names, gen_names)
+        return WindowResult(
+            count,
+            rate,
+            seconds,
+            t0,
+            counts,
+            latencies,
+            min(recv) if recv else 0.0,
+            max(last) if last else 0.0,
+            cpu,
+            server_names,
+            gen_names,
+        )
 
     def summarize(self, w: WindowResult) -> dict[str, Any]:
         c = w.counts
         span = (w.last_recv - w.first_publish) if w.last_recv else 0.0
-        offered_rate = w.rate if w.rate is not None else (w.count / w.publish_seconds if w.publish_seconds else 0.0)
+        offered_rate = (
+            w.rate
+            if w.rate is not None
+            else (w.count / w.publish_seconds if w.publish_seconds else 0.0)
+        )
         server_cpu = sum(w.cpu.seconds[n] for n in w.server_names)
         lat = latency_summary(w.latencies)
         gen_pcts = [w.cpu.pct(n) for n in w.generator_names]
@@ -370,12 +412,17 @@ class FanoutRun:
             "drain_seconds": self.opts.drain_seconds,
             "drain_timed_out": self.drain_timed_out,
             "latency_ms": lat,
-            "server_cpu_us_per_delivery": round(server_cpu * 1e6 / c["unique"], 2) if c["unique"] else None,
+            "server_cpu_us_per_delivery": round(server_cpu * 1e6 / c["unique"], 2)
+            if c["unique"]
+            else None,
             "server_cpu_pct": {n: w.cpu.pct(n) for n in w.server_names},
             "server_cpu_pct_total": round(sum(w.cpu.pct(n) for n in w.server_names), 1),
             "generator_cpu_pct": gen_pcts,
-            "publisher_cpu_pct": round(w.cpu.pct("publisher") + (w.cpu.pct("publisher-node")
-                                       if "publisher-node" in w.cpu.seconds else 0.0), 1),
+            "publisher_cpu_pct": round(
+                w.cpu.pct("publisher")
+                + (w.cpu.pct("publisher-node") if "publisher-node" in w.cpu.seconds else 0.0),
+                1,
+            ),
             "redis_cpu_pct": w.cpu.pct("redis") if "redis" in w.cpu.seconds else None,
             "generator_saturated": any(p > 90.0 for p in gen_pcts),
             "window_seconds": round(w.cpu.wall, 3),
@@ -383,8 +430,12 @@ class FanoutRun:
             "other_processes_cpu_pct": w.cpu.others_pct(),
             "loadavg_1m": round(os.getloadavg()[0], 2),
         }
-        result["clean"] = (c["lost"] == 0 and c["duplicates"] == 0 and c["disconnects"] == 0
-                           and lat["p99_ms"] <= LATENCY_CEILING_MS)
+        result["clean"] = (
+            c["lost"] == 0
+            and c["duplicates"] == 0
+            and c["disconnects"] == 0
+            and lat["p99_ms"] <= LATENCY_CEILING_MS
+        )
         return result
 
     def prime(self) -> None:
@@ -404,28 +455,50 @@ class FanoutRun:
         for s in self.fleet.servers:
             before, after = self.rss_before.get(s.name), self.rss_after.get(s.name)
             warm = self.rss_warm.get(s.name)
-            servers.append({"name": s.name, "pid": s.pid, "port": s.port,
-                            "rss_mb_idle": round(before / 2**20, 1) if before else None,
-                            "rss_mb_connected": round(after / 2**20, 1) if after else None}
-                           | ({"rss_mb_after_warmup": round(warm / 2**20, 1)} if warm else {}))
-        deltas = [(self.rss_after[n] or 0) - (self.rss_before[n] or 0) for n in self.rss_before
-                  if self.rss_before[n] and self.rss_after.get(n)]
+            servers.append(
+                {
+                    "name": s.name,
+                    "pid": s.pid,
+                    "port": s.port,
+                    "rss_mb_idle": round(before / 2**20, 1) if before else None,
+                    "rss_mb_connected": round(after / 2**20, 1) if after else None,
+                }
+                | ({"rss_mb_after_warmup": round(warm / 2**20, 1)} if warm else {})
+            )
+        deltas = [
+            (self.rss_after[n] or 0) - (self.rss_before[n] or 0)
+            for n in self.rss_before
+            if self.rss_before[n] and self.rss_after.get(n)
+        ]
         header: dict[str, Any] = {
-            "bench": "fanout", "mode": mode, "target": self.target, "at": utc_stamp(),
-            "commit": git_commit(), "source_sha1": realtime_source_hash(), "cpus": os.cpu_count(),
-            "clients": o.clients, "connected": self.connected, "replicas": len(self.fleet.servers),
+            "bench": "fanout",
+            "mode": mode,
+            "target": self.target,
+            "at": utc_stamp(),
+            "commit": git_commit(),
+            "source_sha1": realtime_source_hash(),
+            "cpus": os.cpu_count(),
+            "clients": o.clients,
+            "connected": self.connected,
+            "replicas": len(self.fleet.servers),
             "generator_procs": len(self.gens.procs) if self.gens else 0,
             "client_offers_deflate": o.deflate,
             "clients_with_deflate": self.gens.deflate_accepted if self.gens else 0,
-            "channel": self.channel, "servers": servers,
+            "channel": self.channel,
+            "servers": servers,
             "machine_busy_pct_before": self.busy_before,
             "mem_per_connection_kb": round(sum(deltas) / self.connected / 1024, 1)
-            if deltas and self.connected else None,
+            if deltas and self.connected
+            else None,
         }
         if self.target == "node":
-            header["versions"] = {"node": node_version(), "socket.io": package_version(
-                NODE_DIR / "node_modules" / "socket.io"), "@socket.io/redis-adapter": package_version(
-                NODE_DIR / "node_modules" / "@socket.io" / "redis-adapter")}
+            header["versions"] = {
+                "node": node_version(),
+                "socket.io": package_version(NODE_DIR / "node_modules" / "socket.io"),
+                "@socket.io/redis-adapter": package_version(
+                    NODE_DIR / "node_modules" / "@socket.io" / "redis-adapter"
+                ),
+            }
         return header
 
     def end_rss(self, result: dict[str, Any]) -> None:
@@ -479,7 +552,9 @@ class FanoutRun:
         o = self.opts
         say(f"{self.target}: warm-up, {o.rate} msg/s for {o.warmup}s")
         s = self.summarize(self.window(max(1, int(o.rate * o.warmup)), o.rate, o.drain_seconds))
-        self.rss_warm = {srv.name: rss_bytes(srv.pid) if srv.pid else None for srv in self.fleet.servers}
+        self.rss_warm = {
+            srv.name: rss_bytes(srv.pid) if srv.pid else None for srv in self.fleet.servers
+        }
         return {"seconds": o.warmup, "deliveries": s["deliveries"], "latency_ms": s["latency_ms"]}
 
     def sweep(self) -> dict[str, Any]:
@@ -489,17 +564,36 @@ class FanoutRun:
         best: dict[str, Any] | None = None
         for _ in range(o.sweep_max_steps):
             count = max(1, int(rate * o.duration))
-            say(f"{self.target}: sweep step {rate:.0f} msg/s x {self.connected} clients for {o.duration}s")
+            say(
+                f"{self.target}: sweep step {rate:.0f} msg/s x {self.connected} clients for "
+                f"{o.duration}s"
+            )
             s = self.summarize(self.window(count, rate, o.drain_seconds))
             pace_ok = s["publish_seconds"] <= o.duration * 1.1
             s["clean"] = s["clean"] and pace_ok
-            steps.append({k: s[k] for k in ("rate_msgs_per_s", "deliveries_per_s", "latency_ms",
-                                            "deliveries", "server_cpu_us_per_delivery",
-                                            "server_cpu_pct_total", "generator_cpu_pct",
-                                            "publisher_cpu_pct", "redis_cpu_pct", "other_processes_cpu_pct",
-                                            "clean")})
-            say(f"  -> achieved {s['deliveries_per_s']['achieved']}/s p99 {s['latency_ms']['p99_ms']} ms "
-                f"lost {s['deliveries']['lost']} clean={s['clean']}")
+            steps.append(
+                {
+                    k: s[k]
+                    for k in (
+                        "rate_msgs_per_s",
+                        "deliveries_per_s",
+                        "latency_ms",
+                        "deliveries",
+                        "server_cpu_us_per_delivery",
+                        "server_cpu_pct_total",
+                        "generator_cpu_pct",
+                        "publisher_cpu_pct",
+                        "redis_cpu_pct",
+                        "other_processes_cpu_pct",
+                        "clean",
+                    )
+                }
+            )
+            say(
+                f"  -> achieved {s['deliveries_per_s']['achieved']}/s p99 "
+                f"{s['latency_ms']['p99_ms']} ms "
+                f"lost {s['deliveries']['lost']} clean={s['clean']}"
+            )
             if not s["clean"]:
                 break
             best = steps[-1]
@@ -511,7 +605,7 @@ class FanoutRun:
             "max_clean_rate_msgs_per_s": best["rate_msgs_per_s"] if best else None,
             "max_clean_deliveries_per_s": best["deliveries_per_s"]["achieved"] if best else None,
             "criteria": f"no loss, no duplicate, no disconnect, p99 <= {LATENCY_CEILING_MS} ms, "
-                        "publisher kept pace",
+            "publisher kept pace",
         }
 
 
@@ -530,15 +624,21 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
             return round(a / b, 3) if a and b else None
 
         out[f"ours_vs_{ref}"] = {
-            "achieved_deliveries_per_s": ratio(ours.get("deliveries_per_s", {}).get("achieved"),
-                                               other.get("deliveries_per_s", {}).get("achieved")),
-            "server_cpu_us_per_delivery": ratio(ours.get("server_cpu_us_per_delivery"),
-                                                other.get("server_cpu_us_per_delivery")),
-            "p99_latency": ratio(ours.get("latency_ms", {}).get("p99_ms"),
-                                 other.get("latency_ms", {}).get("p99_ms")),
-            "mem_per_connection": ratio(ours.get("mem_per_connection_kb"),
-                                        other.get("mem_per_connection_kb")),
-            "max_clean_deliveries_per_s": ratio(ours.get("max_clean_deliveries_per_s"),
-                                                other.get("max_clean_deliveries_per_s")),
+            "achieved_deliveries_per_s": ratio(
+                ours.get("deliveries_per_s", {}).get("achieved"),
+                other.get("deliveries_per_s", {}).get("achieved"),
+            ),
+            "server_cpu_us_per_delivery": ratio(
+                ours.get("server_cpu_us_per_delivery"), other.get("server_cpu_us_per_delivery")
+            ),
+            "p99_latency": ratio(
+                ours.get("latency_ms", {}).get("p99_ms"), other.get("latency_ms", {}).get("p99_ms")
+            ),
+            "mem_per_connection": ratio(
+                ours.get("mem_per_connection_kb"), other.get("mem_per_connection_kb")
+            ),
+            "max_clean_deliveries_per_s": ratio(
+                ours.get("max_clean_deliveries_per_s"), other.get("max_clean_deliveries_per_s")
+            ),
         }
     return out

@@ -20,7 +20,9 @@ import orjson
 RequestFactory = Callable[[], bytes]
 
 
-def post_json_request(host: str, path: str, headers: dict[str, str], body: Callable[[], Any]) -> RequestFactory:
+def post_json_request(
+    host: str, path: str, headers: dict[str, str], body: Callable[[], Any]
+) -> RequestFactory:
     """Requests whose JSON body is made fresh each time by `body()` (e.g. a new id)."""
     head = _head("POST", host, path, {**headers, "Content-Type": "application/json"})
 
@@ -38,7 +40,11 @@ def get_request(host: str, path: str, headers: dict[str, str]) -> RequestFactory
 
 
 def _head(method: str, host: str, path: str, headers: dict[str, str]) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {host}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
@@ -52,8 +58,13 @@ class LoadResult:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection sending requests one after another until `stop_at`."""
 
-    def __init__(self, make_request: RequestFactory, stop_at: float, result: LoadResult,
-                 done: asyncio.Future[None]) -> None:
+    def __init__(
+        self,
+        make_request: RequestFactory,
+        stop_at: float,
+        result: LoadResult,
+        done: asyncio.Future[None],
+    ) -> None:
         self._make_request = make_request
         self._stop_at = stop_at
         self._result = result
@@ -109,8 +120,9 @@ class _Connection(asyncio.Protocol):
             self._done.set_result(None)
 
 
-async def run_load(host: str, port: int, make_request: RequestFactory, concurrency: int,
-                   duration: float) -> tuple[LoadResult, float]:
+async def run_load(
+    host: str, port: int, make_request: RequestFactory, concurrency: int, duration: float
+) -> tuple[LoadResult, float]:
     """`concurrency` connections, each with one request in flight, for `duration` seconds."""
     loop = asyncio.get_running_loop()
     result = LoadResult()
@@ -119,7 +131,9 @@ async def run_load(host: str, port: int, make_request: RequestFactory, concurren
     started = time.monotonic()
     for future in done:
         await loop.create_connection(
-            lambda f=future: _Connection(make_request, stop_at, result, f), host, port  # type: ignore[misc]
+            lambda f=future: _Connection(make_request, stop_at, result, f),
+            host,
+            port,  # type: ignore[misc]
         )
     # A connection that stops answering must not hang the run.
     await asyncio.wait_for(asyncio.gather(*done), duration + 30)

@@ -43,8 +43,17 @@ def _short(frame: str) -> str:
 
 
 # Entry frames every sample passes through; they say nothing in the "total" table.
-ENTRY = ("_run_module_as_main", "_run_code", "<module>", "main", "serve", "run_app",
-         "run_until_complete", "run_forever", "run")
+ENTRY = (
+    "_run_module_as_main",
+    "_run_code",
+    "<module>",
+    "main",
+    "serve",
+    "run_app",
+    "run_until_complete",
+    "run_forever",
+    "run",
+)
 # The outermost frame gets the samples taken while uvloop runs its own C code.
 NATIVE_LOOP = "[event loop native code: uvloop I/O + scheduling, attributed to run_app]"
 
@@ -69,8 +78,10 @@ def top_functions(raw: str, top: int) -> dict[str, Any]:
                 total[frame] += count
 
     def table(counter: Counter[str]) -> list[dict[str, Any]]:
-        return [{"function": f, "samples": n, "pct": round(100.0 * n / samples, 1) if samples else 0.0}
-                for f, n in counter.most_common(top)]
+        return [
+            {"function": f, "samples": n, "pct": round(100.0 * n / samples, 1) if samples else 0.0}
+            for f, n in counter.most_common(top)
+        ]
 
     return {"samples": samples, "self": table(own), "total": table(total)}
 
@@ -92,14 +103,28 @@ class ProfiledRun(FanoutRun):
             return super().window(count, rate, drain)
         assert self.fleet is not None
         pid = self.fleet.servers[0].pid
-        common = ["record", "--pid", str(pid), "-d", str(int(self.seconds)), "-r", str(self.rate),
-                  "--nonblocking"]
+        common = [
+            "record",
+            "--pid",
+            str(pid),
+            "-d",
+            str(int(self.seconds)),
+            "-r",
+            str(self.rate),
+            "--nonblocking",
+        ]
         say(f"py-spy on {self.fleet.servers[0].name} (pid {pid}) for {self.seconds:.0f}s")
         spies = [
-            subprocess.Popen([str(PY_SPY), *common, "-o", str(self.svg)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE),
-            subprocess.Popen([str(PY_SPY), *common, "--format", "raw", "-o", str(self.raw)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
+            subprocess.Popen(
+                [str(PY_SPY), *common, "-o", str(self.svg)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            ),
+            subprocess.Popen(
+                [str(PY_SPY), *common, "--format", "raw", "-o", str(self.raw)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            ),
         ]
         result = super().window(count, rate, drain)
         errors = []
@@ -111,10 +136,15 @@ class ProfiledRun(FanoutRun):
                 _, err = spy.communicate()
             if spy.returncode != 0:
                 errors.append(err.decode(errors="replace")[-400:])
-        self.profile = {"pid": pid, "seconds": self.seconds, "sample_rate": self.rate,
-                        "svg": str(self.svg.relative_to(REPO_ROOT)),
-                        "collapsed": str(self.raw.relative_to(REPO_ROOT)), "errors": errors,
-                        "note": "py-spy --nonblocking, idle excluded; self = own samples"}
+        self.profile = {
+            "pid": pid,
+            "seconds": self.seconds,
+            "sample_rate": self.rate,
+            "svg": str(self.svg.relative_to(REPO_ROOT)),
+            "collapsed": str(self.raw.relative_to(REPO_ROOT)),
+            "errors": errors,
+            "note": "py-spy --nonblocking, idle excluded; self = own samples",
+        }
         if self.raw.exists():
             self.profile |= top_functions(self.raw.read_text(), self.top)
         return result

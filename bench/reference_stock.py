@@ -44,8 +44,12 @@ def create_app() -> web.Application:
     @sio.event
     async def connect(sid: str, environ: dict, auth: object = None) -> None:
         try:
-            claims = jwt.decode(token_of(environ, auth) or "", SECRET, algorithms=["HS256"],
-                                options={"require": ["sub", "exp", "name"]})
+            claims = jwt.decode(
+                token_of(environ, auth) or "",
+                SECRET,
+                algorithms=["HS256"],
+                options={"require": ["sub", "exp", "name"]},
+            )
         except jwt.InvalidTokenError as exc:
             raise socketio.exceptions.ConnectionRefusedError(f"unauthorized: {exc}") from None
         await sio.save_session(sid, {"user_id": claims["sub"], "name": claims["name"]})
@@ -69,8 +73,14 @@ def main() -> None:
         import asyncio
 
         loop = asyncio.new_event_loop()
-    web.run_app(create_app(), host=os.environ.get("HOST", "127.0.0.1"),
-                port=int(os.environ.get("PORT", "8301")), print=None, access_log=None, loop=loop)
+    web.run_app(
+        create_app(),
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "8301")),
+        print=None,
+        access_log=None,
+        loop=loop,
+    )
 
 
 if __name__ == "__main__":

@@ -61,7 +61,9 @@ def pgbench_binary() -> str:
         return found
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"))
     if not candidates:
-        raise SystemExit("pgbench not found: apt-get install postgresql-client (or postgresql-contrib)")
+        raise SystemExit(
+            "pgbench not found: apt-get install postgresql-client (or postgresql-contrib)"
+        )
     return candidates[-1]
 
 
@@ -90,57 +92,81 @@ def ticks_since(before: dict[int, int], after: dict[int, int]) -> int:
     return sum(ticks - before.get(pid, 0) for pid, ticks in after.items())
 
 
-async def http_load(base: str, token: str, method: str, concurrency: int, duration: float) -> dict[str, Any]:
+async def http_load(
+    base: str, token: str, method: str, concurrency: int, duration: float
+) -> dict[str, Any]:
     """`concurrency` keep-alive connections, one request in flight each, for `duration` s."""
     address = urlsplit(base)
     host, port = address.hostname or "127.0.0.1", address.port or 80
     headers = {"Authorization": f"Bearer {token}"}
     if method == "POST":
-        make = post_json_request(address.netloc, "/messages", headers,
-                                 lambda: {"id": str(uuid.uuid4()), "text": TEXT})
+        make = post_json_request(
+            address.netloc, "/messages", headers, lambda: {"id": str(uuid.uuid4()), "text": TEXT}
+        )
     else:
         make = get_request(address.netloc, "/messages?limit=50", headers)
     result, elapsed = await run_load(host, port, make, concurrency, duration)
     ok = sum(n for status, n in result.statuses.items() if 200 <= status < 300)
-    return {"requests": len(result.latencies), "ok": ok, "connection_errors": result.errors,
-            "statuses": {str(k): v for k, v in result.statuses.items()},
-            "rps": round(ok / elapsed, 1), "latency_ms": latency_summary(result.latencies),
-            "seconds": round(elapsed, 2)}
+    return {
+        "requests": len(result.latencies),
+        "ok": ok,
+        "connection_errors": result.errors,
+        "statuses": {str(k): v for k, v in result.statuses.items()},
+        "rps": round(ok / elapsed, 1),
+        "latency_ms": latency_summary(result.latencies),
+        "seconds": round(elapsed, 2),
+    }
 
 
 async def sign_up(base: str) -> tuple[str, str]:
     email = f"bench-{secrets.token_hex(4)}@example.com"
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{base}/signup", json={"name": "bench", "email": email,
-                                                         "password": "bench-password-123"}) as r:
+        async with session.post(
+            f"{base}/signup",
+            json={"name": "bench", "email": email, "password": "bench-password-123"},
+        ) as r:
             if r.status != 201:
                 raise SystemExit(f"signup failed: {r.status} {await r.text()}")
-        async with session.post(f"{base}/signin", json={"email": email, "password": "bench-password-123"}) as r:
+        async with session.post(
+            f"{base}/signin", json={"email": email, "password": "bench-password-123"}
+        ) as r:
             body = await r.json()
             if r.status != 200:
                 raise SystemExit(f"signin failed: {r.status} {body}")
             return body["token"], body["userId"]
 
 
-def measure_http(stack: Any, token: str, method: str, concurrency: int, duration: float) -> dict[str, Any]:
+def measure_http(
+    stack: Any, token: str, method: str, concurrency: int, duration: float
+) -> dict[str, Any]:
     """One load run against the API, with the CPU each party used meanwhile."""
     api_pid = stack.api.pid
-    api0, pg0, me0, t0 = cpu_ticks(api_pid) or 0, postgres_ticks(), cpu_ticks(os.getpid()) or 0, time.monotonic()
+    api0, pg0, me0, t0 = (
+        cpu_ticks(api_pid) or 0,
+        postgres_ticks(),
+        cpu_ticks(os.getpid()) or 0,
+        time.monotonic(),
+    )
     m0 = machine_busy_ticks()
     row = uvloop.run(http_load(stack.api_url, token, method, concurrency, duration))
     wall = time.monotonic() - t0
     row["concurrency"] = concurrency
     row["api_cpu_pct"] = round(100 * ((cpu_ticks(api_pid) or 0) - api0) / CLK_TCK / wall, 1)
     row["postgres_cpu_pct"] = round(100 * ticks_since(pg0, postgres_ticks()) / CLK_TCK / wall, 1)
-    row["generator_cpu_pct"] = round(100 * ((cpu_ticks(os.getpid()) or 0) - me0) / CLK_TCK / wall, 1)
+    row["generator_cpu_pct"] = round(
+        100 * ((cpu_ticks(os.getpid()) or 0) - me0) / CLK_TCK / wall, 1
+    )
     row["machine_cpu_pct"] = round(100 * (machine_busy_ticks() - m0) / CLK_TCK / wall, 1)
     # CPU per request is steadier than requests/s on a shared machine.
     # percent of a core / requests per second * 10,000 = µs of CPU per request
     for name in ("api", "machine"):
         per_request = row[f"{name}_cpu_pct"] * 10_000 / row["rps"] if row["rps"] else 0.0
         row[f"{name}_cpu_us_per_request"] = round(per_request)
-    say(f"  -> {method} {row['rps']} req/s p50 {row['latency_ms']['p50_ms']} ms p99 {row['latency_ms']['p99_ms']} ms,"
-        f" API {row['api_cpu_us_per_request']} µs CPU per request")
+    say(
+        f"  -> {method} {row['rps']} req/s p50 {row['latency_ms']['p50_ms']} ms p99 "
+        f"{row['latency_ms']['p99_ms']} ms,"
+        f" API {row['api_cpu_us_per_request']} µs CPU per request"
+    )
     return row
 
 
@@ -214,17 +240,37 @@ def parse_pgbench(output: str) -> dict[str, Any]:
     return result
 
 
-def run_pgbench(database_url: str, script: Path, concurrency: int, duration: float) -> dict[str, Any]:
+def run_pgbench(
+    database_url: str, script: Path, concurrency: int, duration: float
+) -> dict[str, Any]:
     """One pgbench run of `script` with `concurrency` clients for `duration` seconds."""
     parts = urlsplit(database_url)
     say(f"pgbench: {script.stem} at -c {concurrency} for {duration}s")
-    argv = [pgbench_binary(), "-n", "-f", str(script), "-c", str(concurrency), "-j", str(min(concurrency, 2)),
-            "-T", str(int(duration)), "-h", parts.hostname or "127.0.0.1",
-            "-p", str(parts.port or 5432), "-U", parts.username or "postgres", parts.path.lstrip("/")]
+    argv = [
+        pgbench_binary(),
+        "-n",
+        "-f",
+        str(script),
+        "-c",
+        str(concurrency),
+        "-j",
+        str(min(concurrency, 2)),
+        "-T",
+        str(int(duration)),
+        "-h",
+        parts.hostname or "127.0.0.1",
+        "-p",
+        str(parts.port or 5432),
+        "-U",
+        parts.username or "postgres",
+        parts.path.lstrip("/"),
+    ]
     env = dict(os.environ)
     if parts.password:
         env["PGPASSWORD"] = parts.password
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=duration + 60)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, env=env, check=False, timeout=duration + 60
+    )
     if done.returncode != 0:
         return {"concurrency": concurrency, "error": done.stderr.strip()[-500:]}
     row = parse_pgbench(done.stdout) | {"concurrency": concurrency}
@@ -232,36 +278,61 @@ def run_pgbench(database_url: str, script: Path, concurrency: int, duration: flo
     return row
 
 
-def run_rounds(stack: Any, token: str, db_url: str, scripts: dict[str, Path], concurrencies: list[int],
-               duration: float, rounds: int) -> dict[str, Any]:
+def run_rounds(
+    stack: Any,
+    token: str,
+    db_url: str,
+    scripts: dict[str, Path],
+    concurrencies: list[int],
+    duration: float,
+    rounds: int,
+) -> dict[str, Any]:
     """Each API run next to the pgbench run it is compared with; see the module docstring."""
-    out: dict[str, Any] = {"post_messages": [], "get_messages_limit50": [],
-                           "pgbench": {"insert": [], "select50": [], "api_tx": []}}
+    out: dict[str, Any] = {
+        "post_messages": [],
+        "get_messages_limit50": [],
+        "pgbench": {"insert": [], "select50": [], "api_tx": []},
+    }
     for round_no in range(1, rounds + 1):
         for c in concurrencies:
             say(f"rest: round {round_no}/{rounds}, concurrency {c}")
             tag = {"round": round_no}
             out["post_messages"].append(measure_http(stack, token, "POST", c, duration) | tag)
-            out["pgbench"]["insert"].append(run_pgbench(db_url, scripts["insert"], c, duration) | tag)
+            out["pgbench"]["insert"].append(
+                run_pgbench(db_url, scripts["insert"], c, duration) | tag
+            )
             out["get_messages_limit50"].append(measure_http(stack, token, "GET", c, duration) | tag)
-            out["pgbench"]["select50"].append(run_pgbench(db_url, scripts["select50"], c, duration) | tag)
+            out["pgbench"]["select50"].append(
+                run_pgbench(db_url, scripts["select50"], c, duration) | tag
+            )
     return out
 
 
 def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
     from stack import LocalStack, StackConfig, infra
 
-    parser = argparse.ArgumentParser(prog="python -m bench rest", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--concurrency", type=int, action="append", default=None,
-                        help="repeat; default 1, 8, 32")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench rest",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--concurrency", type=int, action="append", default=None, help="repeat; default 1, 8, 32"
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (<= 120)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of paired runs (1..10)")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", infra.DEFAULT_DATABASE_URL),
-                        help="server to use; a throw-away database is created next to it")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", infra.DEFAULT_DATABASE_URL),
+        help="server to use; a throw-away database is created next to it",
+    )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", infra.DEFAULT_REDIS_URL))
-    parser.add_argument("--quiet-wait", type=float, default=120.0,
-                        help="wait up to this many seconds for other work on the machine to stop")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="wait up to this many seconds for other work on the machine to stop",
+    )
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
     concurrencies = args.concurrency or [1, 8, 32]
@@ -277,17 +348,32 @@ def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
     busy = wait_for_quiet(min(args.quiet_wait, 900.0)) if args.quiet_wait > 0 else None
     channel = f"bench-rest-{secrets.token_hex(4)}"
     config = StackConfig.ephemeral(
-        db_url, args.redis_url, gateways=2, log_dir=REPO_ROOT / ".run" / "bench-logs" / "rest",
-        extra_env={"JWT_SECRET": DEFAULT_SECRET, "SOCKETIO_CHANNEL": channel, "LOG_LEVEL": "WARNING",
-                   "RATE_LIMIT_MESSAGES_PER_MINUTE": "0", "RATE_LIMIT_HISTORY_ROWS_PER_MINUTE": "0",
-                   "APP_ENV": "development"},
+        db_url,
+        args.redis_url,
+        gateways=2,
+        log_dir=REPO_ROOT / ".run" / "bench-logs" / "rest",
+        extra_env={
+            "JWT_SECRET": DEFAULT_SECRET,
+            "SOCKETIO_CHANNEL": channel,
+            "LOG_LEVEL": "WARNING",
+            "RATE_LIMIT_MESSAGES_PER_MINUTE": "0",
+            "RATE_LIMIT_HISTORY_ROWS_PER_MINUTE": "0",
+            "APP_ENV": "development",
+        },
     )
-    result: dict[str, Any] = {"bench": "rest", "at": utc_stamp(), "cpus": os.cpu_count(),
-                              "duration_s": args.duration, "rounds": args.rounds, "concurrency": concurrencies,
-                              "note": "HTTP straight to one API process (no LB); rate limits off; "
-                                      "one generator process (bench/httpload.py, raw keep-alive HTTP/1.1); "
-                                      "each API run paired with the pgbench run right after it",
-                              "machine_busy_pct_before": busy, "pgbench_binary": pgbench_binary()}
+    result: dict[str, Any] = {
+        "bench": "rest",
+        "at": utc_stamp(),
+        "cpus": os.cpu_count(),
+        "duration_s": args.duration,
+        "rounds": args.rounds,
+        "concurrency": concurrencies,
+        "note": "HTTP straight to one API process (no LB); rate limits off; "
+        "one generator process (bench/httpload.py, raw keep-alive HTTP/1.1); "
+        "each API run paired with the pgbench run right after it",
+        "machine_busy_pct_before": busy,
+        "pgbench_binary": pgbench_binary(),
+    }
     try:
         with tempfile.TemporaryDirectory() as tmp:
             stack = LocalStack(config)
@@ -296,11 +382,17 @@ def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
                 create_twin_table(db_url)
                 token, owner = asyncio.run(sign_up(stack.api_url))
                 scripts = pgbench_scripts(Path(tmp), owner)
-                result.update(run_rounds(stack, token, db_url, scripts, concurrencies, args.duration, args.rounds))
+                result.update(
+                    run_rounds(
+                        stack, token, db_url, scripts, concurrencies, args.duration, args.rounds
+                    )
+                )
             finally:
                 stack.stop()
             for c in concurrencies:  # the relay is down: these rows go nowhere
-                result["pgbench"]["api_tx"].append(run_pgbench(db_url, scripts["api_tx"], c, args.duration))
+                result["pgbench"]["api_tx"].append(
+                    run_pgbench(db_url, scripts["api_tx"], c, args.duration)
+                )
         result["ratios"] = rest_ratios(result)
         say(f"rest: ratios {result['ratios']}")
     finally:
@@ -326,21 +418,31 @@ def rest_ratios(result: dict[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     pg = result["pgbench"]
-    for label, api_key, script in (("post_vs_pgbench_insert", "post_messages", "insert"),
-                                   ("get_vs_pgbench_select50", "get_messages_limit50", "select50")):
+    for label, api_key, script in (
+        ("post_vs_pgbench_insert", "post_messages", "insert"),
+        ("get_vs_pgbench_select50", "get_messages_limit50", "select50"),
+    ):
         by_round: dict[str, list[float]] = {}
         for api_row, pg_row in zip(result[api_key], pg[script], strict=True):
-            same_slot = (api_row["concurrency"], api_row.get("round")) == (pg_row["concurrency"], pg_row.get("round"))
+            same_slot = (api_row["concurrency"], api_row.get("round")) == (
+                pg_row["concurrency"],
+                pg_row.get("round"),
+            )
             assert same_slot, f"unpaired runs: {api_row} / {pg_row}"
             if pg_row.get("tps"):
-                by_round.setdefault(str(api_row["concurrency"]), []).append(round(api_row["rps"] / pg_row["tps"], 3))
+                by_round.setdefault(str(api_row["concurrency"]), []).append(
+                    round(api_row["rps"] / pg_row["tps"], 3)
+                )
         out[label] = {c: round(statistics.median(values), 3) for c, values in by_round.items()}
         out[f"{label}_by_round"] = by_round
     post_rps: dict[int, list[float]] = {}
     for row in result["post_messages"]:
         post_rps.setdefault(row["concurrency"], []).append(row["rps"])
     out["post_vs_pgbench_api_tx"] = {
-        str(row["concurrency"]): round(statistics.median(post_rps[row["concurrency"]]) / row["tps"], 3)
-        for row in pg["api_tx"] if row.get("tps") and row["concurrency"] in post_rps
+        str(row["concurrency"]): round(
+            statistics.median(post_rps[row["concurrency"]]) / row["tps"], 3
+        )
+        for row in pg["api_tx"]
+        if row.get("tps") and row["concurrency"] in post_rps
     }
     return out

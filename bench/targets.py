@@ -84,8 +84,11 @@ def ensure_node_modules() -> None:
     if npm is None:
         raise SystemExit("npm is not installed: apt-get install nodejs npm (node >= 18)")
     say("installing the Node reference (npm ci --prefix bench/node)")
-    subprocess.run([npm, "ci", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund"], check=True,
-                   stdout=sys.stderr)
+    subprocess.run(
+        [npm, "ci", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund"],
+        check=True,
+        stdout=sys.stderr,
+    )
 
 
 def _argv(target: str) -> list[str]:
@@ -123,16 +126,28 @@ def start_fleet(target: str, replicas: int, channel: str, redis_url: str, jwt_se
             port = free_port()
             env = dict(os.environ)
             env.update(
-                HOST="127.0.0.1", PORT=str(port), REDIS_URL=redis_url, JWT_SECRET=jwt_secret,
-                SOCKETIO_CHANNEL=channel, REPLICA_NAME=f"bench-{target}-{i + 1}",
+                HOST="127.0.0.1",
+                PORT=str(port),
+                REDIS_URL=redis_url,
+                JWT_SECRET=jwt_secret,
+                SOCKETIO_CHANNEL=channel,
+                REPLICA_NAME=f"bench-{target}-{i + 1}",
                 LOG_LEVEL=os.environ.get("BENCH_SERVER_LOG_LEVEL", "WARNING"),
-                APP_ENV="development", PYTHONUNBUFFERED="1",
+                APP_ENV="development",
+                PYTHONUNBUFFERED="1",
                 # Every bench client comes from 127.0.0.1: no per-address session cap.
                 MAX_PENDING_SESSIONS_PER_ADDRESS="0",
             )
             log = (LOG_DIR / f"{target}-{i + 1}.log").open("ab")
-            popen = subprocess.Popen(argv, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            popen = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             log.close()
             fleet.servers.append(Server(f"{target}-{i + 1}", "127.0.0.1", port, popen.pid, popen))
         deadline = time.monotonic() + 30
@@ -152,7 +167,9 @@ def attach_fleet(target: str, urls: list[str], pids: list[int], channel: str) ->
         host, _, port = host_port.rpartition(":")
         if host not in ("127.0.0.1", "localhost", "[::1]"):
             raise SystemExit(f"refusing non-loopback target {url}")
-        fleet.servers.append(Server(f"{target}-{i + 1}", host, int(port), pids[i] if i < len(pids) else None))
+        fleet.servers.append(
+            Server(f"{target}-{i + 1}", host, int(port), pids[i] if i < len(pids) else None)
+        )
     return fleet
 
 
@@ -192,10 +209,19 @@ class OursPublisher(Publisher):
         for seq in range(first, first + count):
             now = time.time()
             wire = make_message(seq, now)
-            publications.append(Publication(seq, seq - 1, orjson.dumps(wire),
-                                            self._emit_packet(wire, seq, seq - 1), int(now * 1000)))
-        await self.script(keys=[self.stream], args=publish_batch_args(
-            self.keys.manager_channel, self.max_len, publications))
+            publications.append(
+                Publication(
+                    seq,
+                    seq - 1,
+                    orjson.dumps(wire),
+                    self._emit_packet(wire, seq, seq - 1),
+                    int(now * 1000),
+                )
+            )
+        await self.script(
+            keys=[self.stream],
+            args=publish_batch_args(self.keys.manager_channel, self.max_len, publications),
+        )
 
     async def close(self) -> None:
         await self.redis.delete(self.stream)
@@ -212,10 +238,17 @@ class StockPublisher(Publisher):
     async def publish(self, first: int, count: int) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for seq in range(first, first + count):
-            packet = {"method": "emit", "event": "getAllmessages",
-                      "data": [make_message(seq, time.time())], "binary": False,
-                      "namespace": "/", "room": None, "skip_sid": None, "callback": None,
-                      "host_id": "bench-publisher"}
+            packet = {
+                "method": "emit",
+                "event": "getAllmessages",
+                "data": [make_message(seq, time.time())],
+                "binary": False,
+                "namespace": "/",
+                "room": None,
+                "skip_sid": None,
+                "callback": None,
+                "host_id": "bench-publisher",
+            }
             pipe.publish(self.channel, orjson.dumps(packet))
         await pipe.execute()
 
@@ -233,10 +266,15 @@ class NodePublisher(Publisher):
 
     async def start(self) -> None:
         ensure_node_modules()
-        env = dict(os.environ, REDIS_URL=self.redis_url, SOCKETIO_CHANNEL=self.channel, BENCH_TEXT=TEXT)
+        env = dict(
+            os.environ, REDIS_URL=self.redis_url, SOCKETIO_CHANNEL=self.channel, BENCH_TEXT=TEXT
+        )
         self.proc = await asyncio.create_subprocess_exec(
-            shutil.which("node") or "node", str(NODE_DIR / "publish.js"), env=env,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            shutil.which("node") or "node",
+            str(NODE_DIR / "publish.js"),
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
 
     @property
@@ -286,7 +324,11 @@ class ApiPublisher(Publisher):
 
         await asyncio.to_thread(self._start_api)
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
-        account = {"name": "Bench", "email": f"bench-{self.channel}@example.org", "password": "bench-password"}
+        account = {
+            "name": "Bench",
+            "email": f"bench-{self.channel}@example.org",
+            "password": "bench-password",
+        }
         async with self.http.post(f"{self.url}/signup", json=account) as reply:
             assert reply.status == 201, await reply.text()
         async with self.http.post(f"{self.url}/signin", json=account) as reply:
@@ -300,13 +342,25 @@ class ApiPublisher(Publisher):
         port = infra.free_port()
         self.url = f"http://127.0.0.1:{port}"
         LOG_DIR.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PORT": str(port), "DATABASE_URL": self.database_url,
-               "REDIS_URL": self.redis_url, "SOCKETIO_CHANNEL": self.channel,
-               "JWT_SECRET": self.jwt_secret, "RATE_LIMIT_MESSAGES_PER_MINUTE": "0",
-               "RATE_LIMIT_AUTH_PER_MINUTE": "0", "LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "PORT": str(port),
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "SOCKETIO_CHANNEL": self.channel,
+            "JWT_SECRET": self.jwt_secret,
+            "RATE_LIMIT_MESSAGES_PER_MINUTE": "0",
+            "RATE_LIMIT_AUTH_PER_MINUTE": "0",
+            "LOG_LEVEL": "WARNING",
+        }
         log = (LOG_DIR / f"api-{self.channel}.log").open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "services.api_service"], env=env,
-                                     stdout=log, stderr=log, cwd=REPO_ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.api_service"],
+            env=env,
+            stdout=log,
+            stderr=log,
+            cwd=REPO_ROOT,
+        )
         api = Server("api", "127.0.0.1", port, self.proc.pid, self.proc)
         _wait_healthy(api, time.monotonic() + 30, path="/readyz")
 
@@ -370,7 +424,9 @@ def redis_server_pid(redis_url: str) -> int | None:
 
 def node_version() -> str:
     try:
-        return subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+        return subprocess.run(
+            ["node", "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
     except OSError:
         return ""
 

@@ -93,10 +93,27 @@ def main() -> int:
         touchpoints_ok = run([python, "-c", CHECK_TOUCHPOINTS]) == 0
         print("\ngateway tests:", flush=True)
         tests = [test for test in GATEWAY_TESTS if (ROOT / test).exists()]
-        tests_ok = run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=-ra", *tests]) == 0
-        print(f"\ncheck-upstream: touchpoints {'hold' if touchpoints_ok else 'BROKEN'}, "
-              f"gateway tests {'pass' if tests_ok else 'FAIL'} "
-              f"({', '.join(f'{n} {v}' for n, v in found.items())})")
+        tests_ok = (
+            run(
+                [
+                    python,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "-o",
+                    "addopts=-ra",
+                    *tests,
+                ]
+            )
+            == 0
+        )
+        print(
+            f"\ncheck-upstream: touchpoints {'hold' if touchpoints_ok else 'BROKEN'}, "
+            f"gateway tests {'pass' if tests_ok else 'FAIL'} "
+            f"({', '.join(f'{n} {v}' for n, v in found.items())})"
+        )
         return 0 if touchpoints_ok and tests_ok else 1
     finally:
         shutil.rmtree(env_dir, ignore_errors=True)

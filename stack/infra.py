@@ -40,8 +40,8 @@ _REDIS_PORT = defaults.REDIS_PORT
 # The contract's command: no persistence, because this Redis only carries pub/sub and
 # short-lived buffers for development and tests.
 _REDIS_START = (
-    f"redis-server --daemonize yes --bind {defaults.LOCAL_HOST} -::1 --port {_REDIS_PORT} --save '' "
-    "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
+    f"redis-server --daemonize yes --bind {defaults.LOCAL_HOST} -::1 --port {_REDIS_PORT} "
+    "--save '' --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
 )
 
 
@@ -208,10 +208,14 @@ def _start_postgres() -> None:
 def _pg_ctlcluster(action: str, check: bool = True) -> None:
     """`pg_ctlcluster <newest version> main <action>` (Debian's cluster of the packages)."""
     clusters = Path("/etc/postgresql")
-    versions = sorted(
-        (p.name for p in clusters.iterdir() if p.name.replace(".", "").isdigit()),
-        key=lambda name: tuple(int(part) for part in name.split(".")),
-    ) if clusters.is_dir() else []
+    versions = (
+        sorted(
+            (p.name for p in clusters.iterdir() if p.name.replace(".", "").isdigit()),
+            key=lambda name: tuple(int(part) for part in name.split(".")),
+        )
+        if clusters.is_dir()
+        else []
+    )
     if not versions:
         raise InfraError("no cluster under /etc/postgresql")
     _run(f"pg_ctlcluster --skip-systemctl-redirect {versions[-1]} main {action}", check=check)
@@ -244,12 +248,16 @@ def _start_redis() -> None:
 
 def ensure_postgres(url: str | None = None, timeout: float = 30.0) -> str:
     """Make sure the PostgreSQL server of `url` answers; start the local one if it is down."""
-    return _ensure_server(url or database_url(), _PG_PORT, "PostgreSQL", "DATABASE_URL", _start_postgres, timeout)
+    return _ensure_server(
+        url or database_url(), _PG_PORT, "PostgreSQL", "DATABASE_URL", _start_postgres, timeout
+    )
 
 
 def ensure_redis(url: str | None = None, timeout: float = 15.0) -> str:
     """Make sure the Redis server of `url` answers; start the local one if it is down."""
-    return _ensure_server(url or redis_url(), _REDIS_PORT, "Redis", "REDIS_URL", _start_redis, timeout)
+    return _ensure_server(
+        url or redis_url(), _REDIS_PORT, "Redis", "REDIS_URL", _start_redis, timeout
+    )
 
 
 def _ensure_server(

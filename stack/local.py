@@ -67,7 +67,8 @@ class StackConfig:
             "api_port": int(environ.get("API_PORT") or defaults.API_PORT),
             "realtime_ports": tuple(
                 int(p) for p in (environ.get("REALTIME_PORTS") or "").replace(",", " ").split()
-            ) or defaults.REALTIME_PORTS,
+            )
+            or defaults.REALTIME_PORTS,
         }
         if environ.get("STACK_LOG_DIR"):
             values["log_dir"] = Path(environ["STACK_LOG_DIR"])

@@ -44,7 +44,7 @@ class CrashPolicy:
         """Seconds to wait before restarting after the n-th recent crash; None: give up."""
         if recent_crashes >= self.max_crashes:
             return None
-        return min(self.max_delay, self.first_delay * 2 ** max(0, recent_crashes - 1))
+        return min(self.max_delay, self.first_delay * 2.0 ** max(0, recent_crashes - 1))
 
 
 class CrashLoop(RuntimeError):
@@ -101,7 +101,9 @@ class Supervisor:
                 f"{proc.name} exited with {status}, {recent} crashes in "
                 f"{self.policy.window:.0f} s: a crash loop, giving up"
             )
-            raise CrashLoop(proc, f"{proc.name} crashed {recent} times in {self.policy.window:.0f} s")
+            raise CrashLoop(
+                proc, f"{proc.name} crashed {recent} times in {self.policy.window:.0f} s"
+            )
         self.say(
             f"{proc.name} exited with {status} (crash {recent} in the last "
             f"{self.policy.window:.0f} s); restarting it in {delay:g} s, the rest keep serving"

@@ -34,7 +34,9 @@ def attack_report(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
     return record
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
     lines = config.stash.get(_REPORT_KEY, [])
     if not lines:
         return

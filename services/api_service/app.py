@@ -43,7 +43,9 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     """A connection pool, checked and migrated before the first request."""
     settings = app[SETTINGS]
     pool = await asyncpg.create_pool(
-        settings.database_url.value, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
+        settings.database_url.value,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
         reset=keep_session_state,
     )
     try:
@@ -133,10 +135,14 @@ def create_app(settings: ApiSettings) -> web.Application:
     """Build the API; nothing connects until the app starts."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_middleware(settings.common.cors_origins, settings.request_body_timeout_seconds)],
+        middlewares=[
+            request_middleware(settings.common.cors_origins, settings.request_body_timeout_seconds)
+        ],
     )
     app[SETTINGS] = settings
-    app[TOKENS] = TokenVerifier(settings.common.jwt_secret.value, settings.common.jwt_max_lifetime_seconds)
+    app[TOKENS] = TokenVerifier(
+        settings.common.jwt_secret.value, settings.common.jwt_max_lifetime_seconds
+    )
     app.cleanup_ctx.extend([password_hasher, database, redis_client, message_pipeline])
 
     async def postgres_ready() -> object:
@@ -159,6 +165,8 @@ def create_app(settings: ApiSettings) -> web.Application:
         settings, probes["/healthz"], probes["/readyz"], history_reads.bound(messages.list_messages)
     )
     routes.register(app, table)
-    app[API_DOCUMENT] = orjson.dumps(openapi.build_openapi(settings, table), option=orjson.OPT_INDENT_2)
+    app[API_DOCUMENT] = orjson.dumps(
+        openapi.build_openapi(settings, table), option=orjson.OPT_INDENT_2
+    )
     app.add_routes(web_routes(settings.web_root))
     return app

@@ -23,7 +23,9 @@ from services.api_service.metrics import BULKHEAD_REFUSED
 class Bulkhead:
     """`max_running` at once, `max_waiting` queued, the rest refused (503)."""
 
-    def __init__(self, name: str, max_running: int, max_waiting: int, retry_after_seconds: int = 1) -> None:
+    def __init__(
+        self, name: str, max_running: int, max_waiting: int, retry_after_seconds: int = 1
+    ) -> None:
         self._name = name
         self._slots = asyncio.Semaphore(max_running)
         self._max_waiting = max_waiting
@@ -35,7 +37,9 @@ class Bulkhead:
         if self._slots.locked():
             if self._waiting >= self._max_waiting:
                 BULKHEAD_REFUSED.labels(self._name).inc()
-                raise ServiceBusy("Too many requests at once, try again shortly", retry_after=self._retry_after)
+                raise ServiceBusy(
+                    "Too many requests at once, try again shortly", retry_after=self._retry_after
+                )
             self._waiting += 1
             try:
                 await self._slots.acquire()

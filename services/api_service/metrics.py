@@ -18,10 +18,13 @@ PASSWORD_HASHES_PENDING = Gauge(
     "chat_password_hashes_pending", "Password hashes running or waiting for a worker thread."
 )
 PASSWORD_HASHES_REFUSED = Counter(
-    "chat_password_hashes_refused_total", "Sign-ups and sign-ins refused with 503: the hashing queue was full."
+    "chat_password_hashes_refused_total",
+    "Sign-ups and sign-ins refused with 503: the hashing queue was full.",
 )
 BULKHEAD_REFUSED = Counter(
-    "chat_bulkhead_refused_total", "Requests refused with 503: too many of their kind at once, by kind.", ["kind"]
+    "chat_bulkhead_refused_total",
+    "Requests refused with 503: too many of their kind at once, by kind.",
+    ["kind"],
 )
 PUBLISHED = Counter("chat_relay_published_total", "Messages the outbox relay published to Redis.")
 PUBLISH_LAG = Histogram(

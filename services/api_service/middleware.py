@@ -125,8 +125,11 @@ def log_request(request: web.Request, request_id: str, status: int, started: flo
     log.info(
         "request",
         extra={
-            "request_id": request_id, "method": request.method, "path": request.path,
-            "status": status, "ms": round((time.perf_counter() - started) * 1000, 2),
+            "request_id": request_id,
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
         },
     )
 
@@ -143,8 +146,12 @@ def error_response(request: web.Request, exc: Exception) -> web.Response:
         return response
     if isinstance(exc, web.HTTPException):
         code = exc.reason.lower().replace(" ", "_")
-        return json_response({"message": exc.reason, "code": code}, status=exc.status, headers=_kept_headers(exc))
-    log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID), "path": request.path})
+        return json_response(
+            {"message": exc.reason, "code": code}, status=exc.status, headers=_kept_headers(exc)
+        )
+    log.exception(
+        "unhandled error", extra={"request_id": request.get(REQUEST_ID), "path": request.path}
+    )
     return json_response({"message": "Internal server error", "code": "internal_error"}, status=500)
 
 
@@ -179,9 +186,13 @@ class CorsPolicy:
         refuses a request whose headers are not in the list.
         """
         if origin is None:
-            return json_response({"message": "Origin not allowed", "code": "cors_forbidden"}, status=403)
+            return json_response(
+                {"message": "Origin not allowed", "code": "cors_forbidden"}, status=403
+            )
         if request.headers["Access-Control-Request-Method"] not in _ALLOWED_METHOD_SET:
-            return json_response({"message": "Method not allowed", "code": "cors_forbidden"}, status=403)
+            return json_response(
+                {"message": "Method not allowed", "code": "cors_forbidden"}, status=403
+            )
         response = web.Response(status=204)
         response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
         response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS

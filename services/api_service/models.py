@@ -41,8 +41,31 @@ MESSAGE_ID_PATTERN = "^[0-9]{1,18}$"  # a message `_id`: ASCII digits, fits a bi
 # the message is shown (no <img>: an external image is a tracking pixel that tells its
 # owner who read the chat, from which address, and when).
 MESSAGE_TAGS = frozenset(
-    {"a", "b", "strong", "i", "em", "u", "s", "del", "ins", "mark", "small", "sub", "sup",
-     "code", "kbd", "pre", "br", "p", "blockquote", "ul", "ol", "li", "span"}
+    {
+        "a",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "s",
+        "del",
+        "ins",
+        "mark",
+        "small",
+        "sub",
+        "sup",
+        "code",
+        "kbd",
+        "pre",
+        "br",
+        "p",
+        "blockquote",
+        "ul",
+        "ol",
+        "li",
+        "span",
+    }
 )
 MESSAGE_ATTRIBUTES = {"a": {"href"}}
 MESSAGE_URL_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -105,7 +128,9 @@ def _ascii_integer(digits: int) -> Any:
     """
 
     def check(value: Any) -> Any:
-        if isinstance(value, str) and not (len(value) <= digits and value.isascii() and value.isdigit()):
+        if isinstance(value, str) and not (
+            len(value) <= digits and value.isascii() and value.isdigit()
+        ):
             raise PydanticCustomError("not_a_count", "not a count")
         return value
 
@@ -126,37 +151,54 @@ class _Body(BaseModel):
 
 class SignUpRequest(_Body):
     name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=NAME_MIN, max_length=NAME_MAX), NUL_FREE,
+        str,
+        StringConstraints(strip_whitespace=True, min_length=NAME_MIN, max_length=NAME_MAX),
+        NUL_FREE,
         Problem(f"must be {NAME_MIN} to {NAME_MAX} characters"),
-        Field(description=(
-            f"Display name, {NAME_MIN} to {NAME_MAX} characters after trimming; plain text: "
-            "no `<`, `>`, control or invisible formatting characters (422 otherwise)."
-        )),
+        Field(
+            description=(
+                f"Display name, {NAME_MIN} to {NAME_MAX} characters after trimming; plain text: "
+                "no `<`, `>`, control or invisible formatting characters (422 otherwise)."
+            )
+        ),
     ]
     email: Annotated[
-        str, StringConstraints(strip_whitespace=True, max_length=EMAIL_MAX, pattern=EMAIL_PATTERN), NUL_FREE,
-        Problem("must be a valid email address"), Field(json_schema_extra={"format": "email"}),
+        str,
+        StringConstraints(strip_whitespace=True, max_length=EMAIL_MAX, pattern=EMAIL_PATTERN),
+        NUL_FREE,
+        Problem("must be a valid email address"),
+        Field(json_schema_extra={"format": "email"}),
     ]
     password: Annotated[
-        str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX), NUL_FREE,
+        str,
+        StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX),
+        NUL_FREE,
         Problem(f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"),
     ]
-    model_config = ConfigDict(json_schema_extra={
-        "examples": [{"name": "Ann", "email": "ann@example.com", "password": "correct horse battery"}]
-    })
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "Ann", "email": "ann@example.com", "password": "correct horse battery"}
+            ]
+        }
+    )
 
 
 class SignInRequest(_Body):
     email: Annotated[str, StringConstraints(strip_whitespace=True), NUL_FREE]
     password: Secret
-    model_config = ConfigDict(json_schema_extra={
-        "examples": [{"email": "ann@example.com", "password": "correct horse battery"}]
-    })
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"email": "ann@example.com", "password": "correct horse battery"}]
+        }
+    )
 
 
 class PasswordConfirmation(_Body):
     password: Secret
-    model_config = ConfigDict(json_schema_extra={"examples": [{"password": "correct horse battery"}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"password": "correct horse battery"}]}
+    )
 
 
 class NewMessage(_Body):
@@ -178,7 +220,9 @@ def _ignored_author(schema: dict[str, Any]) -> None:
 def new_message_model(max_chars: int) -> type[NewMessage]:
     """`NewMessage` whose `text` holds at most `max_chars` characters before sanitizing."""
     text = Annotated[
-        str, StringConstraints(min_length=1, max_length=max_chars), NUL_FREE,
+        str,
+        StringConstraints(min_length=1, max_length=max_chars),
+        NUL_FREE,
         Problem(f"must be at most {max_chars} characters", string_too_short="must not be empty"),
         AfterValidator(_sanitized),
         Field(description="May contain HTML; unsafe markup is removed. Empty after that: 400."),
@@ -194,11 +238,13 @@ class HistoryQuery(_Body):
 
     limit: int
     before: Annotated[
-        MessageIdText | SkipJsonSchema[None], Field(description="Only messages with a smaller `_id` (older).", examples=["1042"]),
+        MessageIdText | SkipJsonSchema[None],
+        Field(description="Only messages with a smaller `_id` (older).", examples=["1042"]),
         Problem("must be a message _id"),
     ] = None
     after: Annotated[
-        MessageIdText | SkipJsonSchema[None], Field(description="Only messages with a greater `_id` (newer).", examples=["1000"]),
+        MessageIdText | SkipJsonSchema[None],
+        Field(description="Only messages with a greater `_id` (newer).", examples=["1000"]),
         Problem("must be a message _id"),
     ] = None
 
@@ -206,7 +252,9 @@ class HistoryQuery(_Body):
 @cache
 def history_query_model(default_limit: int, max_limit: int) -> type[HistoryQuery]:
     limit = Annotated[
-        int, Field(ge=1, le=max_limit), _ascii_integer(len(str(max_limit))),
+        int,
+        Field(ge=1, le=max_limit),
+        _ascii_integer(len(str(max_limit))),
         Problem(f"must be an integer from 1 to {max_limit}"),
         Field(description=f"Page size (default {default_limit}).", examples=[50]),
     ]
@@ -222,34 +270,49 @@ class User(BaseModel):
     id: UUID = Field(alias="_id")
     name: str
     email: str
-    model_config = ConfigDict(json_schema_extra={
-        "examples": [{"_id": EXAMPLE_USER_ID, "name": "Ann", "email": "ann@example.com"}]
-    })
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"_id": EXAMPLE_USER_ID, "name": "Ann", "email": "ann@example.com"}]
+        }
+    )
 
 
 class Token(BaseModel):
     token: str = Field(description="A JWT for `Authorization: Bearer`.")
     userId: UUID
     name: str
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.signature", "userId": EXAMPLE_USER_ID, "name": "Ann",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.signature",
+                    "userId": EXAMPLE_USER_ID,
+                    "name": "Ann",
+                }
+            ]
+        }
+    )
 
 
 class CurrentUser(BaseModel):
     name: str
     email: str
     user_id: UUID
-    model_config = ConfigDict(json_schema_extra={
-        "examples": [{"name": "Ann", "email": "ann@example.com", "user_id": EXAMPLE_USER_ID}]
-    })
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "Ann", "email": "ann@example.com", "user_id": EXAMPLE_USER_ID}]
+        }
+    )
 
 
 class Message(BaseModel):
     """A stored message, as REST returns it and Socket.IO pushes it."""
 
-    id_: str = Field(alias="_id", pattern="^[0-9]+$",
-                     description="Increases in the order messages become visible; use it to sort and page.")
+    id_: str = Field(
+        alias="_id",
+        pattern="^[0-9]+$",
+        description="Increases in the order messages become visible; use it to sort and page.",
+    )
     id: UUID = Field(description="The client's id from the POST.")
     owner: UUID = Field(description="The author's user id.")
     userName: str = Field(description="The author's name when posting.")
@@ -275,10 +338,14 @@ class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
     postgres: Literal["ok", "unavailable"]
     redis: Literal["ok", "degraded"]
-    pid: int = Field(description="The answering process, so a launcher can tell it from an older one on the port.")
-    model_config = ConfigDict(json_schema_extra={
-        "examples": [{"status": "ready", "postgres": "ok", "redis": "ok", "pid": 4242}]
-    })
+    pid: int = Field(
+        description="The answering process, so a launcher can tell it from an older one on the port."
+    )
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "ready", "postgres": "ok", "redis": "ok", "pid": 4242}]
+        }
+    )
 
 
 class Error(BaseModel):
@@ -289,11 +356,17 @@ class Error(BaseModel):
     fields: dict[str, str] = Field(
         default_factory=dict, description="For invalid input: what is wrong with each field."
     )
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "message": "invalid input (text: must not be empty)", "code": "validation_failed",
-        "fields": {"text": "must not be empty"},
-    }]})
-
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "message": "invalid input (text: must not be empty)",
+                    "code": "validation_failed",
+                    "fields": {"text": "must not be empty"},
+                }
+            ]
+        }
+    )
 
 
 class OpenApiDocument(BaseModel):

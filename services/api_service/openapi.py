@@ -29,7 +29,10 @@ TAGS = [
 ]
 HEADERS: Json = {
     "X-Request-ID": {
-        "description": "The request's id (the client's own `X-Request-ID` when well-formed); it is in the logs.",
+        "description": (
+            "The request's id (the client's own `X-Request-ID` when well-formed); it "
+            "is in the logs."
+        ),
         "required": True,
         "schema": {"type": "string", "minLength": 1, "maxLength": 128},
     },
@@ -73,14 +76,19 @@ def build_openapi(settings: ApiSettings, table: list[Route]) -> Json:
             "schemas": definitions.get("$defs", {}),
             "responses": dict(sorted(shared.items())),
             "headers": HEADERS,
-            "securitySchemes": {"bearerAuth": {
-                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                "description": (
-                    "The `token` from `POST /signin`: HS256, claims `sub` (user id), `name`, `iat`, "
-                    f"`exp` (valid for {settings.jwt_ttl_seconds} seconds). Send it as "
-                    "`Authorization: Bearer <token>`; the Socket.IO gateways accept the same token."
-                ),
-            }},
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": (
+                        "The `token` from `POST /signin`: HS256, claims `sub` (user id), `name`, "
+                        f"`iat`, `exp` (valid for {settings.jwt_ttl_seconds} seconds). Send it as "
+                        "`Authorization: Bearer <token>`; the Socket.IO gateways accept the same "
+                        "token."
+                    ),
+                }
+            },
         },
     }
 
@@ -147,7 +155,9 @@ def _response(reply: Reply, refs: dict[Any, Json]) -> Json:
 
 def _media(schema: Json, model: type[BaseModel], example: Any) -> Json:
     if example is None:  # the model's own first example
-        example = next(iter(model.model_json_schema(schema_generator=_Untitled).get("examples", [])), None)
+        example = next(
+            iter(model.model_json_schema(schema_generator=_Untitled).get("examples", [])), None
+        )
     return {"schema": schema} if example is None else {"schema": schema, "example": example}
 
 
@@ -155,7 +165,10 @@ def _info(settings: ApiSettings) -> Json:
     limits = [
         f"request bodies up to {settings.max_body_bytes} bytes (413 above)",
         f"message text up to {settings.message_max_chars} characters",
-        f"history pages of 1 to {settings.history_max_limit} messages (default {settings.history_default_limit})",
+        (
+            f"history pages of 1 to {settings.history_max_limit} messages "
+            f"(default {settings.history_default_limit})"
+        ),
         rate_text("posting messages", settings.messages_per_minute, "per user"),
         rate_text("sign-in and sign-up", settings.auth_per_minute, "per client address"),
     ]

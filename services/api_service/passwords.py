@@ -28,7 +28,9 @@ BUSY_MESSAGE = "Too many sign-ins at once, try again shortly"
 class Passwords:
     """Hash and verify passwords off the event loop, `max_pending` at a time at most."""
 
-    def __init__(self, workers: int = 4, max_pending: int = 16, retry_after_seconds: int = 1) -> None:
+    def __init__(
+        self, workers: int = 4, max_pending: int = 16, retry_after_seconds: int = 1
+    ) -> None:
         self._hasher = PasswordHasher()  # argon2-cffi's defaults are Argon2id, RFC 9106 low-memory
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
         self._max_pending = max_pending
@@ -43,7 +45,9 @@ class Passwords:
     async def verify(self, password_hash: str | None, password: str) -> bool:
         """True when `password` matches; a missing hash still costs one verification."""
         return await self._run(
-            lambda: self._verify_sync(password_hash or self._dummy_hash, password, password_hash is not None)
+            lambda: self._verify_sync(
+                password_hash or self._dummy_hash, password, password_hash is not None
+            )
         )
 
     async def _run(self, work: Callable[..., T], *args: object) -> T:

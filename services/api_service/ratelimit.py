@@ -64,14 +64,16 @@ class RateLimits:
             wrap_exceptions=True,
             implementation="redispy",
             key_prefix=config.key_prefix,
-            connection_pool=self._pool,
+            # limits documents connection_pool but annotates **options as scalars only
+            connection_pool=self._pool,  # type: ignore[arg-type]
         )
         self._shared = SlidingWindowCounterRateLimiter(storage)
         self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._retry_seconds = config.retry_seconds
         self._redis_away_until: float | None = None  # monotonic; None while Redis answers
         self._limits: dict[str, RateLimitItem | None] = {
-            name: RateLimitItemPerMinute(amount) if amount else None for name, amount in per_minute.items()
+            name: RateLimitItemPerMinute(amount) if amount else None
+            for name, amount in per_minute.items()
         }
 
     async def check(self, limit_name: str, key: str, cost: int = 1) -> None:

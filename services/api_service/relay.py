@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 RELAY_LOCK_KEY = 0x636861745F726C79  # "chat_rly"
 CURSOR_NAME = "socketio"
 
+
 @dataclass(frozen=True)
 class RelayConfig:
     database_url: Secret
@@ -141,7 +142,9 @@ class OutboxRelay:
                 self.is_leader = False
                 RELAY_FAILURES.inc()
                 failed = True
-                log.warning("relay interrupted, retrying", extra={"error": repr(exc), "retry_in": backoff})
+                log.warning(
+                    "relay interrupted, retrying", extra={"error": repr(exc), "retry_in": backoff}
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._config.max_backoff_seconds)
 
@@ -173,14 +176,18 @@ class OutboxRelay:
             now = time.monotonic()
             if cursor != saved and now - saved_at >= self._config.cursor_save_seconds:
                 await conn.execute(
-                    "UPDATE relay_state SET last_published_id = $2 WHERE name = $1", CURSOR_NAME, cursor
+                    "UPDATE relay_state SET last_published_id = $2 WHERE name = $1",
+                    CURSOR_NAME,
+                    cursor,
                 )
                 saved, saved_at = cursor, now
             if now - last_trim > 10:
                 await self._trim_by_age()
                 last_trim = time.monotonic()
             # Come back in time to save a cursor that moved, even if nothing else happens.
-            timeout = self._config.cursor_save_seconds if cursor != saved else self._config.poll_seconds
+            timeout = (
+                self._config.cursor_save_seconds if cursor != saved else self._config.poll_seconds
+            )
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
@@ -223,10 +230,15 @@ class OutboxRelay:
         publications = []
         for message in batch:
             wire = message.to_wire()
-            publications.append(Publication(
-                message.id, prev, orjson.dumps(wire), emit_packet(wire, message.id, prev),
-                int(message.created_at.timestamp() * 1000),
-            ))
+            publications.append(
+                Publication(
+                    message.id,
+                    prev,
+                    orjson.dumps(wire),
+                    emit_packet(wire, message.id, prev),
+                    int(message.created_at.timestamp() * 1000),
+                )
+            )
             prev = message.id
         await self._publish_batch(
             keys=[self._stream],
@@ -240,7 +252,9 @@ class OutboxRelay:
         cutoff_ms = int((time.time() - self._config.stream_max_age_seconds) * 1000)
         start = "-"
         while True:
-            entries = cast(StreamEntries, await self._redis.xrange(self._stream, min=start, count=100))
+            entries = cast(
+                StreamEntries, await self._redis.xrange(self._stream, min=start, count=100)
+            )
             if not entries:
                 return
             for entry_id, fields in entries:

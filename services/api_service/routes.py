@@ -60,8 +60,15 @@ def rate_text(what: str, per_minute: int, scope: str) -> str:
     return f"{what}: {per_minute} requests per minute {scope} (429 with Retry-After above)"
 
 
-def _error(name: str, description: str, message: str, code: str, *, retry_after: bool = False,
-           fields: dict[str, str] | None = None) -> Reply:
+def _error(
+    name: str,
+    description: str,
+    message: str,
+    code: str,
+    *,
+    retry_after: bool = False,
+    fields: dict[str, str] | None = None,
+) -> Reply:
     example: dict[str, Any] = {"message": message, "code": code}
     if fields:
         example["fields"] = fields
@@ -69,48 +76,76 @@ def _error(name: str, description: str, message: str, code: str, *, retry_after:
 
 
 BAD_REQUEST = _error(
-    "BadRequest", "Invalid input: malformed JSON, a body that is not an object, or a bad field (see `fields`).",
-    "invalid input (email: must be a valid email address)", "validation_failed",
+    "BadRequest",
+    "Invalid input: malformed JSON, a body that is not an object, or a bad field (see `fields`).",
+    "invalid input (email: must be a valid email address)",
+    "validation_failed",
     fields={"email": "must be a valid email address"},
 )
 UNAUTHORIZED = _error(
-    "Unauthorized", "Missing, malformed, forged or expired token, or one whose account was deleted; "
-    "or wrong credentials at sign-in.", "Unauthorized: token expired", "unauthorized",
+    "Unauthorized",
+    "Missing, malformed, forged or expired token, or one whose account was deleted; "
+    "or wrong credentials at sign-in.",
+    "Unauthorized: token expired",
+    "unauthorized",
 )
 WRONG_PASSWORD = _error(
-    "WrongPassword", "The password does not match the token's account.", "Incorrect password", "forbidden",
+    "WrongPassword",
+    "The password does not match the token's account.",
+    "Incorrect password",
+    "forbidden",
     fields={"password": "does not match this account"},
 )
 BODY_TIMEOUT = _error(
-    "RequestTimeout", "The body did not arrive within the deadline (REQUEST_BODY_TIMEOUT_SECONDS); "
-    "the connection is closed.", "request body not received within 10 s", "request_timeout",
+    "RequestTimeout",
+    "The body did not arrive within the deadline (REQUEST_BODY_TIMEOUT_SECONDS); "
+    "the connection is closed.",
+    "request body not received within 10 s",
+    "request_timeout",
 )
-CONFLICT = _error("Conflict", "The email is taken.", "A user with this email already exists", "conflict")
+CONFLICT = _error(
+    "Conflict", "The email is taken.", "A user with this email already exists", "conflict"
+)
 NOT_PLAIN_TEXT = _error(
-    "NotPlainText", "The display name is not plain text: it contains `<`, `>`, control characters or "
-    "invisible formatting characters.", "invalid name (must not contain < or >)", "unprocessable",
+    "NotPlainText",
+    "The display name is not plain text: it contains `<`, `>`, control characters or "
+    "invisible formatting characters.",
+    "invalid name (must not contain < or >)",
+    "unprocessable",
     fields={"name": "must not contain < or >"},
 )
 RATE_LIMITED = _error(
-    "TooManyRequests", "Rate limited: retry after the number of seconds in `Retry-After`.",
-    "Too many requests, slow down", "rate_limited", retry_after=True,
+    "TooManyRequests",
+    "Rate limited: retry after the number of seconds in `Retry-After`.",
+    "Too many requests, slow down",
+    "rate_limited",
+    retry_after=True,
 )
 BUSY = _error(
-    "Busy", "The process is at a bound it keeps to stay responsive (password hashing or history "
+    "Busy",
+    "The process is at a bound it keeps to stay responsive (password hashing or history "
     "reads); nothing changed. Retry after `Retry-After` seconds.",
-    "Too many requests at once, try again shortly", "busy", retry_after=True,
+    "Too many requests at once, try again shortly",
+    "busy",
+    retry_after=True,
 )
 UNAVAILABLE = _error(
-    "ServiceUnavailable", "A service this request needs is unreachable, or the process is busy "
+    "ServiceUnavailable",
+    "A service this request needs is unreachable, or the process is busy "
     "(`code` `unavailable` or `busy`); nothing changed. Retry after `Retry-After` seconds.",
-    "Account deletion is unavailable right now; nothing was deleted, try again later", "unavailable",
+    "Account deletion is unavailable right now; nothing was deleted, try again later",
+    "unavailable",
     retry_after=True,
 )
 
 
 def too_large(settings: ApiSettings) -> Reply:
-    return _error("PayloadTooLarge", f"The body is larger than {settings.max_body_bytes} bytes.",
-                  "Request Entity Too Large", "request_entity_too_large")
+    return _error(
+        "PayloadTooLarge",
+        f"The body is larger than {settings.max_body_bytes} bytes.",
+        "Request Entity Too Large",
+        "request_entity_too_large",
+    )
 
 
 def with_body(settings: ApiSettings) -> dict[int, Reply]:

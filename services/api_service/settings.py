@@ -46,7 +46,10 @@ class ApiSettings:
         history_max = env.integer("HISTORY_MAX_LIMIT", 500, minimum=1, maximum=10_000)
         history_rows = env.integer("RATE_LIMIT_HISTORY_ROWS_PER_MINUTE", 20_000)
         if 0 < history_rows < history_max:  # a full page would never fit in the window
-            raise ConfigError(f"RATE_LIMIT_HISTORY_ROWS_PER_MINUTE must be 0 or at least HISTORY_MAX_LIMIT ({history_max})")
+            raise ConfigError(
+                "RATE_LIMIT_HISTORY_ROWS_PER_MINUTE must be 0 or at least HISTORY_MAX_LIMIT "
+                f"({history_max})"
+            )
         common = CommonSettings.from_env(env, default_port=defaults.API_PORT)
         return cls(
             common=common,
@@ -55,13 +58,17 @@ class ApiSettings:
             max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024, minimum=1024),
             request_body_timeout_seconds=_positive(env, "REQUEST_BODY_TIMEOUT_SECONDS", 10.0),
             message_max_chars=env.integer("MESSAGE_MAX_CHARS", 4000, minimum=1),
-            history_default_limit=env.integer("HISTORY_DEFAULT_LIMIT", 100, minimum=1, maximum=history_max),
+            history_default_limit=env.integer(
+                "HISTORY_DEFAULT_LIMIT", 100, minimum=1, maximum=history_max
+            ),
             history_max_limit=history_max,
             db_pool_min=env.integer("DB_POOL_MIN", 2, minimum=1),
             db_pool_max=env.integer("DB_POOL_MAX", 10, minimum=1),
             migrate_on_start=env.boolean("MIGRATE_ON_START", True),
             stream_max_len=env.integer("HISTORY_STREAM_MAXLEN", 10_000, minimum=1),
-            stream_max_age_seconds=env.integer("HISTORY_STREAM_MAX_AGE_SECONDS", 24 * 3600, minimum=1),
+            stream_max_age_seconds=env.integer(
+                "HISTORY_STREAM_MAX_AGE_SECONDS", 24 * 3600, minimum=1
+            ),
             relay_poll_seconds=env.number("RELAY_POLL_SECONDS", 1.0),
             # Fault injection for the test suite only; see handlers/messages.py.
             failpoint=env.string("CHAT_FAILPOINT", ""),
@@ -78,7 +85,6 @@ class ApiSettings:
         )
 
 
-
 def _positive(env: Env, name: str, default: float) -> float:
     """A number of seconds that must be above zero (zero would refuse every body)."""
     value = env.number(name, default)
@@ -92,7 +98,8 @@ def _token_ttl(env: Env, common: CommonSettings) -> int:
     ttl = env.integer("JWT_TTL_SECONDS", 24 * 3600, minimum=60)
     if ttl > common.jwt_max_lifetime_seconds:
         raise ConfigError(
-            f"JWT_TTL_SECONDS={ttl} exceeds JWT_MAX_LIFETIME_SECONDS={common.jwt_max_lifetime_seconds}:"
+            f"JWT_TTL_SECONDS={ttl} exceeds "
+            f"JWT_MAX_LIFETIME_SECONDS={common.jwt_max_lifetime_seconds}:"
             " the services would refuse the tokens the API issues"
         )
     return ttl

@@ -35,9 +35,19 @@ from services.api_service.models import (
 from services.shared.names import name_problem
 
 __all__ = [
-    "EMAIL_MAX", "NAME_MAX", "NAME_MIN", "PASSWORD_MAX", "PASSWORD_MIN", "HistoryQuery",
-    "parse", "parse_history_query", "parse_message", "parse_password_confirmation",
-    "parse_signin", "parse_signup", "sanitize_text",
+    "EMAIL_MAX",
+    "NAME_MAX",
+    "NAME_MIN",
+    "PASSWORD_MAX",
+    "PASSWORD_MIN",
+    "HistoryQuery",
+    "parse",
+    "parse_history_query",
+    "parse_message",
+    "parse_password_confirmation",
+    "parse_signin",
+    "parse_signup",
+    "sanitize_text",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -111,7 +121,9 @@ def parse_message(body: bytes | Any, max_chars: int) -> NewMessage:
     return parse(new_message_model(max_chars), body)
 
 
-def parse_history_query(query: Mapping[str, str], default_limit: int, max_limit: int) -> HistoryQuery:
+def parse_history_query(
+    query: Mapping[str, str], default_limit: int, max_limit: int
+) -> HistoryQuery:
     # dict() of a MultiDict keeps a repeated parameter's first value, as .get() does.
     parsed = parse(history_query_model(default_limit, max_limit), dict(query))
     return HistoryQuery(

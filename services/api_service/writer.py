@@ -119,7 +119,8 @@ class MessageWriter:
                 future.set_result(result)
         # After the answers: the callers' responses go out before the relay's publishing.
         created = sorted(
-            (r.message for r in results if isinstance(r, InsertResult) and r.created), key=lambda m: m.id
+            (r.message for r in results if isinstance(r, InsertResult) and r.created),
+            key=lambda m: m.id,
         )
         if created:
             self._relay.committed(created)

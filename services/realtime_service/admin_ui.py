@@ -112,7 +112,9 @@ def throttled_connect(
         address = environ_address(environ, trusted)
         if throttle.locked(address):
             ADMIN_LOGIN_FAILURES.labels("throttled").inc()
-            raise socketio.exceptions.ConnectionRefusedError("too many failed sign-ins, try again later")
+            raise socketio.exceptions.ConnectionRefusedError(
+                "too many failed sign-ins, try again later"
+            )
         try:
             return await connect(sid, environ, auth)
         except socketio.exceptions.ConnectionRefusedError:
@@ -136,4 +138,8 @@ def instrument(
     admin = sio.instrument(
         auth=credentials_check(username, password), mode="production", server_id=server_id
     )
-    sio.on("connect", throttled_connect(admin.admin_connect, throttle, trusted), namespace=ADMIN_NAMESPACE)
+    sio.on(
+        "connect",
+        throttled_connect(admin.admin_connect, throttle, trusted),
+        namespace=ADMIN_NAMESPACE,
+    )

@@ -81,7 +81,9 @@ class GatewayServer(socketio.AsyncServer):  # type: ignore[misc]
             if namespace is not None and namespace not in self.known_namespaces:
                 # python-socketio would answer "Unable to connect".
                 error = self.packet_class(
-                    socketio.packet.CONNECT_ERROR, data={"message": "Invalid namespace"}, namespace=namespace
+                    socketio.packet.CONNECT_ERROR,
+                    data={"message": "Invalid namespace"},
+                    namespace=namespace,
                 )
                 await self.eio.send(eio_sid, error.encode())
                 return
@@ -145,7 +147,10 @@ def create_server(
     sio.eio.set_limits(gateway_limits(settings))
     sio.register_namespace(
         ChatNamespace(
-            common.jwt_secret.value, settings.replica_name, connections, common.jwt_max_lifetime_seconds
+            common.jwt_secret.value,
+            settings.replica_name,
+            connections,
+            common.jwt_max_lifetime_seconds,
         )
     )
     sio.keep_environ = settings.admin_enabled

@@ -51,6 +51,7 @@ class Admission(Enum):
     AT_CAP = 0
     REVOKED = -1
 
+
 # KEYS: one user's set per connection; ARGV: expiry, key ttl ms, then the connection ids
 # in the order of KEYS. Only leases still present are extended (ZADD XX): a connection
 # its lease already lost is not counted again.
@@ -111,7 +112,10 @@ class UserConnections:
                 )
             )
         except RedisError as exc:
-            log.warning("connection cap and revocation check unavailable, admitting", extra={"error": repr(exc)})
+            log.warning(
+                "connection cap and revocation check unavailable, admitting",
+                extra={"error": repr(exc)},
+            )
             decision = Admission.ADMITTED
         if decision is Admission.ADMITTED:
             self._local[sid] = user_id
@@ -164,7 +168,7 @@ class UserConnections:
         expiry = time.time() + self._lease
         connections = list(self._local.items())
         for start in range(0, len(connections), RENEW_CHUNK):
-            chunk = connections[start:start + RENEW_CHUNK]
+            chunk = connections[start : start + RENEW_CHUNK]
             await self._renew_leases(
                 keys=[self._key(user_id) for _, user_id in chunk],
                 args=[expiry, self._key_ttl_ms, *(sid for sid, _ in chunk)],

@@ -64,7 +64,7 @@ REPLAY_BATCH = 100
 UNLOCKED_ROUNDS = 4
 
 
-class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
+class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type: ignore[misc]
     """`AsyncRedisManager` with gap detection, duplicate suppression and replay (and lean sid rooms)."""
 
     def __init__(
@@ -76,7 +76,9 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
         max_queued_packets: int,
         max_concurrent_replays: int = 4,
     ) -> None:
-        super().__init__(url, channel=channel, redis_options={"redis_connect_func": self._on_redis_connection})
+        super().__init__(
+            url, channel=channel, redis_options={"redis_connect_func": self._on_redis_connection}
+        )
         self._history = history
         self._max_queued = max_queued_packets
         self._replays = asyncio.Semaphore(max(1, max_concurrent_replays))
@@ -162,8 +164,10 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
         """Deliver what was missed up to `upto`, or reset clients when it is gone."""
         missed = await self._history.replay(after, upto)
         if missed is None:
-            log.warning("history gap not recoverable; asking clients to reconnect",
-                        extra={"after": after, "upto": upto})
+            log.warning(
+                "history gap not recoverable; asking clients to reconnect",
+                extra={"after": after, "upto": upto},
+            )
             GAP_FILLS.labels("reset_clients").inc()
             await self._reconnect_all_clients()
             self._last_delivered = upto
@@ -199,7 +203,9 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
         """
         if not self.rooms.get("/", {}).get(None):
             return 0  # no client here: nothing to encode (a replica still tracks the ids)
-        encoded = self.server.packet_class(sio_packet.EVENT, namespace="/", data=[event, data]).encode()
+        encoded = self.server.packet_class(
+            sio_packet.EVENT, namespace="/", data=[event, data]
+        ).encode()
         if not isinstance(encoded, str):  # binary payloads keep python-socketio's path
             await self.emit(event, data, namespace="/", skip_sid=list(skip), ignore_queue=True)
             return 0
@@ -230,7 +236,9 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):
         socket = self.eio.sockets.get(eio_sid) if eio_sid is not None else None
         if socket is None:
             return False
-        encoded = self.server.packet_class(sio_packet.EVENT, namespace="/", data=[event, data]).encode()
+        encoded = self.server.packet_class(
+            sio_packet.EVENT, namespace="/", data=[event, data]
+        ).encode()
         eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
         return self._write(socket, eio_pkt, self.eio.frames.text_frame(eio_pkt.encode()))
 

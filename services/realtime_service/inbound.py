@@ -39,7 +39,9 @@ TOO_LARGE = "too_large"
 CONNECT_TIMEOUT = "connect_timeout"
 
 # Socket.IO packet types a client may send (binary events and acks are refused).
-_CLIENT_PACKET_TYPES = frozenset({sio_packet.CONNECT, sio_packet.DISCONNECT, sio_packet.EVENT, sio_packet.ACK})
+_CLIENT_PACKET_TYPES = frozenset(
+    {sio_packet.CONNECT, sio_packet.DISCONNECT, sio_packet.EVENT, sio_packet.ACK}
+)
 _BINARY_PACKET_TYPES = frozenset({sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK})
 
 _LOG_WINDOW_SECONDS = 10.0
@@ -64,7 +66,9 @@ class GatewayPacket(sio_packet.Packet):  # type: ignore[misc]
     """
 
     def __init__(self, *args: Any, encoded_packet: Any = None, **kwargs: Any) -> None:
-        if encoded_packet is not None and not encoded_packet:  # python-socketio would skip decoding it
+        if (
+            encoded_packet is not None and not encoded_packet
+        ):  # python-socketio would skip decoding it
             raise RefusedPacket(MALFORMED, "empty Socket.IO packet")
         super().__init__(*args, encoded_packet=encoded_packet, **kwargs)
 
@@ -74,15 +78,21 @@ class GatewayPacket(sio_packet.Packet):  # type: ignore[misc]
         try:
             attachments = int(super().decode(encoded_packet))
         except Exception as exc:  # noqa: BLE001 - any decoding failure is the client's
-            raise RefusedPacket(MALFORMED, f"undecodable Socket.IO packet ({type(exc).__name__})") from None
+            raise RefusedPacket(
+                MALFORMED, f"undecodable Socket.IO packet ({type(exc).__name__})"
+            ) from None
         if self.packet_type in _BINARY_PACKET_TYPES or attachments:
             raise RefusedPacket(BINARY, "binary packets are not accepted")
         if self.packet_type not in _CLIENT_PACKET_TYPES:
-            raise RefusedPacket(MALFORMED, f"Socket.IO packet type {self.packet_type!r} is not sent by clients")
+            raise RefusedPacket(
+                MALFORMED, f"Socket.IO packet type {self.packet_type!r} is not sent by clients"
+            )
         return attachments
 
 
-def take_token(tokens: float, stamp: float, now: float, rate: float, burst: float) -> tuple[bool, float]:
+def take_token(
+    tokens: float, stamp: float, now: float, rate: float, burst: float
+) -> tuple[bool, float]:
     """One packet against a token bucket of `burst` tokens refilled at `rate` a second.
 
     Returns whether the packet is admitted and the tokens left (the caller stamps `now`).
@@ -100,14 +110,18 @@ class RefusalLog:
     `lines` lines per window and a count of the ones left out.
     """
 
-    def __init__(self, lines: int = _LOG_LINES_PER_WINDOW, window: float = _LOG_WINDOW_SECONDS) -> None:
+    def __init__(
+        self, lines: int = _LOG_LINES_PER_WINDOW, window: float = _LOG_WINDOW_SECONDS
+    ) -> None:
         self.lines = lines
         self.window = window
         self._window_start = -window
         self._logged = 0
         self._suppressed = 0
 
-    def record(self, reason: str, address: str | None, detail: str, now: float | None = None) -> bool:
+    def record(
+        self, reason: str, address: str | None, detail: str, now: float | None = None
+    ) -> bool:
         """Log the refusal unless this window's lines are spent; True if it was logged."""
         now = time.monotonic() if now is None else now
         if now - self._window_start >= self.window:
@@ -118,7 +132,9 @@ class RefusalLog:
             self._suppressed += 1
             return False
         self._logged += 1
-        log.warning("client refused", extra={"reason": reason, "address": address, "detail": detail})
+        log.warning(
+            "client refused", extra={"reason": reason, "address": address, "detail": detail}
+        )
         return True
 
 

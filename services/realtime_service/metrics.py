@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-CONNECTED_CLIENTS = Gauge("chat_connected_clients", "Socket.IO clients connected to this replica.", ["replica"])
+CONNECTED_CLIENTS = Gauge(
+    "chat_connected_clients", "Socket.IO clients connected to this replica.", ["replica"]
+)
 FANOUT_DELIVERIES = Counter(
     "chat_fanout_deliveries_total", "getAllmessages events written to clients of this replica."
 )
@@ -12,24 +14,31 @@ FANOUT_MESSAGES = Counter("chat_fanout_messages_total", "Messages this replica f
 REFUSED_CONNECTIONS = Counter(
     "chat_refused_connections_total", "Connections refused at the handshake, by reason.", ["reason"]
 )
-GAP_FILLS = Counter("chat_gap_fills_total", "Delivery gaps filled from the history stream, by outcome.", ["outcome"])
-RECOVERIES = Counter("chat_recoveries_total", "lastId recoveries, by whether they were complete.", ["recovered"])
+GAP_FILLS = Counter(
+    "chat_gap_fills_total", "Delivery gaps filled from the history stream, by outcome.", ["outcome"]
+)
+RECOVERIES = Counter(
+    "chat_recoveries_total", "lastId recoveries, by whether they were complete.", ["recovered"]
+)
 SLOW_CONSUMER_DISCONNECTS = Counter(
     "chat_slow_consumer_disconnects_total", "Clients disconnected because they could not keep up."
 )
 REVOKED_DISCONNECTS = Counter(
-    "chat_revoked_disconnects_total", "Sockets disconnected because their user's access was revoked."
+    "chat_revoked_disconnects_total",
+    "Sockets disconnected because their user's access was revoked.",
 )
 ADMIN_LOGIN_FAILURES = Counter(
     "chat_admin_login_failures_total", "Socket.IO Admin UI sign-ins refused, by why.", ["outcome"]
 )
 INBOUND_REFUSALS = Counter(
     "chat_inbound_refusals_total",
-    "Clients disconnected for what they sent (binary, malformed, rate, too_large, connect_timeout).",
+    "Clients disconnected for what they sent (binary, malformed, rate, too_large, "
+    "connect_timeout).",
     ["reason"],
 )
 SESSIONS_REFUSED = Counter(
-    "chat_sessions_refused_total", "Engine.IO handshakes refused: the client address holds too many sessions not yet signed in."
+    "chat_sessions_refused_total",
+    "Engine.IO handshakes refused: the client address holds too many sessions not yet signed in.",
 )
 LONG_POLLS_WAITING = Gauge(
     "chat_long_polls_waiting", "Long-polling GET requests held open, waiting for a packet to send."

@@ -21,7 +21,7 @@ from services.shared.config import DEFAULT_JWT_MAX_LIFETIME_SECONDS
 log = logging.getLogger(__name__)
 
 
-class ChatNamespace(socketio.AsyncNamespace):
+class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     """The default namespace `/` that the existing client uses."""
 
     def __init__(
@@ -64,7 +64,12 @@ class ChatNamespace(socketio.AsyncNamespace):
             self.server.start_background_task(self._manager.recover, sid, last_id)
         log.info(
             "connected",
-            extra={"sid": sid, "user_id": identity.user_id, "last_id": last_id, "replica": self._replica},
+            extra={
+                "sid": sid,
+                "user_id": identity.user_id,
+                "last_id": last_id,
+                "replica": self._replica,
+            },
         )
 
     def _refuse(self, message: str, reason: str) -> NoReturn:
@@ -84,7 +89,9 @@ class ChatNamespace(socketio.AsyncNamespace):
         try:
             await self._connections.release(sid)
         finally:
-            log.info("disconnected", extra={"sid": sid, "reason": str(reason), "replica": self._replica})
+            log.info(
+                "disconnected", extra={"sid": sid, "reason": str(reason), "replica": self._replica}
+            )
 
     async def on_sendAllMessages(self, sid: str, _data: Any = None) -> None:
         """Ignored on purpose.

@@ -123,7 +123,9 @@ class PacketQueue:
             self._getters = None
 
 
-def _enlist(waiters: list[asyncio.Future[Any]] | None) -> tuple[list[asyncio.Future[Any]], asyncio.Future[Any]]:
+def _enlist(
+    waiters: list[asyncio.Future[Any]] | None,
+) -> tuple[list[asyncio.Future[Any]], asyncio.Future[Any]]:
     """A new future appended to `waiters`, which is created on first use (idle queues hold none)."""
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     if waiters is None:

@@ -36,7 +36,11 @@ class RevocationListener:
     """Subscribe to the revocations channel and drop the named user's sockets here."""
 
     def __init__(
-        self, redis: aioredis.Redis, keys: RedisKeys, connections: UserConnections, disconnect: Disconnect
+        self,
+        redis: aioredis.Redis,
+        keys: RedisKeys,
+        connections: UserConnections,
+        disconnect: Disconnect,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -62,7 +66,9 @@ class RevocationListener:
                 self.subscribed.clear()
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
-                log.warning("revocations subscription lost", extra={"error": repr(exc), "retry_in": delay})
+                log.warning(
+                    "revocations subscription lost", extra={"error": repr(exc), "retry_in": delay}
+                )
                 await asyncio.sleep(delay)
             else:
                 failures = 0
@@ -75,14 +81,16 @@ class RevocationListener:
             async for message in pubsub.listen():
                 if message.get("type") == "message":
                     data = message.get("data")
-                    user_id = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+                    user_id = (
+                        data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+                    )
                     await self.drop_user(user_id)
 
     async def _sweep(self) -> None:
         """Drop the users connected here whose revocation mark exists (missed announcements)."""
         users = self._connections.users()
         for start in range(0, len(users), SWEEP_CHUNK):
-            chunk = users[start:start + SWEEP_CHUNK]
+            chunk = users[start : start + SWEEP_CHUNK]
             async with self._redis.pipeline(transaction=False) as pipe:
                 for user_id in chunk:
                     pipe.exists(self._keys.revoked(user_id))
@@ -96,10 +104,14 @@ class RevocationListener:
         sids = self._connections.sids_of(user_id)
         if not sids:
             return
-        log.info("dropping a revoked user's sockets", extra={"user_id": user_id, "sockets": len(sids)})
+        log.info(
+            "dropping a revoked user's sockets", extra={"user_id": user_id, "sockets": len(sids)}
+        )
         for sid in sids:
             REVOKED_DISCONNECTS.inc()
             try:
                 await self._disconnect(sid)
             except Exception as exc:  # noqa: BLE001 - one socket's failure must not spare the others
-                log.warning("revoked socket disconnect failed", extra={"sid": sid, "error": repr(exc)})
+                log.warning(
+                    "revoked socket disconnect failed", extra={"sid": sid, "error": repr(exc)}
+                )

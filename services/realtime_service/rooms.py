@@ -26,7 +26,9 @@ class ImpliedSidRooms:
         members = self.rooms.get(namespace, {}).get(None)
         return members.get(sid) if members is not None and isinstance(sid, str) else None
 
-    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> Any:
+    def basic_enter_room(
+        self, sid: str, namespace: str, room: Any, eio_sid: str | None = None
+    ) -> Any:
         if room is not None and room == sid and self._member(namespace, sid) is not None:
             return None  # a client's own room: implied by its membership of the namespace
         return super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)  # type: ignore[misc]

@@ -240,7 +240,9 @@ class DirectWebSocket:
 
     __slots__ = ("_corked", "_high_water", "_transport", "_uncorker", "_writer", "response")
 
-    def __init__(self, request: web.Request, response: WebSocketResponse, uncorker: Uncorker) -> None:
+    def __init__(
+        self, request: web.Request, response: WebSocketResponse, uncorker: Uncorker
+    ) -> None:
         transport = request.transport
         if transport is None or not response.prepared:
             raise RuntimeError("the WebSocket handshake has not been made")
@@ -384,7 +386,9 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         if self.refused is None:
             self._closing_websocket = self.server.tasks.spawn(websocket.close())
         else:
-            self._closing_websocket = self.server.tasks.spawn(websocket.close(WSCloseCode.POLICY_VIOLATION, self.refused))
+            self._closing_websocket = self.server.tasks.spawn(
+                websocket.close(WSCloseCode.POLICY_VIOLATION, self.refused)
+            )
 
     def abort_websocket(self) -> None:
         """Stop writing and drop the connection without flushing (a stalled reader)."""
@@ -410,7 +414,9 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
     def connect_timed_out(self) -> None:
         """The connect deadline has passed: close the session unless it joined a namespace."""
         if not self.joined and not self.closing and not self.closed:
-            self.server.tasks.spawn(self.refuse(inbound.CONNECT_TIMEOUT, "no namespace CONNECT in time"))
+            self.server.tasks.spawn(
+                self.refuse(inbound.CONNECT_TIMEOUT, "no namespace CONNECT in time")
+            )
 
     async def _close_silent_client(self) -> None:
         """Close a client that did not answer a ping in time, and its connection.
@@ -502,7 +508,9 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         try:
             pkt = packet.Packet(encoded_packet=data)
         except Exception as exc:  # noqa: BLE001 - whatever a broken frame raises
-            await self.refuse(inbound.MALFORMED, f"undecodable Engine.IO packet ({type(exc).__name__})")
+            await self.refuse(
+                inbound.MALFORMED, f"undecodable Engine.IO packet ({type(exc).__name__})"
+            )
             return False
         try:
             await self.receive(pkt)
@@ -521,8 +529,11 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         if limits.inbound_packets_per_second > 0:
             now = time.monotonic()
             admitted, self._inbound_tokens = inbound.take_token(
-                self._inbound_tokens, self._inbound_stamp, now,
-                limits.inbound_packets_per_second, limits.inbound_packet_burst,
+                self._inbound_tokens,
+                self._inbound_stamp,
+                now,
+                limits.inbound_packets_per_second,
+                limits.inbound_packet_burst,
             )
             self._inbound_stamp = now
             if not admitted:
@@ -533,7 +544,10 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
             return
         if pkt.packet_type not in _CLIENT_PACKET_TYPES:
             if pkt.packet_type not in _IGNORED_PACKET_TYPES:
-                await self.refuse(inbound.MALFORMED, f"Engine.IO packet type {pkt.packet_type!r} is not sent by clients")
+                await self.refuse(
+                    inbound.MALFORMED,
+                    f"Engine.IO packet type {pkt.packet_type!r} is not sent by clients",
+                )
             return
         await super().receive(pkt)
         if pkt.packet_type == packet.CLOSE and self._poll_waiting:
@@ -553,7 +567,9 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
         except asyncio.IncompleteReadError:
             raise exceptions.EngineIOError("incomplete request body") from None
         except Exception as exc:  # noqa: BLE001 - whatever a broken payload raises
-            await self.refuse(inbound.MALFORMED, f"undecodable Engine.IO payload ({type(exc).__name__})")
+            await self.refuse(
+                inbound.MALFORMED, f"undecodable Engine.IO payload ({type(exc).__name__})"
+            )
             return
         for pkt in packets:
             if self.closing or self.closed:
@@ -595,7 +611,9 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
             await self.queue.put(packet.Packet(packet.NOOP))  # end the pending poll
             pkt = packet.Packet(encoded_packet=await self._receive_data(websocket))
             if pkt.packet_type != packet.UPGRADE:
-                self.server.logger.info("%s: Failed websocket upgrade, expected UPGRADE packet", self.sid)
+                self.server.logger.info(
+                    "%s: Failed websocket upgrade, expected UPGRADE packet", self.sid
+                )
                 return False
         except OSError:
             return False
@@ -678,7 +696,9 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         request = environ.get("aiohttp.request")
         self.count_session(socket, request if isinstance(request, web.Request) else None)
 
-    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Task[Any]:
+    def start_background_task(
+        self, target: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> asyncio.Task[Any]:
         """python-engineio's (and python-socketio's) background tasks, owned by this server."""
         return self.tasks.spawn(target(*args, **kwargs))
 
@@ -770,7 +790,11 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         Later requests for it then get 400 (Engine.IO), where python-engineio would
         answer one more poll.
         """
-        if session.closed and not session._poll_waiting and self.sockets.get(session.sid) is session:
+        if (
+            session.closed
+            and not session._poll_waiting
+            and self.sockets.get(session.sid) is session
+        ):
             del self.sockets[session.sid]
 
     def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue:
@@ -825,7 +849,7 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         early = await self._answer_before_engineio(request)
         if early is not None:
             return early
-        response = await super().handle_request(request)
+        response: web.StreamResponse = await super().handle_request(request)
         if request.method == "POST":
             session = self.sockets.get(request.query.get("sid", ""))
             if isinstance(session, FastSocket):
@@ -841,7 +865,9 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         await self.tasks.cancel_all()
 
 
-def answer_every_method(app: web.Application, server: FastEngineIOServer, path: str = "/socket.io/") -> None:
+def answer_every_method(
+    app: web.Application, server: FastEngineIOServer, path: str = "/socket.io/"
+) -> None:
     """Route every other HTTP method of the Engine.IO path to `server` too.
 
     python-engineio's aiohttp driver routes GET, POST and OPTIONS only, so aiohttp

@@ -34,7 +34,9 @@ def forwarded_hops(header_values: Sequence[str]) -> list[str]:
     return [hop.strip() for value in header_values for hop in value.split(",") if hop.strip()]
 
 
-def client_address(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[IpNetwork]) -> str:
+def client_address(
+    peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[IpNetwork]
+) -> str:
     """The caller's address: the peer, or the right-most hop a trusted proxy vouches for.
 
     `forwarded_for` holds the values of every `X-Forwarded-For` header in order.

@@ -43,7 +43,12 @@ class Identity:
 def issue_token(identity: Identity, secret: str, ttl_seconds: int, now: float | None = None) -> str:
     """Sign a token for `identity` that expires after `ttl_seconds`."""
     issued = int(time.time() if now is None else now)
-    claims = {"sub": identity.user_id, "name": identity.name, "iat": issued, "exp": issued + ttl_seconds}
+    claims = {
+        "sub": identity.user_id,
+        "name": identity.name,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+    }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -60,7 +65,10 @@ def _decode(token: str | None, secret: str, max_lifetime: int) -> tuple[Identity
         raise InvalidToken("missing token")
     try:
         claims = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "iat", "name"]}
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": ["sub", "exp", "iat", "name"]},
         )
     except jwt.ExpiredSignatureError:
         raise InvalidToken("token expired") from None
@@ -95,7 +103,10 @@ class TokenVerifier:
     """
 
     def __init__(
-        self, secret: str, max_lifetime: int = DEFAULT_JWT_MAX_LIFETIME_SECONDS, max_entries: int = 10_000
+        self,
+        secret: str,
+        max_lifetime: int = DEFAULT_JWT_MAX_LIFETIME_SECONDS,
+        max_entries: int = 10_000,
     ) -> None:
         self._secret = secret
         self._max_lifetime = max_lifetime

@@ -49,7 +49,9 @@ class Env:
         value = self._environ.get(name, "").strip()
         return value or default
 
-    def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    def integer(
+        self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
         raw = self._environ.get(name, "").strip()
         if not raw:
             return default

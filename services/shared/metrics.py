@@ -56,7 +56,9 @@ class RequestLatency:
             self._children[key] = child
         child.observe(seconds)
 
-    async def measure(self, request: web.Request, answer: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+    async def measure(
+        self, request: web.Request, answer: Awaitable[web.StreamResponse]
+    ) -> web.StreamResponse:
         """Await `answer` to `request` and observe its latency and status.
 
         An HTTPException raised instead (a redirect, say) is observed with its status,

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 
@@ -225,10 +225,15 @@ class Publication:
     commit_ms: int
 
 
-def publish_batch_args(channel: str, max_len: int, publications: Iterable[Publication]) -> list[object]:
+#: One ARGV value of a Lua script call, as redis-py encodes it.
+ScriptArg: TypeAlias = bytes | str | int | float
+
+
+def publish_batch_args(
+    channel: str, max_len: int, publications: Iterable[Publication]
+) -> list[ScriptArg]:
     """ARGV for PUBLISH_BATCH: one script call appends and publishes the whole batch."""
-    args: list[object] = [channel, max_len]
+    args: list[ScriptArg] = [channel, max_len]
     for p in publications:
         args += [p.id, p.prev, p.wire_json, p.packet, p.commit_ms]
     return args
-

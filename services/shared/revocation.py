@@ -14,7 +14,9 @@ import redis.asyncio as aioredis
 from services.shared.redis_contract import REVOKED_MARK, RedisKeys
 
 
-async def revoke_user(redis: aioredis.Redis, names: RedisKeys, user_id: str, ttl_seconds: int) -> None:
+async def revoke_user(
+    redis: aioredis.Redis, names: RedisKeys, user_id: str, ttl_seconds: int
+) -> None:
     """Mark `user_id` revoked for `ttl_seconds` and tell every gateway to drop its sockets."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.set(names.revoked(user_id), REVOKED_MARK, ex=max(1, ttl_seconds))

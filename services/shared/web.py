@@ -18,13 +18,19 @@ log = logging.getLogger(__name__)
 READINESS_TIMEOUT_SECONDS = 2.0
 
 
-def json_response(data: object, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+def json_response(
+    data: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
     """A JSON response encoded with orjson straight to the body's bytes.
 
     aiohttp's json_response wants a str, which costs a decode here and an encode there.
     """
     return web.Response(
-        body=orjson.dumps(data), status=status, headers=headers, content_type="application/json", charset="utf-8"
+        body=orjson.dumps(data),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+        charset="utf-8",
     )
 
 
@@ -51,7 +57,9 @@ def health_routes(
         )
         results = dict(zip(names, outcomes, strict=True))
         ready = all(results[name] for name in checks)
-        body = {name: "ok" if ok else "unavailable" for name, ok in results.items() if name in checks}
+        body = {
+            name: "ok" if ok else "unavailable" for name, ok in results.items() if name in checks
+        }
         body.update({name: "ok" if results[name] else "degraded" for name in optional})
         # The pid lets a launcher tell its own process from an older one on the same port.
         return json_response(
@@ -85,4 +93,12 @@ def serve(app: web.Application, host: str, port: int, shutdown_timeout: float = 
         loop = asyncio.new_event_loop()
     else:
         loop = uvloop.new_event_loop()
-    web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=shutdown_timeout, loop=loop)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=shutdown_timeout,
+        loop=loop,
+    )

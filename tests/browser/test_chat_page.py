@@ -260,7 +260,8 @@ async def test_client_renders_even_unsanitized_html_as_text(
         # The fake token would be refused at the handshake (and sign the page out).
         await page.route(re.compile(r"/socket\.io/"), lambda route: route.abort())
         await page.evaluate(
-            "localStorage.setItem('chat.session', JSON.stringify({token: 'x.y.z', userId: '1', name: 'Tester'}))"
+            "localStorage.setItem('chat.session', "
+            "JSON.stringify({token: 'x.y.z', userId: '1', name: 'Tester'}))"
         )
         await page.reload()
         item = page.get_by_test_id("message")
@@ -271,7 +272,8 @@ async def test_client_renders_even_unsanitized_html_as_text(
         await expect(item.get_by_test_id("message-text")).to_have_text("clickok")
         assert (
             await page.evaluate(
-                "document.querySelectorAll('#messages img, #messages script, #messages svg, #messages a').length"
+                "document.querySelectorAll('#messages img, #messages script, #messages svg, "
+                "#messages a').length"
             )
             == 0
         )

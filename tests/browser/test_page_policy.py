@@ -32,7 +32,9 @@ if chromium_available():
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
         try:
             yield browser
         finally:
@@ -62,7 +64,11 @@ async def test_the_chat_page_runs_and_uses_a_websocket_under_its_policy(
         own_websocket = asyncio.Event()
         page.on("websocket", lambda ws: f"{host}/socket.io/" in ws.url and own_websocket.set())
         await page.goto(web_stack.lb_url + "/")
-        name, email, password = f"Csp {uuid.uuid4().hex[:6]}", unique_email("csp"), "pw-" + uuid.uuid4().hex
+        name, email, password = (
+            f"Csp {uuid.uuid4().hex[:6]}",
+            unique_email("csp"),
+            "pw-" + uuid.uuid4().hex,
+        )
         await page.get_by_label("Name").fill(name)
         await page.get_by_test_id("signup-email").fill(email)
         await page.get_by_test_id("signup-password").fill(password)
@@ -70,11 +76,15 @@ async def test_the_chat_page_runs_and_uses_a_websocket_under_its_policy(
         await expect(page.get_by_test_id("signin-email")).to_have_value(email)
         await page.get_by_test_id("signin-password").fill(password)
         await page.get_by_test_id("signin-submit").click()
-        await expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
+        await expect(page.get_by_test_id("connection-status")).to_have_attribute(
+            "data-state", "live"
+        )
         text = f"under the policy {uuid.uuid4().hex[:8]}"
         await page.get_by_test_id("composer-input").fill(text)
         await page.get_by_test_id("send-button").click()
-        await expect(page.get_by_test_id("message-text").get_by_text(text, exact=True)).to_have_count(1)
+        await expect(
+            page.get_by_test_id("message-text").get_by_text(text, exact=True)
+        ).to_have_count(1)
         await asyncio.wait_for(own_websocket.wait(), 15)
         assert violations == []
     finally:

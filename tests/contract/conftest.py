@@ -39,7 +39,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{status}×{count}" for status, count in sorted(tally.statuses.items())
         )
         write(
-            f"{label:<{width}}  {tally.cases:>5} cases  failures {len(tally.failures):>3}  [{statuses}]"
+            f"{label:<{width}}  {tally.cases:>5} cases  failures {len(tally.failures):>3}  "
+            f"[{statuses}]"
         )
     cases = sum(t.cases for t in TALLY.values())
     failures = sum(len(t.failures) for t in TALLY.values())

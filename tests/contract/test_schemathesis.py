@@ -78,7 +78,8 @@ def api_schema(contract_stack: ChatStack, contract_user: User) -> Any:
         else contract_stack.api_url
     )
     SUMMARY_NOTES.append(
-        f"target {base_url}, seed {SEED} (CONTRACT_SEED), {MAX_EXAMPLES} examples (CONTRACT_MAX_EXAMPLES)"
+        f"target {base_url}, seed {SEED} (CONTRACT_SEED), {MAX_EXAMPLES} examples "
+        "(CONTRACT_MAX_EXAMPLES)"
     )
     config = SchemathesisConfig.from_dict(
         {

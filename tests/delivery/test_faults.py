@@ -68,7 +68,8 @@ async def run_scenario(
         await fault(clients)
         # Clients that connect right after the fault, from the same starting point.
         late = [
-            ChatSocket(f"late-gw{g + 1}", url, reader, s.api) for g, url in enumerate(s.gateway_urls)
+            ChatSocket(f"late-gw{g + 1}", url, reader, s.api)
+            for g, url in enumerate(s.gateway_urls)
         ]
         for client in late:
             client.last_id = start

@@ -106,7 +106,10 @@ async def test_posting_survives_a_redis_outage_and_everything_is_delivered(
 
         await asyncio.to_thread(outage_redis.stop)
         try:
-            email, password = f"outage-{uuid.uuid4().hex[:10]}@example.com", "pw-" + uuid.uuid4().hex
+            email, password = (
+                f"outage-{uuid.uuid4().hex[:10]}@example.com",
+                "pw-" + uuid.uuid4().hex,
+            )
             signup = await api.signup("During Outage", email, password)
             signin = await api.signin(email, password)
             during = await post_many(api, poster, 20, "during")
@@ -148,10 +151,11 @@ async def test_posting_survives_a_redis_outage_and_everything_is_delivered(
         assert flood_statuses == [201, 429], flood_statuses
         assert not lost, f"{sorted(lost)[:20]} never reached the reader: {receiver.summary()}"
         log = (s.log_dir / "api.log").read_text(errors="replace")
-        assert log.count(FALLBACK_LOG) == 1 and log.count(RECOVERY_LOG) == 1, "switch not logged once"
+        assert log.count(FALLBACK_LOG) == 1 and log.count(RECOVERY_LOG) == 1, (
+            "switch not logged once"
+        )
     finally:
         await receiver.close()
-
 
 
 async def test_a_redis_restart_costs_no_request_and_no_fallback(

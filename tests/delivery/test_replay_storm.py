@@ -28,7 +28,9 @@ pytestmark = [pytest.mark.security, pytest.mark.timeout(240)]
 BACKLOG = 600
 STORM = 20
 BASELINE_SAMPLES = 5
-RECOVERED_TOTAL = re.compile(r'^chat_recoveries_total\{recovered="true"\} ([0-9.e+]+)$', re.MULTILINE)
+RECOVERED_TOTAL = re.compile(
+    r'^chat_recoveries_total\{recovered="true"\} ([0-9.e+]+)$', re.MULTILINE
+)
 
 
 async def recoveries_done(s: Running, gateway: str) -> int:
@@ -51,7 +53,9 @@ def stamp_arrivals(client: ChatSocket, event: str, handler: Callable[[Any], Any]
     return times
 
 
-async def live_latency(s: Running, user: Any, idle: ChatSocket, text: str) -> tuple[int, float, float]:
+async def live_latency(
+    s: Running, user: Any, idle: ChatSocket, text: str
+) -> tuple[int, float, float]:
     """Post one message; its id, when it was posted and when the idle client got it."""
     posted_at = time.monotonic()
     message_id = await post(s.api, user, text)
@@ -66,7 +70,9 @@ async def test_live_delivery_is_not_held_behind_a_replay_storm(
     gateway = s.gateway_urls[0]
     user, returning = await new_user(s.api), await new_user(s.api)
     idle = ChatSocket("idle", gateway, user, s.api, send_last_id=False, reconnection=False)
-    storm = [ChatSocket(f"storm{i}", gateway, returning, s.api, reconnection=False) for i in range(STORM)]
+    storm = [
+        ChatSocket(f"storm{i}", gateway, returning, s.api, reconnection=False) for i in range(STORM)
+    ]
     finished = [stamp_arrivals(client, RECOVERED, client._on_recovered) for client in storm]
     try:
         await idle.connect()
@@ -98,17 +104,22 @@ async def test_live_delivery_is_not_held_behind_a_replay_storm(
             assert client.socket_ids == expected, f"{client.name}: every id once, in order"
             handed_over = int(event.last_id)
             assert all(i <= handed_over for i in client.socket_ids[: event.at_index])
-            assert all(i > handed_over for i in client.socket_ids[event.at_index :]), "recovery, then live"
-        assert done_when_live < STORM, "the live message reached the idle client before the replays finished"
+            assert all(i > handed_over for i in client.socket_ids[event.at_index :]), (
+                "recovery, then live"
+            )
+        assert done_when_live < STORM, (
+            "the live message reached the idle client before the replays finished"
+        )
 
         quiet = statistics.median(baseline)
         during = live_at - posted_at
         attack_report(
             "lastId reconnect storm",
             f"live delivery {during * 1000:.0f} ms during {STORM} replays of {BACKLOG} vs "
-            f"{quiet * 1000:.0f} ms quiet (x{during / quiet:.1f}); {done_when_live}/{STORM} replays "
-            f"done by then, all after {(replays_done - posted_at) * 1000:.0f} ms",
+            f"{quiet * 1000:.0f} ms quiet (x{during / quiet:.1f}); {done_when_live}/{STORM} "
+            f"replays done by then, all after {(replays_done - posted_at) * 1000:.0f} ms",
         )
     finally:
-        await asyncio.gather(idle.close(), *(client.close() for client in storm), return_exceptions=True)
-
+        await asyncio.gather(
+            idle.close(), *(client.close() for client in storm), return_exceptions=True
+        )

@@ -107,7 +107,9 @@ class Launched:
                 f"launcher exited with {self.proc.returncode} before printing {text!r}:\n"
                 + "\n".join(lines[-20:])
             )
-            assert time.monotonic() < deadline, f"no {text!r} from the launcher:\n" + "\n".join(lines[-20:])
+            assert time.monotonic() < deadline, f"no {text!r} from the launcher:\n" + "\n".join(
+                lines[-20:]
+            )
             await asyncio.sleep(0.1)  # wait-ok: polling another process's output with a deadline
 
     async def wait_exit(self, timeout: float = 30.0) -> int:
@@ -160,7 +162,9 @@ def is_stack_child(pid: int) -> bool:
 
 
 @asynccontextmanager
-async def launched_stack(kind: str, extra_env: dict[str, str] | None = None) -> AsyncIterator[Launched]:
+async def launched_stack(
+    kind: str, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Launched]:
     """`python -m stack` on free ports, its own database, channel and log folder."""
     run_id = uuid.uuid4().hex
     db_name = f"chat_launcher_{run_id}"
@@ -191,8 +195,13 @@ async def launched_stack(kind: str, extra_env: dict[str, str] | None = None) -> 
     proc = spawn_launcher(env, output_path)
     host = "http://127.0.0.1"
     launched = Launched(
-        proc, output_path, log_dir, f"{host}:{lb}", f"{host}:{api}",
-        tuple(f"{host}:{port}" for port in gateways), env,
+        proc,
+        output_path,
+        log_dir,
+        f"{host}:{lb}",
+        f"{host}:{api}",
+        tuple(f"{host}:{port}" for port in gateways),
+        env,
     )
     try:
         await launched.wait_line("all services are ready", timeout=START_TIMEOUT)

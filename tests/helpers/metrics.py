@@ -11,7 +11,9 @@ from tests.helpers.processes import ServiceProcess
 SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
 
 
-async def scrape(http: aiohttp.ClientSession, base_url: str) -> dict[tuple[str, frozenset[str]], float]:
+async def scrape(
+    http: aiohttp.ClientSession, base_url: str
+) -> dict[tuple[str, frozenset[str]], float]:
     """Parse a Prometheus text page into {(name, labels): value}."""
     async with http.get(f"{base_url}/metrics") as response:
         assert response.status == 200

@@ -78,7 +78,9 @@ async def test_a_deleted_accounts_posts_fail_alone_and_fifty_concurrent_posts_al
 
 
 @pytest.mark.security
-async def test_a_deleted_accounts_token_is_refused_by_every_route(chat_stack: ChatStack, api: Api) -> None:
+async def test_a_deleted_accounts_token_is_refused_by_every_route(
+    chat_stack: ChatStack, api: Api
+) -> None:
     _local(chat_stack)
     user = await sign_up_and_in(api)
     await _delete_row(chat_stack, user)
@@ -95,7 +97,9 @@ async def test_a_deleted_accounts_token_is_refused_by_every_route(chat_stack: Ch
 async def test_deleting_ones_account_needs_the_password(chat_stack: ChatStack, api: Api) -> None:
     _local(chat_stack)
     user = await sign_up_and_in(api)
-    wrong = await api.request("DELETE", "/users/me", token=user.token, json={"password": "not-it-at-all"})
+    wrong = await api.request(
+        "DELETE", "/users/me", token=user.token, json={"password": "not-it-at-all"}
+    )
     assert_error(wrong, 403)
     assert_error(await api.request("DELETE", "/users/me", token=user.token, json={}), 400)
     assert_error(await api.request("DELETE", "/users/me", json={"password": user.password}), 401)
@@ -111,7 +115,9 @@ async def test_a_deleted_account_is_revoked_everywhere_and_its_messages_stay(
     said = await api.send(user, "a message that others answered")
     answer = await api.send(other, "an answer")
 
-    deleted = await api.request("DELETE", "/users/me", token=user.token, json={"password": user.password})
+    deleted = await api.request(
+        "DELETE", "/users/me", token=user.token, json={"password": user.password}
+    )
     assert deleted.status == 204, deleted.text
 
     assert not await _account_exists(chat_stack, user)
@@ -140,17 +146,28 @@ async def api_without_redis(chat_stack: ChatStack) -> AsyncIterator[str]:
     port = free_port()
     assert chat_stack.log_dir is not None
     # The per-address limit is off so the revocation, not the limiter, meets Redis first.
-    env = {**os.environ, **chat_stack.service_env, "PORT": str(port), "REDIS_URL": dead_redis,
-           "MIGRATE_ON_START": "false", "RATE_LIMIT_AUTH_PER_MINUTE": "0"}
+    env = {
+        **os.environ,
+        **chat_stack.service_env,
+        "PORT": str(port),
+        "REDIS_URL": dead_redis,
+        "MIGRATE_ON_START": "false",
+        "RATE_LIMIT_AUTH_PER_MINUTE": "0",
+    }
     proc = ManagedProcess(
-        "api-no-redis", [sys.executable, "-m", "services.api_service"], env,
-        Path(chat_stack.log_dir) / "api-no-redis.log", REPO_ROOT,
+        "api-no-redis",
+        [sys.executable, "-m", "services.api_service"],
+        env,
+        Path(chat_stack.log_dir) / "api-no-redis.log",
+        REPO_ROOT,
     )
     proc.start()
     try:
         url = f"http://127.0.0.1:{port}"
         # /readyz reports Redis down by design; liveness is what this test needs.
-        await asyncio.to_thread(wait_http_ok, proc, f"{url}/healthz", asyncio.get_running_loop().time() + 30)
+        await asyncio.to_thread(
+            wait_http_ok, proc, f"{url}/healthz", asyncio.get_running_loop().time() + 30
+        )
         yield url
     finally:
         await asyncio.to_thread(proc.stop)

@@ -64,7 +64,9 @@ async def admin_sign_in(
 async def test_admin_sign_in_is_throttled_per_client_address(
     admin_gateway: str, attack_report: Callable[[str, str], None]
 ) -> None:
-    guesses = [await admin_sign_in(admin_gateway, f"guess {i}", "127.0.0.2") for i in range(MAX_FAILURES)]
+    guesses = [
+        await admin_sign_in(admin_gateway, f"guess {i}", "127.0.0.2") for i in range(MAX_FAILURES)
+    ]
     assert all("authentication failed" in answer for answer in guesses), guesses
 
     # Locked out now, even with the right password and a forged X-Forwarded-For
@@ -74,8 +76,11 @@ async def test_admin_sign_in_is_throttled_per_client_address(
         await admin_sign_in(admin_gateway, PASSWORD, "127.0.0.2", forwarded_for="203.0.113.9"),
     ]
     assert all("too many failed sign-ins" in answer for answer in locked), locked
-    assert await admin_sign_in(admin_gateway, PASSWORD, "127.0.0.3") == "ok", "other addresses still sign in"
+    assert await admin_sign_in(admin_gateway, PASSWORD, "127.0.0.3") == "ok", (
+        "other addresses still sign in"
+    )
     attack_report(
         "admin UI password guessing",
-        f"{MAX_FAILURES} guesses per address and window, then refused (also with a forged X-Forwarded-For)",
+        f"{MAX_FAILURES} guesses per address and window, then refused (also with a forged "
+        "X-Forwarded-For)",
     )

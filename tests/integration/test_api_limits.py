@@ -62,9 +62,9 @@ async def test_a_sign_in_burst_beyond_the_hashing_bound_gets_quick_503s(
         statuses = Counter(reply.status for reply in replies)
         attack_report(
             "sign-in burst vs the hashing queue",
-            f"{statuses[503]} of {burst} concurrent sign-ins refused with 503, {statuses[401]} hashed "
-            f"(bound 4 pending), burst over in {burst_s:.2f} s; /healthz {health_ms:.0f} ms during it; "
-            f"the real user's sign-in after it {real_ms:.0f} ms",
+            f"{statuses[503]} of {burst} concurrent sign-ins refused with 503, {statuses[401]} "
+            f"hashed (bound 4 pending), burst over in {burst_s:.2f} s; /healthz {health_ms:.0f} "
+            f"ms during it; the real user's sign-in after it {real_ms:.0f} ms",
         )
         assert set(statuses) <= {401, 503}, statuses
         assert statuses[503] > 0, f"no sign-in was refused: {statuses}"
@@ -78,7 +78,15 @@ async def test_a_sign_in_burst_beyond_the_hashing_bound_gets_quick_503s(
 
 # ------------------------------------------------------------------------ web headers
 
-PAGES = ["/", "/static/app.js", "/static/style.css", "/docs", "/openapi.json", "/messages", "/no-such-page"]
+PAGES = [
+    "/",
+    "/static/app.js",
+    "/static/style.css",
+    "/docs",
+    "/openapi.json",
+    "/messages",
+    "/no-such-page",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -95,7 +103,9 @@ async def test_every_response_carries_the_browser_protections(api: Api, path: st
     assert "python" not in headers.get("Server", "").lower()
 
 
-async def test_the_chat_page_may_run_only_its_own_scripts_and_talk_only_to_its_origin(api: Api) -> None:
+async def test_the_chat_page_may_run_only_its_own_scripts_and_talk_only_to_its_origin(
+    api: Api,
+) -> None:
     reply = await api.request("GET", "/")
     assert reply.status == 200
     directives = {
@@ -137,25 +147,38 @@ async def test_a_history_read_flood_is_limited_per_user_and_bounded_per_process(
         api = Api(burst_http, url)
         reader, bystander = await sign_up_and_in(api), await sign_up_and_in(api)
         for start in range(0, 500, 50):  # at least one full page of history exists
-            await asyncio.gather(*(api.post_message(reader, f"history {i} " + "x" * 200) for i in range(start, start + 50)))
+            await asyncio.gather(
+                *(
+                    api.post_message(reader, f"history {i} " + "x" * 200)
+                    for i in range(start, start + 50)
+                )
+            )
 
         flood = 200
         started = time.perf_counter()
         replies = await asyncio.gather(
-            *(api.request("GET", "/messages", token=reader.token, params={"limit": "500"}) for _ in range(flood))
+            *(
+                api.request("GET", "/messages", token=reader.token, params={"limit": "500"})
+                for _ in range(flood)
+            )
         )
         flood_s = time.perf_counter() - started
-        served = await api.request("GET", "/messages", token=bystander.token, params={"limit": "500"})
+        served = await api.request(
+            "GET", "/messages", token=bystander.token, params={"limit": "500"}
+        )
 
         statuses = Counter(reply.status for reply in replies)
         pulled = sum(len(reply.text) for reply in replies if reply.status == 200)
         attack_report(
             "history read flood (200 x limit=500, one user)",
-            f"{statuses[200]} served ({pulled / 1e6:.1f} MB), {statuses[429]} refused 429 (per-user rows), "
-            f"{statuses[503]} refused 503 (per-process bound) in {flood_s:.2f} s; another user's read: {served.status}",
+            f"{statuses[200]} served ({pulled / 1e6:.1f} MB), {statuses[429]} refused 429 "
+            f"(per-user rows), {statuses[503]} refused 503 (per-process bound) in {flood_s:.2f} s; "
+            f"another user's read: {served.status}",
         )
         assert set(statuses) <= {200, 429, 503}, statuses
-        assert statuses[200] * 500 <= HISTORY_ROWS_PER_MINUTE * 1.2, statuses  # a minute edge may let a little more
+        assert statuses[200] * 500 <= HISTORY_ROWS_PER_MINUTE * 1.2, (
+            statuses
+        )  # a minute edge may let a little more
         assert statuses[429] > 0
         limited = next(reply for reply in replies if reply.status == 429)
         assert_error(limited, 429)

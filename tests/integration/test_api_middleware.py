@@ -19,7 +19,9 @@ FIXED_ALLOWED_HEADERS = {"authorization", "content-type", "x-request-id"}
 
 
 def _cors_headers(headers) -> dict[str, str]:
-    return {name: value for name, value in headers.items() if name.lower().startswith("access-control-")}
+    return {
+        name: value for name, value in headers.items() if name.lower().startswith("access-control-")
+    }
 
 
 async def test_a_preflight_is_answered_with_the_fixed_header_list(api: Api) -> None:
@@ -51,7 +53,9 @@ async def test_a_preflight_for_a_method_not_allowed_is_refused(api: Api, method:
     assert _cors_headers(reply.headers) == {}
 
 
-async def test_a_preflight_from_an_origin_not_allowed_is_refused_without_cors_headers(api: Api) -> None:
+async def test_a_preflight_from_an_origin_not_allowed_is_refused_without_cors_headers(
+    api: Api,
+) -> None:
     reply = await api.request(
         "OPTIONS",
         "/messages",
@@ -136,8 +140,8 @@ async def test_a_body_sent_one_byte_a_second_ends_with_408(
         attack_report(
             "slow request body (1 byte/s)",
             f"{SLOW_SENDERS} trickled POSTs answered 408 after at most {seconds:.1f} s "
-            f"({sent} bytes sent, REQUEST_BODY_TIMEOUT_SECONDS={BODY_TIMEOUT_SECONDS}, DB_POOL_MAX=2); "
-            f"a normal post got {post.status} and /healthz {health.status} meanwhile",
+            f"({sent} bytes sent, REQUEST_BODY_TIMEOUT_SECONDS={BODY_TIMEOUT_SECONDS}, "
+            f"DB_POOL_MAX=2); a normal post got {post.status} and /healthz {health.status} meanwhile",
         )
         assert sent < TRICKLE_BYTES
 
@@ -146,7 +150,9 @@ async def test_a_body_sent_one_byte_a_second_ends_with_408(
 
 MALFORMED = [
     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
-    b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(200)) + b"\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    + b"".join(b"X-%d: a\r\n" % i for i in range(200))
+    + b"\r\n",
     b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n",
     b"POST /messages HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",

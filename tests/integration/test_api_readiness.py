@@ -24,7 +24,12 @@ async def test_the_api_is_ready_and_posts_while_redis_is_unreachable(
         post = await api.post_message(user, "posted while Redis is down")
 
         assert ready.status == 200, ready.text
-        assert {**ready.body, "pid": None} == {"status": "ready", "postgres": "ok", "redis": "degraded", "pid": None}
+        assert {**ready.body, "pid": None} == {
+            "status": "ready",
+            "postgres": "ok",
+            "redis": "degraded",
+            "pid": None,
+        }
         assert post.status == 201, post.text
         attack_report(
             "Redis down, API readiness",

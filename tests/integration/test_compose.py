@@ -29,8 +29,17 @@ from tests.helpers.stack import ChatStack
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 # What a developer shell or `make compose-test` may set; the defaults are what is checked.
 OVERRIDES = {
-    "LB_PORT", "COMPOSE_FILE", "JWT_SECRET", "LB_ADDRESS", "CHAT_SUBNET", "CHAT_IMAGE",
-    "POSTGRES_IMAGE", "REDIS_IMAGE", "HAPROXY_IMAGE", "PYTHON_IMAGE", "NODE_IMAGE",
+    "LB_PORT",
+    "COMPOSE_FILE",
+    "JWT_SECRET",
+    "LB_ADDRESS",
+    "CHAT_SUBNET",
+    "CHAT_IMAGE",
+    "POSTGRES_IMAGE",
+    "REDIS_IMAGE",
+    "HAPROXY_IMAGE",
+    "PYTHON_IMAGE",
+    "NODE_IMAGE",
 }
 
 
@@ -162,9 +171,13 @@ async def docker(*args: str) -> str:
 async def containers(service: str) -> list[str]:
     """Ids of the running containers of one compose service, in a stable order."""
     out = await docker(
-        "ps", "-q", "--no-trunc",
-        "--filter", f"label=com.docker.compose.project={PROJECT}",
-        "--filter", f"label=com.docker.compose.service={service}",
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        f"label=com.docker.compose.project={PROJECT}",
+        "--filter",
+        f"label=com.docker.compose.service={service}",
     )
     return sorted(out.split())
 
@@ -203,8 +216,11 @@ async def replica_holding(sid: str) -> str:
     while True:
         for container in await containers("realtime"):
             proc = await asyncio.create_subprocess_exec(
-                "docker", "logs", container,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                "docker",
+                "logs",
+                container,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
             )
             out, _ = await proc.communicate()
             if any(sid in line and '"connected"' in line for line in out.decode().splitlines()):
@@ -223,9 +239,7 @@ async def test_compose_runs_three_healthy_gateway_replicas() -> None:
 
 
 @live
-async def test_compose_fans_out_across_all_replicas(
-    lb_api: Api, sockets: SocketFactory
-) -> None:
+async def test_compose_fans_out_across_all_replicas(lb_api: Api, sockets: SocketFactory) -> None:
     """A post through the load balancer reaches clients on every replica and on the LB."""
     sender = await sign_up_and_in(lb_api)
     reader = await sign_up_and_in(lb_api)
@@ -240,7 +254,9 @@ async def test_compose_fans_out_across_all_replicas(
         assert await sock.next_message(by_owner(sender)) == sent
 
 
-async def no_loss(lb_url: str, name: str, fault: Callable[[list[ChatSocket]], Awaitable[None]]) -> None:
+async def no_loss(
+    lb_url: str, name: str, fault: Callable[[list[ChatSocket]], Awaitable[None]]
+) -> None:
     """Two counting clients per replica and one through the LB; a steady writer; one fault.
 
     Every client must end up holding every acknowledged message (live, replayed with

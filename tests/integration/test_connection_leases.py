@@ -28,8 +28,10 @@ async def test_renewal_extends_every_live_lease_across_chunks_and_revives_none(
     try:
         for user, sid in ((ann, "a1"), (ann, "a2"), (ann, "a3"), (bob, "b1"), (bob, "b2")):
             assert await leases.admit(user, sid) is Admission.ADMITTED
-        admitted = {sid: await client.zscore(keys.connections(user), sid)
-                    for user, sid in ((ann, "a1"), (ann, "a2"), (bob, "b1"), (bob, "b2"))}
+        admitted = {
+            sid: await client.zscore(keys.connections(user), sid)
+            for user, sid in ((ann, "a1"), (ann, "a2"), (bob, "b1"), (bob, "b2"))
+        }
         await client.zrem(keys.connections(ann), "a3")  # its lease lapsed meanwhile
         await client.persist(keys.connections(bob))
 

@@ -12,7 +12,9 @@ import pytest
 
 from services.api_service.db.pool import FairPool
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 CONNECTIONS = 4
 
 
@@ -25,7 +27,9 @@ async def raw_pool() -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-async def test_no_request_gets_a_connection_before_one_that_asked_earlier(raw_pool: asyncpg.Pool) -> None:
+async def test_no_request_gets_a_connection_before_one_that_asked_earlier(
+    raw_pool: asyncpg.Pool,
+) -> None:
     """Four times more requests than connections, each running queries back to back.
 
     asyncpg's pool alone lets a newcomer take a connection that was just handed to a

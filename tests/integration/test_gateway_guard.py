@@ -35,7 +35,9 @@ def local_only(chat_stack: ChatStack) -> None:
     require_local(chat_stack)
 
 
-async def flood_binary(ws: aiohttp.ClientWebSocketResponse, frames: int) -> tuple[int, aiohttp.WSMessage]:
+async def flood_binary(
+    ws: aiohttp.ClientWebSocketResponse, frames: int
+) -> tuple[int, aiohttp.WSMessage]:
     """Send up to `frames` 60 KB binary frames until the server closes; (frames sent, the close)."""
     closing = asyncio.ensure_future(wait_closed(ws))
     sent = 0
@@ -75,7 +77,8 @@ async def test_binary_attachments_are_refused_and_memory_stays_flat(
     assert grown < 8 * MB, f"gateway grew {grown / MB:.1f} MB"
     attack_report(
         "binary flood (WebSocket)",
-        f"gateway RSS {grown / MB:+.1f} MB after {sent} x 60 KB frames sent (limit 8 MB), connection closed 1008",
+        f"gateway RSS {grown / MB:+.1f} MB after {sent} x 60 KB frames sent (limit 8 MB), "
+        "connection closed 1008",
     )
 
 
@@ -84,7 +87,10 @@ async def test_binary_events_over_long_polling_are_refused(
 ) -> None:
     user: User = await new_user()
     async with gateway_process(chat_stack, "rt-binary-polling", {}) as gateway:
-        for body in ('451-["x",{"_placeholder":true,"num":0}]', "b" + base64.b64encode(b"\x01\x02").decode()):
+        for body in (
+            '451-["x",{"_placeholder":true,"num":0}]',
+            "b" + base64.b64encode(b"\x01\x02").decode(),
+        ):
             sid = await polling_handshake(http, gateway)
             url = f"{gateway.polling_url}&sid={sid}"
             async with http.post(url, data="40" + json.dumps({"token": user.token})) as reply:
@@ -113,13 +119,17 @@ async def test_sessions_that_never_connect_are_closed_and_capped_per_address(
             over_cap_body = await over_cap.json(content_type=None)
         # Another client behind the trusted load balancer has its own allowance.
         other = await polling_handshake(http, gateway, **{"X-Forwarded-For": "198.51.100.7"})
-        other_poll_reply = asyncio.ensure_future(poll_once(http, f"{gateway.polling_url}&sid={other}"))
+        other_poll_reply = asyncio.ensure_future(
+            poll_once(http, f"{gateway.polling_url}&sid={other}")
+        )
         # None of them sends a namespace CONNECT: each is closed by the gateway.
         closes = await asyncio.gather(*(wait_closed(ws) for ws in held))
         alive = sum(1 for ws in held if not ws.closed)
         other_poll = await asyncio.wait_for(other_poll_reply, CONNECT_TIMEOUT)
         again = await polling_handshake(http, gateway)  # the address's sessions were released
-        timed_out = await metric_value(http, gateway, 'chat_inbound_refusals_total{reason="connect_timeout"}')
+        timed_out = await metric_value(
+            http, gateway, 'chat_inbound_refusals_total{reason="connect_timeout"}'
+        )
     assert over_cap_status == 429, over_cap_body
     assert over_cap_body["code"] == "too_many_sessions"
     assert all(close.type == aiohttp.WSMsgType.CLOSE for close in closes)
@@ -160,7 +170,17 @@ async def poll_once(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
         return reply.status, await reply.text()
 
 
-MALFORMED_FRAMES = ["4garbage", "42[", "9", "x", "0", "4" + "[" * 50_000, '42["a",' * 5_000, "4[1]", "44/x,"]
+MALFORMED_FRAMES = [
+    "4garbage",
+    "42[",
+    "9",
+    "x",
+    "0",
+    "4" + "[" * 50_000,
+    '42["a",' * 5_000,
+    "4[1]",
+    "44/x,",
+]
 CLIENTS_PER_FRAME = 5
 
 
@@ -187,7 +207,9 @@ async def test_malformed_frames_close_the_client_with_one_log_line_at_most(
         async with http.get(f"{gateway.polling_url}&sid={sid}") as reply:
             poll_status = reply.status
         sent += 1
-        refused = await metric_value(http, gateway, 'chat_inbound_refusals_total{reason="malformed"}')
+        refused = await metric_value(
+            http, gateway, 'chat_inbound_refusals_total{reason="malformed"}'
+        )
         await asyncio.sleep(0.5)  # the log is written by another process; give it a moment to flush
         per_frame = (gateway.log_size() - log_before) / sent
         text = gateway.log_path.read_text(errors="replace")
@@ -195,7 +217,10 @@ async def test_malformed_frames_close_the_client_with_one_log_line_at_most(
     assert refused == len(MALFORMED_FRAMES) * CLIENTS_PER_FRAME + 1
     assert "Traceback" not in text
     assert per_frame < 200, f"{per_frame:.0f} log bytes per malformed frame"
-    attack_report("malformed frames", f"{per_frame:.0f} log bytes per malformed frame ({sent} frames), each client closed")
+    attack_report(
+        "malformed frames",
+        f"{per_frame:.0f} log bytes per malformed frame ({sent} frames), each client closed",
+    )
 
 
 HEALTH_SAMPLES = 20
@@ -231,7 +256,9 @@ async def flood_events(ws: aiohttp.ClientWebSocketResponse) -> int:
     return sent
 
 
-async def healthz_under_flood(http: aiohttp.ClientSession, gateway: Gateway, token: str) -> tuple[float, float, bool]:
+async def healthz_under_flood(
+    http: aiohttp.ClientSession, gateway: Gateway, token: str
+) -> tuple[float, float, bool]:
     """(/healthz idle, /healthz under an event flood, whether the flooding client was closed)."""
     idle = await healthz_latency(http, gateway, HEALTH_SAMPLES)
     ws = await open_raw_session(http, gateway.url, token)
@@ -256,7 +283,9 @@ async def test_an_event_flood_disconnects_the_client_and_spares_the_loop(
 ) -> None:
     user: User = await new_user()
     async with (
-        gateway_process(chat_stack, "rt-flood-unlimited", {"INBOUND_PACKETS_PER_SECOND": "0"}) as unlimited,
+        gateway_process(
+            chat_stack, "rt-flood-unlimited", {"INBOUND_PACKETS_PER_SECOND": "0"}
+        ) as unlimited,
         gateway_process(chat_stack, "rt-flood-limited", {}) as limited,
     ):
         bystander = await sockets.connect(user.token, limited.url)
@@ -271,7 +300,8 @@ async def test_an_event_flood_disconnects_the_client_and_spares_the_loop(
     attack_report(
         "event flood",
         f"/healthz under flood / idle: {ratio_before:.1f}x without the inbound limit "
-        f"({loaded_before * 1000:.0f} ms), {ratio_after:.1f}x with it ({loaded_after * 1000:.0f} ms); flooder closed",
+        f"({loaded_before * 1000:.0f} ms), {ratio_after:.1f}x with it ({loaded_after * 1000:.0f} "
+        "ms); flooder closed",
     )
 
 
@@ -282,7 +312,9 @@ async def test_an_oversized_polling_post_is_refused_at_once(
         sid = await polling_handshake(http, gateway)
         url = f"{gateway.polling_url}&sid={sid}"
         started = time.monotonic()
-        async with http.post(url, data="4" + "x" * 70_000, timeout=aiohttp.ClientTimeout(total=10)) as reply:
+        async with http.post(
+            url, data="4" + "x" * 70_000, timeout=aiohttp.ClientTimeout(total=10)
+        ) as reply:
             status, body = reply.status, await reply.json(content_type=None)
         took = time.monotonic() - started
         async with http.get(url) as reply:
@@ -293,13 +325,17 @@ async def test_an_oversized_polling_post_is_refused_at_once(
     attack_report("70 KB polling POST", f"413 in {took * 1000:.0f} ms, session closed")
 
 
-async def test_no_gateway_response_names_the_framework(chat_stack: ChatStack, http: aiohttp.ClientSession) -> None:
+async def test_no_gateway_response_names_the_framework(
+    chat_stack: ChatStack, http: aiohttp.ClientSession
+) -> None:
     url = chat_stack.gateway_urls[0]
     seen = []
     for path in ("/healthz", "/metrics", "/nowhere", "/socket.io/?EIO=4&transport=polling"):
         async with http.get(url + path) as reply:
             seen.append(reply.headers.get("Server", ""))
-    ws = await http.ws_connect(url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket")
+    ws = await http.ws_connect(
+        url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    )
     try:
         assert ws._response is not None
         seen.append(ws._response.headers.get("Server", ""))

@@ -28,9 +28,17 @@ JWT_SECRET = secrets.token_urlsafe(32)
 
 
 def gateway_settings(channel: str) -> RealtimeSettings:
-    return RealtimeSettings.from_env(Env({
-        "APP_ENV": "test", "JWT_SECRET": JWT_SECRET, "REDIS_URL": REDIS_URL, "SOCKETIO_CHANNEL": channel, "REPLICA_NAME": channel,
-    }))
+    return RealtimeSettings.from_env(
+        Env(
+            {
+                "APP_ENV": "test",
+                "JWT_SECRET": JWT_SECRET,
+                "REDIS_URL": REDIS_URL,
+                "SOCKETIO_CHANNEL": channel,
+                "REPLICA_NAME": channel,
+            }
+        )
+    )
 
 
 async def test_two_gateways_in_one_process_share_nothing_and_leave_no_task() -> None:
@@ -49,14 +57,20 @@ async def test_two_gateways_in_one_process_share_nothing_and_leave_no_task() -> 
         assert first.tasks is not second.tasks
         assert first.uncorker is not second.uncorker
         assert first.idle_writer_state is not second.idle_writer_state
-        assert first.idle_writer_state.values["_send_lock"] is not second.idle_writer_state.values["_send_lock"]
+        assert (
+            first.idle_writer_state.values["_send_lock"]
+            is not second.idle_writer_state.values["_send_lock"]
+        )
 
         token = issue_token(Identity(user_id=str(uuid.uuid4()), name="Iso"), JWT_SECRET, 300)
         for server in servers:
             socket = ChatSocket("isolation", http=aiohttp.ClientSession(), reconnection=False)
             sockets.append(socket)
             await socket.sio.connect(
-                str(server.make_url("/")), auth={"token": token}, transports=["websocket"], wait_timeout=10
+                str(server.make_url("/")),
+                auth={"token": token},
+                transports=["websocket"],
+                wait_timeout=10,
             )
         for index, channel in enumerate(channels):
             await redis.publish(channel, emit_packet({"_id": "1", "text": f"to {index}"}, 1, 0))
@@ -75,5 +89,7 @@ async def test_two_gateways_in_one_process_share_nothing_and_leave_no_task() -> 
         await redis.aclose()
     assert all(len(server.app[SIO].eio.tasks) == 0 for server in servers)
     await asyncio.sleep(0)  # let cancelled tasks' done-callbacks run
-    left = {task for task in asyncio.all_tasks() - before if not task.done()} - {asyncio.current_task()}
+    left = {task for task in asyncio.all_tasks() - before if not task.done()} - {
+        asyncio.current_task()
+    }
     assert not left, f"tasks left running after shutdown: {left}"

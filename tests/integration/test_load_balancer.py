@@ -79,7 +79,10 @@ async def account(direct: Api) -> User:
     headers = {"X-Forwarded-For": f"198.18.{n >> 8}.{n & 0xFF}"}
     email, password = unique_email("edge"), f"pw-{uuid.uuid4().hex}"
     up = await direct.request(
-        "POST", "/signup", json={"name": "Edge", "email": email, "password": password}, headers=headers
+        "POST",
+        "/signup",
+        json={"name": "Edge", "email": email, "password": password},
+        headers=headers,
     )
     assert up.status == 201, up.text
     signin = await direct.request(
@@ -129,14 +132,18 @@ async def test_a_token_in_the_query_string_reaches_no_log(
     await edge.request("GET", "/messages", params={"token": user.token, "limit": "1"})
 
     # HAProxy logs a request when it ends: the handshake, the CONNECT and the polls.
-    await wait_until(lambda: socketio_log_lines(lb_stack) >= logged_before + 2, "HAProxy's log lines")
+    await wait_until(
+        lambda: socketio_log_lines(lb_stack) >= logged_before + 2, "HAProxy's log lines"
+    )
     signature = user.token.rsplit(".", 1)[1]
     leaks = {
         path.name: text.count(signature)
         for path in log_files(lb_stack)
         if signature in (text := path.read_text(errors="replace"))
     }
-    attack_report("token in query string", f"log files holding the token: {len(leaks)} {leaks or ''}")
+    attack_report(
+        "token in query string", f"log files holding the token: {len(leaks)} {leaks or ''}"
+    )
     assert not leaks, f"the token was logged in {leaks}"
 
 
@@ -182,7 +189,9 @@ async def test_a_victim_named_in_spoofed_headers_is_not_locked_out(
         )
 
     connector = aiohttp.TCPConnector(local_addr=(VICTIM_ADDRESS, 0))
-    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as http:
+    async with aiohttp.ClientSession(
+        connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+    ) as http:
         reply = await Api(http, lb_stack.lb_url).signin(victim.email, victim.password)
     attack_report(
         "X-Forwarded-For victim lock-out",
@@ -213,9 +222,12 @@ async def test_refused_metrics_is_a_json_error(edge: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/healthz", "/", "/openapi.json", "/socket.io/?EIO=4&transport=polling", "/no-such-page"]
+    "path",
+    ["/healthz", "/", "/openapi.json", "/socket.io/?EIO=4&transport=polling", "/no-such-page"],
 )
-async def test_no_response_names_the_software_behind_it(lb_stack: ChatStack, edge: Api, path: str) -> None:
+async def test_no_response_names_the_software_behind_it(
+    lb_stack: ChatStack, edge: Api, path: str
+) -> None:
     async with edge.http.get(lb_stack.lb_url + path) as resp:
         await resp.read()
         assert "Server" not in resp.headers, resp.headers.get("Server")

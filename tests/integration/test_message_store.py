@@ -28,7 +28,9 @@ from services.api_service.db.migrate import available_migrations, migrate
 from tests.helpers.rest import Api, User
 from tests.helpers.stack import ChatStack, create_database, drop_database
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @pytest.fixture
@@ -57,25 +59,34 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def new_user(conn: asyncpg.Connection) -> str:
-    return str(await conn.fetchval(
-        "INSERT INTO users (name, email, password_hash) VALUES ('ann', $1, 'x') RETURNING id",
-        f"{uuid.uuid4().hex}@example.com",
-    ))
+    return str(
+        await conn.fetchval(
+            "INSERT INTO users (name, email, password_hash) VALUES ('ann', $1, 'x') RETURNING id",
+            f"{uuid.uuid4().hex}@example.com",
+        )
+    )
 
 
 def message(owner: str, client_id: str, text: str) -> NewMessage:
     return NewMessage(client_id=client_id, owner=owner, user_name="ann", text=text)
 
 
-async def test_batch_stores_new_keys_once_and_returns_stored_rows_for_retries(conn: asyncpg.Connection) -> None:
+async def test_batch_stores_new_keys_once_and_returns_stored_rows_for_retries(
+    conn: asyncpg.Connection,
+) -> None:
     owner = await new_user(conn)
     old, a, b = (str(uuid.uuid4()) for _ in range(3))
     [first] = await insert_messages(conn, [message(owner, old, "stored before")])
 
-    results = await insert_messages(conn, [
-        message(owner, a, "a"), message(owner, old, "retry of an old one"),
-        message(owner, b, "b"), message(owner, a, "a again in the same batch"),
-    ])
+    results = await insert_messages(
+        conn,
+        [
+            message(owner, a, "a"),
+            message(owner, old, "retry of an old one"),
+            message(owner, b, "b"),
+            message(owner, a, "a again in the same batch"),
+        ],
+    )
 
     assert [r.created for r in results] == [True, False, True, False]
     assert results[1].message == first.message  # the stored text, not the retry's
@@ -104,11 +115,14 @@ async def test_commit_notifies_the_relay_only_when_something_new_was_stored(
         await listener.close()
 
 
-
-async def test_history_pages_carry_exactly_what_the_relay_broadcasts(conn: asyncpg.Connection) -> None:
+async def test_history_pages_carry_exactly_what_the_relay_broadcasts(
+    conn: asyncpg.Connection,
+) -> None:
     """REST history is built by SQL, broadcasts by StoredMessage.to_wire: the same bytes."""
     owner = await new_user(conn)
-    await insert_messages(conn, [message(owner, str(uuid.uuid4()), t) for t in ("a", "b <i>c</i>", "é")])
+    await insert_messages(
+        conn, [message(owner, str(uuid.uuid4()), t) for t in ("a", "b <i>c</i>", "é")]
+    )
     # A whole-second time: no fraction in the ISO string either way.
     await conn.execute("UPDATE messages SET created_at = '2026-01-02 03:04:05+00' WHERE text = 'a'")
 
@@ -119,7 +133,9 @@ async def test_history_pages_carry_exactly_what_the_relay_broadcasts(conn: async
     assert orjson.loads(orjson.dumps(history))[0]["createdAt"] == "2026-01-02T03:04:05+00:00"
 
 
-async def test_the_relay_saves_its_cursor_soon_after_publishing(chat_stack: ChatStack, api: Api, new_user) -> None:
+async def test_the_relay_saves_its_cursor_soon_after_publishing(
+    chat_stack: ChatStack, api: Api, new_user
+) -> None:
     """The cursor is saved lazily (no fsync wait, at most every 0.25 s) but it is saved."""
     if chat_stack.external:
         pytest.skip("reads the stack's database")
@@ -132,14 +148,22 @@ async def test_the_relay_saves_its_cursor_soon_after_publishing(chat_stack: Chat
         deadline = asyncio.get_running_loop().time() + 10
         saved = 0
         while saved < newest:
-            assert asyncio.get_running_loop().time() < deadline, f"cursor stuck at {saved} < {newest}"
-            saved = await conn.fetchval("SELECT last_published_id FROM relay_state WHERE name = 'socketio'")
-            await asyncio.sleep(0.05)  # wait-ok: polling the database with a deadline (no event exists)
+            assert asyncio.get_running_loop().time() < deadline, (
+                f"cursor stuck at {saved} < {newest}"
+            )
+            saved = await conn.fetchval(
+                "SELECT last_published_id FROM relay_state WHERE name = 'socketio'"
+            )
+            await asyncio.sleep(
+                0.05
+            )  # wait-ok: polling the database with a deadline (no event exists)
     finally:
         await conn.close()
 
 
-async def test_a_deleted_authors_message_fails_alone_and_the_batch_commits(conn: asyncpg.Connection) -> None:
+async def test_a_deleted_authors_message_fails_alone_and_the_batch_commits(
+    conn: asyncpg.Connection,
+) -> None:
     """One message of an account that no longer exists must not fail the others' posts."""
     ann, gone = await new_user(conn), await new_user(conn)
     await conn.execute("DELETE FROM users WHERE id = $1", gone)
@@ -181,15 +205,29 @@ async def test_names_and_images_stored_before_the_rules_are_cleaned() -> None:
             for migration in available_migrations():
                 if migration.version < 5:
                     await conn.execute(migration.sql)
-                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)", migration.version, migration.name)
-            owner = str(await conn.fetchval(
-                "INSERT INTO users (name, email, password_hash) VALUES ($1, 'm@x.io', 'x') RETURNING id",
-                "<img src=x onerror=alert(1)>",
-            ))
-            await insert_messages(conn, [NewMessage(
-                str(uuid.uuid4()), owner, "<img src=x onerror=alert(1)>",
-                '<b>hi</b><img src="https://tracker.example/p.gif">',
-            )])
+                    await conn.execute(
+                        "INSERT INTO schema_migrations VALUES ($1, $2)",
+                        migration.version,
+                        migration.name,
+                    )
+            owner = str(
+                await conn.fetchval(
+                    "INSERT INTO users (name, email, password_hash) VALUES ($1, 'm@x.io', 'x') "
+                    "RETURNING id",
+                    "<img src=x onerror=alert(1)>",
+                )
+            )
+            await insert_messages(
+                conn,
+                [
+                    NewMessage(
+                        str(uuid.uuid4()),
+                        owner,
+                        "<img src=x onerror=alert(1)>",
+                        '<b>hi</b><img src="https://tracker.example/p.gif">',
+                    )
+                ],
+            )
             assert 5 in await migrate(conn)
             assert await conn.fetchval("SELECT name FROM users") == "img src=x onerror=alert(1)"
             [page] = await history_page(conn, owner, limit=5) or [None]

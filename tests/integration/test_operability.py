@@ -19,8 +19,12 @@ from tests.helpers.stack import ChatStack, require_local
 
 
 async def test_metrics_move_while_messages_flow(
-    http: aiohttp.ClientSession, api: Api, chat_stack: ChatStack,
-    gateway_urls: tuple[str, str], new_user: Callable[..., Awaitable[User]], sockets: SocketFactory,
+    http: aiohttp.ClientSession,
+    api: Api,
+    chat_stack: ChatStack,
+    gateway_urls: tuple[str, str],
+    new_user: Callable[..., Awaitable[User]],
+    sockets: SocketFactory,
 ) -> None:
     if chat_stack.api_url == chat_stack.lb_url:
         pytest.skip("/metrics is not served through the load balancer (set CHAT_API_URL)")
@@ -40,7 +44,9 @@ async def test_metrics_move_while_messages_flow(
     async def relay_counted() -> dict[tuple[str, frozenset[str]], float]:
         while True:
             samples = await scrape(http, chat_stack.api_url)
-            if total(samples, "chat_relay_published_total") > total(api_before, "chat_relay_published_total"):
+            if total(samples, "chat_relay_published_total") > total(
+                api_before, "chat_relay_published_total"
+            ):
                 return samples
             await asyncio.sleep(0.05)  # wait-ok: polling another process's counter
 
@@ -63,8 +69,11 @@ async def test_metrics_move_while_messages_flow(
 
 
 async def test_logs_are_json_lines_with_request_ids_and_no_tokens(
-    http: aiohttp.ClientSession, api: Api, chat_stack: ChatStack,
-    new_user: Callable[..., Awaitable[User]], sockets: SocketFactory,
+    http: aiohttp.ClientSession,
+    api: Api,
+    chat_stack: ChatStack,
+    new_user: Callable[..., Awaitable[User]],
+    sockets: SocketFactory,
 ) -> None:
     require_local(chat_stack)
     user = await new_user()
@@ -73,11 +82,15 @@ async def test_logs_are_json_lines_with_request_ids_and_no_tokens(
         f"{chat_stack.api_url}/users/me", headers={**user.auth, "X-Request-ID": request_id}
     ) as response:
         assert response.status == 200 and response.headers["X-Request-ID"] == request_id
-    await sockets.connect(user.token, chat_stack.gateway_urls[0], auth_style="query", transports=["websocket"])
+    await sockets.connect(
+        user.token, chat_stack.gateway_urls[0], auth_style="query", transports=["websocket"]
+    )
     assert chat_stack.log_dir is not None
 
     def logged() -> str:
-        return "".join(p.read_text(errors="replace") for p in Path(chat_stack.log_dir).glob("*.log"))
+        return "".join(
+            p.read_text(errors="replace") for p in Path(chat_stack.log_dir).glob("*.log")
+        )
 
     async def wait_for_line() -> None:
         while request_id not in logged() or user.id not in logged():
@@ -91,18 +104,24 @@ async def test_logs_are_json_lines_with_request_ids_and_no_tokens(
 
 
 async def test_sign_in_is_limited_per_client_address_across_api_processes(
-    http: aiohttp.ClientSession, chat_stack: ChatStack, new_user: Callable[..., Awaitable[User]],
+    http: aiohttp.ClientSession,
+    chat_stack: ChatStack,
+    new_user: Callable[..., Awaitable[User]],
 ) -> None:
     require_local(chat_stack)
     user = await new_user()
     env = {"RATE_LIMIT_AUTH_PER_MINUTE": "3", "MIGRATE_ON_START": "false"}
-    async with extra_process(chat_stack, "services.api_service", env, "api-limited-1") as first, \
-            extra_process(chat_stack, "services.api_service", env, "api-limited-2") as second:
+    async with (
+        extra_process(chat_stack, "services.api_service", env, "api-limited-1") as first,
+        extra_process(chat_stack, "services.api_service", env, "api-limited-2") as second,
+    ):
         client = {"X-Forwarded-For": f"198.51.100.{uuid.uuid4().int % 250 + 1}"}
         statuses = []
         for url in (first, second, first, second):  # the count is shared through Redis
             async with http.post(
-                f"{url}/signin", json={"email": user.email, "password": user.password}, headers=client
+                f"{url}/signin",
+                json={"email": user.email, "password": user.password},
+                headers=client,
             ) as response:
                 statuses.append(response.status)
                 if response.status == 429:
@@ -112,22 +131,34 @@ async def test_sign_in_is_limited_per_client_address_across_api_processes(
         assert 1 <= retry_after <= 60 and body["code"] == "rate_limited"
         # Another client address is not affected.
         async with http.post(
-            f"{second}/signin", json={"email": user.email, "password": user.password},
+            f"{second}/signin",
+            json={"email": user.email, "password": user.password},
             headers={"X-Forwarded-For": "198.51.100.251"},
         ) as response:
             assert response.status == 200
 
 
 async def test_connections_per_user_are_capped_across_replicas(
-    chat_stack: ChatStack, new_user: Callable[..., Awaitable[User]], sockets: SocketFactory,
+    chat_stack: ChatStack,
+    new_user: Callable[..., Awaitable[User]],
+    sockets: SocketFactory,
 ) -> None:
     require_local(chat_stack)
     user = await new_user()
-    async with extra_process(
-        chat_stack, "services.realtime_service", {"MAX_CONNECTIONS_PER_USER": "2"}, "rt-capped-1"
-    ) as first, extra_process(
-        chat_stack, "services.realtime_service", {"MAX_CONNECTIONS_PER_USER": "2"}, "rt-capped-2"
-    ) as second:
+    async with (
+        extra_process(
+            chat_stack,
+            "services.realtime_service",
+            {"MAX_CONNECTIONS_PER_USER": "2"},
+            "rt-capped-1",
+        ) as first,
+        extra_process(
+            chat_stack,
+            "services.realtime_service",
+            {"MAX_CONNECTIONS_PER_USER": "2"},
+            "rt-capped-2",
+        ) as second,
+    ):
         kept = await sockets.connect(user.token, first, transports=["websocket"])
         await sockets.connect(user.token, second, transports=["websocket"])
         with pytest.raises(socketio.exceptions.ConnectionError):
@@ -143,29 +174,35 @@ def admin_client() -> socketio.AsyncClient:
 
 
 async def test_admin_ui_is_off_by_default_and_needs_its_credentials(
-    chat_stack: ChatStack, gateway_urls: tuple[str, str],
+    chat_stack: ChatStack,
+    gateway_urls: tuple[str, str],
 ) -> None:
     require_local(chat_stack)
     client = admin_client()
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await client.connect(gateway_urls[0], namespaces=["/admin"], auth={"username": "a", "password": "b"})
+        await client.connect(
+            gateway_urls[0], namespaces=["/admin"], auth={"username": "a", "password": "b"}
+        )
     await client.disconnect()
 
     env = {"ADMIN_UI_USERNAME": "ops", "ADMIN_UI_PASSWORD": "s3cret-admin"}
     async with extra_process(chat_stack, "services.realtime_service", env, "rt-admin") as url:
         wrong = admin_client()
         with pytest.raises(socketio.exceptions.ConnectionError):
-            await wrong.connect(url, namespaces=["/admin"], auth={"username": "ops", "password": "nope"})
+            await wrong.connect(
+                url, namespaces=["/admin"], auth={"username": "ops", "password": "nope"}
+            )
         await wrong.disconnect()
         right = admin_client()
         stats: asyncio.Queue[object] = asyncio.Queue()
         right.on("server_stats", stats.put_nowait, namespace="/admin")
         await right.connect(
-            url, namespaces=["/admin"], auth={"username": "ops", "password": "s3cret-admin"},
+            url,
+            namespaces=["/admin"],
+            auth={"username": "ops", "password": "s3cret-admin"},
             transports=["websocket"],
         )
         try:
             assert await asyncio.wait_for(stats.get(), 10)
         finally:
             await right.disconnect()
-

@@ -50,7 +50,9 @@ async def waiting_polls(http: aiohttp.ClientSession, gateway: str) -> float:
     raise AssertionError("the gateway does not export chat_long_polls_waiting")
 
 
-async def poll_in_flight(http: aiohttp.ClientSession, gateway: str, url: str) -> asyncio.Future[tuple[int, str]]:
+async def poll_in_flight(
+    http: aiohttp.ClientSession, gateway: str, url: str
+) -> asyncio.Future[tuple[int, str]]:
     """Start a long-poll on `url` and return once the gateway holds it open."""
     before = await waiting_polls(http, gateway)
     pending = asyncio.ensure_future(get(http, url))
@@ -60,7 +62,9 @@ async def poll_in_flight(http: aiohttp.ClientSession, gateway: str, url: str) ->
     return pending
 
 
-async def get(http: aiohttp.ClientSession, url: str, method: str = "GET", data: str | None = None) -> tuple[int, str]:
+async def get(
+    http: aiohttp.ClientSession, url: str, method: str = "GET", data: str | None = None
+) -> tuple[int, str]:
     async with http.request(method, url, data=data) as reply:
         return reply.status, await reply.text()
 
@@ -81,7 +85,9 @@ async def test_handshake_opens_a_session_over_polling_and_websocket(
         await ws.close()
 
 
-@pytest.mark.parametrize("query", ["EIO=4", "EIO=4&transport=abc", "transport=polling", "EIO=abc&transport=polling"])
+@pytest.mark.parametrize(
+    "query", ["EIO=4", "EIO=4&transport=abc", "transport=polling", "EIO=abc&transport=polling"]
+)
 async def test_a_handshake_without_a_valid_transport_or_version_is_400(
     http: aiohttp.ClientSession, gateway: str, query: str
 ) -> None:
@@ -134,7 +140,9 @@ async def test_a_close_posted_with_no_poll_pending_ends_the_session(
     assert (await get(http, url))[0] == 400
 
 
-async def test_a_duplicate_poll_closes_the_session(http: aiohttp.ClientSession, gateway: str) -> None:
+async def test_a_duplicate_poll_closes_the_session(
+    http: aiohttp.ClientSession, gateway: str
+) -> None:
     _, url = await polling_session(http, gateway)
     first = await poll_in_flight(http, gateway, url)
     second = await get(http, url)
@@ -143,13 +151,17 @@ async def test_a_duplicate_poll_closes_the_session(http: aiohttp.ClientSession, 
     assert (await get(http, url))[0] == 400
 
 
-async def test_an_invalid_polling_payload_closes_the_session(http: aiohttp.ClientSession, gateway: str) -> None:
+async def test_an_invalid_polling_payload_closes_the_session(
+    http: aiohttp.ClientSession, gateway: str
+) -> None:
     _, url = await polling_session(http, gateway)
     assert (await get(http, url, "POST", "abc"))[0] == 400
     assert (await get(http, url))[0] == 400
 
 
-async def upgrade(http: aiohttp.ClientSession, gateway: str, sid: str, url: str) -> aiohttp.ClientWebSocketResponse:
+async def upgrade(
+    http: aiohttp.ClientSession, gateway: str, sid: str, url: str
+) -> aiohttp.ClientWebSocketResponse:
     """The polling-to-WebSocket upgrade as the specification shows it."""
     ws = await http.ws_connect(ws_url(gateway, sid=sid))
     await ws.send_str("2probe")
@@ -186,7 +198,10 @@ async def test_connecting_to_an_unknown_namespace_is_an_invalid_namespace_error(
     try:
         await ws.receive_str(timeout=CONNECT_TIMEOUT)
         await ws.send_str("40/random,")
-        assert await ws.receive_str(timeout=CONNECT_TIMEOUT) == '44/random,{"message":"Invalid namespace"}'
+        assert (
+            await ws.receive_str(timeout=CONNECT_TIMEOUT)
+            == '44/random,{"message":"Invalid namespace"}'
+        )
     finally:
         await ws.close()
 
@@ -224,7 +239,9 @@ async def test_a_refused_connect_is_a_connect_error_with_a_message(
         await ws.close()
 
 
-async def test_the_server_pings_and_a_pong_keeps_the_session(http: aiohttp.ClientSession, gateway: str) -> None:
+async def test_the_server_pings_and_a_pong_keeps_the_session(
+    http: aiohttp.ClientSession, gateway: str
+) -> None:
     # The stack's ping interval is long; a pong sent unasked is simply accepted.
     ws = await http.ws_connect(ws_url(gateway))
     try:

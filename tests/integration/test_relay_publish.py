@@ -24,7 +24,11 @@ def publications(first: int, last: int) -> list[Publication]:
     out = []
     for message_id in range(first, last + 1):
         wire = {"_id": str(message_id), "text": f"m{message_id}"}
-        out.append(Publication(message_id, message_id - 1, b"{}", emit_packet(wire, message_id, message_id - 1), 0))
+        out.append(
+            Publication(
+                message_id, message_id - 1, b"{}", emit_packet(wire, message_id, message_id - 1), 0
+            )
+        )
     return out
 
 
@@ -36,18 +40,29 @@ async def test_a_retried_batch_appends_and_publishes_only_the_new_ids() -> None:
     await pubsub.subscribe(channel)
     script = client.register_script(PUBLISH_BATCH)
     try:
-        assert await script(keys=[stream], args=publish_batch_args(channel, 100, publications(1, 3))) == 3
+        assert (
+            await script(keys=[stream], args=publish_batch_args(channel, 100, publications(1, 3)))
+            == 3
+        )
         # The relay died before saving its cursor and sends an overlapping batch again.
-        assert await script(keys=[stream], args=publish_batch_args(channel, 100, publications(2, 5))) == 2
+        assert (
+            await script(keys=[stream], args=publish_batch_args(channel, 100, publications(2, 5)))
+            == 2
+        )
 
         # A marker after the retry: had anything been published twice, it would come before.
-        assert await script(keys=[stream], args=publish_batch_args(channel, 100, publications(6, 6))) == 1
+        assert (
+            await script(keys=[stream], args=publish_batch_args(channel, 100, publications(6, 6)))
+            == 1
+        )
 
         ids = [int(entry_id.split(b"-")[0]) for entry_id, _ in await client.xrange(stream)]
         assert ids == [1, 2, 3, 4, 5, 6]
         received: list[int] = []
         while len(received) < 6:
-            message = await asyncio.wait_for(pubsub.get_message(ignore_subscribe_messages=True, timeout=5), 6)
+            message = await asyncio.wait_for(
+                pubsub.get_message(ignore_subscribe_messages=True, timeout=5), 6
+            )
             if message is not None:
                 received.append(orjson.loads(message["data"])["seq"]["id"])
         assert received == [1, 2, 3, 4, 5, 6]

@@ -48,7 +48,9 @@ def watch_disconnect(sock: ChatSocket) -> asyncio.Event:
 
 
 async def revoke(chat_stack: ChatStack, redis: aioredis.Redis, user: User) -> None:
-    await revoke_user(redis, RedisKeys(chat_stack.service_env["SOCKETIO_CHANNEL"]), user.id, ttl_seconds=300)
+    await revoke_user(
+        redis, RedisKeys(chat_stack.service_env["SOCKETIO_CHANNEL"]), user.id, ttl_seconds=300
+    )
 
 
 async def test_revoked_user_is_dropped_on_every_replica_and_refused_after(

@@ -31,7 +31,9 @@ from tests.helpers.stack import ChatStack
 BURST = 60  # well above the 16 packets one long-polling payload may carry
 
 
-async def publish_burst(redis_url: str, channel: str, count: int, text: str = "é" * 100) -> list[str]:
+async def publish_burst(
+    redis_url: str, channel: str, count: int, text: str = "é" * 100
+) -> list[str]:
     """Publish `count` messages with one script call, as the relay does after a group commit."""
     client = aioredis.Redis.from_url(redis_url)
     try:
@@ -39,10 +41,18 @@ async def publish_burst(redis_url: str, channel: str, count: int, text: str = "�
         publications = []
         for message_id in range(1, count + 1):
             wire = {"_id": str(message_id), "owner": "burst", "userName": "Burst", "text": text}
-            publications.append(Publication(message_id, message_id - 1, b"{}",
-                                            emit_packet(wire, message_id, message_id - 1),
-                                            int(time.time() * 1000)))
-        await script(keys=[history_stream_key(channel)], args=publish_batch_args(channel, 1000, publications))
+            publications.append(
+                Publication(
+                    message_id,
+                    message_id - 1,
+                    b"{}",
+                    emit_packet(wire, message_id, message_id - 1),
+                    int(time.time() * 1000),
+                )
+            )
+        await script(
+            keys=[history_stream_key(channel)], args=publish_batch_args(channel, 1000, publications)
+        )
         return [str(p.id) for p in publications]
     finally:
         await client.delete(history_stream_key(channel))
@@ -58,7 +68,10 @@ async def test_a_burst_reaches_each_client_kind_whole_and_in_order(
     user: User = await new_user()
     channel = f"burst-{uuid.uuid4().hex}"
     async with extra_process(
-        chat_stack, "services.realtime_service", {"SOCKETIO_CHANNEL": channel}, f"rt-burst-{transport}"
+        chat_stack,
+        "services.realtime_service",
+        {"SOCKETIO_CHANNEL": channel},
+        f"rt-burst-{transport}",
     ) as url:
         client = await sockets.connect(user.token, url, transports=[transport])
         sent = await publish_burst(chat_stack.service_env["REDIS_URL"], channel, BURST)
@@ -143,7 +156,9 @@ async def test_a_client_that_stops_reading_is_cut_off_while_the_others_get_every
 
         async def reset() -> None:
             while tcp_established(stalled_socket):
-                await asyncio.sleep(0.05)  # wait-ok: polling kernel socket state, which has no event
+                await asyncio.sleep(
+                    0.05
+                )  # wait-ok: polling kernel socket state, which has no event
 
         await asyncio.wait_for(reset(), CONNECT_TIMEOUT)
         async with http.get(f"{url}/metrics") as response:

@@ -90,8 +90,10 @@ def listening(port: int) -> Iterator[socket.socket]:
 
 def test_a_port_in_use_is_a_clear_error_before_anything_starts(tmp_path: Path) -> None:
     config = StackConfig.ephemeral(
-        "postgresql://postgres@127.0.0.1:5432/never_created", REDIS_URL,
-        log_dir=tmp_path, ensure_infra=False,
+        "postgresql://postgres@127.0.0.1:5432/never_created",
+        REDIS_URL,
+        log_dir=tmp_path,
+        ensure_infra=False,
     )
     stack = LocalStack(config)
     with listening(config.realtime_ports[1]), pytest.raises(PortInUseError) as refused:
@@ -114,9 +116,13 @@ async def test_make_run_says_which_port_is_in_use(tmp_path: Path) -> None:
         others = [free_port() for _ in range(3)]
         env = {
             # Servers nobody listens on: nothing may be created or started anywhere.
-            **os.environ, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
-            "REDIS_URL": "redis://127.0.0.1:1/0", "API_PORT": str(port), "LB_PORT": str(others[0]),
-            "REALTIME_PORTS": f"{others[1]} {others[2]}", "STACK_LOG_DIR": str(tmp_path),
+            **os.environ,
+            "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "API_PORT": str(port),
+            "LB_PORT": str(others[0]),
+            "REALTIME_PORTS": f"{others[1]} {others[2]}",
+            "STACK_LOG_DIR": str(tmp_path),
         }
         proc = spawn_launcher(env, tmp_path / "out")
         code = await asyncio.to_thread(proc.wait, 30)
@@ -155,8 +161,15 @@ def local_stack(tmp_path: Path) -> Iterator[LocalStack]:
     infra.ensure_database(database_url)
     stack = LocalStack(
         StackConfig.ephemeral(
-            database_url, REDIS_URL, log_dir=tmp_path, ensure_infra=False,
-            extra_env={"JWT_SECRET": f"s-{name}", "SOCKETIO_CHANNEL": name, "APP_ENV": "development"},
+            database_url,
+            REDIS_URL,
+            log_dir=tmp_path,
+            ensure_infra=False,
+            extra_env={
+                "JWT_SECRET": f"s-{name}",
+                "SOCKETIO_CHANNEL": name,
+                "APP_ENV": "development",
+            },
         )
     )
     try:
@@ -253,10 +266,16 @@ async def _new_pid(launched: Launched, n: int, old: int) -> int:
 
 def test_a_crash_loop_stops_the_supervision(tmp_path: Path) -> None:
     crasher = ManagedProcess(
-        "crasher", [sys.executable, "-c", "raise SystemExit(3)"], {}, tmp_path / "crasher.log", REPO_ROOT
+        "crasher",
+        [sys.executable, "-c", "raise SystemExit(3)"],
+        {},
+        tmp_path / "crasher.log",
+        REPO_ROOT,
     )
     said: list[str] = []
-    supervisor = Supervisor((crasher,), said.append, CrashPolicy(max_crashes=3, window=60, first_delay=0.05))
+    supervisor = Supervisor(
+        (crasher,), said.append, CrashPolicy(max_crashes=3, window=60, first_delay=0.05)
+    )
     crasher.start()
     deadline = time.monotonic() + WAIT
     with pytest.raises(CrashLoop) as gave_up:
@@ -311,7 +330,8 @@ async def test_the_stack_stops_quickly_whatever_the_clients_did(
         finally:
             await asyncio.wait_for(sockets.close_all(), 15)
         attack_report(
-            "stack stop", f"{took:.1f} s (2 gateways; clients: 2 left, 2 connected, 1 abandoned session)"
+            "stack stop",
+            f"{took:.1f} s (2 gateways; clients: 2 left, 2 connected, 1 abandoned session)",
         )
         assert code == 0, launched.output()[-2000:]
         assert took < 15

@@ -16,7 +16,8 @@ PRODUCTION = {"APP_ENV": "production", "JWT_SECRET": "Zq3v9Lr0-kP2xW7sYt1bNc4mHd
 
 
 @pytest.mark.parametrize(
-    "password", ["admin", "a" * 32, "abcdabcdabcdabcd", "aAbB" * 6, "passwordpassword", "1234567812345678"]
+    "password",
+    ["admin", "a" * 32, "abcdabcdabcdabcd", "aAbB" * 6, "passwordpassword", "1234567812345678"],
 )
 def test_weak_admin_passwords_are_named(password: str) -> None:
     assert weak_password_reason(password) is not None

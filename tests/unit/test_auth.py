@@ -50,7 +50,13 @@ def test_bad_tokens_are_refused_with_a_reason(token: str | None, reason: str) ->
 
 @pytest.mark.parametrize(
     ("header", "token"),
-    [("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("Basic abc", None), ("Bearer", None), (None, None)],
+    [
+        ("Bearer abc", "abc"),
+        ("bearer  abc ", "abc"),
+        ("Basic abc", None),
+        ("Bearer", None),
+        (None, None),
+    ],
 )
 def test_bearer_header_parsing(header: str | None, token: str | None) -> None:
     assert bearer_token(header) == token
@@ -74,7 +80,9 @@ def test_the_verifier_remembers_a_token_only_until_it_expires() -> None:
     assert caught.value.reason == "token expired"
 
 
-@pytest.mark.parametrize("token", [None, "", "garbage", issue_token(ANN, "another-secret-another-secret-xx", 60)])
+@pytest.mark.parametrize(
+    "token", [None, "", "garbage", issue_token(ANN, "another-secret-another-secret-xx", 60)]
+)
 def test_the_verifier_refuses_what_verify_token_refuses(token: str | None) -> None:
     verifier = TokenVerifier(SECRET)
     for _ in range(2):  # a refusal is never remembered as a success
@@ -98,14 +106,30 @@ def _now() -> int:
     ("claims", "reason"),
     [
         ({"sub": ANN.user_id, "name": "Ann", "exp": _now() + 3600}, "invalid token"),  # no iat
-        ({"sub": ANN.user_id, "name": "Ann", "iat": _now(), "exp": _now() + 365 * DAY}, "token lifetime too long"),
-        ({"sub": ANN.user_id, "name": "Ann", "iat": _now() + DAY, "exp": _now() + DAY + 60}, "invalid token"),
+        (
+            {"sub": ANN.user_id, "name": "Ann", "iat": _now(), "exp": _now() + 365 * DAY},
+            "token lifetime too long",
+        ),
+        (
+            {"sub": ANN.user_id, "name": "Ann", "iat": _now() + DAY, "exp": _now() + DAY + 60},
+            "invalid token",
+        ),
         ({"sub": "1 OR 1=1", "name": "Ann", "iat": _now(), "exp": _now() + 3600}, "invalid token"),
-        ({"sub": "0b8f2f0e8f554d5c9c1e0d8f1f2a3b4c", "name": "Ann", "iat": _now(), "exp": _now() + 3600}, "invalid token"),
+        (
+            {
+                "sub": "0b8f2f0e8f554d5c9c1e0d8f1f2a3b4c",
+                "name": "Ann",
+                "iat": _now(),
+                "exp": _now() + 3600,
+            },
+            "invalid token",
+        ),
     ],
     ids=["no-iat", "year-long", "issued-in-the-future", "sub-not-a-uuid", "sub-not-canonical"],
 )
-def test_tokens_with_unbounded_lifetime_or_odd_subjects_are_refused(claims: dict[str, object], reason: str) -> None:
+def test_tokens_with_unbounded_lifetime_or_odd_subjects_are_refused(
+    claims: dict[str, object], reason: str
+) -> None:
     token = signed(**claims)
     with pytest.raises(InvalidToken) as caught:
         verify_token(token, SECRET)

@@ -48,14 +48,20 @@ class FakeSocket:
         return items
 
 
-def make_manager(clients: int, max_queued: int = 100) -> tuple[OrderedRedisManager, list[FakeSocket]]:
+def make_manager(
+    clients: int, max_queued: int = 100
+) -> tuple[OrderedRedisManager, list[FakeSocket]]:
     manager = OrderedRedisManager(
-        "redis://127.0.0.1:1/0", "unit", HistoryReader(None, "unit:history", 10),  # type: ignore[arg-type]
-        gap_check_seconds=60, max_queued_packets=max_queued,
+        "redis://127.0.0.1:1/0",
+        "unit",
+        HistoryReader(None, "unit:history", 10),  # type: ignore[arg-type]
+        gap_check_seconds=60,
+        max_queued_packets=max_queued,
     )
     sockets = [FakeSocket(f"e{i}") for i in range(clients)]
     manager.server = SimpleNamespace(  # type: ignore[assignment]
-        packet_class=OrjsonPacket, eio=SimpleNamespace(sockets={s.sid: s for s in sockets}, frames=FrameCache())
+        packet_class=OrjsonPacket,
+        eio=SimpleNamespace(sockets={s.sid: s for s in sockets}, frames=FrameCache()),
     )
     for i, sock in enumerate(sockets):
         manager.basic_enter_room(f"s{i}", "/", None, eio_sid=sock.sid)

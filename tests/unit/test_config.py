@@ -27,7 +27,9 @@ def test_defaults_serve_a_local_developer(secret_file: Path) -> None:
 
 
 def test_secrets_do_not_show_in_repr() -> None:
-    settings = ApiSettings.from_env(Env({"JWT_SECRET": "topsecretvalue", "DATABASE_URL": "postgresql://u:pw@h/db"}))
+    settings = ApiSettings.from_env(
+        Env({"JWT_SECRET": "topsecretvalue", "DATABASE_URL": "postgresql://u:pw@h/db"})
+    )
     assert "topsecretvalue" not in repr(settings)
     assert "pw@h" not in repr(settings)
 
@@ -51,6 +53,14 @@ def test_bad_or_unsafe_configuration_fails_at_start(environ: dict[str, str]) -> 
 
 
 def test_production_accepts_a_real_secret() -> None:
-    env = Env({"APP_ENV": "production", "JWT_SECRET": REAL_SECRET, "CORS_ORIGINS": "https://chat.example.org"})
+    env = Env(
+        {
+            "APP_ENV": "production",
+            "JWT_SECRET": REAL_SECRET,
+            "CORS_ORIGINS": "https://chat.example.org",
+        }
+    )
     settings = ApiSettings.from_env(env)
-    assert settings.common.production and settings.common.cors_origins == ("https://chat.example.org",)
+    assert settings.common.production and settings.common.cors_origins == (
+        "https://chat.example.org",
+    )

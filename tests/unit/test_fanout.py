@@ -23,7 +23,9 @@ def test_relay_packets_are_what_python_socketio_managers_read() -> None:
 
 
 def test_history_entries_parse_from_redis_replies() -> None:
-    parsed = HistoryEntry.from_stream(b"12-0", {b"prev": b"9", b"msg": b'{"_id":"12"}', b"ts": b"1"})
+    parsed = HistoryEntry.from_stream(
+        b"12-0", {b"prev": b"9", b"msg": b'{"_id":"12"}', b"ts": b"1"}
+    )
     assert parsed == HistoryEntry(id=12, prev=9, wire={"_id": "12"})
 
 

@@ -24,7 +24,9 @@ async def fails() -> object:
 async def client_for() -> AsyncIterator:
     clients: list[TestClient] = []
 
-    async def make(checks: dict[str, ReadinessCheck], optional: dict[str, ReadinessCheck]) -> TestClient:
+    async def make(
+        checks: dict[str, ReadinessCheck], optional: dict[str, ReadinessCheck]
+    ) -> TestClient:
         app = web.Application()
         app.add_routes(health_routes(checks, optional=optional))
         client = TestClient(TestServer(app))
@@ -50,11 +52,20 @@ async def without_pid(body: Awaitable[dict[str, object]]) -> dict[str, object]:
         (answers, answers, 200, {"status": "ready", "postgres": "ok", "redis": "ok"}),
         (answers, fails, 200, {"status": "ready", "postgres": "ok", "redis": "degraded"}),
         (fails, answers, 503, {"status": "unavailable", "postgres": "unavailable", "redis": "ok"}),
-        (fails, fails, 503, {"status": "unavailable", "postgres": "unavailable", "redis": "degraded"}),
+        (
+            fails,
+            fails,
+            503,
+            {"status": "unavailable", "postgres": "unavailable", "redis": "degraded"},
+        ),
     ],
 )
 async def test_only_required_checks_decide_readiness(
-    client_for, required: ReadinessCheck, optional: ReadinessCheck, status: int, body: dict[str, str]
+    client_for,
+    required: ReadinessCheck,
+    optional: ReadinessCheck,
+    status: int,
+    body: dict[str, str],
 ) -> None:
     client = await client_for({"postgres": required}, {"redis": optional})
     reply = await client.get("/readyz")
@@ -66,5 +77,6 @@ async def test_a_required_redis_still_decides_readiness(client_for) -> None:
     client = await client_for({"redis": fails}, {})
     reply = await client.get("/readyz")
     assert (reply.status, await without_pid(reply.json())) == (
-        503, {"status": "unavailable", "redis": "unavailable"}
+        503,
+        {"status": "unavailable", "redis": "unavailable"},
     )

@@ -23,10 +23,14 @@ def test_a_full_bucket_admits_a_burst_then_refills_at_the_rate() -> None:
     assert ok
 
 
-def test_the_refusal_log_keeps_to_its_budget_and_counts_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_refusal_log_keeps_to_its_budget_and_counts_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     log = RefusalLog(lines=3, window=10.0)
     with caplog.at_level(logging.WARNING, logger="services.realtime_service.inbound"):
-        logged = [log.record("malformed", "203.0.113.9", "bad", now=100.0 + i * 0.01) for i in range(50)]
+        logged = [
+            log.record("malformed", "203.0.113.9", "bad", now=100.0 + i * 0.01) for i in range(50)
+        ]
         log.record("malformed", "203.0.113.9", "bad", now=111.0)
     assert logged.count(True) == 3
     messages = [record.getMessage() for record in caplog.records]
@@ -59,6 +63,8 @@ def test_non_text_packets_are_refused() -> None:
         GatewayPacket(encoded_packet=[1])
 
 
-@pytest.mark.parametrize("encoded", ['0{"token":"x"}', "0", "1", '2["sendAllMessages",{}]', "3/chat,1[]", '0/random,'])
+@pytest.mark.parametrize(
+    "encoded", ['0{"token":"x"}', "0", "1", '2["sendAllMessages",{}]', "3/chat,1[]", "0/random,"]
+)
 def test_client_packets_that_pass(encoded: str) -> None:
     GatewayPacket(encoded_packet=encoded)

@@ -49,8 +49,11 @@ def test_npm_runs_only_where_the_lock_is_newer_than_the_install(
 
 def _stack(migrate: bool, tmp_path: Path) -> LocalStack:
     config = StackConfig.ephemeral(
-        "postgresql://postgres@127.0.0.1:1/never", "redis://127.0.0.1:1/0",
-        log_dir=tmp_path, migrate=migrate, ensure_infra=False,
+        "postgresql://postgres@127.0.0.1:1/never",
+        "redis://127.0.0.1:1/0",
+        log_dir=tmp_path,
+        migrate=migrate,
+        ensure_infra=False,
     )
     return LocalStack(config)
 

@@ -20,7 +20,9 @@ def settings(tmp_path: Path, **environ: str) -> CommonSettings:
 
 
 @pytest.mark.parametrize("app_env", ["development", "test", "production"])
-@pytest.mark.parametrize("secret", [PUBLIC_DEFAULT, "dev-only-secret-change-me", "your-256-bit-secret"])
+@pytest.mark.parametrize(
+    "secret", [PUBLIC_DEFAULT, "dev-only-secret-change-me", "your-256-bit-secret"]
+)
 def test_a_publicly_known_secret_is_refused_in_every_environment(
     tmp_path: Path, app_env: str, secret: str
 ) -> None:
@@ -50,7 +52,9 @@ def test_production_refuses_a_low_entropy_secret_naming_the_variable(
 def test_production_accepts_random_secrets(tmp_path: Path) -> None:
     for _ in range(200):
         secret = jwt_secret.new_secret()
-        assert settings(tmp_path, APP_ENV="production", JWT_SECRET=secret).jwt_secret.value == secret
+        assert (
+            settings(tmp_path, APP_ENV="production", JWT_SECRET=secret).jwt_secret.value == secret
+        )
 
 
 def test_without_jwt_secret_a_random_one_is_created_once_private_and_reused(tmp_path: Path) -> None:
@@ -105,4 +109,6 @@ def test_an_unwritable_secret_location_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     with pytest.raises(ConfigError, match="JWT_SECRET is unset and JWT_SECRET_FILE"):
-        CommonSettings.from_env(Env({"JWT_SECRET_FILE": str(blocker / "jwt-secret")}), default_port=8001)
+        CommonSettings.from_env(
+            Env({"JWT_SECRET_FILE": str(blocker / "jwt-secret")}), default_port=8001
+        )

@@ -39,7 +39,9 @@ def test_the_touchpoint_list_in_the_docs_matches_the_code() -> None:
 
     internals = (Path(__file__).resolve().parents[2] / "docs" / "INTERNALS.md").read_text()
     for touchpoint in TOUCHPOINTS:
-        assert f"`{touchpoint.name}`" in internals, f"docs/INTERNALS.md does not list {touchpoint.name}"
+        assert f"`{touchpoint.name}`" in internals, (
+            f"docs/INTERNALS.md does not list {touchpoint.name}"
+        )
 
 
 def test_socketio_decodes_client_packets_with_the_configured_packet_class() -> None:
@@ -47,10 +49,14 @@ def test_socketio_decodes_client_packets_with_the_configured_packet_class() -> N
     import socketio
 
     server = socketio.AsyncServer(async_mode="aiohttp", serializer=GatewayPacket)
-    assert server.packet_class is GatewayPacket, "library touchpoint changed: socketio serializer= packet class"
+    assert server.packet_class is GatewayPacket, (
+        "library touchpoint changed: socketio serializer= packet class"
+    )
 
 
 def test_socketio_packet_decode_still_reports_attachments() -> None:
     with pytest.raises(RefusedPacket) as refused:
         GatewayPacket(encoded_packet='51-["x",{"_placeholder":true,"num":0}]')
-    assert refused.value.reason == "binary", "library touchpoint changed: socketio Packet.decode attachment count"
+    assert refused.value.reason == "binary", (
+        "library touchpoint changed: socketio Packet.decode attachment count"
+    )

@@ -174,9 +174,15 @@ def test_error_schema_matches_api_errors(document: dict[str, Any]) -> None:
     from services.api_service.errors import TooManyRequests, ValidationFailed
 
     check = validator(document, {"$ref": "#/components/schemas/Error"})
-    for error in (ValidationFailed("bad", fields={"text": "must not be empty"}), TooManyRequests("slow down", retry_after=3)):
+    for error in (
+        ValidationFailed("bad", fields={"text": "must not be empty"}),
+        TooManyRequests("slow down", retry_after=3),
+    ):
         assert check.is_valid(error.body())
-        assert models.Error.model_validate(error.body()).model_dump(exclude_defaults=True) == error.body()
+        assert (
+            models.Error.model_validate(error.body()).model_dump(exclude_defaults=True)
+            == error.body()
+        )
     assert not check.is_valid({"message": "no code"})
 
 
@@ -306,14 +312,20 @@ async def test_the_document_and_swagger_ui_are_served_from_this_origin() -> None
         assert response.content_type == "application/json"
         served = await response.json()
         assert served == build_openapi(settings(MESSAGE_MAX_CHARS="777"))
-        assert served["components"]["schemas"]["NewMessage"]["properties"]["text"]["maxLength"] == 777
+        assert (
+            served["components"]["schemas"]["NewMessage"]["properties"]["text"]["maxLength"] == 777
+        )
 
         page = await client.get("/docs")
         assert page.status == 200
         assert page.content_type == "text/html"
         assert page.headers["Content-Security-Policy"] == DOCS_CSP
         html = await page.text()
-        assets = ["/static/vendor/swagger-ui-bundle.js", "/static/vendor/swagger-ui.css", "/static/docs.js"]
+        assets = [
+            "/static/vendor/swagger-ui-bundle.js",
+            "/static/vendor/swagger-ui.css",
+            "/static/docs.js",
+        ]
         for asset in assets:
             assert f'"{asset}"' in html
             fetched = await client.get(asset)

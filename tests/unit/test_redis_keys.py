@@ -32,7 +32,9 @@ def test_the_cleanup_pattern_matches_only_this_prefix() -> None:
         ({"REDIS_KEY_PREFIX": "prod-chat", "SOCKETIO_CHANNEL": "prod-chat"}, "prod-chat"),
     ],
 )
-def test_the_prefix_comes_from_redis_key_prefix_or_its_older_name(environ: dict[str, str], prefix: str) -> None:
+def test_the_prefix_comes_from_redis_key_prefix_or_its_older_name(
+    environ: dict[str, str], prefix: str
+) -> None:
     assert redis_key_prefix(Env(environ)) == prefix
 
 

@@ -19,9 +19,17 @@ def stored(*ids: int) -> list[StoredMessage]:
 
 @pytest.fixture
 def relay() -> OutboxRelay:
-    relay = OutboxRelay(RelayConfig(database_url=Secret("postgresql://unused"), redis_url=Secret("redis://unused"),
-                                    keys=RedisKeys("chat"), stream_max_len=100, stream_max_age_seconds=60,
-                                    batch_size=3, handoff_max=5))
+    relay = OutboxRelay(
+        RelayConfig(
+            database_url=Secret("postgresql://unused"),
+            redis_url=Secret("redis://unused"),
+            keys=RedisKeys("chat"),
+            stream_max_len=100,
+            stream_max_age_seconds=60,
+            batch_size=3,
+            handoff_max=5,
+        )
+    )
     relay.is_leader = True
     return relay
 

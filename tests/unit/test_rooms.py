@@ -17,8 +17,11 @@ class LeanManager(ImpliedSidRooms, socketio.AsyncManager):  # type: ignore[misc]
 
 def managed(manager: Any) -> Any:
     ids = (f"sid{i}" for i in itertools.count())
-    manager.set_server(SimpleNamespace(eio=SimpleNamespace(generate_id=lambda: next(ids)),
-                                       packet_class=socketio.packet.Packet))
+    manager.set_server(
+        SimpleNamespace(
+            eio=SimpleNamespace(generate_id=lambda: next(ids)), packet_class=socketio.packet.Packet
+        )
+    )
     return manager
 
 

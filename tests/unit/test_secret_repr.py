@@ -51,8 +51,11 @@ BUILDERS: dict[type, Callable[[], object]] = {
     RealtimeSettings: lambda: RealtimeSettings.from_env(Env(ENVIRON)),
     CommonSettings: lambda: api_settings().common,
     RelayConfig: lambda: RelayConfig(
-        database_url=Secret(DATABASE_URL), redis_url=Secret(REDIS_URL), keys=RedisKeys("chat"),
-        stream_max_len=100, stream_max_age_seconds=60,
+        database_url=Secret(DATABASE_URL),
+        redis_url=Secret(REDIS_URL),
+        keys=RedisKeys("chat"),
+        stream_max_len=100,
+        stream_max_age_seconds=60,
     ),
     RedisLimitsConfig: lambda: RedisLimitsConfig(Secret(REDIS_URL), key_prefix="chat:limits"),
     StackConfig: lambda: StackConfig(DATABASE_URL, REDIS_URL),
@@ -79,7 +82,9 @@ def config_classes() -> set[type]:
 
 
 def test_every_settings_and_config_class_is_checked() -> None:
-    missing = {cls.__qualname__ for cls in config_classes()} - {cls.__qualname__ for cls in BUILDERS}
+    missing = {cls.__qualname__ for cls in config_classes()} - {
+        cls.__qualname__ for cls in BUILDERS
+    }
     assert not missing, f"add a builder with known secrets for: {sorted(missing)}"
 
 

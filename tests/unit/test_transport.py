@@ -41,7 +41,14 @@ def aiohttp_frame(text: str) -> bytes:
 
 @pytest.mark.parametrize(
     "text",
-    ["3", '42["getAllmessages",{"_id":"1","text":"hé 🙂"}]', "x" * 125, "x" * 126, "é" * 40_000, "y" * 70_000],
+    [
+        "3",
+        '42["getAllmessages",{"_id":"1","text":"hé 🙂"}]',
+        "x" * 125,
+        "x" * 126,
+        "é" * 40_000,
+        "y" * 70_000,
+    ],
 )
 def test_frames_match_aiohttp_for_every_length_class(text: str) -> None:
     assert FrameCache().text_frame(text) == aiohttp_frame(text)
@@ -57,11 +64,18 @@ def test_environ_matches_python_engineio_except_raw_uri_as_received() -> None:
     request = make_mocked_request(
         "GET",
         "/socket.io/?EIO=4&transport=websocket&token=a.b_c%2Bd",
-        headers=CIMultiDict([
-            ("Host", "chat.example:8080"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
-            ("X-Forwarded-Proto", "https"), ("Content-Type", "text/plain"), ("Content-Length", "0"),
-            ("X-Many", "1"), ("X-Many", "2"),
-        ]),
+        headers=CIMultiDict(
+            [
+                ("Host", "chat.example:8080"),
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("X-Forwarded-Proto", "https"),
+                ("Content-Type", "text/plain"),
+                ("Content-Length", "0"),
+                ("X-Many", "1"),
+                ("X-Many", "2"),
+            ]
+        ),
     )
     ours = translate_request(request)
     theirs = aiohttp_driver.translate_request(request)
@@ -118,12 +132,16 @@ def test_writers_share_their_idle_state_unless_they_compress() -> None:
     state = IdleWriterState()
     for writer in (plain, other, compressing):
         share_idle_writer_state(PreparedWebSocket(writer), state)  # type: ignore[arg-type]
-    assert plain._send_lock is other._send_lock and plain._background_tasks is other._background_tasks
+    assert (
+        plain._send_lock is other._send_lock and plain._background_tasks is other._background_tasks
+    )
     assert plain._send_lock is state.values["_send_lock"]
     assert compressing._send_lock is lock
     elsewhere = WebSocketWriter(protocol=Any, transport=RecordingTransport())  # type: ignore[arg-type]
     share_idle_writer_state(PreparedWebSocket(elsewhere), IdleWriterState())  # type: ignore[arg-type]
-    assert elsewhere._send_lock is not plain._send_lock  # another server's writers share nothing with these
+    assert (
+        elsewhere._send_lock is not plain._send_lock
+    )  # another server's writers share nothing with these
 
 
 async def test_a_websocket_works_to_the_end_without_its_http_parser() -> None:
@@ -165,6 +183,8 @@ async def test_a_declined_upgrade_keeps_the_http_parser() -> None:
     app.router.add_get("/", plain)
     async with TestClient(TestServer(app)) as client:
         for _ in range(2):  # keep-alive: the second request needs the parser
-            async with client.get("/", headers={"Upgrade": "websocket", "Connection": "Upgrade"}) as response:
+            async with client.get(
+                "/", headers={"Upgrade": "websocket", "Connection": "Upgrade"}
+            ) as response:
                 assert response.status == 200
     assert kept[0] is not None

@@ -9,7 +9,9 @@ from services.api_service.errors import ValidationFailed
 
 
 def test_signup_trims_and_accepts_a_valid_form() -> None:
-    form = validation.parse_signup({"name": "  Ann ", "email": " ann@example.org ", "password": "s3cret-pass"})
+    form = validation.parse_signup(
+        {"name": "  Ann ", "email": " ann@example.org ", "password": "s3cret-pass"}
+    )
     assert (form.name, form.email) == ("Ann", "ann@example.org")
 
 
@@ -72,16 +74,26 @@ def test_bad_messages_are_refused(body: dict[str, object], field: str) -> None:
 
 def test_history_query_defaults_and_bounds() -> None:
     assert validation.parse_history_query({}, 100, 500) == validation.HistoryQuery(100, None, None)
-    assert validation.parse_history_query({"limit": "500", "before": "9", "after": "2"}, 100, 500) == (
-        validation.HistoryQuery(500, 9, 2)
-    )
+    assert validation.parse_history_query(
+        {"limit": "500", "before": "9", "after": "2"}, 100, 500
+    ) == (validation.HistoryQuery(500, 9, 2))
 
 
 @pytest.mark.parametrize(
     "query",
-    [{"limit": "0"}, {"limit": "501"}, {"limit": "abc"}, {"limit": "-1"}, {"before": "x"},
-     {"after": "1.5"}, {"after": "9" * 19}, {"before": "١٢"}, {"limit": "1" * 4301},
-     {"limit": "0" * 5000 + "5"}, {"limit": "5\x00"}],
+    [
+        {"limit": "0"},
+        {"limit": "501"},
+        {"limit": "abc"},
+        {"limit": "-1"},
+        {"before": "x"},
+        {"after": "1.5"},
+        {"after": "9" * 19},
+        {"before": "١٢"},
+        {"limit": "1" * 4301},
+        {"limit": "0" * 5000 + "5"},
+        {"limit": "5\x00"},
+    ],
 )
 def test_history_query_refuses_bad_parameters(query: dict[str, str]) -> None:
     with pytest.raises(ValidationFailed):

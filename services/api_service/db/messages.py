@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from services.api_service.db.pool import DbConnection
 from services.shared.messages import StoredMessage
 
 MESSAGE_ORDER_LOCK_KEY = 0x636861745F6D7367  # "chat_msg"
@@ -57,7 +58,9 @@ def message_from_row(row: asyncpg.Record) -> StoredMessage:
 
 
 async def insert_messages(
-    conn: asyncpg.Connection, batch: Sequence[NewMessage], notify_channel: str | None = NEW_MESSAGE_CHANNEL
+    conn: DbConnection,
+    batch: Sequence[NewMessage],
+    notify_channel: str | None = NEW_MESSAGE_CHANNEL,
 ) -> list[InsertResult | OwnerMissing]:
     """Store each message once per (owner, client id); results in the order of `batch`.
 
@@ -73,9 +76,12 @@ async def insert_messages(
     """
     rows = await conn.fetch(
         "SELECT * FROM chat_store_messages($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5, $6)",
-        [m.client_id for m in batch], [m.owner for m in batch],
-        [m.user_name for m in batch], [m.text for m in batch],
-        MESSAGE_ORDER_LOCK_KEY, notify_channel,
+        [m.client_id for m in batch],
+        [m.owner for m in batch],
+        [m.user_name for m in batch],
+        [m.text for m in batch],
+        MESSAGE_ORDER_LOCK_KEY,
+        notify_channel,
     )
     new: dict[tuple[str, str], StoredMessage] = {}
     existing: dict[tuple[str, str], StoredMessage] = {}
@@ -92,8 +98,9 @@ async def insert_messages(
         if key in missing:
             results.append(OwnerMissing(m.owner))
         elif key in new:
-            results.append(InsertResult(new.pop(key), created=True))  # first of its key
-            existing[key] = results[-1].message
+            first = new.pop(key)
+            results.append(InsertResult(first, created=True))  # first of its key
+            existing[key] = first
         else:
             results.append(InsertResult(existing[key], created=False))
     return results
@@ -103,7 +110,7 @@ def _key(message: StoredMessage) -> tuple[str, str]:
     return message.owner, message.client_id
 
 
-async def messages_after(conn: asyncpg.Connection, after: int, limit: int) -> list[StoredMessage]:
+async def messages_after(conn: DbConnection, after: int, limit: int) -> list[StoredMessage]:
     """Up to `limit` messages with id > `after`, in id (= commit) order."""
     rows = await conn.fetch(
         f"SELECT {COLUMNS} FROM messages WHERE id > $1 ORDER BY id ASC LIMIT $2", after, limit
@@ -120,7 +127,12 @@ WIRE_COLUMNS = (
 
 
 async def history_page(
-    conn: asyncpg.Connection, reader: str, *, limit: int, before: int | None = None, after: int | None = None
+    conn: DbConnection,
+    reader: str,
+    *,
+    limit: int,
+    before: int | None = None,
+    after: int | None = None,
 ) -> list[dict[str, Any]] | None:
     """A page of history as wire objects, oldest first; None when `reader` has no account.
 

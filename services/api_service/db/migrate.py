@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-import asyncpg
+from services.api_service.db.pool import DbConnection
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection) -> list[int]:
+async def migrate(conn: DbConnection) -> list[int]:
     """Apply pending migrations; return the versions applied now."""
     applied_now: list[int] = []
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
@@ -58,9 +58,13 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
                 await conn.execute(migration.sql)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                    migration.version, migration.name,
+                    migration.version,
+                    migration.name,
                 )
-            log.info("applied migration", extra={"version": migration.version, "migration": migration.name})
+            log.info(
+                "applied migration",
+                extra={"version": migration.version, "migration": migration.name},
+            )
             applied_now.append(migration.version)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)

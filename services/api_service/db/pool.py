@@ -13,8 +13,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+#: What the query functions take: a connection of their own, or one the pool lends out
+#: (asyncpg's pool hands out a proxy that forwards to the connection it holds).
+DbConnection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 
 class FairPool:
@@ -25,7 +31,7 @@ class FairPool:
         self._turns = asyncio.Semaphore(size)  # FIFO: a newcomer cannot take a woken waiter's turn
 
     @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+    async def acquire(self) -> AsyncIterator[PoolConnectionProxy]:
         """A connection once every request that asked before has had its turn."""
         async with self._turns, self._pool.acquire() as conn:
             yield conn

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from services.api_service.db.pool import DbConnection
+
 
 @dataclass(frozen=True)
 class User:
@@ -31,13 +33,15 @@ def _user(row: asyncpg.Record) -> User:
     return User(str(row["id"]), row["name"], row["email"], row["password_hash"])
 
 
-async def create_user(conn: asyncpg.Connection, name: str, email: str, password_hash: str) -> User:
+async def create_user(conn: DbConnection, name: str, email: str, password_hash: str) -> User:
     """Insert an account; raise EmailTaken when the email is in use."""
     try:
         row = await conn.fetchrow(
             "INSERT INTO users (name, email, password_hash) VALUES ($1, $2, $3)"
             " RETURNING id, name, email, password_hash",
-            name, email, password_hash,
+            name,
+            email,
+            password_hash,
         )
     except asyncpg.UniqueViolationError:
         raise EmailTaken(email) from None
@@ -45,21 +49,21 @@ async def create_user(conn: asyncpg.Connection, name: str, email: str, password_
     return _user(row)
 
 
-async def find_by_email(conn: asyncpg.Connection, email: str) -> User | None:
+async def find_by_email(conn: DbConnection, email: str) -> User | None:
     row = await conn.fetchrow(
         "SELECT id, name, email, password_hash FROM users WHERE lower(email) = lower($1)", email
     )
     return _user(row) if row else None
 
 
-async def find_by_id(conn: asyncpg.Connection, user_id: str) -> User | None:
+async def find_by_id(conn: DbConnection, user_id: str) -> User | None:
     row = await conn.fetchrow(
         "SELECT id, name, email, password_hash FROM users WHERE id = $1::uuid", user_id
     )
     return _user(row) if row else None
 
 
-async def delete_user(conn: asyncpg.Connection, user_id: str) -> bool:
+async def delete_user(conn: DbConnection, user_id: str) -> bool:
     """Delete the account and detach its messages from its name; False if it was gone.
 
     The row goes first: its lock waits for batches inserting this author's messages
@@ -72,6 +76,7 @@ async def delete_user(conn: asyncpg.Connection, user_id: str) -> bool:
             return False
         await conn.execute(
             "UPDATE messages SET user_name = $2 WHERE owner_id = $1::uuid AND user_name <> $2",
-            user_id, DELETED_AUTHOR_NAME,
+            user_id,
+            DELETED_AUTHOR_NAME,
         )
     return True

@@ -37,6 +37,8 @@ async def limit_by_address(request: web.Request, limit_name: str) -> None:
     await request.app[RATE_LIMITS].check(limit_name, address)
 
 
-async def limit_by_user(request: web.Request, limit_name: str, identity: Identity, cost: int = 1) -> None:
+async def limit_by_user(
+    request: web.Request, limit_name: str, identity: Identity, cost: int = 1
+) -> None:
     """Count `cost` (requests, or rows for history) against a per-user limit (429 when over it)."""
     await request.app[RATE_LIMITS].check(limit_name, identity.user_id, cost)

@@ -44,7 +44,9 @@ async def post_message(request: web.Request) -> web.Response:
     """
     identity = authenticate(request)
     await limit_by_user(request, "messages", identity)
-    form = validation.parse_message(await read_body(request), request.app[SETTINGS].message_max_chars)
+    form = validation.parse_message(
+        await read_body(request), request.app[SETTINGS].message_max_chars
+    )
     new = messages.NewMessage(
         client_id=str(form.id), owner=identity.user_id, user_name=identity.name, text=form.text
     )

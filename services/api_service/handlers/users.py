@@ -44,13 +44,17 @@ async def signin(request: web.Request) -> web.Response:
     async with request.app[DB_POOL].acquire() as conn:
         user = await users.find_by_email(conn, form.email)
     # Same answer, and the same hashing work, for an unknown email and a wrong password.
-    matches = await request.app[PASSWORDS].verify(user.password_hash if user else None, form.password)
+    matches = await request.app[PASSWORDS].verify(
+        user.password_hash if user else None, form.password
+    )
     if user is None or not matches:
         raise Unauthorized(BAD_CREDENTIALS)
     settings = request.app[SETTINGS]
     name = plain_name(user.name)  # names stored before the rule go out as plain text
     token = issue_token(
-        Identity(user_id=user.id, name=name), settings.common.jwt_secret.value, settings.jwt_ttl_seconds
+        Identity(user_id=user.id, name=name),
+        settings.common.jwt_secret.value,
+        settings.jwt_ttl_seconds,
     )
     return json_response({"token": token, "userId": user.id, "name": name})
 
@@ -93,7 +97,9 @@ async def _announce_revocation(request: web.Request, user_id: str) -> None:
     try:
         async with asyncio.timeout(REVOCATION_TIMEOUT_SECONDS):
             await revoke_user(
-                request.app[REDIS], settings.common.redis_keys, user_id,
+                request.app[REDIS],
+                settings.common.redis_keys,
+                user_id,
                 settings.common.jwt_max_lifetime_seconds,
             )
     except (redis.exceptions.RedisError, OSError, TimeoutError):

@@ -57,7 +57,9 @@ def _check_writer_state() -> None:
     from aiohttp._websocket.writer import WebSocketWriter
 
     if "self._writer" not in inspect.getsource(web.WebSocketResponse._pre_start):
-        raise TouchpointChanged(WRITER_STATE, "WebSocketResponse no longer keeps its writer as _writer")
+        raise TouchpointChanged(
+            WRITER_STATE, "WebSocketResponse no longer keeps its writer as _writer"
+        )
     init = inspect.getsource(WebSocketWriter.__init__)
     for name in _WRITER_STATE_NAMES:
         if f"self.{name}" not in init:
@@ -87,11 +89,17 @@ def _check_http_parser() -> None:
     from aiohttp.web_protocol import RequestHandler
 
     if "self._parser = parser" not in inspect.getsource(BaseProtocol.__init__):
-        raise TouchpointChanged(HTTP_PARSER, "BaseProtocol no longer keeps the HTTP parser as _parser")
+        raise TouchpointChanged(
+            HTTP_PARSER, "BaseProtocol no longer keeps the HTTP parser as _parser"
+        )
     if "self._payload_parser = parser" not in inspect.getsource(RequestHandler.set_parser):
-        raise TouchpointChanged(HTTP_PARSER, "RequestHandler.set_parser no longer sets _payload_parser")
+        raise TouchpointChanged(
+            HTTP_PARSER, "RequestHandler.set_parser no longer sets _payload_parser"
+        )
     if "self._payload_parser is None" not in inspect.getsource(RequestHandler.data_received):
-        raise TouchpointChanged(HTTP_PARSER, "data_received no longer skips the HTTP parser once a WebSocket reads")
+        raise TouchpointChanged(
+            HTTP_PARSER, "data_received no longer skips the HTTP parser once a WebSocket reads"
+        )
     request = make_mocked_request("GET", "/")
     if not hasattr(request, "protocol"):
         raise TouchpointChanged(HTTP_PARSER, "Request.protocol is gone")
@@ -101,14 +109,20 @@ TOUCHPOINTS = [
     Touchpoint(
         name=WRITER_STATE,
         used_in="seams.aiohttp.share_idle_writer_state (from transport.FastSocket.handle_get_request)",
-        why="a compression-free server writer never uses its compression lock, task set or masking source",
+        why=(
+            "a compression-free server writer never uses its compression lock, task set or "
+            "masking source"
+        ),
         saves="memory per WebSocket connection (see docs/INTERNALS.md for the figure)",
         check=_check_writer_state,
     ),
     Touchpoint(
         name=HTTP_PARSER,
         used_in="seams.aiohttp.release_http_parser (from transport.FastSocket.handle_get_request)",
-        why="aiohttp keeps an upgraded connection's HTTP parser until it closes; nothing reads it again",
+        why=(
+            "aiohttp keeps an upgraded connection's HTTP parser until it closes; nothing reads "
+            "it again"
+        ),
         saves="memory per idle WebSocket connection (see docs/INTERNALS.md for the figure)",
         check=_check_http_parser,
     ),

@@ -31,7 +31,9 @@ POLL = "engineio: AsyncSocket.poll"
 SCHEDULE_PING = "engineio: AsyncSocket.schedule_ping"
 SESSION_STATE = "engineio: AsyncSocket state (queue, connected, upgraded, upgrading, closing, closed, last_ping), AsyncServer.sockets"
 SESSION_METHODS = "engineio: AsyncSocket.handle_get_request / handle_post_request / receive / close"
-TRANSLATE_REQUEST = "engineio: AsyncServer._async['translate_request'] (the aiohttp driver's environ)"
+TRANSLATE_REQUEST = (
+    "engineio: AsyncServer._async['translate_request'] (the aiohttp driver's environ)"
+)
 
 # How many packets python-engineio's own client accepts in one long-polling payload
 # (`Payload.max_decode_packets`); more makes it drop the connection.
@@ -112,21 +114,31 @@ def _source(function: Any) -> str:
 def _check_session_class() -> None:
     connect = _source(AsyncServer._handle_connect)
     if "AsyncSocket(self, sid)" not in connect:
-        raise TouchpointChanged(SESSION_CLASS, "_handle_connect no longer creates async_socket.AsyncSocket(self, sid)")
+        raise TouchpointChanged(
+            SESSION_CLASS, "_handle_connect no longer creates async_socket.AsyncSocket(self, sid)"
+        )
     trigger, ping = connect.find("_trigger_event('connect'"), connect.find("schedule_ping()")
     if not 0 <= trigger < ping:
-        raise TouchpointChanged(SESSION_CLASS, "the connect event no longer runs before the first ping is scheduled")
+        raise TouchpointChanged(
+            SESSION_CLASS, "the connect event no longer runs before the first ping is scheduled"
+        )
     if "__slots__" in vars(AsyncSocket) or "__slots__" in vars(BaseSocket):
-        raise TouchpointChanged(SESSION_CLASS, "AsyncSocket has __slots__: its class cannot be switched")
+        raise TouchpointChanged(
+            SESSION_CLASS, "AsyncSocket has __slots__: its class cannot be switched"
+        )
 
 
 def _check_poll() -> None:
     if list(inspect.signature(AsyncSocket.poll).parameters) != ["self"]:
         raise TouchpointChanged(POLL, "signature changed")
-    if "self.poll()" not in _source(AsyncSocket.handle_get_request) or "s.poll()" not in _source(AsyncServer._handle_connect):
+    if "self.poll()" not in _source(AsyncSocket.handle_get_request) or "s.poll()" not in _source(
+        AsyncServer._handle_connect
+    ):
         raise TouchpointChanged(POLL, "long-polling GETs no longer wait in poll()")
     if Payload.max_decode_packets != MAX_PACKETS_PER_POLL:
-        raise TouchpointChanged(POLL, f"the client's payload limit is now {Payload.max_decode_packets}")
+        raise TouchpointChanged(
+            POLL, f"the client's payload limit is now {Payload.max_decode_packets}"
+        )
 
 
 def _check_schedule_ping() -> None:
@@ -142,13 +154,22 @@ def _check_schedule_ping() -> None:
 
 def _check_session_state() -> None:
     init = _source(BaseSocket.__init__)
-    for field in ("self.queue = self.server.create_queue()", "self.upgraded", "self.upgrading", "self.closing",
-                  "self.closed", "self.connected", "self.last_ping"):
+    for field in (
+        "self.queue = self.server.create_queue()",
+        "self.upgraded",
+        "self.upgrading",
+        "self.closing",
+        "self.closed",
+        "self.connected",
+        "self.last_ping",
+    ):
         if field not in init:
             raise TouchpointChanged(SESSION_STATE, f"BaseSocket.__init__ no longer sets {field}")
     server = engineio.AsyncServer(async_mode="aiohttp")
     if not isinstance(getattr(server, "sockets", None), dict):
-        raise TouchpointChanged(SESSION_STATE, "AsyncServer.sockets is no longer a dict of sessions")
+        raise TouchpointChanged(
+            SESSION_STATE, "AsyncServer.sockets is no longer a dict of sessions"
+        )
     if "self.queue.join()" not in _source(AsyncSocket.close):
         raise TouchpointChanged(SESSION_STATE, "close(wait=True) no longer waits for the queue")
 
@@ -165,11 +186,19 @@ def _check_session_methods() -> None:
         if method is None or list(inspect.signature(method).parameters) != parameters:
             raise TouchpointChanged(SESSION_METHODS, f"AsyncSocket.{name} changed")
     handle = _source(AsyncServer.handle_request)
-    for call in ("socket.handle_get_request(", "socket.handle_post_request(", "if not isinstance(r, dict):"):
+    for call in (
+        "socket.handle_get_request(",
+        "socket.handle_post_request(",
+        "if not isinstance(r, dict):",
+    ):
         if call not in handle:
-            raise TouchpointChanged(SESSION_METHODS, f"AsyncServer.handle_request no longer has {call!r}")
+            raise TouchpointChanged(
+                SESSION_METHODS, f"AsyncServer.handle_request no longer has {call!r}"
+            )
     if "s.handle_get_request(environ)" not in _source(AsyncServer._handle_connect):
-        raise TouchpointChanged(SESSION_METHODS, "a WebSocket handshake no longer goes through handle_get_request")
+        raise TouchpointChanged(
+            SESSION_METHODS, "a WebSocket handshake no longer goes through handle_get_request"
+        )
     if "UnknownPacketError" not in _source(AsyncSocket.receive):
         raise TouchpointChanged(SESSION_METHODS, "receive no longer refuses unknown packet types")
 
@@ -180,9 +209,17 @@ def _check_translate_request() -> None:
     if not isinstance(table, dict) or "translate_request" not in table:
         raise TouchpointChanged(TRANSLATE_REQUEST, "the driver table has no translate_request")
     if "self._async['translate_request']" not in _source(AsyncServer.handle_request):
-        raise TouchpointChanged(TRANSLATE_REQUEST, "handle_request no longer builds the environ through the table")
+        raise TouchpointChanged(
+            TRANSLATE_REQUEST, "handle_request no longer builds the environ through the table"
+        )
     driver = _source(aiohttp_driver.translate_request)
-    for key in ("'RAW_URI'", "'aiohttp.request'", "'PATH_INFO'", "'wsgi.url_scheme'", "'QUERY_STRING'"):
+    for key in (
+        "'RAW_URI'",
+        "'aiohttp.request'",
+        "'PATH_INFO'",
+        "'wsgi.url_scheme'",
+        "'QUERY_STRING'",
+    ):
         if key not in driver:
             raise TouchpointChanged(TRANSLATE_REQUEST, f"the driver's environ changed ({key})")
 
@@ -199,7 +236,7 @@ TOUCHPOINTS = [
         name=POLL,
         used_in="transport.FastSocket.poll",
         why="caps a long-polling response at what python-engineio's client accepts (it drops the connection "
-            "beyond 16 packets); waits with asyncio.timeout instead of a task and timer per wake-up",
+        "beyond 16 packets); waits with asyncio.timeout instead of a task and timer per wake-up",
         saves="correctness for Python long-polling clients under bursts (tests/integration/test_transport.py)",
         check=_check_poll,
     ),
@@ -214,7 +251,7 @@ TOUCHPOINTS = [
         name=SESSION_STATE,
         used_in="transport.FastSocket, delivery.OrderedRedisManager._write, app.send_clients_elsewhere",
         why="a broadcast writes straight to an idle WebSocket or puts the packet on the session's queue, "
-            "without python-engineio's per-recipient send() and its task",
+        "without python-engineio's per-recipient send() and its task",
         saves="the per-recipient path of every broadcast (see docs/INTERNALS.md)",
         check=_check_session_state,
     ),
@@ -222,7 +259,7 @@ TOUCHPOINTS = [
         name=SESSION_METHODS,
         used_in="transport.FastSocket (handle_get_request serves the WebSocket, the others guard inbound packets)",
         why="the WebSocket is served after python-engineio's handshake has returned, without a reader task "
-            "per message; every inbound packet passes the gateway's guard (inbound.py)",
+        "per message; every inbound packet passes the gateway's guard (inbound.py)",
         saves="the handshake's frames and a task per read, per connection; the inbound guard's protection",
         check=_check_session_methods,
     ),
@@ -230,7 +267,7 @@ TOUCHPOINTS = [
         name=TRANSLATE_REQUEST,
         used_in="seams.engineio.use_raw_uri_environ (from transport.FastEngineIOServer.__init__)",
         why="the driver's environ caches a second serialized copy of the URL (token included) on the request, "
-            "which lives as long as the WebSocket",
+        "which lives as long as the WebSocket",
         saves="0.3-0.9 KB per WebSocket connection (see docs/INTERNALS.md)",
         check=_check_translate_request,
     ),

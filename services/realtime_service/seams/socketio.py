@@ -34,10 +34,15 @@ def _source(function: Any) -> str:
 def _check_engineio_class() -> None:
     init = _source(BaseServer.__init__)
     if "self._engineio_server_class()(" not in init:
-        raise TouchpointChanged(ENGINEIO_CLASS, "the Engine.IO server is no longer made by _engineio_server_class()")
+        raise TouchpointChanged(
+            ENGINEIO_CLASS, "the Engine.IO server is no longer made by _engineio_server_class()"
+        )
     for event in ("connect", "message", "disconnect"):
         if f"self.eio.on('{event}'" not in init:
-            raise TouchpointChanged(ENGINEIO_CLASS, f"python-socketio no longer registers its {event} handler with eio.on()")
+            raise TouchpointChanged(
+                ENGINEIO_CLASS,
+                f"python-socketio no longer registers its {event} handler with eio.on()",
+            )
 
 
 def _check_eio_message() -> None:
@@ -46,7 +51,9 @@ def _check_eio_message() -> None:
         raise TouchpointChanged(EIO_MESSAGE, "the method or its signature changed")
     source = _source(method)
     if "self.packet_class(encoded_packet=data)" not in source or "_handle_connect" not in source:
-        raise TouchpointChanged(EIO_MESSAGE, "it no longer decodes with the packet class and dispatches CONNECT")
+        raise TouchpointChanged(
+            EIO_MESSAGE, "it no longer decodes with the packet class and dispatches CONNECT"
+        )
     server = socketio.AsyncServer(async_mode="aiohttp")
     if not callable(getattr(server.manager, "sid_from_eio_sid", None)):
         raise TouchpointChanged(EIO_MESSAGE, "manager.sid_from_eio_sid is gone")
@@ -60,8 +67,11 @@ def _check_handle_emit() -> None:
         raise TouchpointChanged(HANDLE_EMIT, "channel messages no longer reach _handle_emit")
     connect = _source(socketio.AsyncRedisManager._redis_connect)
     if "self.redis = " not in connect or "self.pubsub = " not in connect:
-        raise TouchpointChanged(HANDLE_EMIT, "the manager no longer keeps its connections as redis / pubsub "
-                                             "(OrderedRedisManager.close closes them)")
+        raise TouchpointChanged(
+            HANDLE_EMIT,
+            "the manager no longer keeps its connections as redis / pubsub "
+            "(OrderedRedisManager.close closes them)",
+        )
 
 
 def _check_rooms_layout() -> None:
@@ -69,8 +79,14 @@ def _check_rooms_layout() -> None:
     manager.basic_enter_room("s1", "/", None, eio_sid="e1")
     rooms = getattr(manager, "rooms", None)
     members = rooms.get("/", {}).get(None) if isinstance(rooms, dict) else None
-    if members is None or list(members.items()) != [("s1", "e1")] or manager.sid_from_eio_sid("e1", "/") != "s1":
-        raise TouchpointChanged(ROOMS_LAYOUT, "namespace members are no longer rooms[namespace][None] = {sid: eio_sid}")
+    if (
+        members is None
+        or list(members.items()) != [("s1", "e1")]
+        or manager.sid_from_eio_sid("e1", "/") != "s1"
+    ):
+        raise TouchpointChanged(
+            ROOMS_LAYOUT, "namespace members are no longer rooms[namespace][None] = {sid: eio_sid}"
+        )
     if not callable(getattr(manager, "basic_enter_room", None)):
         raise TouchpointChanged(ROOMS_LAYOUT, "basic_enter_room is gone")
 
@@ -89,8 +105,8 @@ def _check_pubsub_message() -> None:
         return None
 
     manager = AsyncPubSubManager(channel="canary")
-    manager._publish = capture  # type: ignore[method-assign]
-    manager._handle_emit = nothing  # type: ignore[method-assign]
+    manager._publish = capture
+    manager._handle_emit = nothing
     wire = {"_id": "1", "text": "hi"}
     asyncio.run(manager.emit("getAllmessages", wire, namespace="/"))
     ours = orjson.loads(emit_packet(wire, 1, 0))
@@ -99,10 +115,15 @@ def _check_pubsub_message() -> None:
     theirs = published[0]
     missing = set(theirs) - set(ours)
     if missing:
-        raise TouchpointChanged(PUBSUB_MESSAGE, f"the manager's message has new fields {sorted(missing)}")
+        raise TouchpointChanged(
+            PUBSUB_MESSAGE, f"the manager's message has new fields {sorted(missing)}"
+        )
     for key in ("method", "event", "data", "namespace", "room", "skip_sid", "callback"):
         if theirs.get(key) != ours.get(key):
-            raise TouchpointChanged(PUBSUB_MESSAGE, f"field {key!r} is {theirs.get(key)!r}, the relay writes {ours.get(key)!r}")
+            raise TouchpointChanged(
+                PUBSUB_MESSAGE,
+                f"field {key!r} is {theirs.get(key)!r}, the relay writes {ours.get(key)!r}",
+            )
 
 
 TOUCHPOINTS = [
@@ -117,17 +138,17 @@ TOUCHPOINTS = [
         name=EIO_MESSAGE,
         used_in="app.GatewayServer._handle_eio_message",
         why="a packet GatewayPacket refuses closes the client's session; an unknown namespace gets the "
-            "Socket.IO specification's CONNECT_ERROR; a connected session loses its connect deadline and "
-            "the bulk of its environ",
+        "Socket.IO specification's CONNECT_ERROR; a connected session loses its connect deadline and "
+        "the bulk of its environ",
         saves="the inbound guard (tests/integration/test_gateway_guard.py), protocol conformance "
-              "(test_protocol.py), environ memory per connection",
+        "(test_protocol.py), environ memory per connection",
         check=_check_eio_message,
     ),
     Touchpoint(
         name=HANDLE_EMIT,
         used_in="delivery.OrderedRedisManager._handle_emit",
         why="where relay messages arrive: duplicates dropped, gaps filled from the history stream, "
-            "one encode and one frame per broadcast instead of a task per recipient",
+        "one encode and one frame per broadcast instead of a task per recipient",
         saves="ordered, gap-free delivery; the broadcast path (see docs/INTERNALS.md)",
         check=_check_handle_emit,
     ),
@@ -142,7 +163,7 @@ TOUCHPOINTS = [
         name=PUBSUB_MESSAGE,
         used_in="services.shared.redis_contract.emit_packet (written by the relay's Lua script)",
         why="the relay publishes the packet and appends the history entry in one Lua script, "
-            "so it writes the manager's message itself rather than through python-socketio",
+        "so it writes the manager's message itself rather than through python-socketio",
         saves="atomic publish + history (no message on the channel without its history entry)",
         check=_check_pubsub_message,
     ),
