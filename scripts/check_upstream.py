@@ -1,11 +1,12 @@
-"""`make check-upstream`: the gateway's tests against the newest aiohttp, python-engineio, python-socketio and redis.
+"""`make check-upstream`: the gateway's tests against the newest releases of its libraries.
 
-The project pins these libraries, and the gateway relies on a few of their private
-names (services/realtime_service/seams/). This builds a throw-away virtualenv under
-.run/ with the newest releases of the four (the project's other dependencies as
-pinned), prints which touchpoints broke, then runs the gateway's unit tests and its
-integration tests in it. The virtualenv is removed afterwards. It is not part of
-`make test`: a new release breaking a touchpoint is news, not a failed build.
+The project pins aiohttp, python-engineio, python-socketio and redis, and the gateway
+relies on a few of their private names (services/realtime_service/seams/). This builds a
+throw-away virtualenv under .run/ with the newest releases of the four (the project's
+other dependencies as pinned), prints which touchpoints broke, then runs the gateway's
+unit tests and its integration tests in it. The virtualenv is removed afterwards. It is
+not part of `make test`: a new release breaking a touchpoint is news, not a failed
+build.
 
 Exit status: 0 when every touchpoint holds and every test passes, 1 otherwise.
 """

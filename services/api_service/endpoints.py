@@ -73,7 +73,9 @@ def api_routes(
             "signIn",
             "auth",
             "Exchange email and password for a token",
-            description=f"An unknown email and a wrong password get the same 401 answer. {auth_rate}",
+            description=(
+                f"An unknown email and a wrong password get the same 401 answer. {auth_rate}"
+            ),
             body=models.SignInRequest,
             replies={
                 200: Reply("Signed in.", models.Token),

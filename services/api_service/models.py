@@ -339,7 +339,9 @@ class Readiness(BaseModel):
     postgres: Literal["ok", "unavailable"]
     redis: Literal["ok", "degraded"]
     pid: int = Field(
-        description="The answering process, so a launcher can tell it from an older one on the port."
+        description=(
+            "The answering process, so a launcher can tell it from an older one on the port."
+        )
     )
     model_config = ConfigDict(
         json_schema_extra={

@@ -5,10 +5,10 @@ The chat page loads only its own scripts and styles and talks only to its own or
 covers `ws:`/`wss:` to the same host). `/docs` runs Swagger UI from this origin: its
 bundle and setup script (`script-src 'self'`), its stylesheet, the SVG icons that
 stylesheet embeds as `data:` images, and `fetch` of `/openapi.json` and of the API's own
-routes for "Try it out" (`connect-src 'self'`). Everything else (JSON, static files) is never a document to
-render, so it gets the policy that allows nothing. No response may be framed
-(clickjacking), sniffed into another type, or leak its URL as a referrer; and `Server`
-no longer names the framework and its version.
+routes for "Try it out" (`connect-src 'self'`). Everything else (JSON, static files)
+is never a document to render, so it gets the policy that allows nothing. No response
+may be framed (clickjacking), sniffed into another type, or leak its URL as a referrer;
+and `Server` no longer names the framework and its version.
 """
 
 from __future__ import annotations

@@ -97,14 +97,20 @@ class GatewayServer(socketio.AsyncServer):  # type: ignore[misc]
             self._connected(eio_sid, namespace)
 
     def _connecting_to(self, data: Any) -> str | None:
-        """The namespace a CONNECT packet asks for, or None for any other packet (RefusedPacket if broken)."""
+        """The namespace a CONNECT packet asks for, or None for any other packet.
+
+        A broken CONNECT packet raises RefusedPacket.
+        """
         if not isinstance(data, str) or data[:1] != str(socketio.packet.CONNECT):
             return None
         pkt = self.packet_class(encoded_packet=data)
         return pkt.namespace or "/"
 
     def _connected(self, eio_sid: str, namespace: str) -> None:
-        """After a CONNECT: a session admitted to the namespace loses its connect deadline and most of its environ."""
+        """After a CONNECT: release what an admitted session no longer needs.
+
+        A session the namespace admitted loses its connect deadline and most of its environ.
+        """
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         if sid is None:
             return

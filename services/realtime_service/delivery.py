@@ -65,7 +65,10 @@ UNLOCKED_ROUNDS = 4
 
 
 class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type: ignore[misc]
-    """`AsyncRedisManager` with gap detection, duplicate suppression and replay (and lean sid rooms)."""
+    """`AsyncRedisManager` with gap detection, duplicate suppression and replay.
+
+    It also answers sid rooms without storing them (`ImpliedSidRooms`).
+    """
 
     def __init__(
         self,
@@ -107,9 +110,10 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
         await cancel_and_wait(getattr(self, "thread", None))
 
     async def close(self) -> None:
-        """Close the channel's Redis connections, once the listener task has been cancelled (server shutdown).
+        """Close the channel's Redis connections (at server shutdown).
 
-        python-socketio's manager leaves them open (its `redis` and `pubsub`).
+        Called once the listener task has been cancelled. python-socketio's manager leaves
+        them open (its `redis` and `pubsub`).
         """
         pubsub, redis = getattr(self, "pubsub", None), getattr(self, "redis", None)
         if pubsub is not None:
@@ -310,7 +314,10 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
             self._recovering.discard(sid)
 
     async def _replay_to(self, sid: str, after: int, upto: int) -> bool:
-        """Send `sid` the messages `after < _id <= upto`; False (and `recovered: false`) if the stream lost some."""
+        """Send `sid` the messages `after < _id <= upto`; False if the stream lost some.
+
+        On False the client is told `recovered: false`.
+        """
         missed = await self._history.replay(after, upto)
         if missed is None:
             RECOVERIES.labels("false").inc()

@@ -39,10 +39,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._connected = CONNECTED_CLIENTS.labels(replica_name)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        """Admit only clients with a valid token of a user not revoked; the reason is sent with the refusal.
+        """Admit only clients with a valid token of a user not revoked.
 
-        A client that sends `lastId` is held back from live messages until what it
-        missed has been replayed to it (see delivery.py).
+        A refused client is sent the reason with the refusal. A client that sends
+        `lastId` is held back from live messages until what it missed has been replayed
+        to it (see delivery.py).
         """
         try:
             identity = verify_token(

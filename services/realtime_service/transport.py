@@ -1,4 +1,6 @@
-"""Engine.IO transport pieces replaced for fan-out speed and memory, behind python-engineio's interfaces.
+"""Engine.IO transport pieces replaced for fan-out speed and memory.
+
+They sit behind python-engineio's interfaces.
 
 Profiling a gateway under 1,000 clients × 50 msg/s showed most of its time in the
 per-client WebSocket writer: a task and a timer created by `asyncio.wait_for` each time
@@ -151,7 +153,10 @@ class FrameCache:
 
 
 class BackgroundTasks:
-    """Tasks a server starts and owns: kept referenced until done, cancelled and awaited at shutdown."""
+    """Tasks a server starts and owns: kept referenced until done.
+
+    At shutdown they are cancelled and awaited.
+    """
 
     __slots__ = ("_tasks",)
 
@@ -217,7 +222,9 @@ _IGNORED_PACKET_TYPES = frozenset({packet.PING, packet.NOOP})
 
 @dataclass(frozen=True, slots=True)
 class AcceptedWebSocket:
-    """What `FastSocket.handle_get_request` returns for a WebSocket, through python-engineio's handler.
+    """What `FastSocket.handle_get_request` returns for a WebSocket.
+
+    It passes through python-engineio's handler.
 
     `FastEngineIOServer.handle_request` serves the connection once python-engineio's
     code has returned.
@@ -254,11 +261,17 @@ class DirectWebSocket:
         self._corked: list[bytes] | None = None
 
     def _open(self) -> bool:
-        """Neither end has started closing: a frame written now reaches the client before any CLOSE."""
+        """Neither end has started closing.
+
+        A frame written now reaches the client before any CLOSE.
+        """
         return not self.response.closed and not self._transport.is_closing()
 
     def _full(self) -> bool:
-        """The write buffer is over its high-water mark (ask only while open: a closed transport raises)."""
+        """The write buffer is over its high-water mark.
+
+        Ask only while open: a closed transport raises.
+        """
         return self._transport.get_write_buffer_size() > self._high_water
 
     def pushing_back(self) -> bool:
@@ -276,7 +289,10 @@ class DirectWebSocket:
         await self._writer.drain()
 
     def write_now(self, frame: bytes) -> bool:
-        """Write a ready frame (at the end of this loop iteration) unless closing or pushing back."""
+        """Write a ready frame unless closing or pushing back.
+
+        The write happens at the end of this loop iteration.
+        """
         if not self._open() or self._full():
             return False
         corked = self._corked
@@ -294,7 +310,10 @@ class DirectWebSocket:
             self._transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     async def receive_data(self) -> str | bytes:
-        """The next message's data; OSError once the connection is closing (as python-engineio's driver)."""
+        """The next message's data; OSError once the connection is closing.
+
+        That is what python-engineio's driver does.
+        """
         data = (await self.response.receive()).data
         if not isinstance(data, str | bytes):
             raise OSError("WebSocket closed")
@@ -319,7 +338,10 @@ class DirectWebSocket:
 
 
 class FastSocket(AsyncSocket):  # type: ignore[misc]
-    """An Engine.IO session that writes to its WebSocket directly and is pinged by the server's heartbeat."""
+    """An Engine.IO session that writes to its WebSocket directly.
+
+    It is pinged by the server's heartbeat.
+    """
 
     last_ping: float | None  # python-engineio's: when the unanswered ping went out
     connected: bool
@@ -432,7 +454,7 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
 
     # -- transports --------------------------------------------------------------------
     async def handle_get_request(self, environ: dict[str, Any]) -> Any:
-        """python-engineio's GET handling, except that a WebSocket is accepted here and served later.
+        """python-engineio's GET handling; a WebSocket is accepted here and served later.
 
         The handshake (refusing compression) is made here and returned as an
         `AcceptedWebSocket` through python-engineio's request handling, which passes it
@@ -671,7 +693,7 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         self.sessions_by_address: Counter[str] = Counter()
 
     def on(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
-        """python-engineio's `on`; the connect handler first makes each new session a `FastSocket`."""
+        """python-engineio's `on`; the connect handler first makes a new session a `FastSocket`."""
         if event != "connect":
             return super().on(event, handler)
 
@@ -707,7 +729,10 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         self.heartbeat.connect_timeout = limits.connect_timeout
 
     def address_of(self, request: web.Request) -> str:
-        """The client's address behind the trusted proxies (python-engineio's REMOTE_ADDR is a constant)."""
+        """The client's address behind the trusted proxies.
+
+        python-engineio's REMOTE_ADDR is a constant.
+        """
         address = request.get(CLIENT_ADDRESS)
         if address is None:
             address = client_address(
@@ -717,7 +742,10 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         return address
 
     def count_session(self, socket: FastSocket, request: web.Request | None) -> None:
-        """A new session counts against its address's cap until it signs in, and gets a connect deadline."""
+        """Count a new session against its address's cap until it signs in.
+
+        The session also gets a connect deadline.
+        """
         if request is not None:
             socket.client_address = address = self.address_of(request)
             self.sessions_by_address[address] += 1
@@ -859,7 +887,10 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         return response
 
     async def shutdown(self) -> None:
-        """Stop the heartbeat and python-engineio's service, then cancel and await every task of this server."""
+        """Stop the heartbeat and python-engineio's service.
+
+        Then cancel and await every task of this server.
+        """
         self.heartbeat.stop()
         await super().shutdown()
         await self.tasks.cancel_all()

@@ -4,14 +4,14 @@ Every name is derived from one configured prefix, `REDIS_KEY_PREFIX` (default
 `chat-socketio`; `SOCKETIO_CHANNEL`, its older name, is still read), by `RedisKeys`.
 No other module spells a key or a channel. With the prefix `P`:
 
-| name                     | type             | written by                 | read by                 |
-|--------------------------|------------------|----------------------------|-------------------------|
-| `P`                      | pub/sub channel  | the API's relay (Lua)      | every gateway           |
-| `P:history`              | stream           | the API's relay (Lua)      | every gateway           |
-| `P:limits...`            | counters         | the API (rate limits)      | the API                 |
-| `P:connections:<user>`   | sorted set       | every gateway              | every gateway           |
-| `P:revoked:<user>`       | string, with TTL | the API (account deletion) | every gateway           |
-| `P:revocations`          | pub/sub channel  | the API (account deletion) | every gateway           |
+| name                   | type             | written by                 | read by       |
+|------------------------|------------------|----------------------------|---------------|
+| `P`                    | pub/sub channel  | the API's relay (Lua)      | every gateway |
+| `P:history`            | stream           | the API's relay (Lua)      | every gateway |
+| `P:limits...`          | counters         | the API (rate limits)      | the API       |
+| `P:connections:<user>` | sorted set       | every gateway              | every gateway |
+| `P:revoked:<user>`     | string, with TTL | the API (account deletion) | every gateway |
+| `P:revocations`        | pub/sub channel  | the API (account deletion) | every gateway |
 
 The manager channel `P` is the python-socketio `AsyncPubSubManager` channel. The
 relay publishes one packet per committed message on it, in the format the manager

@@ -3,10 +3,11 @@ PostgreSQL fails under a steady writer.
 
 Every scenario runs the same way: five counting clients (two on each gateway replica,
 one through the load balancer; each reconnects with `lastId` and refetches over REST
-when told `recovered: false`) plus one per replica that connects right after the fault, a writer posting 20 messages/s that retries a failed POST
-with the same client id until acknowledged, and one fault in the middle. The scenario
-prints one line of counts and asserts that every client ends up with every acknowledged
-message (duplicates are reported, not failed).
+when told `recovered: false`) plus one per replica that connects right after the
+fault, a writer posting 20 messages/s that retries a failed POST with the same client
+id until acknowledged, and one fault in the middle. The scenario prints one line of
+counts and asserts that every client ends up with every acknowledged message
+(duplicates are reported, not failed).
 
 Redis and PostgreSQL are PRIVATE servers on free ports (see conftest.py): restarting the
 machine's shared ones would break everybody else's work. `make test-faults` runs only

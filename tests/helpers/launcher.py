@@ -1,9 +1,9 @@
-"""`python -m stack` (what `make run` runs) as a real process, on free ports and a throw-away database.
+"""`python -m stack` (what `make run` runs) as a real process.
 
-The launcher's own behaviour is under test here: how it supervises, stops and cleans up
-its children. Everything it starts is found through the services' /readyz (which
-reports the answering pid), so a test can kill one child, or check that all are gone,
-and clean up whatever is left if it fails.
+It runs on free ports and a throw-away database. The launcher's own behaviour is under
+test here: how it supervises, stops and cleans up its children. Everything it starts is
+found through the services' /readyz (which reports the answering pid), so a test can
+kill one child, or check that all are gone, and clean up whatever is left if it fails.
 """
 
 from __future__ import annotations

@@ -52,7 +52,10 @@ class ChatStack:
 
 
 def require_local(chat_stack: ChatStack) -> None:
-    """Skip unless the stack is this run's own processes (a test that starts more, or reads logs)."""
+    """Skip unless the stack is this run's own processes.
+
+    For a test that starts more processes, or reads their logs.
+    """
     if chat_stack.external:
         pytest.skip(
             "needs the local stack's processes and logs (not an external CHAT_BASE_URL stack)"

@@ -141,7 +141,8 @@ async def test_a_body_sent_one_byte_a_second_ends_with_408(
             "slow request body (1 byte/s)",
             f"{SLOW_SENDERS} trickled POSTs answered 408 after at most {seconds:.1f} s "
             f"({sent} bytes sent, REQUEST_BODY_TIMEOUT_SECONDS={BODY_TIMEOUT_SECONDS}, "
-            f"DB_POOL_MAX=2); a normal post got {post.status} and /healthz {health.status} meanwhile",
+            f"DB_POOL_MAX=2); a normal post got {post.status} "
+            f"and /healthz {health.status} meanwhile",
         )
         assert sent < TRICKLE_BYTES
 

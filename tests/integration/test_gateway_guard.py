@@ -1,7 +1,8 @@
-"""What one client can make a gateway hold or do: binary floods, idle sessions, bad frames, event floods.
+"""What one client can make a gateway hold or do.
 
-Each attack runs against a gateway process of its own (so its memory, log and metrics
-are the attack's alone), bounded in count and time, on 127.0.0.1, and reports its figure.
+Binary floods, idle sessions, bad frames and event floods. Each attack runs against a
+gateway process of its own (so its memory, log and metrics are the attack's alone),
+bounded in count and time, on 127.0.0.1, and reports its figure.
 """
 
 from __future__ import annotations
@@ -241,7 +242,10 @@ async def healthz_latency(http: aiohttp.ClientSession, gateway: Gateway, samples
 
 
 async def flood_events(ws: aiohttp.ClientWebSocketResponse) -> int:
-    """Send up to FLOOD_EVENTS events for at most FLOOD_SECONDS, or until closed; return the count."""
+    """Send up to FLOOD_EVENTS events for at most FLOOD_SECONDS, or until closed.
+
+    Returns the count sent.
+    """
     frame = '42["sendAllMessages",{"text":"flood"}]'
     deadline = time.monotonic() + FLOOD_SECONDS
     sent = 0

@@ -1,4 +1,4 @@
-"""Two gateways in one process share nothing, and a gateway's shutdown leaves none of its tasks behind.
+"""Two gateways in one process share nothing; a gateway's shutdown leaves no task behind.
 
 The transport's frame cache, task set, write-batching list and aiohttp writer state
 belong to the server that uses them (transport.FastEngineIOServer). Both gateways run

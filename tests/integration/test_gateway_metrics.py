@@ -1,4 +1,7 @@
-"""A gateway measures the latency of its HTTP routes, long-polling included, but not WebSocket sessions."""
+"""A gateway measures the latency of its HTTP routes, long-polling included.
+
+WebSocket sessions are not measured.
+"""
 
 from __future__ import annotations
 

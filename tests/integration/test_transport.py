@@ -1,4 +1,6 @@
-"""The gateway's fast transport keeps the protocol under bursts and its heartbeat, for every client kind.
+"""The gateway's fast transport keeps the protocol under bursts and its heartbeat.
+
+This holds for every client kind.
 
 Bursts are published straight to a private gateway's channel the way the relay does,
 so their size does not depend on timing.

@@ -1,4 +1,7 @@
-"""The shared heartbeat pings each session `interval` after it is scheduled and expires the silent ones."""
+"""The shared heartbeat pings each session `interval` after it is scheduled.
+
+It also expires the silent ones.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The inbound guard's pure parts: the token bucket, the refusal log's budget, strict packet decoding."""
+"""The inbound guard's pure parts.
+
+The token bucket, the refusal log's budget and strict packet decoding.
+"""
 
 from __future__ import annotations
 

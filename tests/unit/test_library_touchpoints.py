@@ -1,4 +1,6 @@
-"""Canaries: one test per private aiohttp / python-engineio / python-socketio name the gateway relies on.
+"""Canaries: one test per private name of its libraries the gateway relies on.
+
+The libraries are aiohttp, python-engineio and python-socketio.
 
 Each touchpoint is listed, with why it is there and what it saves, in
 services/realtime_service/seams/ (and docs/INTERNALS.md). Were a library upgrade to
@@ -45,7 +47,10 @@ def test_the_touchpoint_list_in_the_docs_matches_the_code() -> None:
 
 
 def test_socketio_decodes_client_packets_with_the_configured_packet_class() -> None:
-    """The public `serializer=` hook: python-socketio decodes every client packet with GatewayPacket."""
+    """The public `serializer=` hook.
+
+    python-socketio decodes every client packet with GatewayPacket.
+    """
     import socketio
 
     server = socketio.AsyncServer(async_mode="aiohttp", serializer=GatewayPacket)

@@ -68,7 +68,10 @@ def resolve(document: dict[str, Any], ref: str) -> Any:
 
 
 def schema_objects(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every Schema Object: components.schemas and each `schema` of a parameter, header or media type."""
+    """Every Schema Object.
+
+    That is components.schemas and each `schema` of a parameter, header or media type.
+    """
     for name, schema in document["components"]["schemas"].items():
         yield f"#/components/schemas/{name}", schema
     for path, node in walk(document):

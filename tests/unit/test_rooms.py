@@ -1,4 +1,7 @@
-"""The gateway's manager answers each client's own room without storing it, with the same results."""
+"""The gateway's manager answers each client's own room without storing it.
+
+The results are the same as python-socketio's.
+"""
 
 from __future__ import annotations
 

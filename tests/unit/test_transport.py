@@ -1,4 +1,7 @@
-"""The gateway's transport pieces match what they replace (aiohttp's frames and writer), and belong to one server."""
+"""The gateway's transport pieces match what they replace, and belong to one server.
+
+What they replace is aiohttp's frames and writer.
+"""
 
 from __future__ import annotations
 

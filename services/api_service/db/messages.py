@@ -152,7 +152,10 @@ async def history_page(
         args: tuple[object, ...] = (reader, after, before, limit)
         order = "ASC"
     else:
-        page = "SELECT * FROM messages m WHERE ($2::bigint IS NULL OR m.id < $2) ORDER BY m.id DESC LIMIT $3"
+        page = (
+            "SELECT * FROM messages m WHERE ($2::bigint IS NULL OR m.id < $2)"
+            " ORDER BY m.id DESC LIMIT $3"
+        )
         args = (reader, before, limit)
         order = "DESC"
     rows = await conn.fetch(

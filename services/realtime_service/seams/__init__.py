@@ -1,4 +1,6 @@
-"""Every private name of aiohttp, python-engineio and python-socketio the gateway relies on, in one place per library.
+"""Every private name of its libraries the gateway relies on, in one place per library.
+
+The libraries are aiohttp, python-engineio and python-socketio.
 
 The gateway keeps the protocol and the public API of its libraries and replaces a few
 of their pieces for speed and memory (see transport.py, delivery.py, rooms.py). Where
@@ -40,7 +42,10 @@ class Touchpoint:
 
 
 def every_touchpoint() -> list[Touchpoint]:
-    """All touchpoints of the three libraries (imported here so each module stays importable alone)."""
+    """All touchpoints of the three libraries.
+
+    They are imported here so that each module stays importable alone.
+    """
     from services.realtime_service.seams import aiohttp, engineio, socketio
 
     return [*aiohttp.TOUCHPOINTS, *engineio.TOUCHPOINTS, *socketio.TOUCHPOINTS]

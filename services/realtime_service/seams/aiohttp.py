@@ -20,7 +20,10 @@ from aiohttp.test_utils import make_mocked_request
 from services.realtime_service.seams import Touchpoint, TouchpointChanged
 
 HTTP_PARSER = "aiohttp: RequestHandler._parser / _payload_parser"
-WRITER_STATE = "aiohttp: WebSocketResponse._writer and WebSocketWriter._send_lock / _background_tasks / get_random_bits"
+WRITER_STATE = (
+    "aiohttp: WebSocketResponse._writer and WebSocketWriter._send_lock / _background_tasks"
+    " / get_random_bits"
+)
 _WRITER_STATE_NAMES = ("_send_lock", "_background_tasks", "get_random_bits")
 
 
@@ -108,7 +111,9 @@ def _check_http_parser() -> None:
 TOUCHPOINTS = [
     Touchpoint(
         name=WRITER_STATE,
-        used_in="seams.aiohttp.share_idle_writer_state (from transport.FastSocket.handle_get_request)",
+        used_in=(
+            "seams.aiohttp.share_idle_writer_state (from transport.FastSocket.handle_get_request)"
+        ),
         why=(
             "a compression-free server writer never uses its compression lock, task set or "
             "masking source"

@@ -29,7 +29,10 @@ from services.realtime_service.seams import Touchpoint, TouchpointChanged
 SESSION_CLASS = "engineio: AsyncServer._handle_connect creates AsyncSocket (class swapped)"
 POLL = "engineio: AsyncSocket.poll"
 SCHEDULE_PING = "engineio: AsyncSocket.schedule_ping"
-SESSION_STATE = "engineio: AsyncSocket state (queue, connected, upgraded, upgrading, closing, closed, last_ping), AsyncServer.sockets"
+SESSION_STATE = (
+    "engineio: AsyncSocket state (queue, connected, upgraded, upgrading, closing, closed,"
+    " last_ping), AsyncServer.sockets"
+)
 SESSION_METHODS = "engineio: AsyncSocket.handle_get_request / handle_post_request / receive / close"
 TRANSLATE_REQUEST = (
     "engineio: AsyncServer._async['translate_request'] (the aiohttp driver's environ)"
@@ -227,17 +230,31 @@ def _check_translate_request() -> None:
 TOUCHPOINTS = [
     Touchpoint(
         name=SESSION_CLASS,
-        used_in="seams.engineio.adopt_session (from transport.FastEngineIOServer.on's connect handler)",
-        why="python-engineio has no hook for the session class; every change below lives in FastSocket",
-        saves="all of FastSocket's savings (no writer task, no ping task, no asyncio.Queue per session)",
+        used_in=(
+            "seams.engineio.adopt_session (from transport.FastEngineIOServer.on's connect handler)"
+        ),
+        why=(
+            "python-engineio has no hook for the session class;"
+            " every change below lives in FastSocket"
+        ),
+        saves=(
+            "all of FastSocket's savings"
+            " (no writer task, no ping task, no asyncio.Queue per session)"
+        ),
         check=_check_session_class,
     ),
     Touchpoint(
         name=POLL,
         used_in="transport.FastSocket.poll",
-        why="caps a long-polling response at what python-engineio's client accepts (it drops the connection "
-        "beyond 16 packets); waits with asyncio.timeout instead of a task and timer per wake-up",
-        saves="correctness for Python long-polling clients under bursts (tests/integration/test_transport.py)",
+        why=(
+            "caps a long-polling response at what python-engineio's client accepts"
+            " (it drops the connection beyond 16 packets); waits with asyncio.timeout"
+            " instead of a task and timer per wake-up"
+        ),
+        saves=(
+            "correctness for Python long-polling clients under bursts"
+            " (tests/integration/test_transport.py)"
+        ),
         check=_check_poll,
     ),
     Touchpoint(
@@ -249,25 +266,40 @@ TOUCHPOINTS = [
     ),
     Touchpoint(
         name=SESSION_STATE,
-        used_in="transport.FastSocket, delivery.OrderedRedisManager._write, app.send_clients_elsewhere",
-        why="a broadcast writes straight to an idle WebSocket or puts the packet on the session's queue, "
-        "without python-engineio's per-recipient send() and its task",
+        used_in=(
+            "transport.FastSocket, delivery.OrderedRedisManager._write, app.send_clients_elsewhere"
+        ),
+        why=(
+            "a broadcast writes straight to an idle WebSocket or puts the packet on the"
+            " session's queue, without python-engineio's per-recipient send() and its task"
+        ),
         saves="the per-recipient path of every broadcast (see docs/INTERNALS.md)",
         check=_check_session_state,
     ),
     Touchpoint(
         name=SESSION_METHODS,
-        used_in="transport.FastSocket (handle_get_request serves the WebSocket, the others guard inbound packets)",
-        why="the WebSocket is served after python-engineio's handshake has returned, without a reader task "
-        "per message; every inbound packet passes the gateway's guard (inbound.py)",
-        saves="the handshake's frames and a task per read, per connection; the inbound guard's protection",
+        used_in=(
+            "transport.FastSocket (handle_get_request serves the WebSocket,"
+            " the others guard inbound packets)"
+        ),
+        why=(
+            "the WebSocket is served after python-engineio's handshake has returned, without"
+            " a reader task per message; every inbound packet passes the gateway's guard"
+            " (inbound.py)"
+        ),
+        saves=(
+            "the handshake's frames and a task per read, per connection;"
+            " the inbound guard's protection"
+        ),
         check=_check_session_methods,
     ),
     Touchpoint(
         name=TRANSLATE_REQUEST,
         used_in="seams.engineio.use_raw_uri_environ (from transport.FastEngineIOServer.__init__)",
-        why="the driver's environ caches a second serialized copy of the URL (token included) on the request, "
-        "which lives as long as the WebSocket",
+        why=(
+            "the driver's environ caches a second serialized copy of the URL (token included)"
+            " on the request, which lives as long as the WebSocket"
+        ),
         saves="0.3-0.9 KB per WebSocket connection (see docs/INTERNALS.md)",
         check=_check_translate_request,
     ),

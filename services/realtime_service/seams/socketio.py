@@ -24,7 +24,10 @@ ENGINEIO_CLASS = "socketio: AsyncServer._engineio_server_class"
 EIO_MESSAGE = "socketio: AsyncServer._handle_eio_message"
 HANDLE_EMIT = "socketio: AsyncPubSubManager._handle_emit"
 ROOMS_LAYOUT = "socketio: BaseManager.rooms layout (namespace -> room -> bidict sid -> eio_sid)"
-PUBSUB_MESSAGE = "socketio: AsyncPubSubManager's emit message on the channel (services/shared/redis_contract.emit_packet)"
+PUBSUB_MESSAGE = (
+    "socketio: AsyncPubSubManager's emit message on the channel"
+    " (services/shared/redis_contract.emit_packet)"
+)
 
 
 def _source(function: Any) -> str:
@@ -130,18 +133,25 @@ TOUCHPOINTS = [
     Touchpoint(
         name=ENGINEIO_CLASS,
         used_in="app.GatewayServer._engineio_server_class",
-        why="the only way to give python-socketio the gateway's Engine.IO server (transport.FastEngineIOServer)",
+        why=(
+            "the only way to give python-socketio the gateway's Engine.IO server"
+            " (transport.FastEngineIOServer)"
+        ),
         saves="everything transport.py saves",
         check=_check_engineio_class,
     ),
     Touchpoint(
         name=EIO_MESSAGE,
         used_in="app.GatewayServer._handle_eio_message",
-        why="a packet GatewayPacket refuses closes the client's session; an unknown namespace gets the "
-        "Socket.IO specification's CONNECT_ERROR; a connected session loses its connect deadline and "
-        "the bulk of its environ",
-        saves="the inbound guard (tests/integration/test_gateway_guard.py), protocol conformance "
-        "(test_protocol.py), environ memory per connection",
+        why=(
+            "a packet GatewayPacket refuses closes the client's session; an unknown namespace"
+            " gets the Socket.IO specification's CONNECT_ERROR; a connected session loses its"
+            " connect deadline and the bulk of its environ"
+        ),
+        saves=(
+            "the inbound guard (tests/integration/test_gateway_guard.py), protocol conformance"
+            " (test_protocol.py), environ memory per connection"
+        ),
         check=_check_eio_message,
     ),
     Touchpoint(
@@ -155,7 +165,10 @@ TOUCHPOINTS = [
     Touchpoint(
         name=ROOMS_LAYOUT,
         used_in="rooms.ImpliedSidRooms, delivery.OrderedRedisManager._broadcast",
-        why="a client's own room is answered from the namespace's member list instead of a bidict per client",
+        why=(
+            "a client's own room is answered from the namespace's member list"
+            " instead of a bidict per client"
+        ),
         saves="about 600 bytes per connection (see docs/INTERNALS.md)",
         check=_check_rooms_layout,
     ),
