@@ -666,7 +666,6 @@ class GatewayLimits:
     trusted_proxies: Sequence[IpNetwork] = field(default_factory=tuple)
 
 
-CLIENT_ADDRESS = web.RequestKey("client_address", str)
 _HANDSHAKE_METHODS = frozenset({"GET", "POST", "OPTIONS"})
 
 
@@ -731,15 +730,14 @@ class FastEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
     def address_of(self, request: web.Request) -> str:
         """The client's address behind the trusted proxies.
 
-        python-engineio's REMOTE_ADDR is a constant.
+        python-engineio's REMOTE_ADDR is a constant. Worked out again for each use (twice
+        per handshake) rather than kept on the request: a WebSocket's handshake request
+        lives as long as the connection, and a value stored on it cost every connection
+        a dict of its own (about 220 bytes).
         """
-        address = request.get(CLIENT_ADDRESS)
-        if address is None:
-            address = client_address(
-                request.remote, forwarded_for_values(request.headers), self.limits.trusted_proxies
-            )
-            request[CLIENT_ADDRESS] = address
-        return address
+        return client_address(
+            request.remote, forwarded_for_values(request.headers), self.limits.trusted_proxies
+        )
 
     def count_session(self, socket: FastSocket, request: web.Request | None) -> None:
         """Count a new session against its address's cap until it signs in.
