@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from tests.helpers.browser import CROSS_ORIGINS, Forwarder, Route, served_by
-from tests.helpers.rest import Api
+from tests.helpers.rest import Api, rest_session
 from tests.helpers.stack import ChatStack, external_stack, local_chat_stack
 
 
@@ -38,9 +38,7 @@ async def web_stack() -> AsyncIterator[ChatStack]:
 
 @pytest.fixture(scope="session")
 async def web_http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(
-        cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=30)
-    ) as session:
+    async with rest_session() as session:
         yield session
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +106,15 @@ class Api:
 
 
 _counter = itertools.count()
+
+
+@asynccontextmanager
+async def rest_session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client session for REST calls (no cookies: the React client sends none)."""
+    async with aiohttp.ClientSession(
+        cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
+        yield session
 
 
 def unique_email(prefix: str = "user") -> str:

@@ -32,7 +32,7 @@ from tests.helpers.limits import (
     MESSAGE_MAX_CHARS,
     RATE_LIMIT_MESSAGES_PER_MINUTE,
 )
-from tests.helpers.rest import Api, User, sign_up_and_in
+from tests.helpers.rest import Api, User, rest_session, sign_up_and_in
 from tests.helpers.sockets import SocketFactory
 from tests.helpers.stack import ChatStack, external_stack, haproxy_override, local_chat_stack
 
@@ -83,9 +83,7 @@ def jwt_secret(chat_stack: ChatStack) -> str:
 @pytest.fixture(scope="session")
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """One HTTP client session for REST calls (no cookies: the React client sends none)."""
-    async with aiohttp.ClientSession(
-        cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=30)
-    ) as session:
+    async with rest_session() as session:
         yield session
 
 

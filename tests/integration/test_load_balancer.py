@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.helpers.rest import Api, User, assert_error, unique_email
+from tests.helpers.rest import Api, User, assert_error, rest_session, unique_email
 from tests.helpers.sockets import SocketFactory
 from tests.helpers.stack import ChatStack, haproxy_override, local_chat_stack
 
@@ -38,9 +38,7 @@ async def lb_stack() -> AsyncIterator[ChatStack]:
 
 @pytest.fixture(scope="module")
 async def edge_http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(
-        cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=30)
-    ) as session:
+    async with rest_session() as session:
         yield session
 
 
