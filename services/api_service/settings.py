@@ -71,7 +71,7 @@ class ApiSettings:
             ),
             relay_poll_seconds=env.number("RELAY_POLL_SECONDS", 1.0),
             # Fault injection for the test suite only; see handlers/messages.py.
-            failpoint=env.string("CHAT_FAILPOINT", ""),
+            failpoint=_failpoint(env, common),
             messages_per_minute=env.integer("RATE_LIMIT_MESSAGES_PER_MINUTE", 120),
             auth_per_minute=env.integer("RATE_LIMIT_AUTH_PER_MINUTE", 30),
             history_rows_per_minute=history_rows,
@@ -103,3 +103,11 @@ def _token_ttl(env: Env, common: CommonSettings) -> int:
             " the services would refuse the tokens the API issues"
         )
     return ttl
+
+
+def _failpoint(env: Env, common: CommonSettings) -> str:
+    """CHAT_FAILPOINT, refused in production: it makes the API kill itself after a commit."""
+    failpoint = env.string("CHAT_FAILPOINT", "")
+    if failpoint and common.production:
+        raise ConfigError("APP_ENV=production refuses CHAT_FAILPOINT (fault injection for tests)")
+    return failpoint

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import redis.asyncio as aioredis
 import socketio
@@ -53,6 +54,19 @@ def lasting_environ(environ: dict[str, Any]) -> dict[str, Any]:
     it would cost about a kilobyte per connection, more with a browser's headers.
     """
     return {key: environ[key] for key in LASTING_ENVIRON_KEYS if key in environ}
+
+
+# What the Admin UI must never see of a client's handshake: its credentials. The UI
+# shows every HTTP_* header and the parsed query string of each client.
+CREDENTIAL_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_COOKIE")
+
+
+def environ_for_admin_ui(environ: dict[str, Any]) -> dict[str, Any]:
+    """The handshake environ less its credentials (the token in a header or `?token=`)."""
+    kept = {key: value for key, value in environ.items() if key not in CREDENTIAL_HEADERS}
+    query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    kept["QUERY_STRING"] = urlencode([(name, value) for name, value in query if name != "token"])
+    return kept
 
 
 class GatewayServer(socketio.AsyncServer):  # type: ignore[misc]
@@ -119,10 +133,11 @@ class GatewayServer(socketio.AsyncServer):  # type: ignore[misc]
             socket.joined = True
             self.eio.release_address(socket)
         environ = self.get_environ(sid, namespace)
-        if environ is not None and not self.keep_environ:
-            lasting = lasting_environ(environ)
-            environ.clear()
-            environ.update(lasting)
+        if environ is None:
+            return
+        lasting = environ_for_admin_ui(environ) if self.keep_environ else lasting_environ(environ)
+        environ.clear()
+        environ.update(lasting)
 
 
 def create_server(

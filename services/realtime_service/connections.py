@@ -44,6 +44,11 @@ return 1
 """
 
 
+# How long a connecting client waits for the cap and revocation check before it is
+# admitted unchecked (well inside the connect deadline, CONNECT_TIMEOUT_SECONDS).
+ADMIT_TIMEOUT_SECONDS = 2.0
+
+
 class Admission(Enum):
     """What `UserConnections.admit` decided."""
 
@@ -96,22 +101,26 @@ class UserConnections:
         While Redis is unreachable the connection is admitted, uncounted and unchecked
         for revocation: the cap and the revocation mark both live in Redis, and locking
         every user out while it is away would turn a Redis outage into a full outage.
-        The window is small in practice: a revocation is only announced while Redis is
-        up (the API refuses to delete an account otherwise), every replica drops the
+        A Redis that does not answer at all counts as unreachable after
+        ADMIT_TIMEOUT_SECONDS (the client's own Redis connection has no command timeout:
+        the revocations subscription shares it). The window is small in practice: a
+        revocation is only announced while Redis is up (the API refuses to delete an
+        account otherwise), every replica drops the
         user's sockets when it is, and a replica re-checks its users each time its
         subscription to the revocations channel is re-established (revocations.py).
         """
         now = time.time()
         try:
-            decision = Admission(
-                int(
-                    await self._admit(
-                        keys=[self._key(user_id), self._keys.revoked(user_id)],
-                        args=[now, now + self._lease, self._cap, sid, self._key_ttl_ms],
+            async with asyncio.timeout(ADMIT_TIMEOUT_SECONDS):
+                decision = Admission(
+                    int(
+                        await self._admit(
+                            keys=[self._key(user_id), self._keys.revoked(user_id)],
+                            args=[now, now + self._lease, self._cap, sid, self._key_ttl_ms],
+                        )
                     )
                 )
-            )
-        except RedisError as exc:
+        except (RedisError, TimeoutError) as exc:
             log.warning(
                 "connection cap and revocation check unavailable, admitting",
                 extra={"error": repr(exc)},

@@ -85,6 +85,19 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return manager
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        """Forget the client; a disconnect from the namespace also ends its Engine.IO session.
+
+        python-socketio keeps the session open after a namespace DISCONNECT (from the
+        client, or `AsyncServer.disconnect` as revocation uses). Kept, it would be an idle,
+        pinged session that no longer counts against any cap: the user's connection slot
+        and the address's pending-session slot were both given back. A transport that
+        closed or timed out is already ending, and a drained one must end without a CLOSE
+        packet (clients would not reconnect), so only those two reasons end it here.
+        """
+        if reason in (self.server.reason.CLIENT_DISCONNECT, self.server.reason.SERVER_DISCONNECT):
+            eio_sid = self.server.manager.eio_sid_from_sid(sid, "/")
+            if eio_sid is not None:
+                self.server.start_background_task(self.server.eio.disconnect, eio_sid)
         self._manager.forget(sid)
         self._connected.dec()
         try:

@@ -48,6 +48,7 @@ class RevocationListener:
         self._disconnect = disconnect
         self._task: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
+        self._failures = 0  # subscription losses in a row (picks the retry pause)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="revocations")
@@ -56,7 +57,6 @@ class RevocationListener:
         await cancel_and_wait(self._task)
 
     async def _listen_forever(self) -> None:
-        failures = 0
         while True:
             try:
                 await self._listen()
@@ -64,19 +64,18 @@ class RevocationListener:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis away: subscribe again after a pause
                 self.subscribed.clear()
-                delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-                failures += 1
+                delay = RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS) - 1)]
+                self._failures += 1
                 log.warning(
                     "revocations subscription lost", extra={"error": repr(exc), "retry_in": delay}
                 )
                 await asyncio.sleep(delay)
-            else:
-                failures = 0
 
     async def _listen(self) -> None:
         async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
             await pubsub.subscribe(self._keys.revocations_channel)
             self.subscribed.set()
+            self._failures = 0  # subscribed again: the next loss retries at once
             await self._sweep()
             async for message in pubsub.listen():
                 if message.get("type") == "message":

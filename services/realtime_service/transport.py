@@ -639,6 +639,11 @@ class FastSocket(AsyncSocket):  # type: ignore[misc]
                 return False
         except OSError:
             return False
+        except Exception as exc:  # noqa: BLE001 - whatever an undecodable probe raises
+            await self.refuse(
+                inbound.MALFORMED, f"undecodable upgrade packet ({type(exc).__name__})"
+            )
+            return False
         finally:
             self.upgrading = False
         self.upgraded = True

@@ -219,10 +219,44 @@ async def test_connect_event_and_disconnect_on_the_main_namespace(
         await ws.send_str('42["sendAllMessages",{"text":"ignored"}]')  # an event; ignored by design
         await ws.send_str("41")
         await ws.send_str("1")
-        message = await ws.receive(timeout=CONNECT_TIMEOUT)
+        while (message := await ws.receive(timeout=CONNECT_TIMEOUT)).type == aiohttp.WSMsgType.TEXT:
+            assert message.data == "1", message.data  # the server's own CLOSE, if it comes first
         assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), message
     finally:
         await ws.close()
+
+
+async def test_a_namespace_disconnect_ends_the_engineio_session(
+    http: aiohttp.ClientSession, gateway: str, new_user
+) -> None:
+    """Left open, the session would idle on, pinged, counted against no cap."""
+    user: User = await new_user()
+    ws = await http.ws_connect(ws_url(gateway))
+    try:
+        await ws.receive_str(timeout=CONNECT_TIMEOUT)
+        await ws.send_str("40" + json.dumps({"token": user.token}))
+        assert (await ws.receive_str(timeout=CONNECT_TIMEOUT)).startswith("40{")
+        await ws.send_str("41")  # the namespace only: no Engine.IO close from the client
+        while (message := await ws.receive(timeout=CONNECT_TIMEOUT)).type == aiohttp.WSMsgType.TEXT:
+            assert message.data in ("1", "2"), message.data  # CLOSE (or a ping) from the server
+        assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), message
+    finally:
+        await ws.close()
+
+
+async def test_an_undecodable_upgrade_probe_closes_the_session_as_malformed(
+    http: aiohttp.ClientSession, gateway: str
+) -> None:
+    sid, url = await polling_session(http, gateway)
+    ws = await http.ws_connect(ws_url(gateway, sid=sid))
+    try:
+        await ws.send_str("x")  # not an Engine.IO packet (the probe should be "2probe")
+        while (message := await ws.receive(timeout=CONNECT_TIMEOUT)).type == aiohttp.WSMsgType.TEXT:
+            pass
+        assert message.type == aiohttp.WSMsgType.CLOSE, message
+    finally:
+        await ws.close()
+    assert (await get(http, url))[0] == 400  # refused: the session is gone
 
 
 async def test_a_refused_connect_is_a_connect_error_with_a_message(

@@ -59,3 +59,19 @@ def test_throttle_locks_an_address_out_for_the_window_only() -> None:
     assert throttle.locked("10.0.0.1", now=3.0)
     assert not throttle.locked("10.0.0.2", now=3.0), "other addresses are not affected"
     assert not throttle.locked("10.0.0.1", now=61.0), "the oldest failure left the window"
+
+
+def test_the_admin_ui_never_sees_a_clients_credentials() -> None:
+    from services.realtime_service.app import environ_for_admin_ui
+
+    shown = environ_for_admin_ui(
+        {
+            "HTTP_AUTHORIZATION": "Bearer secret-token",
+            "HTTP_COOKIE": "session=secret",
+            "HTTP_USER_AGENT": "client/1.0",
+            "QUERY_STRING": "EIO=4&transport=websocket&token=secret-token&last_id=7",
+        }
+    )
+    assert "secret" not in repr(shown)
+    assert shown["HTTP_USER_AGENT"] == "client/1.0"
+    assert shown["QUERY_STRING"] == "EIO=4&transport=websocket&last_id=7"

@@ -45,6 +45,11 @@ def test_secrets_do_not_show_in_repr() -> None:
         {"MIGRATE_ON_START": "maybe"},
         {"APP_ENV": "staging"},
         {"REQUEST_BODY_TIMEOUT_SECONDS": "0"},
+        {
+            "APP_ENV": "production",
+            "JWT_SECRET": REAL_SECRET,
+            "CHAT_FAILPOINT": "crash_after_commit",
+        },
     ],
 )
 def test_bad_or_unsafe_configuration_fails_at_start(environ: dict[str, str]) -> None:

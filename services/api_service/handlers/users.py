@@ -13,7 +13,7 @@ from services.api_service.db import users
 from services.api_service.errors import Conflict, Forbidden, Unauthorized, Unavailable
 from services.api_service.handlers.common import authenticate, limit_by_address, read_body
 from services.api_service.keys import DB_POOL, PASSWORDS, REDIS, SETTINGS
-from services.shared.auth import Identity, issue_token
+from services.shared.auth import CLOCK_SKEW_SECONDS, Identity, issue_token
 from services.shared.names import plain_name
 from services.shared.revocation import revoke_user
 from services.shared.web import json_response
@@ -100,7 +100,9 @@ async def _announce_revocation(request: web.Request, user_id: str) -> None:
                 request.app[REDIS],
                 settings.common.redis_keys,
                 user_id,
-                settings.common.jwt_max_lifetime_seconds,
+                # A token may claim an `iat` up to CLOCK_SKEW_SECONDS ahead: the mark
+                # must outlive the last one that could still be valid.
+                settings.common.jwt_max_lifetime_seconds + CLOCK_SKEW_SECONDS,
             )
     except (redis.exceptions.RedisError, OSError, TimeoutError):
         log.warning("account deletion refused: Redis unreachable", extra={"user_id": user_id})
