@@ -92,11 +92,13 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         pinged session that no longer counts against any cap: the user's connection slot
         and the address's pending-session slot were both given back. A transport that
         closed or timed out is already ending, and a drained one must end without a CLOSE
-        packet (clients would not reconnect), so only those two reasons end it here.
+        packet (clients would not reconnect), so only those two reasons end it here, and
+        only a session that is not already closing (a refused client is closed its own way).
         """
         if reason in (self.server.reason.CLIENT_DISCONNECT, self.server.reason.SERVER_DISCONNECT):
             eio_sid = self.server.manager.eio_sid_from_sid(sid, "/")
-            if eio_sid is not None:
+            session = self.server.eio.sockets.get(eio_sid) if eio_sid is not None else None
+            if session is not None and not session.closing and not session.closed:
                 self.server.start_background_task(self.server.eio.disconnect, eio_sid)
         self._manager.forget(sid)
         self._connected.dec()
