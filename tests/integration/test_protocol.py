@@ -58,7 +58,7 @@ async def poll_in_flight(
     pending = asyncio.ensure_future(get(http, url))
     async with asyncio.timeout(CONNECT_TIMEOUT):
         while await waiting_polls(http, gateway) <= before:
-            await asyncio.sleep(0.01)  # polling the gauge: the event is on the server
+            await asyncio.sleep(0.01)  # wait-ok: polling a server-side gauge, with a deadline
     return pending
 
 
@@ -206,22 +206,36 @@ async def test_connecting_to_an_unknown_namespace_is_an_invalid_namespace_error(
         await ws.close()
 
 
+async def sign_in(ws: aiohttp.ClientWebSocketResponse, user: User) -> str:
+    """Read the Engine.IO open packet and send the namespace CONNECT; return the answer."""
+    await ws.receive_str(timeout=CONNECT_TIMEOUT)
+    await ws.send_str("40" + json.dumps({"token": user.token}))
+    return await ws.receive_str(timeout=CONNECT_TIMEOUT)
+
+
+async def wait_websocket_closed(
+    ws: aiohttp.ClientWebSocketResponse, allowed_text: tuple[str, ...]
+) -> None:
+    """Wait for the server to close `ws`; text frames before that must be in `allowed_text`."""
+    while (message := await ws.receive(timeout=CONNECT_TIMEOUT)).type == aiohttp.WSMsgType.TEXT:
+        assert message.data in allowed_text, message.data
+    assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), message
+
+
 async def test_connect_event_and_disconnect_on_the_main_namespace(
     http: aiohttp.ClientSession, gateway: str, new_user
 ) -> None:
     user: User = await new_user()
     ws = await http.ws_connect(ws_url(gateway))
     try:
-        await ws.receive_str(timeout=CONNECT_TIMEOUT)
-        await ws.send_str("40" + json.dumps({"token": user.token}))
-        connected = await ws.receive_str(timeout=CONNECT_TIMEOUT)
+        connected = await sign_in(ws, user)
         assert connected.startswith("40{") and "sid" in json.loads(connected[2:])
         await ws.send_str('42["sendAllMessages",{"text":"ignored"}]')  # an event; ignored by design
         await ws.send_str("41")
         await ws.send_str("1")
-        while (message := await ws.receive(timeout=CONNECT_TIMEOUT)).type == aiohttp.WSMsgType.TEXT:
-            assert message.data == "1", message.data  # the server's own CLOSE, if it comes first
-        assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), message
+        await wait_websocket_closed(
+            ws, allowed_text=("1",)
+        )  # the server's own CLOSE may come first
     finally:
         await ws.close()
 
@@ -233,13 +247,9 @@ async def test_a_namespace_disconnect_ends_the_engineio_session(
     user: User = await new_user()
     ws = await http.ws_connect(ws_url(gateway))
     try:
-        await ws.receive_str(timeout=CONNECT_TIMEOUT)
-        await ws.send_str("40" + json.dumps({"token": user.token}))
-        assert (await ws.receive_str(timeout=CONNECT_TIMEOUT)).startswith("40{")
+        assert (await sign_in(ws, user)).startswith("40{")
         await ws.send_str("41")  # the namespace only: no Engine.IO close from the client
-        while (message := await ws.receive(timeout=CONNECT_TIMEOUT)).type == aiohttp.WSMsgType.TEXT:
-            assert message.data in ("1", "2"), message.data  # CLOSE (or a ping) from the server
-        assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), message
+        await wait_websocket_closed(ws, allowed_text=("1", "2"))  # CLOSE (or a ping) first
     finally:
         await ws.close()
 
