@@ -43,3 +43,7 @@ SESSIONS_REFUSED = Counter(
 LONG_POLLS_WAITING = Gauge(
     "chat_long_polls_waiting", "Long-polling GET requests held open, waiting for a packet to send."
 )
+ROOMS_AWARE_CONNECTS = Counter(
+    "chat_rooms_aware_connects_total",
+    "Connections admitted as rooms-aware (auth rooms: true or ?rooms=1).",
+)
