@@ -12,7 +12,12 @@ manager's protocol and API and adds, for packets from the outbox relay (they car
 * a periodic check catches up after a quiet period, when no later message would
   reveal the gap;
 * clients that reconnect with `lastId` get the messages they missed, in order, before
-  any live one, then a `recovered` event.
+  any live one, then a `recovered` event;
+* entries of every room and room events share the order (redis_contract.py): a
+  legacy client gets the global room's messages as `getAllmessages`, a rooms-aware
+  one (`auth: {rooms: true}`) `message` and the room events of its user's rooms, and a
+  membership change is applied to the python-socketio rooms at exactly its place in
+  the order (docs/DELIVERY.md, "Rooms").
 
 One lock serializes delivery and gap filling, so each client sees ids in increasing
 order. A recovery does not hold it while it replays: under the lock, 20 reconnects
