@@ -274,13 +274,13 @@ async def create_room(request: web.Request) -> web.Response:
         await read_body(request), settings.rooms.name_max_chars, settings.rooms.topic_max_chars
     )
     invited = list(dict.fromkeys(str(m) for m in form.members if str(m) != identity.user_id))
-    if invited:
-        await limit_by_user(request, "invites", identity, cost=len(invited))
     if 1 + len(invited) > settings.rooms.max_members_per_room:
         raise Conflict(
             f"The room is full ({settings.rooms.max_members_per_room} members at most)",
             code="room_full",
         )
+    if invited:
+        await limit_by_user(request, "invites", identity, cost=len(invited))
     async with change(request) as conn:
         owner = await me(conn, identity)
         found = await db.people(conn, invited)
