@@ -12,7 +12,7 @@ breaks a constraint; a value of the wrong type or a missing one is "required str
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import nh3
@@ -403,13 +403,7 @@ EXAMPLE_ROOM: dict[str, Any] = {
     "peer": None,
     "lastMessage": EXAMPLE_ROOM_MESSAGE,
 }
-Cursor = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=CURSOR_MAX),
-    NUL_FREE,
-    Problem("must be the `next` of a previous page"),
-    Field(description="The `next` of the previous page (opaque)."),
-]
+CursorText = Annotated[str, StringConstraints(min_length=1, max_length=CURSOR_MAX), NUL_FREE]
 
 
 PageLimit = Annotated[
@@ -421,10 +415,21 @@ PageLimit = Annotated[
 ]
 
 
-def _plain_text(max_chars: int, what: str, *, required: bool) -> Any:
-    """A room name or topic: trimmed; its length and plain-text rules answer 422 (validation.py)."""
+Absent = SkipJsonSchema[None]  # may be left out; the document does not offer null
+Cursor = Annotated[
+    CursorText | Absent,
+    Problem("must be the `next` of a previous page"),
+    Field(description="The `next` of the previous page (opaque)."),
+]
+
+
+def _plain_text(max_chars: int, what: str, *, required: bool, optional: bool = False) -> Any:
+    """A room name or topic: trimmed; its length and plain-text rules answer 422 (validation.py).
+
+    `optional`: the field may be left out (`PATCH`), which keeps it as it is.
+    """
     bounds: dict[str, Any] = {"minLength": 1 if required else 0, "maxLength": max_chars}
-    return Annotated[
+    text: Any = Annotated[
         str,
         StringConstraints(strip_whitespace=True),
         NUL_FREE,
@@ -436,6 +441,7 @@ def _plain_text(max_chars: int, what: str, *, required: bool) -> Any:
             json_schema_extra=bounds,
         ),
     ]
+    return text | Absent if optional else text
 
 
 class NewRoom(_Body):
@@ -481,14 +487,9 @@ class RoomChanges(_Body):
 
 @cache
 def room_changes_model(name_max: int, topic_max: int) -> type[RoomChanges]:
-    name = _plain_text(name_max, "The new name", required=True)
-    topic = _plain_text(topic_max, "The new topic (empty: none)", required=False)
-    return create_model(
-        "RoomChanges",
-        __base__=RoomChanges,
-        name=(Optional[name], None),  # noqa: UP045 - `name` is a value, not a class
-        topic=(Optional[topic], None),  # noqa: UP045
-    )
+    name = _plain_text(name_max, "The new name", required=True, optional=True)
+    topic = _plain_text(topic_max, "The new topic (empty: none)", required=False, optional=True)
+    return create_model("RoomChanges", __base__=RoomChanges, name=(name, None), topic=(topic, None))
 
 
 class UserRef(_Body):
@@ -510,11 +511,18 @@ class RoleChange(_Body):
     model_config = ConfigDict(json_schema_extra={"examples": [{"role": "admin"}]})
 
 
+SearchText = Annotated[str, StringConstraints(max_length=100), NUL_FREE]
+EmailText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=EMAIL_MAX), NUL_FREE]
+NamePrefix = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=NAME_PREFIX_MIN, max_length=NAME_MAX),
+    NUL_FREE,
+]
+
+
 class PublicRoomsQuery(_Body):
     q: Annotated[
-        str | SkipJsonSchema[None],
-        StringConstraints(max_length=100),
-        NUL_FREE,
+        SearchText | Absent,
         Problem("must be at most 100 characters"),
         Field(
             description="Only rooms whose name contains this (case-insensitive).",
@@ -522,28 +530,24 @@ class PublicRoomsQuery(_Body):
         ),
     ] = None
     limit: PageLimit = SEARCH_DEFAULT_LIMIT
-    cursor: Cursor | SkipJsonSchema[None] = None
+    cursor: Cursor = None
 
 
 class PageQuery(_Body):
     """`limit` and `cursor` of a paginated list (the members of a room)."""
 
     limit: PageLimit = SEARCH_DEFAULT_LIMIT
-    cursor: Cursor | SkipJsonSchema[None] = None
+    cursor: Cursor = None
 
 
 class UserSearchQuery(_Body):
     email: Annotated[
-        str | SkipJsonSchema[None],
-        StringConstraints(strip_whitespace=True, max_length=EMAIL_MAX),
-        NUL_FREE,
+        EmailText | Absent,
         Problem(f"must be at most {EMAIL_MAX} characters"),
         Field(description="The exact email (case-insensitive).", examples=["ann@example.com"]),
     ] = None
     name: Annotated[
-        str | SkipJsonSchema[None],
-        StringConstraints(strip_whitespace=True, min_length=NAME_PREFIX_MIN, max_length=NAME_MAX),
-        NUL_FREE,
+        NamePrefix | Absent,
         Problem(f"must be {NAME_PREFIX_MIN} to {NAME_MAX} characters"),
         Field(description="The start of a name (case-insensitive).", examples=["An"]),
     ] = None

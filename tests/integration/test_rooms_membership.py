@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.limits import ALLOWED_ORIGIN
 from tests.helpers.rest import (
     GLOBAL_ROOM,
     Api,
@@ -370,8 +371,9 @@ async def test_bad_bodies_are_400s_that_change_nothing(api: Api, new_user: NewUs
         assert_error(reply, 400)
         assert reply.body["code"] == "validation_failed"
     room = await create_room(api, ann)
-    empty = await room_call(api, ann, "PATCH", f"/rooms/{room['id']}", json={})
-    assert_error(empty, 400)
+    for nothing in ({}, {"name": None, "topic": None, "archived": None}):
+        empty = await room_call(api, ann, "PATCH", f"/rooms/{room['id']}", json=nothing)
+        assert_error(empty, 400)
     bad_role = await room_call(
         api, ann, "POST", f"/rooms/{room['id']}/members", json={"userId": ann.id, "role": "owner"}
     )
@@ -379,3 +381,29 @@ async def test_bad_bodies_are_400s_that_change_nothing(api: Api, new_user: NewUs
     assert bad_role.body["fields"] == {"role": "must be admin or member"}
     mine = await room_call(api, ann, "GET", "/rooms")
     assert [r["id"] for r in mine.body["rooms"]] == [GLOBAL_ROOM, room["id"]]
+
+
+async def test_a_browser_may_send_patch_from_an_allowed_origin(api: Api, new_user: NewUser) -> None:
+    ann = await new_user()
+    room = await create_room(api, ann, name="Before")
+    preflight = await api.request(
+        "OPTIONS",
+        f"/rooms/{room['id']}",
+        headers={
+            "Origin": ALLOWED_ORIGIN,
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert preflight.status == 204, preflight.text
+    assert "PATCH" in preflight.headers["Access-Control-Allow-Methods"]
+    patched = await api.request(
+        "PATCH",
+        f"/rooms/{room['id']}",
+        token=ann.token,
+        json={"name": "After"},
+        headers={"Origin": ALLOWED_ORIGIN},
+    )
+    assert patched.status == 200
+    assert patched.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    assert patched.body["name"] == "After"

@@ -173,6 +173,37 @@ def test_limits_come_from_validation_and_settings() -> None:
     assert "no rate limit" in doc["paths"]["/signin"]["post"]["description"]
 
 
+def test_room_limits_come_from_settings() -> None:
+    doc = build_openapi(
+        settings(
+            ROOM_NAME_MAX_CHARS="12",
+            ROOM_TOPIC_MAX_CHARS="34",
+            MAX_ROOMS_PER_USER="5",
+            RATE_LIMIT_ROOM_POSTS_PER_MINUTE="7",
+        )
+    )
+    new_room = doc["components"]["schemas"]["NewRoom"]["properties"]
+    assert (new_room["name"]["minLength"], new_room["name"]["maxLength"]) == (1, 12)
+    assert new_room["topic"]["maxLength"] == 34
+    changes = doc["components"]["schemas"]["RoomChanges"]["properties"]
+    assert (changes["name"]["maxLength"], changes["topic"]["maxLength"]) == (12, 34)
+    assert "Up to 5 rooms per user" in doc["paths"]["/rooms"]["post"]["description"]
+    posting = doc["paths"]["/rooms/{room}/messages"]["post"]["description"]
+    assert "7 requests per minute per user and room" in posting
+    room = next(
+        p
+        for p in doc["paths"]["/rooms/{room}/members/{user}"]["patch"]["parameters"]
+        if p["name"] == "room"
+    )
+    assert room == {
+        "name": "room",
+        "in": "path",
+        "required": True,
+        "description": "The room's id.",
+        "schema": {"type": "string", "format": "uuid"},
+    }
+
+
 def test_error_schema_matches_api_errors(document: dict[str, Any]) -> None:
     from services.api_service.errors import TooManyRequests, ValidationFailed
 
