@@ -27,7 +27,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from services.realtime_service.rooms import NONE, Memberships
+from services.realtime_service.rooms import NO_MEMBERSHIPS, Memberships
 from services.shared.redis_contract import RedisKeys
 from services.shared.tasks import cancel_and_wait
 
@@ -163,17 +163,15 @@ class UserConnections:
                 "connection cap and revocation check unavailable, admitting",
                 extra={"error": repr(exc)},
             )
-            admitted = Admitted(Admission.ADMITTED, NONE if rooms else None)
+            admitted = Admitted(Admission.ADMITTED, NO_MEMBERSHIPS if rooms else None)
         if admitted.decision is not Admission.ADMITTED:
             return admitted
         self._local[sid] = user_id
         self._by_user.setdefault(user_id, set()).add(sid)
-        memberships = admitted.memberships
-        if memberships is not None and not memberships.complete and memberships is not NONE:
-            memberships = await self._memberships_when_marked(
-                user_id, memberships, deadline, delivered
-            )
-            admitted = Admitted(Admission.ADMITTED, memberships)
+        read = admitted.memberships
+        if read is not None and read is not NO_MEMBERSHIPS and not read.complete:
+            read = await self._memberships_when_marked(user_id, read, deadline, delivered)
+            admitted = Admitted(Admission.ADMITTED, read)
         return admitted
 
     async def _memberships_when_marked(

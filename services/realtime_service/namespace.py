@@ -21,7 +21,7 @@ from services.realtime_service.metrics import (
     REFUSED_CONNECTIONS,
     ROOMS_AWARE_CONNECTS,
 )
-from services.realtime_service.rooms import NONE
+from services.realtime_service.rooms import NO_MEMBERSHIPS
 from services.shared.auth import InvalidToken, verify_token
 from services.shared.config import DEFAULT_JWT_MAX_LIFETIME_SECONDS
 
@@ -88,7 +88,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             self._manager.begin_recovery(sid)
         if rooms:
             ROOMS_AWARE_CONNECTS.inc()
-            self._manager.rooms_admitted(sid, identity.user_id, admitted.memberships or NONE)
+            memberships = admitted.memberships or NO_MEMBERSHIPS
+            self._manager.rooms_admitted(sid, identity.user_id, memberships)
         if last_id is not None:
             self.server.start_background_task(self._manager.recover, sid, last_id)
         log.info(

@@ -75,6 +75,8 @@ class ImpliedSidRooms:
 
 # --- Chat rooms: which of a replica's sockets are in which room ----------------------
 
+APPLIED_FIELD = "@"  # the membership hash's field: the newest event of the user applied
+
 
 @dataclass(frozen=True)
 class Memberships:
@@ -83,7 +85,7 @@ class Memberships:
     `rooms` maps room id -> the id of the event that added the user (0 when the relay
     rebuilt the hash and no longer knows it), `applied` is the hash's `@`: the newest
     membership event of the user it reflects. `complete` is False when the relay's
-    mark was missing (Redis lost data and the hashes were being rebuilt).
+    mark was missing or behind (Redis lost data and the hashes were being rebuilt).
     """
 
     rooms: dict[str, int]
@@ -103,8 +105,8 @@ class Memberships:
         return cls(rooms, applied, complete)
 
 
-APPLIED_FIELD = "@"
-NONE: Final = Memberships({}, 0, complete=False)  # Redis unreachable: the global room only
+# Redis unreachable at admission: the global room only.
+NO_MEMBERSHIPS: Final = Memberships({}, 0, complete=False)
 
 
 @dataclass
