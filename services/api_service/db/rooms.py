@@ -344,6 +344,14 @@ async def member_count(conn: DbConnection, room_id: str) -> int:
     return count
 
 
+async def member_ids(conn: DbConnection, room_id: str) -> list[str]:
+    """Every member's id (not for the global room: its members are every account)."""
+    rows = await conn.fetch(
+        "SELECT user_id::text FROM room_members WHERE room_id = $1::uuid", room_id
+    )
+    return [row[0] for row in rows]
+
+
 async def room_counts(conn: DbConnection, user_ids: Sequence[str]) -> dict[str, int]:
     """How many rooms each user is a member of (the global room not counted)."""
     rows = await conn.fetch(
