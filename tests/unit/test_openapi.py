@@ -267,7 +267,27 @@ STATUSES = {
     ("delete", "/rooms/{room}/members/{user}"): {204, 401, 403, 404, 409},
     ("post", "/rooms/{room}/owner"): {200, 400, 401, 403, 404, 408, 409, 413, 422},
     ("get", "/rooms/{room}/messages"): {200, 400, 401, 403, 404, 429, 503},
-    ("post", "/rooms/{room}/messages"): {200, 201, 400, 401, 403, 404, 408, 409, 413, 429},
+    ("post", "/rooms/{room}/messages"): {200, 201, 400, 401, 403, 404, 408, 409, 413, 422, 429},
+    ("patch", "/rooms/{room}/messages/{message}"): {200, 400, 401, 403, 404, 408, 409, 413, 429},
+    ("delete", "/rooms/{room}/messages/{message}"): {204, 401, 403, 404, 429},
+    ("put", "/rooms/{room}/messages/{message}/reactions/{emoji}"): {
+        204,
+        401,
+        403,
+        404,
+        409,
+        422,
+        429,
+    },
+    ("delete", "/rooms/{room}/messages/{message}/reactions/{emoji}"): {
+        204,
+        401,
+        403,
+        404,
+        409,
+        422,
+        429,
+    },
     ("get", "/users"): {200, 400, 401, 429},
     ("get", "/healthz"): {200},
     ("get", "/readyz"): {200, 503},
@@ -297,7 +317,7 @@ def test_retryable_refusals_document_retry_after(document: dict[str, Any]) -> No
             header = resolve(document, response["headers"]["Retry-After"]["$ref"])
             assert header["required"] is True
             checked += 1
-    assert checked == 16
+    assert checked == 20
 
 
 def test_busy_and_timeout_answers_carry_their_codes(document: dict[str, Any]) -> None:
