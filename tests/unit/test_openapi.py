@@ -204,6 +204,19 @@ def test_room_limits_come_from_settings() -> None:
     }
 
 
+def test_message_change_limits_come_from_settings() -> None:
+    doc = build_openapi(
+        settings(MAX_REACTIONS_PER_MESSAGE="3", RATE_LIMIT_MESSAGE_CHANGES_PER_MINUTE="9")
+    )
+    reactions = doc["paths"]["/rooms/{room}/messages/{message}/reactions/{emoji}"]
+    assert "At most 3 different emoji per message" in reactions["put"]["description"]
+    edits = doc["paths"]["/rooms/{room}/messages/{message}"]
+    for operation in (edits["patch"], edits["delete"], reactions["put"], reactions["delete"]):
+        assert "9 requests per minute per user and room" in operation["description"]
+    [message] = [p for p in edits["patch"]["parameters"] if p["name"] == "message"]
+    assert message["schema"] == {"type": "string", "pattern": "^[0-9]{1,18}$"}
+
+
 def test_error_schema_matches_api_errors(document: dict[str, Any]) -> None:
     from services.api_service.errors import TooManyRequests, ValidationFailed
 
