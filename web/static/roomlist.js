@@ -243,9 +243,16 @@ export class RoomList {
     });
   }
 
-  /** Newest activity first; rooms without any keep the snapshot's order (a stable sort). */
+  /**
+   * The global room first (as `GET /rooms` lists it), then newest activity first; rooms
+   * without any keep the snapshot's order (a stable sort).
+   */
   ordered() {
-    return [...this.rooms.values()].sort((a, b) => (a.activity < b.activity ? 1 : a.activity > b.activity ? -1 : 0));
+    const rank = (room) => (room.id === GLOBAL_ROOM_ID ? 0 : 1);
+    return [...this.rooms.values()].sort((a, b) => {
+      if (rank(a) !== rank(b)) return rank(a) - rank(b);
+      return a.activity < b.activity ? 1 : a.activity > b.activity ? -1 : 0;
+    });
   }
 
   render() {
