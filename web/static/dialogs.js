@@ -143,6 +143,8 @@ export function setupDialogs(ctx) {
 
   function openBrowse() {
     browseUi.input.value = "";
+    browseUi.list.replaceChildren();
+    delete browseUi.list.dataset.query;
     openDialog(browseUi.dialog);
     browseUi.input.focus();
     searchRooms("", false);
@@ -163,6 +165,7 @@ export function setupDialogs(ctx) {
       const rows = listOf(data, "rooms").filter((room) => room && typeof room.id === "string");
       if (!append) browseUi.list.replaceChildren();
       for (const room of rows) browseUi.list.append(publicRoomItem(room));
+      browseUi.list.dataset.query = q; // what the list shows the rooms for
       show(browseUi.empty, browseUi.list.children.length === 0);
       show(browseUi.more, Boolean(browse.next));
     } catch (err) {
@@ -218,6 +221,7 @@ export function setupDialogs(ctx) {
   });
   browseUi.input.addEventListener("input", () => {
     clearTimeout(browseTimer);
+    show(browseUi.more, false); // the next page would be of the previous search
     browseTimer = setTimeout(() => searchRooms(browseUi.input.value.trim(), false), SEARCH_DEBOUNCE_MS);
   });
   browseUi.more.addEventListener("click", () => searchRooms(browse.q, true));
