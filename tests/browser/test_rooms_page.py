@@ -3,7 +3,8 @@
 Three people sign in through the page: A on one gateway replica, B and C on the other
 (see conftest.py), so every live update below crosses replicas through Redis. They
 start a direct message by email, invite to a private room by name, remove a member,
-browse and join a public room found by search, and use the phone layout. Screenshots
+browse and join a public room found by search, reconnect after missing messages in
+several rooms, and use the phone layout. Screenshots
 land in test-artifacts/rooms-*.png.
 
 Skipped only when Chromium is missing (set CHAT_CHROMIUM to use another binary).
@@ -428,6 +429,60 @@ async def test_browse_and_join_a_public_room(trio: tuple[Person, Person, Person]
     await c.page.get_by_test_id("confirm-ok").click()
     await expect(c.page.get_by_test_id("room-title")).to_have_text("General")
     await expect(c.room_item(names[0])).to_have_count(0)
+
+
+async def test_reconnect_catches_up_in_every_room(
+    trio: tuple[Person, Person, Person], web_api: Api
+) -> None:
+    """B's network path drops; meanwhile A writes in General and in their direct room, and
+    adds B to a new room where A writes too. B reconnects with its one cursor: all of it
+    arrives, each in its place."""
+    a, b, _ = trio
+    tag = uuid.uuid4().hex[:8]
+    name = f"Missed {tag}"
+    general, direct, fresh = f"General while away {tag}", f"Direct {tag}", f"New room {tag}"
+    await b.open_room("General")
+    status = b.page.get_by_test_id("connection-status")
+    await expect(status).to_have_attribute("data-state", "live")
+    b.route.forwarder.pause()
+    try:
+        await expect(status).to_have_attribute("data-state", re.compile("reconnecting|offline"))
+        dm = await rest(web_api, "POST", "/rooms/direct", a.user, {"userId": b.user.id})
+        room = await rest(
+            web_api,
+            "POST",
+            "/rooms",
+            a.user,
+            {"name": name, "kind": "private", "members": [b.user.id]},
+        )
+        for room_id, text in ((GLOBAL_ROOM, general), (dm["id"], direct), (room["id"], fresh)):
+            body = {"id": str(uuid.uuid4()), "text": text}
+            await rest(web_api, "POST", f"/rooms/{room_id}/messages", a.user, body)
+    finally:
+        b.route.forwarder.resume()
+    await expect(status).to_have_attribute("data-state", "live", timeout=30_000)
+    await expect(b.message(general)).to_have_count(1)
+    await expect(b.room_item(a.name).get_by_test_id("room-item-preview")).to_have_text(
+        f"{a.name}: {direct}"
+    )
+    await expect(b.room_item(name).get_by_test_id("room-item-preview")).to_have_text(
+        f"{a.name}: {fresh}"
+    )
+    await expect(b.room_item(name)).to_have_attribute("data-room-id", room["id"])
+    assert_sorted_unique(await ids_in_page(b.page))
+    await b.open_room(name)
+    await expect(b.message(fresh)).to_have_count(1)
+    # Live again afterwards, in the new room too.
+    after = f"After the reconnect {tag}"
+    await rest(
+        web_api,
+        "POST",
+        f"/rooms/{room['id']}/messages",
+        a.user,
+        {"id": str(uuid.uuid4()), "text": after},
+    )
+    await expect(b.message(after)).to_have_count(1)
+    assert_sorted_unique(await ids_in_page(b.page))
 
 
 async def test_phone_shows_the_list_or_the_room(
