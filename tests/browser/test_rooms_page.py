@@ -250,6 +250,14 @@ async def test_direct_messages_started_by_email(trio: tuple[Person, Person, Pers
         await expect(p.message(answer)).to_have_count(1)
         assert_sorted_unique(await ids_in_page(p.page))
 
+    # Markup in a message is text in the room list too: nothing of it runs or renders.
+    payload = f"<img src=x onerror=\"alert('xss-{tag}')\"><b>bold</b> &amp; more {tag}"
+    await send(a.page, payload)
+    preview = dm.get_by_test_id("room-item-preview")
+    await expect(preview).to_have_text(f"{a.name}: bold & more {tag}")
+    assert await preview.locator("*").count() == 0
+    assert b.dialogs == [], b.dialogs
+
     ARTIFACTS.mkdir(exist_ok=True)
     await a.page.screenshot(path=str(ARTIFACTS / "rooms-direct-a.png"))
     await b.page.screenshot(path=str(ARTIFACTS / "rooms-direct-b.png"))

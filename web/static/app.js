@@ -584,7 +584,7 @@ function connectSocket() {
   socket.on("connect", () => {
     setStatus("live");
     setError(ui.historyError, "");
-    if (!rooms.loaded && rooms.loads === 0) loadRooms();
+    if (!rooms.loaded && !rooms.loading) loadRooms();
   });
   socket.on("disconnect", (reason) => {
     if (gen !== generation) return;

@@ -104,6 +104,11 @@ export class RoomList {
     return this.rooms.get(id) ?? null;
   }
 
+  /** A snapshot is on its way. */
+  get loading() {
+    return this.loads > 0;
+  }
+
   has(id) {
     return this.rooms.has(id);
   }
@@ -209,14 +214,6 @@ export class RoomList {
       const { lastMessage, ...fields } = fieldsOf(raw);
       Object.assign(room, fields);
       room.lastMessage = newerMessage(room.lastMessage, lastMessage ?? null);
-    });
-  }
-
-  memberCountChanged(id, count) {
-    if (!Number.isSafeInteger(count)) return;
-    this.change(() => {
-      const room = this.rooms.get(id);
-      if (room) room.memberCount = count;
     });
   }
 
