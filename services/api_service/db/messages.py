@@ -103,8 +103,11 @@ def message_from_row(row: asyncpg.Record) -> StoredMessage:
 
 
 def reply_from_row(row: asyncpg.Record) -> ReplyPreview | None:
-    """The reply preview of a row that has `reply_to`, `reply_owner`, `reply_user_name` and
-    `reply_excerpt` (the quoted message joined for its author); None when it is no reply."""
+    """The reply preview of a row, None when it is no reply.
+
+    The row has `reply_to` and `reply_excerpt` of the message, and `reply_owner` and
+    `reply_user_name` of the quoted message, joined for its author.
+    """
     if row.get("reply_to") is None:
         return None
     return ReplyPreview(
