@@ -216,10 +216,9 @@ def _ignored_author(schema: dict[str, Any]) -> None:
     schema["examples"] = [{"id": EXAMPLE_MESSAGE["id"], "text": "Hello <b>world</b>"}]
 
 
-@cache
-def new_message_model(max_chars: int) -> type[NewMessage]:
-    """`NewMessage` whose `text` holds at most `max_chars` characters before sanitizing."""
-    text = Annotated[
+def _message_text(max_chars: int) -> Any:
+    """Message text: at most `max_chars` characters before sanitizing, not empty after."""
+    return Annotated[
         str,
         StringConstraints(min_length=1, max_length=max_chars),
         NUL_FREE,
@@ -227,7 +226,12 @@ def new_message_model(max_chars: int) -> type[NewMessage]:
         AfterValidator(_sanitized),
         Field(description="May contain HTML; unsafe markup is removed. Empty after that: 400."),
     ]
-    return create_model("NewMessage", __base__=NewMessage, text=(text, ...))
+
+
+@cache
+def new_message_model(max_chars: int) -> type[NewMessage]:
+    """`NewMessage` whose `text` holds at most `max_chars` characters before sanitizing."""
+    return create_model("NewMessage", __base__=NewMessage, text=(_message_text(max_chars), ...))
 
 
 MessageIdText = Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)]
@@ -571,17 +575,116 @@ class People(BaseModel):
     )
 
 
+class ReplyPreview(BaseModel):
+    """What a reply shows of the message it answers (docs/ROOM_STATE.md, "Replies")."""
+
+    id_: str = Field(alias="_id", pattern="^[0-9]+$", description="The quoted message's `_id`.")
+    owner: UUID
+    userName: str
+    excerpt: str = Field(
+        description=(
+            "Plain text (show it as text, not HTML): the first 140 characters of the quoted "
+            "message when the reply was posted; empty once the quoted message is deleted."
+        )
+    )
+
+
+class Reaction(BaseModel):
+    emoji: str
+    count: int = Field(ge=1)
+    users: list[UUID] = Field(description="The first 20 people who reacted with it.")
+
+
+EXAMPLE_REPLY: dict[str, Any] = {
+    "_id": "1040",
+    "owner": EXAMPLE_PEER_ID,
+    "userName": "Bo",
+    "excerpt": "Shall we move the review to Friday?",
+}
+
+
 class RoomMessage(Message):
-    """A message of a room: the legacy shape plus its room."""
+    """A message of a room: the legacy shape plus its room, and what happened to it since.
+
+    `edited`, `replyTo` and `reactions` appear when they apply. A deleted message is a
+    tombstone: `deleted` true, `text` empty, nothing else of its content.
+    """
 
     room: UUID
-    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_ROOM_MESSAGE]})
+    edited: Annotated[
+        str | Absent,
+        Field(
+            description="When the text was last edited.", json_schema_extra={"format": "date-time"}
+        ),
+    ] = None
+    deleted: Annotated[
+        bool | Absent, Field(description="A tombstone: the message was deleted.")
+    ] = None
+    replyTo: Annotated[ReplyPreview | Absent, Field(description="The message it answers.")] = None
+    reactions: Annotated[
+        list[Reaction] | Absent, Field(description="Per emoji, in the order first used.")
+    ] = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                EXAMPLE_ROOM_MESSAGE,
+                {
+                    **EXAMPLE_ROOM_MESSAGE,
+                    "edited": "2025-01-31T12:40:00.000000+00:00",
+                    "replyTo": EXAMPLE_REPLY,
+                    "reactions": [
+                        {"emoji": "👍", "count": 2, "users": [EXAMPLE_PEER_ID, EXAMPLE_USER_ID]}
+                    ],
+                },
+            ]
+        }
+    )
 
 
 class RoomMessageList(RootModel[list[RoomMessage]]):
     """A page of a room's history, oldest first."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [[EXAMPLE_ROOM_MESSAGE]]})
+
+
+class NewRoomMessage(NewMessage):
+    """The body of `POST /rooms/{room}/messages`: a message, optionally a reply."""
+
+    replyTo: Annotated[
+        MessageIdText | Absent,
+        Problem("must be a message _id"),
+        Field(
+            description=(
+                "The `_id` of the message of this room it answers (422 otherwise; 409 "
+                "`deleted` when that message was deleted)."
+            ),
+            examples=["1040"],
+        ),
+    ] = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"id": EXAMPLE_MESSAGE["id"], "text": "Friday works", "replyTo": "1040"}]
+        }
+    )
+
+
+@cache
+def new_room_message_model(max_chars: int) -> type[NewRoomMessage]:
+    return create_model(
+        "NewRoomMessage", __base__=NewRoomMessage, text=(_message_text(max_chars), ...)
+    )
+
+
+class MessageEdit(_Body):
+    """The body of `PATCH /rooms/{room}/messages/{message}` (bounds: `message_edit_model`)."""
+
+    text: str
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Hello <b>all</b>"}]})
+
+
+@cache
+def message_edit_model(max_chars: int) -> type[MessageEdit]:
+    return create_model("MessageEdit", __base__=MessageEdit, text=(_message_text(max_chars), ...))
 
 
 class Room(BaseModel):

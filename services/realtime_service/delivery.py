@@ -58,6 +58,7 @@ from services.realtime_service.rooms import (
     Memberships,
     UserRooms,
     changes_membership,
+    legacy_message,
     members_event,
     room_message,
     subject_event,
@@ -243,7 +244,9 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
         room = entry.info.room
         if not is_global(room):
             return await self._broadcast(MESSAGE_EVENT, room_message(entry), skip, room)
-        delivered = await self._broadcast(NEW_MESSAGE_EVENT, entry.wire, skip, exclude=self._aware)
+        delivered = await self._broadcast(
+            NEW_MESSAGE_EVENT, legacy_message(entry), skip, exclude=self._aware
+        )
         return delivered + await self._broadcast(
             MESSAGE_EVENT, room_message(entry), skip, GLOBAL_ROOM_ID
         )
@@ -521,7 +524,7 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
         user_id = self._user_of.get(sid)
         if user_id is None:
             if info.kind == MESSAGE and is_global(info.room):
-                self._send_to(sid, NEW_MESSAGE_EVENT, entry.wire)
+                self._send_to(sid, NEW_MESSAGE_EVENT, legacy_message(entry))
             return
         state = self._users[user_id]
         if info.kind == MESSAGE:

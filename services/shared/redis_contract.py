@@ -55,8 +55,9 @@ the newest membership event applied to the hash (so a gateway can tell which of 
 events it is delivering the hash already reflects). The same Lua call that appends a
 `joined` or `left` event to the stream updates it, so it is always exactly the
 memberships as of the stream's newest entry. `P:room-tails` maps each room to the id
-of its newest message: after a reconnect that the stream no longer covers, a gateway
-tells the client which of its rooms to refetch. `P:memberships` holds the id of the
+of its newest message or change of a message (edit, deletion, reaction): after a
+reconnect that the stream no longer covers, a gateway tells the client which of its
+rooms to refetch. `P:memberships` holds the id of the
 newest entry the Lua call applied; when it is missing, or behind the batch the relay
 publishes (Redis lost data), the call publishes nothing and the relay first rebuilds
 every `P:rooms:<user>` from PostgreSQL (relay.py).
@@ -319,7 +320,7 @@ for i = 4, #ARGV, 8 do
     published = published + 1
   end
   if id > newest then
-    if kind == 'message' then
+    if kind == 'message' or kind == 'edited' or kind == 'deleted' or kind == 'reaction' then
       redis.call('HSET', ARGV[3] .. ':room-tails', room, id)
     elseif kind == 'joined' then
       redis.call('HSET', ARGV[3] .. ':rooms:' .. subject, room, id, '@', id)

@@ -30,9 +30,18 @@ from tests.helpers.rest import Api, User, fetch_after
 
 EVENT = "getAllmessages"
 RECOVERED = "recovered"
-# What a rooms-aware client receives besides `recovered` (docs/ROOMS.md, "Socket.IO").
+# What a rooms-aware client receives besides `recovered` (docs/ROOMS.md, "Socket.IO", and
+# docs/ROOM_STATE.md).
 MESSAGE = "message"
-ROOM_EVENTS = ("roomJoined", "roomLeft", "memberChanged", "roomUpdated")
+ROOM_EVENTS = (
+    "roomJoined",
+    "roomLeft",
+    "memberChanged",
+    "roomUpdated",
+    "messageEdited",
+    "messageDeleted",
+    "reactionsChanged",
+)
 
 Match = Callable[[dict[str, Any]], bool]
 

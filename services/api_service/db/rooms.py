@@ -19,7 +19,7 @@ import asyncpg
 
 from services.api_service.db.pool import DbConnection
 from services.api_service.db.users import DELETED_AUTHOR_NAME
-from services.shared.messages import StoredMessage
+from services.shared.messages import ReplyPreview, StoredMessage
 from services.shared.names import plain_name
 from services.shared.rooms import GLOBAL_ROOM_ID
 
@@ -152,11 +152,16 @@ def peer_join(viewer: str) -> str:
     )
 
 
-# The newest message of r, through messages(room_id, id): one index probe per room.
+# The newest message of r, through messages(room_id, id): one index probe per room (and
+# one for the message it replies to, if it is a reply).
 LAST_MESSAGE_JOIN = (
     " LEFT JOIN LATERAL (SELECT lm.id AS lm_id, lm.client_id, lm.owner_id, lm.room_id,"
-    "  lm.user_name, lm.text, lm.created_at AS lm_created_at"
-    "  FROM messages lm WHERE lm.room_id = r.id ORDER BY lm.id DESC LIMIT 1) last ON true"
+    "  lm.user_name, lm.text, lm.created_at AS lm_created_at, lm.edited_at AS lm_edited_at,"
+    "  lm.deleted_at IS NOT NULL AS lm_deleted, lm.reply_to AS lm_reply_to,"
+    "  lq.owner_id AS lm_reply_owner, lq.user_name AS lm_reply_user_name,"
+    "  lm.reply_excerpt AS lm_reply_excerpt"
+    "  FROM messages lm LEFT JOIN messages lq ON lq.id = lm.reply_to"
+    "  WHERE lm.room_id = r.id ORDER BY lm.id DESC LIMIT 1) last ON true"
 )
 
 
@@ -169,8 +174,17 @@ def _peer(row: asyncpg.Record, room: RoomRow, viewer: str) -> Person | None:
 
 
 def _last_message(row: asyncpg.Record) -> dict[str, Any] | None:
+    """The newest message as history shows it (edited, a tombstone, a reply), no reactions."""
     if row["lm_id"] is None:
         return None
+    reply = None
+    if row["lm_reply_to"] is not None:
+        reply = ReplyPreview(
+            id=row["lm_reply_to"],
+            owner=str(row["lm_reply_owner"]),
+            user_name=row["lm_reply_user_name"],
+            excerpt=row["lm_reply_excerpt"] or "",
+        )
     return StoredMessage(
         id=row["lm_id"],
         client_id=str(row["client_id"]),
@@ -179,6 +193,9 @@ def _last_message(row: asyncpg.Record) -> dict[str, Any] | None:
         text=row["text"],
         created_at=row["lm_created_at"],
         room=str(row["room_id"]),
+        reply_to=reply,
+        edited_at=row["lm_edited_at"],
+        deleted=row["lm_deleted"],
     ).to_room_wire()
 
 

@@ -23,6 +23,7 @@ from aiohttp import web
 from services.api_service import validation
 from services.api_service.db import messages
 from services.api_service.db import rooms as db
+from services.api_service.db.message_changes import room_page
 from services.api_service.db.pool import DbConnection
 from services.api_service.db.room_events import insert_room_event, lock_message_order
 from services.api_service.db.rooms import ADMIN, MEMBER, OWNER, MemberRow, Person, RoomRow
@@ -531,7 +532,11 @@ async def transfer_ownership(request: web.Request) -> web.Response:
 
 
 async def room_history(request: web.Request) -> web.Response:
-    """`GET /rooms/{room}/messages`: a page of the room's history, as `GET /messages`."""
+    """`GET /rooms/{room}/messages`: a page of the room's history, paged as `GET /messages`.
+
+    Each message as it is now: edited, deleted (a tombstone), with its reply preview and
+    reactions (docs/ROOM_STATE.md).
+    """
     identity = authenticate(request)
     room_id = room_param(request)
     settings = request.app[SETTINGS]
@@ -542,32 +547,23 @@ async def room_history(request: web.Request) -> web.Response:
     async with request.app[DB_POOL].acquire() as conn:
         role = await db.role_of(conn, room_id, identity.user_id)
         check_member(await db.room(conn, room_id), role)
-        page = await messages.history_page(
-            conn,
-            identity.user_id,
-            limit=query.limit,
-            before=query.before,
-            after=query.after,
-            room=room_id,
+        page = await room_page(
+            conn, room_id, limit=query.limit, before=query.before, after=query.after
         )
-    if page is None:
-        raise Unauthorized(ACCOUNT_GONE)
-    for message in page:
-        message["room"] = room_id
     return json_response(page)
 
 
 async def post_room_message(request: web.Request) -> web.Response:
     """`POST /rooms/{room}/messages`: as `POST /messages`, idempotent per client `id`.
 
-    The store function checks membership under the order lock, so a post either
-    precedes a removal or is refused.
+    The store function checks membership (and the message a reply answers) under the
+    order lock, so a post either precedes a removal (or deletion) or is refused.
     """
     identity = authenticate(request)
     room_id = room_param(request)
     await limit_by_user(request, "messages", identity)
     await limit_room_posts(request, identity, room_id)
-    form = validation.parse_message(
+    form = validation.parse_room_message(
         await read_body(request), request.app[SETTINGS].message_max_chars
     )
     new = messages.NewMessage(
@@ -576,6 +572,7 @@ async def post_room_message(request: web.Request) -> web.Response:
         user_name=identity.name,
         text=form.text,
         room=room_id,
+        reply_to=None if form.replyTo is None else int(form.replyTo),
     )
     try:
         result = await request.app[MESSAGE_WRITER].insert(new)
@@ -583,6 +580,13 @@ async def post_room_message(request: web.Request) -> web.Response:
         raise Unauthorized(ACCOUNT_GONE) from None
     except messages.RoomArchived:
         raise Conflict("The room is archived", code="archived") from None
+    except messages.ReplyNotFound:
+        problem = "must be the _id of a message of this room"
+        raise Unprocessable(
+            f"invalid input (replyTo: {problem})", fields={"replyTo": problem}
+        ) from None
+    except messages.ReplyDeleted:
+        raise Conflict("The message it replies to was deleted", code="deleted") from None
     except messages.NotMember:
         async with request.app[DB_POOL].acquire() as conn:
             room = await db.room(conn, room_id)
