@@ -22,6 +22,7 @@ class RoomLimits:
     invites_per_minute: int
     room_posts_per_minute: int
     user_search_per_minute: int
+    read_markers_per_minute: int
 
     @classmethod
     def from_env(cls, env: Env) -> RoomLimits:
@@ -34,6 +35,7 @@ class RoomLimits:
             invites_per_minute=env.integer("RATE_LIMIT_INVITES_PER_MINUTE", 60),
             room_posts_per_minute=env.integer("RATE_LIMIT_ROOM_POSTS_PER_MINUTE", 60),
             user_search_per_minute=env.integer("RATE_LIMIT_USER_SEARCH_PER_MINUTE", 30),
+            read_markers_per_minute=env.integer("RATE_LIMIT_READ_MARKERS_PER_MINUTE", 300),
         )
 
 
@@ -123,6 +125,7 @@ class ApiSettings:
             "invites": self.rooms.invites_per_minute,
             "room_posts": self.rooms.room_posts_per_minute,
             "user_search": self.rooms.user_search_per_minute,
+            "read_markers": self.rooms.read_markers_per_minute,
         }
 
 
