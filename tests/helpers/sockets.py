@@ -33,6 +33,8 @@ RECOVERED = "recovered"
 # What a rooms-aware client receives besides `recovered` (docs/ROOMS.md, "Socket.IO").
 MESSAGE = "message"
 ROOM_EVENTS = ("roomJoined", "roomLeft", "memberChanged", "roomUpdated")
+# Read state (docs/ROOM_STATE.md): ephemeral, no `_id`; kept in `events` like the above.
+READ_STATE_EVENTS = ("readUpdated", "receipts")
 
 Match = Callable[[dict[str, Any]], bool]
 
@@ -117,7 +119,7 @@ class ChatSocket:
         self._changed = asyncio.Condition()
         self._refetches: set[asyncio.Task[None]] = set()
         self.sio.on(MESSAGE if rooms else EVENT, self._on_message)
-        for event_name in ROOM_EVENTS:
+        for event_name in (*ROOM_EVENTS, *READ_STATE_EVENTS):
             self.sio.on(event_name, self._room_event_handler(event_name))
         self.sio.on(RECOVERED, self._on_recovered)
         self.sio.on("connect", self._on_connect)
