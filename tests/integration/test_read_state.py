@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.limits import ALLOWED_ORIGIN
 from tests.helpers.rest import (
     GLOBAL_ROOM,
     Api,
@@ -260,3 +261,19 @@ async def test_a_receipts_setting_that_is_not_a_boolean_is_a_400(
     assert_error(reply, 400)
     assert reply.body["fields"] == {"receipts": "must be true or false"}
     assert (await room_call(api, ann, "GET", f"/rooms/{room}")).body["receipts"] is False
+
+
+async def test_a_page_on_an_allowed_origin_may_set_markers(api: Api, new_user: NewUser) -> None:
+    ann = await new_user()
+    room = (await create_room(api, ann))["id"]
+    preflight = await api.request(
+        "OPTIONS",
+        f"/rooms/{room}/read",
+        headers={
+            "Origin": ALLOWED_ORIGIN,
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert preflight.status == 204, preflight.text
+    assert "PUT" in preflight.headers["Access-Control-Allow-Methods"]
