@@ -464,6 +464,13 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
                     await self._deliver(entry.id, entry.wire, entry.info)
                 self._last_delivered = max(tail, self._last_delivered or 0)
 
+    def reconnect_client(self, sid: str) -> None:
+        """Close one client's connection; it reconnects and recovers with lastId."""
+        eio_sid = self.eio_sid_from_sid(sid, "/")
+        socket = self.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        if socket is not None and not socket.closed and not socket.closing:
+            close_transport(socket, flush=True)
+
     async def _reconnect_all_clients(self) -> None:
         """Close every local connection; clients reconnect and recover with lastId."""
         for socket in list(self.server.eio.sockets.values()):
