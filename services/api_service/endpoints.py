@@ -12,7 +12,7 @@ from collections.abc import Callable
 from aiohttp.typedefs import Handler
 
 from services.api_service import models, openapi, webpage
-from services.api_service.handlers import message_changes, messages, rooms, users
+from services.api_service.handlers import message_changes, messages, reads, rooms, users
 from services.api_service.routes import (
     BAD_REACTION,
     BAD_REPLY,
@@ -25,6 +25,7 @@ from services.api_service.routes import (
     MESSAGE_NOT_FOUND,
     NOT_MEMBER,
     NOT_PLAIN_TEXT,
+    NOT_ROOM_MESSAGE,
     POST_CONFLICT,
     RATE_LIMITED,
     ROLE_FORBIDDEN,
@@ -112,6 +113,25 @@ def api_routes(
             "The account the token belongs to",
             auth=True,
             replies={200: Reply("The current user.", models.CurrentUser), 401: UNAUTHORIZED},
+        ),
+        Route(
+            "PATCH",
+            "/users/me",
+            reads.update_me,
+            "updateCurrentUser",
+            "auth",
+            "Change the account's settings",
+            description=(
+                "`sendReceipts` false: other people no longer see how far this user has read; "
+                "the user's own read markers and unread counts stay. See docs/ROOM_STATE.md."
+            ),
+            auth=True,
+            body=models.UserChanges,
+            replies={
+                200: Reply("The account as changed.", models.CurrentUser),
+                **body,
+                401: UNAUTHORIZED,
+            },
         ),
         Route(
             "DELETE",
@@ -276,10 +296,13 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
             rooms.list_my_rooms,
             "listMyRooms",
             "rooms",
-            "The caller's rooms, each with its newest message",
+            "The caller's rooms, each with its newest message and read state",
             description=(
                 "The global room first, then the caller's rooms by newest activity (newest "
-                "message, or joining when later). `lastMessage` is null while a room has none."
+                "message, or joining when later). `lastMessage` is null while a room has none. "
+                "`lastRead` is the caller's read marker (null: none yet), `unread` the messages "
+                f"by others after it (counted up to {models.UNREAD_CAP}), `mentions` those of "
+                "them that contain `@<the caller's name>` (case-insensitive)."
             ),
             auth=True,
             replies={200: Reply("The rooms.", models.RoomList), 401: UNAUTHORIZED},
@@ -378,10 +401,10 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
             rooms.update_room,
             "updateRoom",
             "rooms",
-            "Rename, set the topic, archive or unarchive",
+            "Rename, set the topic, turn read receipts on or off, archive or unarchive",
             description=(
-                "`name` and `topic`: owner or admin; `archived`: owner. Not the global room or "
-                "a direct room (409)." + see_rooms
+                "`name`, `topic` and `receipts`: owner or admin; `archived`: owner. Not the "
+                "global room or a direct room (409; direct rooms always show receipts)." + see_rooms
             ),
             auth=True,
             body=models.room_changes_model(*name_models),
@@ -594,6 +617,7 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
                 429: RATE_LIMITED,
             },
         ),
+        *read_routes(settings),
         Route(
             "GET",
             "/users",
@@ -729,6 +753,61 @@ def message_change_routes(settings: ApiSettings) -> list[Route]:
                 409: MESSAGE_CONFLICT,
                 422: BAD_REACTION,
                 429: RATE_LIMITED,
+            },
+        ),
+    ]
+
+
+def read_routes(settings: ApiSettings) -> list[Route]:
+    """Read markers and receipts (docs/ROOM_STATE.md, "Read state")."""
+    return [
+        Route(
+            "PUT",
+            "/rooms/{room}/read",
+            reads.mark_read,
+            "markRead",
+            "rooms",
+            "Move the caller's read marker forward",
+            description=(
+                "Members only. `lastRead` must be the `_id` of a message of this room (422 "
+                "otherwise). A marker never moves back: a smaller `_id` changes nothing (204 "
+                "either way). A marker that moved reaches the caller's other rooms-aware "
+                "connections as `readUpdated`, and the room's members as a batched `receipts` "
+                "event when the room shows receipts and the caller sends them. "
+                + rate_text("Rate limit", settings.rooms.read_markers_per_minute, "per user")
+                + "."
+            ),
+            auth=True,
+            body=models.ReadMarker,
+            replies={
+                204: Reply("The marker is at `lastRead` or further."),
+                **with_body(settings),
+                401: UNAUTHORIZED,
+                403: NOT_MEMBER,
+                404: ROOM_NOT_FOUND,
+                422: NOT_ROOM_MESSAGE,
+                429: RATE_LIMITED,
+            },
+        ),
+        Route(
+            "GET",
+            "/rooms/{room}/receipts",
+            reads.list_receipts,
+            "listReceipts",
+            "rooms",
+            "How far the room's other members have read",
+            description=(
+                "Members only. Direct rooms, and group rooms with `receipts` on; otherwise the "
+                "list is empty. Members who switched `sendReceipts` off, and those without a "
+                f"marker, are not listed. The {models.RECEIPTS_MAX} furthest readers, furthest "
+                "first."
+            ),
+            auth=True,
+            replies={
+                200: Reply("The readers.", models.ReceiptList),
+                401: UNAUTHORIZED,
+                403: NOT_MEMBER,
+                404: ROOM_NOT_FOUND,
             },
         ),
     ]

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     RootModel,
+    StrictBool,
     StringConstraints,
     create_model,
 )
@@ -106,6 +107,14 @@ def sanitize_text(text: str) -> str:
         url_schemes=set(MESSAGE_URL_SCHEMES),
         link_rel=LINK_REL,
     ).strip()
+
+
+def mention_text(name: str) -> str:
+    """`@<name>` as it appears in a stored message: sanitized like the message itself.
+
+    (A name may hold characters the sanitizer escapes, such as `&`.)
+    """
+    return sanitize_text(f"@{name}")
 
 
 def _no_nul(value: Any) -> Any:
@@ -302,9 +311,19 @@ class CurrentUser(BaseModel):
     name: str
     email: str
     user_id: UUID
+    sendReceipts: bool = Field(
+        description="Whether other people see how far this user has read (read receipts)."
+    )
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"name": "Ann", "email": "ann@example.com", "user_id": EXAMPLE_USER_ID}]
+            "examples": [
+                {
+                    "name": "Ann",
+                    "email": "ann@example.com",
+                    "user_id": EXAMPLE_USER_ID,
+                    "sendReceipts": True,
+                }
+            ]
         }
     )
 
@@ -401,6 +420,7 @@ EXAMPLE_ROOM: dict[str, Any] = {
     "name": "Design",
     "topic": "Weekly review",
     "archived": False,
+    "receipts": False,
     "createdAt": "2026-11-28T10:00:00.000000+00:00",
     "memberCount": 5,
     "role": "admin",
@@ -408,6 +428,7 @@ EXAMPLE_ROOM: dict[str, Any] = {
     "lastMessage": EXAMPLE_ROOM_MESSAGE,
 }
 CursorText = Annotated[str, StringConstraints(min_length=1, max_length=CURSOR_MAX), NUL_FREE]
+UNREAD_CAP = 999  # unread messages are counted up to this many per room (db/reads.py)
 
 
 PageLimit = Annotated[
@@ -484,6 +505,11 @@ class RoomChanges(_Body):
     name: str | SkipJsonSchema[None] = None
     topic: str | SkipJsonSchema[None] = None
     archived: Annotated[bool | SkipJsonSchema[None], Problem("must be true or false")] = None
+    receipts: Annotated[
+        StrictBool | SkipJsonSchema[None],
+        Problem("must be true or false"),
+        Field(description="Show members how far the others have read (group rooms)."),
+    ] = None
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"name": "Design", "topic": "Weekly review"}]}
     )
@@ -695,6 +721,9 @@ class Room(BaseModel):
     name: str = Field(description="For a direct room: the other person's name.")
     topic: str
     archived: bool
+    receipts: bool = Field(
+        description="Members see how far the others have read: always in a direct room."
+    )
     createdAt: str = Field(json_schema_extra={"format": "date-time"})
     memberCount: int = Field(ge=0)
     role: Role | None = Field(description="The caller's role; null: not a member (public rooms).")
@@ -702,12 +731,43 @@ class Room(BaseModel):
     lastMessage: RoomMessage | None = Field(
         default=None, description="The newest message (null: none); absent in the public list."
     )
+    lastRead: MessageIdText | None = Field(
+        default=None,
+        description=(
+            "`GET /rooms` only: the `_id` the caller has read up to (null: nothing read yet)."
+        ),
+    )
+    unread: int = Field(
+        default=0,
+        ge=0,
+        le=UNREAD_CAP,
+        description=(
+            f"`GET /rooms` only: messages by others after `lastRead`, counted up to {UNREAD_CAP}."
+        ),
+    )
+    mentions: int = Field(
+        default=0,
+        ge=0,
+        le=UNREAD_CAP,
+        description=(
+            "`GET /rooms` only: the unread messages that contain `@<the caller's name>` "
+            "(case-insensitive)."
+        ),
+    )
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_ROOM]})
+
+
+EXAMPLE_LISTED_ROOM: dict[str, Any] = {
+    **EXAMPLE_ROOM,
+    "lastRead": "1040",
+    "unread": 1,
+    "mentions": 0,
+}
 
 
 class RoomList(BaseModel):
     rooms: list[Room]
-    model_config = ConfigDict(json_schema_extra={"examples": [{"rooms": [EXAMPLE_ROOM]}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"rooms": [EXAMPLE_LISTED_ROOM]}]})
 
 
 class RoomPage(BaseModel):
@@ -748,3 +808,47 @@ class MemberReply(BaseModel):
 
     member: Member
     model_config = ConfigDict(json_schema_extra={"examples": [{"member": EXAMPLE_MEMBER}]})
+
+
+# ---- read state (docs/ROOM_STATE.md, "Read state") --------------------------------------------
+
+RECEIPTS_MAX = 100  # the furthest readers a receipts list shows
+
+
+class ReadMarker(_Body):
+    """The body of `PUT /rooms/{room}/read`."""
+
+    lastRead: Annotated[
+        MessageIdText,
+        NUL_FREE,
+        Problem("must be a message _id"),
+        Field(description="The `_id` of a message of this room: read up to and including it."),
+    ]
+    model_config = ConfigDict(json_schema_extra={"examples": [{"lastRead": "1043"}]})
+
+
+class UserChanges(_Body):
+    """The body of `PATCH /users/me`."""
+
+    sendReceipts: Annotated[
+        StrictBool,
+        Problem("must be true or false"),
+        Field(description="false: other people no longer see how far this user has read."),
+    ]
+    model_config = ConfigDict(json_schema_extra={"examples": [{"sendReceipts": False}]})
+
+
+class ReceiptEntry(BaseModel):
+    user: UUID
+    lastRead: str = Field(pattern="^[0-9]+$", description="The `_id` they have read up to.")
+
+
+class ReceiptList(BaseModel):
+    """How far the room's other members have read, furthest first."""
+
+    receipts: list[ReceiptEntry] = Field(max_length=RECEIPTS_MAX)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"receipts": [{"user": EXAMPLE_PEER_ID, "lastRead": "1043"}]}]
+        }
+    )

@@ -248,3 +248,10 @@ POST_CONFLICT = _error(
     "The room is archived",
     "archived",
 )
+NOT_ROOM_MESSAGE = _error(
+    "NotARoomMessage",
+    "`lastRead` is well-formed but not the `_id` of a message of this room.",
+    "invalid input (lastRead: not a message of this room)",
+    "unprocessable",
+    fields={"lastRead": "not a message of this room"},
+)

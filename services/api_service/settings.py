@@ -25,6 +25,7 @@ class RoomLimits:
     # Edits, deletions and reactions (docs/ROOM_STATE.md).
     message_changes_per_minute: int
     max_reactions_per_message: int
+    read_markers_per_minute: int
 
     @classmethod
     def from_env(cls, env: Env) -> RoomLimits:
@@ -39,6 +40,7 @@ class RoomLimits:
             user_search_per_minute=env.integer("RATE_LIMIT_USER_SEARCH_PER_MINUTE", 30),
             message_changes_per_minute=env.integer("RATE_LIMIT_MESSAGE_CHANGES_PER_MINUTE", 120),
             max_reactions_per_message=env.integer("MAX_REACTIONS_PER_MESSAGE", 20, minimum=1),
+            read_markers_per_minute=env.integer("RATE_LIMIT_READ_MARKERS_PER_MINUTE", 300),
         )
 
 
@@ -129,6 +131,7 @@ class ApiSettings:
             "room_posts": self.rooms.room_posts_per_minute,
             "user_search": self.rooms.user_search_per_minute,
             "message_changes": self.rooms.message_changes_per_minute,
+            "read_markers": self.rooms.read_markers_per_minute,
         }
 
 

@@ -39,10 +39,12 @@ from services.api_service.models import (
     PasswordConfirmation,
     Problem,
     PublicRoomsQuery,
+    ReadMarker,
     RoleChange,
     RoomChanges,
     SignInRequest,
     SignUpRequest,
+    UserChanges,
     UserRef,
     UserSearchQuery,
     history_query_model,
@@ -224,8 +226,8 @@ def parse_new_room(body: bytes | Any, name_max: int, topic_max: int) -> NewRoom:
 
 def parse_room_changes(body: bytes | Any, name_max: int, topic_max: int) -> RoomChanges:
     form = parse(room_changes_model(name_max, topic_max), body)
-    if form.name is None and form.topic is None and form.archived is None:
-        raise ValidationFailed("nothing to change: send name, topic or archived")
+    if all(value is None for value in (form.name, form.topic, form.archived, form.receipts)):
+        raise ValidationFailed("nothing to change: send name, topic, archived or receipts")
     _check_room_text({"name": (form.name, name_max, True), "topic": (form.topic, topic_max, False)})
     return form
 
@@ -258,6 +260,14 @@ def parse_user_search(query: Mapping[str, str]) -> UserSearchQuery:
             fields={"email": "send either email or name", "name": "send either email or name"},
         )
     return form
+
+
+def parse_read_marker(body: bytes | Any) -> ReadMarker:
+    return parse(ReadMarker, body)
+
+
+def parse_user_changes(body: bytes | Any) -> UserChanges:
+    return parse(UserChanges, body)
 
 
 CURSOR_PROBLEM = "must be the `next` of a previous page"

@@ -345,6 +345,21 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
             return None
         return [GLOBAL_ROOM_ID, *state.rooms]
 
+    # -- ephemeral events: not in the order, never replayed (read state, docs/ROOM_STATE.md)
+
+    def send_to_user(self, user_id: str, event: str, data: Any) -> int:
+        """Send one event to each rooms-aware socket of `user_id` here; return how many got it."""
+        state = self._users.get(user_id)
+        return 0 if state is None else self._send_to_sids(state.sids, event, data)
+
+    def holds_room(self, room: str) -> bool:
+        """True when a socket here is in `room` (a rooms-aware member of it)."""
+        return bool(self.rooms.get("/", {}).get(room))
+
+    async def send_to_room(self, room: str, event: str, data: Any) -> int:
+        """Send one event to the sockets here that are in `room`; return how many got it."""
+        return await self._broadcast(event, data, set(), room)
+
     async def _broadcast(
         self,
         event: str,

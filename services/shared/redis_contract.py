@@ -15,6 +15,7 @@ No other module spells a key or a channel. With the prefix `P`:
 | `P:rooms:<user>`       | hash             | the API's relay (Lua)      | every gateway |
 | `P:room-tails`         | hash             | the API's relay (Lua)      | every gateway |
 | `P:memberships`        | string           | the API's relay            | the relay     |
+| `P:reads`              | pub/sub channel  | the API (read markers)     | every gateway |
 
 The manager channel `P` is the python-socketio `AsyncPubSubManager` channel. The
 relay publishes one packet per committed message on it, in the format the manager
@@ -73,6 +74,11 @@ lifetime a token may claim); a gateway refuses a connecting user whose mark exis
 `P:revocations` carries the user id; every gateway drops that user's live sockets.
 The API writes both before deleting the row, and refuses the deletion (503) while
 Redis is unreachable, so a deletion that succeeded was always announced.
+
+`P:reads` carries read markers that moved (services/shared/read_state.py): JSON
+`{"user", "room", "lastRead", "receipt"}`, published by the API after the marker's
+commit, best effort (the marker is in PostgreSQL either way). Markers are not room
+events: they take no id of the message order, and nothing replays them.
 """
 
 from __future__ import annotations
@@ -129,6 +135,11 @@ class RedisKeys:
     @property
     def revocations_channel(self) -> str:
         return f"{self.prefix}:revocations"
+
+    @property
+    def reads_channel(self) -> str:
+        """Read markers that moved (services/shared/read_state.py)."""
+        return f"{self.prefix}:reads"
 
     def user_rooms(self, user_id: str) -> str:
         """The user's membership hash: room id -> event id, and `@` -> newest event applied."""

@@ -51,6 +51,7 @@ EXPECTED_OPERATIONS = {
     "POST /signup",
     "POST /signin",
     "GET /users/me",
+    "PATCH /users/me",
     "DELETE /users/me",
     "GET /messages",
     "POST /messages",
@@ -73,6 +74,8 @@ EXPECTED_OPERATIONS = {
     "DELETE /rooms/{room}/messages/{message}",
     "PUT /rooms/{room}/messages/{message}/reactions/{emoji}",
     "DELETE /rooms/{room}/messages/{message}/reactions/{emoji}",
+    "PUT /rooms/{room}/read",
+    "GET /rooms/{room}/receipts",
     "GET /users",
     "GET /healthz",
     "GET /readyz",
@@ -211,6 +214,11 @@ def test_the_rooms_flow_conforms(api_schema: Any, contract_user: User) -> None:
     gone = {**ids, "message": answer["_id"]}
     call("/rooms/{room}/messages/{message}", "DELETE", 204, path_parameters=gone)
     call("/rooms/{room}/messages", "GET", 200, path_parameters=ids, query={"limit": 10})
+    read = {"lastRead": posted["_id"]}
+    call("/rooms/{room}/read", "PUT", 204, path_parameters=ids, body=read)
+    call("/rooms/{room}", "PATCH", 200, path_parameters=ids, body={"receipts": True})
+    call("/rooms/{room}/receipts", "GET", 200, path_parameters=ids)
+    call("/users/me", "PATCH", 200, body={"sendReceipts": True})
     call("/rooms/{room}/owner", "POST", 200, path_parameters=ids, body={"userId": bo})
     call("/rooms/{room}/leave", "POST", 204, path_parameters=ids)
     call("/rooms/{room}/join", "POST", 200, path_parameters=ids)

@@ -42,6 +42,8 @@ ROOM_EVENTS = (
     "messageDeleted",
     "reactionsChanged",
 )
+# Read state (docs/ROOM_STATE.md): ephemeral, no `_id`; kept in `events` like the above.
+READ_STATE_EVENTS = ("readUpdated", "receipts")
 
 Match = Callable[[dict[str, Any]], bool]
 
@@ -127,7 +129,7 @@ class ChatSocket:
         self._changed = asyncio.Condition()
         self._refetches: set[asyncio.Task[None]] = set()
         self.sio.on(MESSAGE if rooms else EVENT, self._on_message)
-        for event_name in ROOM_EVENTS:
+        for event_name in (*ROOM_EVENTS, *READ_STATE_EVENTS):
             self.sio.on(event_name, self._room_event_handler(event_name))
         self.sio.on(RECOVERED, self._on_recovered)
         self.sio.on("connect", self._on_connect)

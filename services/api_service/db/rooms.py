@@ -37,6 +37,7 @@ class RoomRow:
     archived: bool
     created_at: datetime
     direct_key: str | None
+    receipts: bool = False  # the group room's setting (docs/ROOM_STATE.md, "Read state")
 
     @property
     def is_global(self) -> bool:
@@ -52,9 +53,20 @@ class RoomRow:
         first, second = self.pair()
         return second if first == user_id else first
 
+    @property
+    def shows_receipts(self) -> bool:
+        """Direct rooms always show read receipts; group rooms when turned on."""
+        return self.kind == "direct" or self.receipts
+
     def summary(self) -> dict[str, Any]:
         """What a `roomUpdated` event carries."""
-        return {"id": self.id, "name": self.name, "topic": self.topic, "archived": self.archived}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "topic": self.topic,
+            "archived": self.archived,
+            "receipts": self.shows_receipts,
+        }
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,7 @@ def room_wire(
         "name": peer.name if peer is not None else room.name,
         "topic": room.topic,
         "archived": room.archived,
+        "receipts": room.shows_receipts,
         "createdAt": room.created_at.isoformat(),
         "memberCount": member_count,
         "role": role,
@@ -121,12 +134,18 @@ def _room(row: asyncpg.Record) -> RoomRow:
         archived=row["archived"],
         created_at=row["created_at"],
         direct_key=row["direct_key"],
+        receipts=row["receipts"],
     )
+
+
+def room_or_none(row: asyncpg.Record) -> RoomRow | None:
+    """The room of a row with ROOM_COLUMNS from a LEFT JOIN (None: no such room)."""
+    return None if row["id"] is None else _room(row)
 
 
 ROOM_COLUMNS = (
     "r.id, r.kind, r.name, r.topic, r.archived_at IS NOT NULL AS archived, r.created_at,"
-    " r.direct_key"
+    " r.direct_key, r.receipts"
 )
 # The caller's ($2) role, the member count, the peer of a direct room.
 VIEW_COLUMNS = (
@@ -456,16 +475,17 @@ async def set_role(conn: DbConnection, room_id: str, user_id: str, role: str) ->
 
 
 async def update_room(
-    conn: DbConnection, room_id: str, name: str, topic: str, archived: bool
+    conn: DbConnection, room_id: str, name: str, topic: str, archived: bool, receipts: bool
 ) -> RoomRow:
     row = await conn.fetchrow(
         "UPDATE rooms AS r SET name = $2, topic = $3,"
-        " archived_at = CASE WHEN $4 THEN coalesce(r.archived_at, now()) END"
+        " archived_at = CASE WHEN $4 THEN coalesce(r.archived_at, now()) END, receipts = $5"
         f" WHERE r.id = $1::uuid RETURNING {ROOM_COLUMNS}",
         room_id,
         name,
         topic,
         archived,
+        receipts,
     )
     assert row is not None  # rooms are never deleted
     return _room(row)

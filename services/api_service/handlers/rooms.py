@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from services.api_service import validation
-from services.api_service.db import messages
+from services.api_service.db import messages, reads
 from services.api_service.db import rooms as db
 from services.api_service.db.message_changes import room_page
 from services.api_service.db.pool import DbConnection
@@ -37,6 +37,7 @@ from services.api_service.errors import (
 )
 from services.api_service.handlers.common import authenticate, limit_by_user, read_body
 from services.api_service.keys import DB_POOL, MESSAGE_WRITER, RATE_LIMITS, SETTINGS
+from services.api_service.models import UNREAD_CAP, mention_text
 from services.shared.auth import Identity
 from services.shared.rooms import JOINED, LEFT, ROLE, UPDATED
 from services.shared.web import json_response
@@ -192,12 +193,29 @@ def member_reply(member: MemberRow, status: int) -> web.Response:
 
 
 async def list_my_rooms(request: web.Request) -> web.Response:
-    """`GET /rooms`: the global room first, then the caller's rooms by newest activity."""
+    """`GET /rooms`: the global room first, then the caller's rooms by newest activity.
+
+    Each with the caller's read state: marker, unread count and mentions (db/reads.py).
+    """
     identity = authenticate(request)
     async with request.app[DB_POOL].acquire() as conn:
-        await me(conn, identity)
+        caller = await me(conn, identity)
         found = await db.my_rooms(conn, identity.user_id)
-    return json_response({"rooms": [room.wire() for room in found]})
+        states = await reads.read_states(
+            conn,
+            identity.user_id,
+            [view.room.id for view in found],
+            mention_text(caller.name),
+            UNREAD_CAP,
+        )
+    return json_response(
+        {
+            "rooms": [
+                {**view.wire(), **states.get(view.room.id, reads.NOTHING_READ).wire()}
+                for view in found
+            ]
+        }
+    )
 
 
 async def list_public_rooms(request: web.Request) -> web.Response:
@@ -350,7 +368,7 @@ async def create_direct_room(
 
 
 async def update_room(request: web.Request) -> web.Response:
-    """`PATCH /rooms/{room}`: name and topic (owner, admin), archived (owner)."""
+    """`PATCH /rooms/{room}`: name, topic and receipts (owner, admin), archived (owner)."""
     identity = authenticate(request)
     room_id = room_param(request)
     settings = request.app[SETTINGS]
@@ -366,11 +384,15 @@ async def update_room(request: web.Request) -> web.Response:
             check_role(role, (OWNER, ADMIN), "rename the room or set its topic")
         if form.archived is not None:
             check_role(role, (OWNER,), "archive or unarchive the room")
+        if form.receipts is not None:
+            check_role(role, (OWNER, ADMIN), "turn read receipts on or off")
         name = room.name if form.name is None else form.name
         topic = room.topic if form.topic is None else form.topic
         archived = room.archived if form.archived is None else form.archived
-        if (name, topic, archived) != (room.name, room.topic, room.archived):
-            room = await db.update_room(conn, room.id, name, topic, archived)
+        receipts = room.receipts if form.receipts is None else form.receipts
+        new = (name, topic, archived, receipts)
+        if new != (room.name, room.topic, room.archived, room.receipts):
+            room = await db.update_room(conn, room.id, *new)
             await insert_room_event(conn, room.id, UPDATED, None, {"room": room.summary()})
     return await view(request, room_id, identity.user_id)
 
