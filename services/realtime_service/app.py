@@ -20,6 +20,7 @@ from services.realtime_service.history import HistoryReader
 from services.realtime_service.inbound import GatewayPacket, RefusedPacket
 from services.realtime_service.namespace import ChatNamespace
 from services.realtime_service.presence import PresenceSweeper
+from services.realtime_service.reads import ReadNoticeListener
 from services.realtime_service.revocations import RevocationListener
 from services.realtime_service.room_state import RoomStateListener
 from services.realtime_service.settings import RealtimeSettings
@@ -43,6 +44,7 @@ CONNECTIONS = web.AppKey("connections", UserConnections)
 REVOCATIONS = web.AppKey("revocations", RevocationListener)
 ROOM_STATE = web.AppKey("room_state", RoomStateListener)
 PRESENCE_SWEEPER = web.AppKey("presence_sweeper", PresenceSweeper)
+READS = web.AppKey("reads", ReadNoticeListener)
 ADMIN_UI_ORIGIN = "https://admin.socket.io"
 
 
@@ -246,9 +248,11 @@ async def socketio_lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[REVOCATIONS].start()
     app[ROOM_STATE].start()
     app[PRESENCE_SWEEPER].start()
+    app[READS].start()
     try:
         yield
     finally:
+        await app[READS].stop()
         await app[PRESENCE_SWEEPER].stop()
         await app[ROOM_STATE].stop()
         await app[REVOCATIONS].stop()
@@ -333,6 +337,12 @@ def create_app(settings: RealtimeSettings) -> web.Application:
     app[ROOM_STATE] = RoomStateListener(app[REDIS], keys, app[SIO].manager)
     app[PRESENCE_SWEEPER] = PresenceSweeper(
         app[REDIS], keys, settings.presence, settings.connection_lease_seconds
+    )
+    app[READS] = ReadNoticeListener(
+        app[REDIS],
+        keys,
+        app[SIO].manager,
+        settings.receipt_batch_seconds,
     )
     app[SIO].attach(app)
     answer_every_method(app, app[SIO].eio)

@@ -67,3 +67,12 @@ ROOM_STATE_DELIVERIES = Counter(
     "Ephemeral events written to clients of this replica (presence, typing).",
     ["event"],
 )
+READ_NOTICES = Counter(
+    "chat_read_notices_total",
+    "Moved read markers received from the reads channel, by whether they were receipts.",
+    ["receipt"],
+)
+RECEIPT_BATCHES = Counter(
+    "chat_receipt_batches_total",
+    "`receipts` events sent to a room's members here (one per room per batch window).",
+)
