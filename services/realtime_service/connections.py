@@ -60,7 +60,7 @@ if redis.call('ZSCORE', KEYS[3], ARGV[6]) then
   redis.call('ZADD', KEYS[3], 'GT', ARGV[2], ARGV[6])
 else
   redis.call('ZADD', KEYS[3], ARGV[2], ARGV[6])
-  publish_change(ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[6], true, tonumber(ARGV[1]))
+  publish_change(ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[6], true, ARGV[1])
 end
 if #KEYS < 5 then return {1} end
 return {1, redis.call('HGETALL', KEYS[4]), redis.call('GET', KEYS[5])}
@@ -123,7 +123,7 @@ for i = 2, #KEYS do
   local due = redis.call('ZSCORE', KEYS[1], user)
   if not due then
     redis.call('ZADD', KEYS[1], ARGV[2], user)
-    publish_change(ARGV[4], ARGV[5], tonumber(ARGV[6]), user, true, tonumber(ARGV[1]))
+    publish_change(ARGV[4], ARGV[5], tonumber(ARGV[6]), user, true, ARGV[1])
   elseif tonumber(due) < tonumber(ARGV[2]) then
     redis.call('ZADD', KEYS[1], ARGV[2], user)
   end

@@ -57,7 +57,9 @@ class PresenceConfig:
 # A Lua function the scripts below start with. It publishes one presence change of
 # `user` on `channel`, with the user's rooms of at most `max_members` members (from the
 # membership hash and the room sizes, named from `prefix` like the relay's script does).
-# A room whose size is missing (the relay is rebuilding them) is left out.
+# A room whose size is missing (the relay is rebuilding them) is left out. `seen` is
+# epoch seconds as a string, as Redis gives a score back: cjson would round a number to
+# 14 digits, and the time pushed would differ from the one the API reads.
 PUBLISH_CHANGE = """
 local function publish_change(prefix, channel, max_members, user, online, seen)
   local small = {}
@@ -100,8 +102,7 @@ for _, user in ipairs(due) do
       redis.call('ZADD', KEYS[2], 'GT', tonumber(newest[2]) - lease, user)
     end
     local seen = redis.call('ZSCORE', KEYS[2], user)
-    publish_change(ARGV[4], ARGV[5], tonumber(ARGV[6]), user, false,
-                   seen and tonumber(seen) or now)
+    publish_change(ARGV[4], ARGV[5], tonumber(ARGV[6]), user, false, seen or ARGV[1])
   end
 end
 return #due
@@ -129,11 +130,14 @@ class PresenceChange:
         if not isinstance(raw, dict) or not isinstance(raw.get("user"), str):
             return None
         rooms = raw.get("rooms")
-        seen = raw.get("lastSeen")
+        try:
+            seen = float(raw["lastSeen"])
+        except (KeyError, TypeError, ValueError):
+            seen = None
         return cls(
             raw["user"],
             raw.get("online") is True,
-            float(seen) if isinstance(seen, int | float) else None,
+            seen,
             # cjson encodes an empty list as an empty object.
             [room for room in rooms if isinstance(room, str)] if isinstance(rooms, list) else [],
         )

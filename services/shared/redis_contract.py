@@ -89,7 +89,8 @@ replicas, and they are what presence is made of (docs/ROOM_STATE.md, "Presence")
   lapsed;
 * `P:presence` carries each change, published by the same Lua call that decides it
   (admission, release, renewal, or the periodic sweep that takes users whose time has
-  come offline), as JSON `{"user", "online", "lastSeen", "rooms"}`: `rooms` are the
+  come offline), as JSON `{"user", "online", "lastSeen", "rooms"}` (`lastSeen`: epoch
+  seconds as a string, exactly the score `P:last-seen` holds): `rooms` are the
   user's rooms of at most the gateway's `PRESENCE_PUSH_MAX_MEMBERS` members, whose
   members on each replica receive the `presence` event;
 * `P:typing` carries each relayed `typing` event as JSON `{"room", "user": {"id",

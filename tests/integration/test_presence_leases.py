@@ -64,7 +64,9 @@ class World:
                 continue  # the subscription's confirmation
             if message["data"] == FENCE:
                 return changes
-            changes.append(orjson.loads(message["data"]))
+            change = orjson.loads(message["data"])
+            assert isinstance(change["lastSeen"], str), "a score as Redis gives it back"
+            changes.append({**change, "lastSeen": float(change["lastSeen"])})
         raise AssertionError(f"the fence never arrived (after {changes})")
 
     async def sweep(self) -> None:
