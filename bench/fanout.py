@@ -6,6 +6,10 @@ windows. In a window the publisher sends `count` messages with consecutive seqs,
 rate or flat out; every generator counts, per client and seq, what arrived and how late
 (`receipt time - ts`, both from the same machine clock); the orchestrator meanwhile takes
 /proc CPU time of the servers, the generators, itself and Redis.
+
+In the global room every message reaches every client; with `--rooms N` the clients
+are split into N rooms, each message reaches one room, and the rate is per room
+(bench/rooms.py).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from bench.common import (
     wait_for_quiet,
 )
 from bench.eioclient import worker_main
+from bench.rooms import RoomLayout
 from bench.targets import (
     NODE_DIR,
     Fleet,
@@ -42,6 +47,7 @@ from bench.targets import (
     node_version,
     package_version,
     redis_server_pid,
+    seed_memberships,
     start_fleet,
 )
 
@@ -72,6 +78,16 @@ class Options:
     via_api: bool = False
     deflate: bool = False
     warmup: float = 0.0
+    rooms: int = 0  # 0: the global room; N: N rooms, `rate` is then per room
+
+    @property
+    def layout(self) -> RoomLayout:
+        return RoomLayout(self.rooms, self.clients)
+
+    @property
+    def total_rate(self) -> float:
+        """Messages per second over all rooms."""
+        return self.rate * self.layout.slots
 
 
 def git_commit() -> str:
@@ -113,7 +129,13 @@ class Generators:
     """The generator processes and their command pipes."""
 
     def __init__(
-        self, fleet: Fleet, tokens: list[str], procs: int, concurrency: int, deflate: bool = False
+        self,
+        fleet: Fleet,
+        tokens: list[str],
+        procs: int,
+        concurrency: int,
+        deflate: bool = False,
+        layout: RoomLayout | None = None,
     ) -> None:
         ctx = mp.get_context("spawn")
         targets = [(s.host, s.port) for s in fleet.servers]
@@ -129,7 +151,17 @@ class Generators:
             proc = ctx.Process(
                 target=worker_main,
                 daemon=True,
-                args=(child, targets, chunk, first, max(1, concurrency // procs), 30.0, deflate),
+                args=(
+                    child,
+                    targets,
+                    chunk,
+                    first,
+                    max(1, concurrency // procs),
+                    30.0,
+                    deflate,
+                    layout,
+                    fleet.target == "node",  # Node has no membership store: room in the query
+                ),
             )
             proc.start()
             self.conns.append(parent)
@@ -245,6 +277,7 @@ class FanoutRun:
     def __init__(self, opts: Options, target: str) -> None:
         self.opts = opts
         self.target = target
+        self.layout = opts.layout
         self.channel = opts.channel or f"bench-{target}-{secrets.token_hex(4)}"
         self.next_seq = 1
         self.fleet: Fleet | None = None
@@ -272,6 +305,9 @@ class FanoutRun:
             self.fleet = start_fleet(
                 self.target, o.replicas, self.channel, o.redis_url, o.jwt_secret
             )
+        if self.target == "ours" and not self.layout.global_room:
+            say(f"ours: writing the memberships of {o.clients} users in {o.rooms} rooms to Redis")
+            seed_memberships(o.redis_url, self.channel, self.layout)
         time.sleep(0.5)
         self.rss_before = {s.name: rss_bytes(s.pid) if s.pid else None for s in self.fleet.servers}
         say(
@@ -279,7 +315,9 @@ class FanoutRun:
             "process(es)"
         )
         tokens = mint_tokens(o.clients, o.jwt_secret)
-        self.gens = Generators(self.fleet, tokens, o.gen_procs, o.connect_concurrency, o.deflate)
+        self.gens = Generators(
+            self.fleet, tokens, o.gen_procs, o.connect_concurrency, o.deflate, self.layout
+        )
         ready = self.gens.wait_ready(timeout=180)
         self.connected = ready["connected"]
         if not self.connected:
@@ -318,7 +356,8 @@ class FanoutRun:
         assert self.gens is not None and self.fleet is not None
         first = self.next_seq
         self.next_seq += count
-        self.gens.ask({"cmd": "window", "base": first, "count": count})
+        opened = self.gens.ask({"cmd": "window", "base": first, "count": count})
+        expected = sum(r["expected"] for r in opened)
         pids: dict[str, int] = {s.name: s.pid for s in self.fleet.servers if s.pid}
         server_names = list(pids)
         gen_names = []
@@ -331,7 +370,6 @@ class FanoutRun:
         if self.redis_pid:
             pids["redis"] = self.redis_pid
         cpu = CpuMeter(pids)
-        expected = self.connected * count
 
         async def publish() -> tuple[float, float]:
             assert self.publisher is not None
@@ -364,6 +402,7 @@ class FanoutRun:
                 "duplicates",
                 "delivered",
                 "foreign",
+                "misrouted",
                 "disconnects",
             )
         }
@@ -404,7 +443,7 @@ class FanoutRun:
             "rate_msgs_per_s": round(offered_rate, 1),
             "publish_seconds": round(w.publish_seconds, 3),
             "deliveries_per_s": {
-                "offered": round(offered_rate * self.connected, 1),
+                "offered": round(offered_rate * self.connected / self.layout.slots, 1),
                 "achieved": round(c["unique"] / span, 1) if span > 0 else 0.0,
             },
             "deliveries": c,
@@ -433,15 +472,19 @@ class FanoutRun:
         result["clean"] = (
             c["lost"] == 0
             and c["duplicates"] == 0
+            and c["misrouted"] == 0
             and c["disconnects"] == 0
             and lat["p99_ms"] <= LATENCY_CEILING_MS
         )
         return result
 
     def prime(self) -> None:
-        """One message must reach every client before measuring (subscriptions are live)."""
+        """One message must reach every client before measuring (subscriptions are live).
+
+        In a rooms load that is one message to every room.
+        """
         for attempt in range(3):
-            w = self.window(1, None, drain=10.0)
+            w = self.window(self.layout.slots, None, drain=10.0)
             if w.counts["unique"] >= self.connected:
                 return
             say(f"{self.target}: prime reached {w.counts['unique']}/{self.connected}, retrying")
@@ -471,7 +514,7 @@ class FanoutRun:
             if self.rss_before[n] and self.rss_after.get(n)
         ]
         header: dict[str, Any] = {
-            "bench": "fanout",
+            "bench": "fanout" if self.layout.global_room else "rooms",
             "mode": mode,
             "target": self.target,
             "at": utc_stamp(),
@@ -480,6 +523,14 @@ class FanoutRun:
             "cpus": os.cpu_count(),
             "clients": o.clients,
             "connected": self.connected,
+        }
+        if not self.layout.global_room:
+            header |= {
+                "rooms": o.rooms,
+                "room_size": round(o.clients / o.rooms, 1),
+                "rate_per_room_msgs_per_s": o.rate,
+            }
+        header |= {
             "replicas": len(self.fleet.servers),
             "generator_procs": len(self.gens.procs) if self.gens else 0,
             "client_offers_deflate": o.deflate,
@@ -497,6 +548,9 @@ class FanoutRun:
                 "socket.io": package_version(NODE_DIR / "node_modules" / "socket.io"),
                 "@socket.io/redis-adapter": package_version(
                     NODE_DIR / "node_modules" / "@socket.io" / "redis-adapter"
+                ),
+                "@socket.io/redis-emitter": package_version(
+                    NODE_DIR / "node_modules" / "@socket.io" / "redis-emitter"
                 ),
             }
         return header
@@ -517,7 +571,12 @@ class FanoutRun:
         try:
             self.setup()
             self.publisher = make_publisher(
-                self.target, o.redis_url, self.channel, via_api=o.via_api, jwt_secret=o.jwt_secret
+                self.target,
+                o.redis_url,
+                self.channel,
+                via_api=o.via_api,
+                jwt_secret=o.jwt_secret,
+                layout=self.layout,
             )
             self.loop.run_until_complete(self.publisher.start())
             self.prime()
@@ -529,9 +588,12 @@ class FanoutRun:
                 result = self.header("burst") | self.summarize(w)
             else:
                 warmup = self.warm_up() if o.warmup > 0 else None
-                count = max(1, int(o.rate * o.duration))
-                say(f"{self.target}: {o.rate} msg/s for {o.duration}s to {self.connected} clients")
-                w = self.window(count, o.rate, o.drain_seconds)
+                count = max(1, int(o.total_rate * o.duration))
+                say(
+                    f"{self.target}: {o.total_rate} msg/s for {o.duration}s to "
+                    f"{self.connected} clients{self.rooms_text()}"
+                )
+                w = self.window(count, o.total_rate, o.drain_seconds)
                 result = self.header("rate") | {"duration_s": o.duration} | self.summarize(w)
                 if warmup is not None:
                     result["warmup"] = warmup
@@ -542,6 +604,11 @@ class FanoutRun:
             self.loop.run_until_complete(asyncio.sleep(0))
             self.loop.close()
 
+    def rooms_text(self) -> str:
+        if self.layout.global_room:
+            return ""
+        return f" in {self.opts.rooms} rooms ({self.opts.rate} msg/s per room)"
+
     def warm_up(self) -> dict[str, Any]:
         """The same load for `--warmup` seconds before measuring; RSS is taken after it.
 
@@ -550,8 +617,10 @@ class FanoutRun:
         """
         assert self.fleet is not None
         o = self.opts
-        say(f"{self.target}: warm-up, {o.rate} msg/s for {o.warmup}s")
-        s = self.summarize(self.window(max(1, int(o.rate * o.warmup)), o.rate, o.drain_seconds))
+        say(f"{self.target}: warm-up, {o.total_rate} msg/s for {o.warmup}s")
+        s = self.summarize(
+            self.window(max(1, int(o.total_rate * o.warmup)), o.total_rate, o.drain_seconds)
+        )
         self.rss_warm = {
             srv.name: rss_bytes(srv.pid) if srv.pid else None for srv in self.fleet.servers
         }
@@ -559,7 +628,7 @@ class FanoutRun:
 
     def sweep(self) -> dict[str, Any]:
         o = self.opts
-        rate = o.rate
+        rate = o.total_rate
         steps: list[dict[str, Any]] = []
         best: dict[str, Any] | None = None
         for _ in range(o.sweep_max_steps):

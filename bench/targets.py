@@ -26,6 +26,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from bench.common import REPO_ROOT, TEXT, make_message, say
+from bench.rooms import ROOM_ID_BASE, RoomLayout
 from services.shared import defaults
 
 NODE_DIR = REPO_ROOT / "bench" / "node"
@@ -192,8 +193,18 @@ class Publisher:
 class OursPublisher(Publisher):
     """The relay's Lua script (XADD + PUBLISH atomically), one call per batch as the relay makes."""
 
-    def __init__(self, redis_url: str, channel: str, stream_max_len: int = 10_000) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        channel: str,
+        stream_max_len: int = 10_000,
+        layout: RoomLayout | None = None,
+    ) -> None:
         from services.shared.redis_contract import PUBLISH_BATCH, RedisKeys, emit_packet
+
+        self.layout = layout or RoomLayout(0, 0)
+        if not self.layout.global_room:
+            raise SystemExit("ours: rooms need the rooms contract")
 
         self._emit_packet = emit_packet
         self.keys = RedisKeys(channel)
@@ -257,17 +268,27 @@ class StockPublisher(Publisher):
 
 
 class NodePublisher(Publisher):
-    """bench/node/publish.js (@socket.io/redis-emitter), driven line by line over stdin."""
+    """bench/node/publish.js (@socket.io/redis-emitter), driven line by line over stdin.
 
-    def __init__(self, redis_url: str, channel: str) -> None:
+    In a rooms load it computes each seq's room as bench/rooms.py does and emits with
+    `.to(room)`.
+    """
+
+    def __init__(self, redis_url: str, channel: str, layout: RoomLayout | None = None) -> None:
         self.redis_url = redis_url
         self.channel = channel
+        self.layout = layout or RoomLayout(0, 0)
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         ensure_node_modules()
         env = dict(
-            os.environ, REDIS_URL=self.redis_url, SOCKETIO_CHANNEL=self.channel, BENCH_TEXT=TEXT
+            os.environ,
+            REDIS_URL=self.redis_url,
+            SOCKETIO_CHANNEL=self.channel,
+            BENCH_TEXT=TEXT,
+            BENCH_ROOMS=str(self.layout.rooms),
+            BENCH_ROOM_ID_BASE=str(ROOM_ID_BASE),
         )
         self.proc = await asyncio.create_subprocess_exec(
             shutil.which("node") or "node",
@@ -396,15 +417,28 @@ class ApiPublisher(Publisher):
 
 
 def make_publisher(
-    target: str, redis_url: str, channel: str, *, via_api: bool = False, jwt_secret: str = ""
+    target: str,
+    redis_url: str,
+    channel: str,
+    *,
+    via_api: bool = False,
+    jwt_secret: str = "",
+    layout: RoomLayout | None = None,
 ) -> Publisher:
+    layout = layout or RoomLayout(0, 0)
+    if not layout.global_room and (target == "stock" or via_api):
+        raise SystemExit("--rooms runs against ours and node only, published to Redis")
     if target == "ours" and via_api:
         return ApiPublisher(redis_url, channel, jwt_secret)
     if target == "ours":
-        return OursPublisher(redis_url, channel)
+        return OursPublisher(redis_url, channel, layout=layout)
     if target == "stock":
         return StockPublisher(redis_url, channel)
-    return NodePublisher(redis_url, channel)
+    return NodePublisher(redis_url, channel, layout)
+
+
+def seed_memberships(redis_url: str, channel: str, layout: RoomLayout) -> None:
+    raise SystemExit("ours: rooms need the rooms contract")
 
 
 def redis_server_pid(redis_url: str) -> int | None:
