@@ -39,20 +39,25 @@ import asyncpg
 import orjson
 import redis.asyncio as aioredis
 
-from services.api_service.db.messages import NEW_MESSAGE_CHANNEL, messages_after
+from services.api_service.db.messages import NEW_MESSAGE_CHANNEL
+from services.api_service.db.room_events import Outboxed, RoomEvent, outbox_after
 from services.api_service.metrics import PUBLISH_LAG, PUBLISHED, RELAY_FAILURES
 from services.shared.config import Secret
 from services.shared.messages import StoredMessage
 from services.shared.metrics import REDIS_RECONNECTS
 from services.shared.redis_contract import (
+    MEMBERSHIPS_STALE,
     PUBLISH_BATCH,
+    EntryInfo,
     Publication,
     RedisKeys,
     StreamEntries,
     committed_at_ms,
     emit_packet,
     publish_batch_args,
+    publish_batch_keys,
 )
+from services.shared.rooms import MESSAGE
 from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -88,7 +93,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._redis = aioredis.Redis.from_url(config.redis_url.value)
         self._publish_batch = self._redis.register_script(PUBLISH_BATCH)
-        self._handed_over: deque[StoredMessage] = deque()
+        self._handed_over: deque[Outboxed] = deque()
         self.is_leader = False
 
     def committed(self, messages: Iterable[StoredMessage]) -> None:
@@ -97,7 +102,7 @@ class OutboxRelay:
             if len(self._handed_over) > self._config.handoff_max:
                 self._handed_over.clear()  # the relay is stuck; it re-reads when it recovers
                 self._check_database = True
-            fresh = list(messages)
+            fresh: list[Outboxed] = list(messages)
             if fresh and self._handed_over and fresh[0].id < self._handed_over[-1].id:
                 # Two batches in flight can report their commits in either order.
                 fresh = sorted([*self._handed_over, *fresh], key=lambda m: m.id)
@@ -109,12 +114,12 @@ class OutboxRelay:
         self._check_database = True
         self._wake.set()
 
-    def _take_handed_over(self, cursor: int) -> list[StoredMessage]:
+    def _take_handed_over(self, cursor: int) -> list[Outboxed]:
         """The handed-over messages that continue `cursor` without a hole, or []."""
         fresh = self._handed_over
         while fresh and fresh[0].id <= cursor:
             fresh.popleft()
-        batch: list[StoredMessage] = []
+        batch: list[Outboxed] = []
         while fresh and fresh[0].id == cursor + 1 and len(batch) < self._config.batch_size:
             cursor = fresh[0].id
             batch.append(fresh.popleft())
@@ -169,7 +174,7 @@ class OutboxRelay:
         cursor = saved = await conn.fetchval(
             "SELECT last_published_id FROM relay_state WHERE name = $1", CURSOR_NAME
         )
-        saved_at = last_trim = 0.0
+        saved_at = last_trim = last_mark_check = 0.0
         while True:
             self._wake.clear()
             cursor = await self._drain(conn, cursor)
@@ -184,6 +189,9 @@ class OutboxRelay:
             if now - last_trim > 10:
                 await self._trim_by_age()
                 last_trim = time.monotonic()
+            if now - last_mark_check >= self._config.poll_seconds:
+                await self._check_memberships(conn, cursor)
+                last_mark_check = time.monotonic()
             # Come back in time to save a cursor that moved, even if nothing else happens.
             timeout = (
                 self._config.cursor_save_seconds if cursor != saved else self._config.poll_seconds
@@ -208,44 +216,47 @@ class OutboxRelay:
                 if not self._check_database and not self._handed_over:
                     return cursor  # (rows still held here do not continue the cursor: read)
                 self._check_database = False  # the read below sees every commit before it
-                batch = await messages_after(conn, cursor, self._config.batch_size)
+                batch = await outbox_after(conn, cursor, self._config.batch_size)
                 if len(batch) == self._config.batch_size:
                     self._check_database = True  # more may follow
             if not batch:
                 return cursor
-            await self._publish(batch, prev=cursor)
+            await self._publish(conn, batch, prev=cursor)
             self._observe_published(batch)
             cursor = batch[-1].id
             log.debug("relayed", extra={"count": len(batch), "cursor": cursor})
 
     @staticmethod
-    def _observe_published(batch: list[StoredMessage]) -> None:
+    def _observe_published(batch: list[Outboxed]) -> None:
         # created_at is the inserting transaction's start, a few ms before its commit.
         now = time.time()
         PUBLISHED.inc(len(batch))
         for message in batch:
             PUBLISH_LAG.observe(max(0.0, now - message.created_at.timestamp()))
 
-    async def _publish(self, batch: list[StoredMessage], prev: int) -> None:
+    async def _publish(self, conn: asyncpg.Connection, batch: list[Outboxed], prev: int) -> None:
+        """Append and publish `batch` with one Lua call (membership hashes rebuilt if stale)."""
         publications = []
-        for message in batch:
-            wire = message.to_wire()
-            publications.append(
-                Publication(
-                    message.id,
-                    prev,
-                    orjson.dumps(wire),
-                    emit_packet(wire, message.id, prev),
-                    int(message.created_at.timestamp() * 1000),
-                )
-            )
-            prev = message.id
-        await self._publish_batch(
-            keys=[self._stream],
-            args=publish_batch_args(
-                self._config.keys.manager_channel, self._config.stream_max_len, publications
-            ),
-        )
+        for entry in batch:
+            publications.append(publication(entry, prev))
+            prev = entry.id
+        keys = self._config.keys
+        args = publish_batch_args(keys, self._config.stream_max_len, publications)
+        published = await self._publish_batch(keys=publish_batch_keys(keys), args=args)
+        if published == MEMBERSHIPS_STALE:
+            await rebuild_memberships(conn, self._redis, keys, upto=publications[0].prev)
+            await self._publish_batch(keys=publish_batch_keys(keys), args=args)
+
+    async def _check_memberships(self, conn: asyncpg.Connection, cursor: int) -> None:
+        """Rebuild the membership hashes if Redis lost them while nothing was published.
+
+        Publishing finds out by itself (PUBLISH_BATCH refuses); this covers a quiet room,
+        where gateways would otherwise wait for the mark (connections.py) until the next
+        message.
+        """
+        applied = await self._redis.get(self._config.keys.memberships_applied)
+        if applied is None or int(applied) < cursor:
+            await rebuild_memberships(conn, self._redis, self._config.keys, upto=cursor)
 
     async def _trim_by_age(self) -> None:
         """Drop history entries older than the configured age (size is capped on append)."""
@@ -266,3 +277,59 @@ class OutboxRelay:
                 await self._redis.xtrim(self._stream, minid=entries[-1][0])
                 return
             start = "(" + entries[-1][0].decode()
+
+
+def publication(entry: Outboxed, prev: int) -> Publication:
+    """How PUBLISH_BATCH takes one message or room event, `prev` being the entry before it."""
+    if isinstance(entry, RoomEvent):
+        info = EntryInfo(entry.room, entry.kind, entry.subject)
+        payload = entry.payload
+    else:
+        info = EntryInfo(entry.room, MESSAGE, None)
+        payload = entry.to_wire()
+    return Publication(
+        entry.id,
+        prev,
+        orjson.dumps(payload),
+        emit_packet(payload, entry.id, prev, info),
+        int(entry.created_at.timestamp() * 1000),
+        info,
+    )
+
+
+REBUILD_CHUNK = 1000
+
+
+async def rebuild_memberships(
+    conn: asyncpg.Connection, redis: aioredis.Redis, keys: RedisKeys, upto: int
+) -> None:
+    """Write every membership hash from PostgreSQL, then mark them applied up to `upto`.
+
+    Runs when Redis lost the hashes (restarted without its data, or restored an older
+    snapshot). The hashes then show the memberships as PostgreSQL has them now, which
+    may already include changes after `upto`, the relay's cursor; those are published
+    next and applied again in order (adding a member twice and removing a non-member
+    change nothing), so the hashes end exactly right. Gateways admit nobody to rooms
+    while the mark is missing (they wait for it, realtime_service/connections.py).
+    """
+    log.warning("rebuilding the membership hashes in Redis", extra={"upto": upto})
+    await redis.delete(keys.memberships_applied)
+    async for key in redis.scan_iter(match=keys.user_rooms_pattern, count=REBUILD_CHUNK):
+        await redis.delete(key)
+    users = 0
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = conn.cursor(
+            "SELECT user_id::text, array_agg(room_id::text) AS rooms"
+            " FROM room_members GROUP BY user_id"
+        )
+        pipe = redis.pipeline(transaction=False)
+        async for row in rows:
+            fields: dict[str, int] = dict.fromkeys(row["rooms"], 0)
+            fields["@"] = upto
+            pipe.hset(keys.user_rooms(row["user_id"]), mapping=fields)  # type: ignore[arg-type]
+            users += 1
+            if users % REBUILD_CHUNK == 0:
+                await pipe.execute()
+        await pipe.execute()
+    await redis.set(keys.memberships_applied, upto)
+    log.warning("membership hashes rebuilt", extra={"users": users, "upto": upto})

@@ -17,7 +17,7 @@ from services.api_service.db.messages import (
     NEW_MESSAGE_CHANNEL,
     InsertResult,
     NewMessage,
-    OwnerMissing,
+    Refused,
     insert_messages,
 )
 from services.api_service.db.pool import FairPool
@@ -64,7 +64,8 @@ class MessageWriter:
     async def insert(self, message: NewMessage) -> InsertResult:
         """Store `message` (once per owner and client id) and return the stored row.
 
-        Raises OwnerMissing when its author has no account; nothing is stored then.
+        Raises a `Refused` (db/messages.py) when its author has no account, is not a
+        member of its room or the room is archived; nothing is stored then.
         """
         future: asyncio.Future[InsertResult] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((message, future))
@@ -113,7 +114,7 @@ class MessageWriter:
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
-            if isinstance(result, OwnerMissing):
+            if isinstance(result, Refused):
                 future.set_exception(result)  # this request alone fails
             else:
                 future.set_result(result)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.shared.rooms import GLOBAL_ROOM_ID
+
 # Socket.IO event names, fixed by the existing client.
 NEW_MESSAGE_EVENT = "getAllmessages"
 CLIENT_SEND_EVENT = "sendAllMessages"
@@ -26,9 +28,10 @@ class StoredMessage:
     user_name: str
     text: str
     created_at: datetime
+    room: str = GLOBAL_ROOM_ID
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON object sent over REST and Socket.IO."""
+        """The JSON object of the legacy routes and `getAllmessages` (no room: the global one)."""
         return {
             "_id": str(self.id),
             "id": self.client_id,
@@ -37,3 +40,7 @@ class StoredMessage:
             "text": self.text,
             "createdAt": self.created_at.isoformat(),
         }
+
+    def to_room_wire(self) -> dict[str, Any]:
+        """The JSON object of the room routes and the `message` event: the wire with its room."""
+        return {**self.to_wire(), "room": self.room}

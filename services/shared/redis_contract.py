@@ -12,6 +12,9 @@ No other module spells a key or a channel. With the prefix `P`:
 | `P:connections:<user>` | sorted set       | every gateway              | every gateway |
 | `P:revoked:<user>`     | string, with TTL | the API (account deletion) | every gateway |
 | `P:revocations`        | pub/sub channel  | the API (account deletion) | every gateway |
+| `P:rooms:<user>`       | hash             | the API's relay (Lua)      | every gateway |
+| `P:room-tails`         | hash             | the API's relay (Lua)      | every gateway |
+| `P:memberships`        | string           | the API's relay            | the relay     |
 
 The manager channel `P` is the python-socketio `AsyncPubSubManager` channel. The
 relay publishes one packet per committed message on it, in the format the manager
@@ -21,12 +24,21 @@ the first). A gateway that receives N with P above the last id it delivered know
 missed something. Packets without `seq` (a gateway's own emits) are python-socketio's
 ordinary traffic.
 
-The history stream `P:history` holds one entry per message, with the explicit id
-`N-0` and the fields:
+The relay publishes messages of every room and room events (membership changes and
+room updates, services/shared/rooms.py) in one order: each packet also carries
+`entry = {"room", "kind", "subject"}` (`kind` "message" or an event kind; `subject` the
+member concerned, or null), and `data[0]` is the message's wire object (without its
+room) or the event's payload. A global-room message's packet is otherwise exactly the
+`getAllmessages` emit it was before rooms existed.
+
+The history stream `P:history` holds one entry per message or room event, with the
+explicit id `N-0` and the fields:
 
 * `prev`: P as above. The chain proves a replay has no hole: the first entry after a
   client's `lastId` must have `prev <= lastId`;
-* `msg`: the message's wire JSON, what clients receive;
+* `msg`: the message's wire JSON (without its room), or the event's payload;
+* `room`, `kind` and, for events about a member, `user`: as `entry` above (entries
+  written before rooms existed have none of them: a global-room message);
 * `ts`: the message's commit time in epoch milliseconds. The relay trims entries older
   than `HISTORY_STREAM_MAX_AGE_SECONDS` by it (always keeping the newest entry, the
   anchor that proves "nothing missed"), and a gateway uses it to find what was
@@ -36,6 +48,18 @@ The stream is also capped by length on every append (`HISTORY_STREAM_MAXLEN`,
 approximate). Packet and entry are written together by one Lua script,
 `PUBLISH_BATCH`, so they can never disagree, and an id the stream already has is
 skipped, so a retried batch is never delivered twice.
+
+`P:rooms:<user>` is the user's room memberships, what a gateway puts a connecting
+client in: room id -> the id of the event that added it, and the field `@` -> the id of
+the newest membership event applied to the hash (so a gateway can tell which of the
+events it is delivering the hash already reflects). The same Lua call that appends a
+`joined` or `left` event to the stream updates it, so it is always exactly the
+memberships as of the stream's newest entry. `P:room-tails` maps each room to the id
+of its newest message: after a reconnect that the stream no longer covers, a gateway
+tells the client which of its rooms to refetch. `P:memberships` holds the id of the
+newest entry the Lua call applied; when it is missing, or behind the batch the relay
+publishes (Redis lost data), the call publishes nothing and the relay first rebuilds
+every `P:rooms:<user>` from PostgreSQL (relay.py).
 
 `P:connections:<user>` maps each of the user's live connections (socket id) to its
 lease expiry; gateways admit, renew and release them (realtime_service/connections.py)
@@ -60,6 +84,7 @@ import orjson
 
 from services.shared import defaults
 from services.shared.messages import NEW_MESSAGE_EVENT
+from services.shared.rooms import GLOBAL_ROOM_ID, MESSAGE, MESSAGE_EVENT
 
 # The manager's `host_id` on relay packets: no gateway has it, so every gateway emits them.
 RELAY_HOST_ID = "chat-outbox-relay"
@@ -104,11 +129,34 @@ class RedisKeys:
     def revocations_channel(self) -> str:
         return f"{self.prefix}:revocations"
 
+    def user_rooms(self, user_id: str) -> str:
+        """The user's membership hash: room id -> event id, and `@` -> newest event applied."""
+        return f"{self.prefix}:rooms:{user_id}"
+
+    @property
+    def user_rooms_pattern(self) -> str:
+        """A SCAN pattern matching every membership hash."""
+        return f"{_escape(self.prefix)}:rooms:*"
+
+    @property
+    def room_tails(self) -> str:
+        """Room id -> the id of the room's newest message."""
+        return f"{self.prefix}:room-tails"
+
+    @property
+    def memberships_applied(self) -> str:
+        """The id of the newest entry whose membership change the hashes reflect."""
+        return f"{self.prefix}:memberships"
+
     @property
     def pattern(self) -> str:
         """A SCAN pattern matching every key above (to clean up a throw-away prefix)."""
-        escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)
-        return f"{escaped}:*"
+        return f"{_escape(self.prefix)}:*"
+
+
+def _escape(prefix: str) -> str:
+    """`prefix` with the characters SCAN patterns treat specially escaped."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in prefix)
 
 
 def history_stream_key(keys: RedisKeys | str) -> str:
@@ -124,12 +172,32 @@ def revoked_key(keys: RedisKeys | str, user_id: str) -> str:
 # --- The manager-channel packet ---------------------------------------------------
 
 
-def emit_packet(wire: dict[str, Any], message_id: int, prev_id: int) -> bytes:
-    """The manager-channel packet that makes every gateway emit `getAllmessages`."""
+@dataclass(frozen=True)
+class EntryInfo:
+    """Where an entry belongs: its room, its kind, and the member it concerns."""
+
+    room: str = GLOBAL_ROOM_ID
+    kind: str = MESSAGE
+    subject: str | None = None
+
+    def event_name(self) -> str:
+        """The packet's `event` (informational: gateways route by `entry`)."""
+        if self.kind != MESSAGE:
+            return self.kind
+        return NEW_MESSAGE_EVENT if self.room == GLOBAL_ROOM_ID else MESSAGE_EVENT
+
+
+GLOBAL_MESSAGE = EntryInfo()
+
+
+def emit_packet(
+    wire: dict[str, Any], message_id: int, prev_id: int, entry: EntryInfo = GLOBAL_MESSAGE
+) -> bytes:
+    """The manager-channel packet of one relayed entry (see the module docstring)."""
     return orjson.dumps(
         {
             "method": "emit",
-            "event": NEW_MESSAGE_EVENT,
+            "event": entry.event_name(),
             "data": [wire],
             "binary": False,
             "namespace": "/",
@@ -138,7 +206,21 @@ def emit_packet(wire: dict[str, Any], message_id: int, prev_id: int) -> bytes:
             "callback": None,
             "host_id": RELAY_HOST_ID,
             "seq": {"id": message_id, "prev": prev_id},
+            "entry": {"room": entry.room, "kind": entry.kind, "subject": entry.subject},
         }
+    )
+
+
+def entry_info_of(packet: dict[str, Any]) -> EntryInfo:
+    """The `entry` of a relay packet (a global-room message when it has none)."""
+    entry = packet.get("entry")
+    if not isinstance(entry, dict):
+        return GLOBAL_MESSAGE
+    room, kind, subject = entry.get("room"), entry.get("kind"), entry.get("subject")
+    return EntryInfo(
+        room if isinstance(room, str) else GLOBAL_ROOM_ID,
+        kind if isinstance(kind, str) else MESSAGE,
+        subject if isinstance(subject, str) else None,
     )
 
 
@@ -158,20 +240,30 @@ def sequence_of(packet: dict[str, Any]) -> tuple[int, int] | None:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One message as kept in the history stream."""
+    """One message or room event as kept in the history stream."""
 
     id: int
     prev: int
-    wire: dict[str, Any]
+    wire: dict[str, Any]  # the message's wire object (without room), or the event payload
+    info: EntryInfo = GLOBAL_MESSAGE
 
     @classmethod
     def from_stream(cls, entry_id: Any, fields: Any) -> HistoryEntry:
         """Parse one `(id, fields)` pair as redis-py returns it (bytes)."""
         raw_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        room, kind, subject = fields.get(b"room"), fields.get(b"kind"), fields.get(b"user")
+        info = GLOBAL_MESSAGE
+        if room is not None or kind is not None:
+            info = EntryInfo(
+                room.decode() if room is not None else GLOBAL_ROOM_ID,
+                kind.decode() if kind is not None else MESSAGE,
+                subject.decode() if subject else None,
+            )
         return cls(
             id=int(raw_id.split("-", 1)[0]),
             prev=int(fields[b"prev"]),
             wire=orjson.loads(fields[b"msg"]),
+            info=info,
         )
 
 
@@ -187,9 +279,18 @@ def stream_id(message_id: int) -> str:
 
 # --- The writer: one Lua call per batch ----------------------------------------------
 
-# KEYS[1] stream; ARGV: channel, maxlen, then five per message in id order:
-# id, prev, wire json, packet, commit time (ms). Returns how many were new.
+# KEYS[1] stream, KEYS[2] memberships-applied mark; ARGV: channel, maxlen, key prefix,
+# then eight per entry in id order: id, prev, payload json, packet, commit time (ms),
+# room, kind, subject ('' for none). Returns how many were new, or -1 (nothing done)
+# when the mark is missing or behind the first entry's prev: the membership hashes may
+# have lost changes, and the relay rebuilds them before publishing again.
+# (The membership hashes and room tails are named from the prefix inside the script:
+# single-instance Redis, as python-socketio's manager itself needs.)
 PUBLISH_BATCH = """
+local applied = redis.call('GET', KEYS[2])
+if not applied or (#ARGV >= 5 and tonumber(applied) < tonumber(ARGV[5])) then
+  return -1
+end
 local last = -1
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local info = redis.call('XINFO', 'STREAM', KEYS[1])
@@ -200,40 +301,72 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   end
 end
 local published = 0
-for i = 3, #ARGV, 5 do
+local newest = tonumber(applied)
+for i = 4, #ARGV, 8 do
   local id = tonumber(ARGV[i])
+  local room, kind, subject = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   if id > last then
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[i] .. '-0',
-               'prev', ARGV[i + 1], 'msg', ARGV[i + 2], 'ts', ARGV[i + 4])
+    if subject == '' then
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[i] .. '-0', 'prev',
+                 ARGV[i + 1], 'msg', ARGV[i + 2], 'ts', ARGV[i + 4], 'room', room, 'kind', kind)
+    else
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[i] .. '-0', 'prev',
+                 ARGV[i + 1], 'msg', ARGV[i + 2], 'ts', ARGV[i + 4], 'room', room, 'kind', kind,
+                 'user', subject)
+    end
     redis.call('PUBLISH', ARGV[1], ARGV[i + 3])
     last = id
     published = published + 1
   end
+  if id > newest then
+    if kind == 'message' then
+      redis.call('HSET', ARGV[3] .. ':room-tails', room, id)
+    elseif kind == 'joined' then
+      redis.call('HSET', ARGV[3] .. ':rooms:' .. subject, room, id, '@', id)
+    elseif kind == 'left' then
+      redis.call('HDEL', ARGV[3] .. ':rooms:' .. subject, room)
+      redis.call('HSET', ARGV[3] .. ':rooms:' .. subject, '@', id)
+    end
+    newest = id
+  end
 end
+redis.call('SET', KEYS[2], newest)
 return published
 """
 
 
 @dataclass(frozen=True)
 class Publication:
-    """One message as PUBLISH_BATCH takes it."""
+    """One message or room event as PUBLISH_BATCH takes it."""
 
     id: int
     prev: int
     wire_json: bytes
     packet: bytes
     commit_ms: int
+    info: EntryInfo = GLOBAL_MESSAGE
 
 
 #: One ARGV value of a Lua script call, as redis-py encodes it.
 ScriptArg: TypeAlias = bytes | str | int | float
 
 
+def publish_batch_keys(keys: RedisKeys) -> list[str]:
+    """KEYS for PUBLISH_BATCH."""
+    return [keys.history_stream, keys.memberships_applied]
+
+
 def publish_batch_args(
-    channel: str, max_len: int, publications: Iterable[Publication]
+    keys: RedisKeys, max_len: int, publications: Iterable[Publication]
 ) -> list[ScriptArg]:
     """ARGV for PUBLISH_BATCH: one script call appends and publishes the whole batch."""
-    args: list[ScriptArg] = [channel, max_len]
+    args: list[ScriptArg] = [keys.manager_channel, max_len, keys.prefix]
     for p in publications:
+        info = p.info
         args += [p.id, p.prev, p.wire_json, p.packet, p.commit_ms]
+        args += [info.room, info.kind, info.subject or ""]
     return args
+
+
+# Returned by PUBLISH_BATCH when the membership hashes must be rebuilt first.
+MEMBERSHIPS_STALE = -1

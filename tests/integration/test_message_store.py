@@ -217,16 +217,13 @@ async def test_names_and_images_stored_before_the_rules_are_cleaned() -> None:
                     "<img src=x onerror=alert(1)>",
                 )
             )
-            await insert_messages(
-                conn,
-                [
-                    NewMessage(
-                        str(uuid.uuid4()),
-                        owner,
-                        "<img src=x onerror=alert(1)>",
-                        '<b>hi</b><img src="https://tracker.example/p.gif">',
-                    )
-                ],
+            await conn.execute(  # as the schema of that time stored it
+                "INSERT INTO messages (client_id, owner_id, user_name, text)"
+                " VALUES ($1::uuid, $2::uuid, $3, $4)",
+                str(uuid.uuid4()),
+                owner,
+                "<img src=x onerror=alert(1)>",
+                '<b>hi</b><img src="https://tracker.example/p.gif">',
             )
             assert 5 in await migrate(conn)
             assert await conn.fetchval("SELECT name FROM users") == "img src=x onerror=alert(1)"

@@ -10,12 +10,12 @@ import orjson
 import redis.asyncio as aioredis
 
 from services.shared.redis_contract import (
-    PUBLISH_BATCH,
     Publication,
+    RedisKeys,
     emit_packet,
     history_stream_key,
-    publish_batch_args,
 )
+from tests.helpers.relay import publish_like_the_relay
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -38,23 +38,13 @@ async def test_a_retried_batch_appends_and_publishes_only_the_new_ids() -> None:
     client = aioredis.Redis.from_url(REDIS_URL)
     pubsub = client.pubsub()
     await pubsub.subscribe(channel)
-    script = client.register_script(PUBLISH_BATCH)
     try:
-        assert (
-            await script(keys=[stream], args=publish_batch_args(channel, 100, publications(1, 3)))
-            == 3
-        )
+        assert await publish_like_the_relay(client, channel, publications(1, 3)) == 3
         # The relay died before saving its cursor and sends an overlapping batch again.
-        assert (
-            await script(keys=[stream], args=publish_batch_args(channel, 100, publications(2, 5)))
-            == 2
-        )
+        assert await publish_like_the_relay(client, channel, publications(2, 5)) == 2
 
         # A marker after the retry: had anything been published twice, it would come before.
-        assert (
-            await script(keys=[stream], args=publish_batch_args(channel, 100, publications(6, 6)))
-            == 1
-        )
+        assert await publish_like_the_relay(client, channel, publications(6, 6)) == 1
 
         ids = [int(entry_id.split(b"-")[0]) for entry_id, _ in await client.xrange(stream)]
         assert ids == [1, 2, 3, 4, 5, 6]
@@ -68,5 +58,8 @@ async def test_a_retried_batch_appends_and_publishes_only_the_new_ids() -> None:
         assert received == [1, 2, 3, 4, 5, 6]
     finally:
         await pubsub.aclose()
+        await client.delete(
+            stream, RedisKeys(channel).memberships_applied, RedisKeys(channel).room_tails
+        )
         await client.delete(stream)
         await client.aclose()

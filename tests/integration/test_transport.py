@@ -18,14 +18,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.shared.redis_contract import (
-    PUBLISH_BATCH,
     Publication,
+    RedisKeys,
     emit_packet,
     history_stream_key,
-    publish_batch_args,
 )
 from tests.helpers.limits import CONNECT_TIMEOUT
 from tests.helpers.processes import extra_process
+from tests.helpers.relay import publish_like_the_relay
 from tests.helpers.rest import User
 from tests.helpers.sockets import SocketFactory, open_raw_session
 from tests.helpers.stack import ChatStack
@@ -39,7 +39,6 @@ async def publish_burst(
     """Publish `count` messages with one script call, as the relay does after a group commit."""
     client = aioredis.Redis.from_url(redis_url)
     try:
-        script = client.register_script(PUBLISH_BATCH)
         publications = []
         for message_id in range(1, count + 1):
             wire = {"_id": str(message_id), "owner": "burst", "userName": "Burst", "text": text}
@@ -52,12 +51,11 @@ async def publish_burst(
                     int(time.time() * 1000),
                 )
             )
-        await script(
-            keys=[history_stream_key(channel)], args=publish_batch_args(channel, 1000, publications)
-        )
+        await publish_like_the_relay(client, channel, publications)
         return [str(p.id) for p in publications]
     finally:
-        await client.delete(history_stream_key(channel))
+        keys = RedisKeys(channel)
+        await client.delete(history_stream_key(channel), keys.memberships_applied, keys.room_tails)
         await client.aclose()
 
 

@@ -79,13 +79,13 @@ def test_commits_reported_out_of_order_are_taken_in_id_order(relay: OutboxRelay)
 
 
 class FakeDatabase:
-    """Stands in for `messages_after`: committed rows, and how often they were read."""
+    """Stands in for `outbox_after`: committed rows, and how often they were read."""
 
     def __init__(self, *committed: int) -> None:
         self.rows = stored(*committed)
         self.reads = 0
 
-    async def messages_after(self, _conn: object, cursor: int, limit: int) -> list[StoredMessage]:
+    async def outbox_after(self, _conn: object, cursor: int, limit: int) -> list[StoredMessage]:
         self.reads += 1
         return [m for m in self.rows if m.id > cursor][:limit]
 
@@ -94,7 +94,7 @@ class FakeDatabase:
 def published(relay: OutboxRelay, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     out: list[int] = []
 
-    async def publish(batch: list[StoredMessage], prev: int) -> None:
+    async def publish(_conn: object, batch: list[StoredMessage], prev: int) -> None:
         out.extend(m.id for m in batch)
 
     monkeypatch.setattr(relay, "_publish", publish)
@@ -103,7 +103,7 @@ def published(relay: OutboxRelay, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def use(database: FakeDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("services.api_service.relay.messages_after", database.messages_after)
+    monkeypatch.setattr("services.api_service.relay.outbox_after", database.outbox_after)
 
 
 async def test_handed_over_rows_are_published_without_reading_the_database(

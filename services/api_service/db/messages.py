@@ -19,10 +19,11 @@ import asyncpg
 
 from services.api_service.db.pool import DbConnection
 from services.shared.messages import StoredMessage
+from services.shared.rooms import GLOBAL_ROOM_ID
 
 MESSAGE_ORDER_LOCK_KEY = 0x636861745F6D7367  # "chat_msg"
 NEW_MESSAGE_CHANNEL = "chat_new_message"  # LISTEN/NOTIFY channel
-COLUMNS = "id, client_id, owner_id, user_name, text, created_at"
+COLUMNS = "id, client_id, owner_id, room_id, user_name, text, created_at"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class NewMessage:
     owner: str
     user_name: str
     text: str
+    room: str = GLOBAL_ROOM_ID
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,36 @@ class InsertResult:
     created: bool  # False when this was a retry of an already stored message
 
 
-class OwnerMissing(Exception):
-    """The message's author has no account (deleted since the token was issued).
+class Refused(Exception):
+    """The store function refused this message; nothing was stored for it.
 
-    Nothing was stored for it; the other messages of its batch were.
+    The other messages of its batch were stored: one refused row never fails a batch.
     """
+
+    reason = "refused"
+
+
+class OwnerMissing(Refused):
+    """The message's author has no account (deleted since the token was issued)."""
+
+    reason = "no_account"
+
+
+class NotMember(Refused):
+    """The room does not exist, or the author is not (or no longer) a member of it."""
+
+    reason = "not_member"
+
+
+class RoomArchived(Refused):
+    """The room is archived: its history stays, nothing new is posted to it."""
+
+    reason = "archived"
+
+
+REFUSALS: dict[str, type[Refused]] = {
+    cls.reason: cls for cls in (OwnerMissing, NotMember, RoomArchived)
+}
 
 
 def message_from_row(row: asyncpg.Record) -> StoredMessage:
@@ -54,6 +81,7 @@ def message_from_row(row: asyncpg.Record) -> StoredMessage:
         user_name=row["user_name"],
         text=row["text"],
         created_at=row["created_at"],
+        room=str(row["room_id"]),
     )
 
 
@@ -61,13 +89,14 @@ async def insert_messages(
     conn: DbConnection,
     batch: Sequence[NewMessage],
     notify_channel: str | None = NEW_MESSAGE_CHANNEL,
-) -> list[InsertResult | OwnerMissing]:
+) -> list[InsertResult | Refused]:
     """Store each message once per (owner, client id); results in the order of `batch`.
 
-    One statement, `chat_store_messages` (migration 0004), does the whole batch: order
-    lock, insert, lookup of already stored keys and the NOTIFY for the relay. A message
-    whose author has no account is not stored and comes back as OwnerMissing, so one
-    deleted account's token never fails the rest of the batch. Call it
+    One statement, `chat_store_messages` (migration 0006), does the whole batch: order
+    lock, the checks of each row, insert, lookup of already stored keys and the NOTIFY
+    for the relay. A message the function refuses (its author has no account, is not a
+    member of its room, or the room is archived) is not stored and comes back as the
+    matching `Refused`, so one such request never fails the rest of the batch. Call it
     outside an explicit transaction: the statement is then its own transaction, one
     round trip and one commit. A message whose (owner, client id) is already stored, or
     appears earlier in the same batch, comes back as that stored message with
@@ -75,9 +104,11 @@ async def insert_messages(
     relays these rows).
     """
     rows = await conn.fetch(
-        "SELECT * FROM chat_store_messages($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5, $6)",
+        "SELECT * FROM chat_store_messages("
+        "$1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6, $7)",
         [m.client_id for m in batch],
         [m.owner for m in batch],
+        [m.room for m in batch],
         [m.user_name for m in batch],
         [m.text for m in batch],
         MESSAGE_ORDER_LOCK_KEY,
@@ -85,18 +116,18 @@ async def insert_messages(
     )
     new: dict[tuple[str, str], StoredMessage] = {}
     existing: dict[tuple[str, str], StoredMessage] = {}
-    missing: set[tuple[str, str]] = set()
+    refused: dict[tuple[str, str], str] = {}
     for row in rows:
         if row["id"] is None:
-            missing.add((str(row["owner_id"]), str(row["client_id"])))
+            refused[(str(row["owner_id"]), str(row["client_id"]))] = row["refused"]
             continue
         message = message_from_row(row)
         (new if row["created"] else existing)[_key(message)] = message
-    results: list[InsertResult | OwnerMissing] = []
+    results: list[InsertResult | Refused] = []
     for m in batch:
         key = (m.owner, m.client_id)
-        if key in missing:
-            results.append(OwnerMissing(m.owner))
+        if key in refused:
+            results.append(REFUSALS.get(refused[key], Refused)(m.owner))
         elif key in new:
             first = new.pop(key)
             results.append(InsertResult(first, created=True))  # first of its key
@@ -111,7 +142,7 @@ def _key(message: StoredMessage) -> tuple[str, str]:
 
 
 async def messages_after(conn: DbConnection, after: int, limit: int) -> list[StoredMessage]:
-    """Up to `limit` messages with id > `after`, in id (= commit) order."""
+    """Up to `limit` messages (of every room) with id > `after`, in id (= commit) order."""
     rows = await conn.fetch(
         f"SELECT {COLUMNS} FROM messages WHERE id > $1 ORDER BY id ASC LIMIT $2", after, limit
     )
@@ -133,8 +164,11 @@ async def history_page(
     limit: int,
     before: int | None = None,
     after: int | None = None,
+    room: str = GLOBAL_ROOM_ID,
 ) -> list[dict[str, Any]] | None:
-    """A page of history as wire objects, oldest first; None when `reader` has no account.
+    """A page of `room`'s history as wire objects, oldest first; None when `reader` has no account.
+
+    Whether `reader` may read `room` is the caller's check (the global room: everyone).
 
     Without `after`, the newest `limit` messages (older than `before` if given): what a
     chat window shows and "load older" pages back through. With `after`, the oldest
@@ -146,17 +180,17 @@ async def history_page(
     """
     if after is not None:
         page = (
-            "SELECT * FROM messages m WHERE m.id > $2 AND ($3::bigint IS NULL OR m.id < $3)"
-            " ORDER BY m.id ASC LIMIT $4"
+            "SELECT * FROM messages m WHERE m.room_id = $5::uuid AND m.id > $2"
+            " AND ($3::bigint IS NULL OR m.id < $3) ORDER BY m.id ASC LIMIT $4"
         )
-        args: tuple[object, ...] = (reader, after, before, limit)
+        args: tuple[object, ...] = (reader, after, before, limit, room)
         order = "ASC"
     else:
         page = (
-            "SELECT * FROM messages m WHERE ($2::bigint IS NULL OR m.id < $2)"
-            " ORDER BY m.id DESC LIMIT $3"
+            "SELECT * FROM messages m WHERE m.room_id = $4::uuid"
+            " AND ($2::bigint IS NULL OR m.id < $2) ORDER BY m.id DESC LIMIT $3"
         )
-        args = (reader, before, limit)
+        args = (reader, before, limit, room)
         order = "DESC"
     rows = await conn.fetch(
         f"SELECT {WIRE_COLUMNS} FROM users u LEFT JOIN LATERAL ({page}) m ON true"
