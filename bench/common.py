@@ -27,6 +27,11 @@ def say(text: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
+def user_id(index: int) -> str:
+    """The user id of the bench's client `index` (its token's `sub`)."""
+    return str(uuid.UUID(int=index + 1))
+
+
 def make_message(seq: int, ts: float) -> dict[str, Any]:
     """The message every target delivers: the chat wire shape plus `ts` (publish time)."""
     return {

@@ -21,7 +21,6 @@ import secrets
 import subprocess
 import threading
 import time
-import uuid
 from array import array
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from bench.common import (
     latency_summary,
     rss_bytes,
     say,
+    user_id,
     utc_stamp,
     wait_for_quiet,
 )
@@ -120,8 +120,7 @@ def mint_tokens(n: int, secret: str) -> list[str]:
 
     now = time.time()
     return [
-        issue_token(Identity(str(uuid.UUID(int=i + 1)), f"bench {i}"), secret, 3600, now=now)
-        for i in range(n)
+        issue_token(Identity(user_id(i), f"bench {i}"), secret, 3600, now=now) for i in range(n)
     ]
 
 
