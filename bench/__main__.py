@@ -1,4 +1,4 @@
-"""`python -m bench [fanout|rest|profile] [options]` -- see bench/README.md.
+"""`python -m bench [fanout|rest|profile|order] [options]` -- see bench/README.md.
 
 Each run prints ONE JSON line on stdout (progress goes to stderr) and appends it to
 bench/results/<UTC date>.jsonl unless --no-save.
@@ -176,12 +176,16 @@ def run_fanout(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     command = "fanout"
-    if argv and argv[0] in ("fanout", "rest", "profile"):
+    if argv and argv[0] in ("fanout", "rest", "profile", "order"):
         command, argv = argv[0], argv[1:]
     if command == "rest":
         from bench.rest import main as rest_main
 
         return rest_main(argv, emit)
+    if command == "order":
+        from bench.order_lock import main as order_main
+
+        return order_main(argv, emit)
     parser = argparse.ArgumentParser(prog=f"python -m bench {command}", description=__doc__)
     fanout_parser(parser)
     if command == "profile":

@@ -1,0 +1,258 @@
+"""`python -m bench order`: what the one global message order costs posts in many rooms.
+
+Every post takes one transaction-level advisory lock (`chat_store_messages`, migration
+0006), so ids are handed out in commit order across ALL rooms: that is what lets a
+client keep one cursor for every room (docs/ROOMS.md). The alternative is to order per
+room: lock only the rooms a batch writes to, so posts in different rooms never wait for
+each other, at the price of one cursor per room.
+
+This measures both against one throw-away database: the real function, and a twin
+(`bench_store_per_room`) made from its own definition with the global lock replaced by
+one lock per distinct room of the batch (taken in a fixed order, so two batches never
+deadlock). `--writers` concurrent connections each store batches of `--batch` messages
+in random rooms, flat out, for `--duration` seconds per run; runs alternate between the
+two functions so that drift of the shared machine hits both alike. The API's own
+writers are `MessageWriter` tasks: at most two batches in flight per API process, and
+the batch grows with the load (writer.py), so 2-8 writers and batches of 1-64 are the
+range that matters.
+
+Reported per (rooms, writers, batch): messages per second, transaction p50/p99, and the
+per-room/global throughput ratio (> 1: the global order costs that much).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import secrets
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from bench.common import TEXT, say, utc_stamp, wait_for_quiet
+
+GLOBAL = "chat_store_messages"
+PER_ROOM = "bench_store_per_room"
+MEMBERS = 32  # accounts, each a member of every room
+LOCK_LINE = "PERFORM pg_advisory_xact_lock(order_lock_key);"
+PER_ROOM_LOCK = (
+    "PERFORM pg_advisory_xact_lock(hashtextextended(r::text, order_lock_key))"
+    " FROM (SELECT DISTINCT unnest(room_ids) AS r ORDER BY 1) locked;"
+)
+
+
+async def prepare(url: str, rooms: int) -> tuple[list[str], list[str]]:
+    """Migrate, create the accounts and rooms, and the per-room twin; return (users, rooms)."""
+    from services.api_service.db.migrate import migrate
+
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        users = [
+            str(
+                await conn.fetchval(
+                    "INSERT INTO users (name, email, password_hash) VALUES ($1, $2, 'x')"
+                    " RETURNING id",
+                    f"bench {n}",
+                    f"bench{n}@bench.invalid",
+                )
+            )
+            for n in range(MEMBERS)
+        ]
+        room_ids = await add_rooms(conn, users, rooms)
+        definition = await conn.fetchval(
+            "SELECT pg_get_functiondef(p.oid) FROM pg_proc p WHERE p.proname = $1", GLOBAL
+        )
+        if LOCK_LINE not in definition:
+            raise SystemExit(f"{GLOBAL} no longer takes the lock this bench replaces")
+        twin = definition.replace(f"public.{GLOBAL}(", f"public.{PER_ROOM}(", 1)
+        await conn.execute(twin.replace(LOCK_LINE, PER_ROOM_LOCK))
+        await conn.execute("ANALYZE")
+        return users, room_ids
+    finally:
+        await conn.close()
+
+
+async def writer(
+    url: str,
+    function: str,
+    users: list[str],
+    rooms: list[str],
+    batch: int,
+    until: float,
+    latencies: list[float],
+) -> int:
+    """Store batches flat out until `until`; return how many messages were stored."""
+    conn = await asyncpg.connect(url)
+    stored = 0
+    rng = random.Random()
+    statement = await conn.prepare(
+        f"SELECT count(*) FROM {function}("
+        "$1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], 42, NULL)"
+    )
+    try:
+        while time.monotonic() < until:
+            owners = [rng.choice(users) for _ in range(batch)]
+            started = time.perf_counter()
+            await statement.fetchval(
+                [uuid.uuid4() for _ in range(batch)],
+                owners,
+                [rng.choice(rooms) for _ in range(batch)],
+                ["bench"] * batch,
+                [TEXT] * batch,
+            )
+            latencies.append(time.perf_counter() - started)
+            stored += batch
+    finally:
+        await conn.close()
+    return stored
+
+
+async def measure(
+    url: str,
+    function: str,
+    users: list[str],
+    rooms: list[str],
+    writers: int,
+    batch: int,
+    seconds: float,
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    until = time.monotonic() + seconds
+    started = time.monotonic()
+    counts = await asyncio.gather(
+        *(writer(url, function, users, rooms, batch, until, latencies) for _ in range(writers))
+    )
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    return {
+        "msgs_per_s": round(sum(counts) / elapsed),
+        "tx_p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "tx_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+    }
+
+
+async def run(args: argparse.Namespace, url: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for room_count in args.rooms:
+        users, rooms = await prepare_once(url, room_count)
+        for writers in args.writers:
+            for batch in args.batch:
+                runs: dict[str, list[dict[str, Any]]] = {GLOBAL: [], PER_ROOM: []}
+                for _ in range(args.rounds):
+                    for function in (GLOBAL, PER_ROOM):
+                        runs[function].append(
+                            await measure(
+                                url, function, users, rooms, writers, batch, args.duration
+                            )
+                        )
+                row = summarize(room_count, writers, batch, runs)
+                say(f"order: {row}")
+                rows.append(row)
+    return rows
+
+
+_prepared: dict[str, tuple[list[str], list[str]]] = {}
+
+
+async def prepare_once(url: str, rooms: int) -> tuple[list[str], list[str]]:
+    """The accounts, and `rooms` rooms (the database is migrated on the first call)."""
+    if "base" not in _prepared:
+        _prepared["base"] = await prepare(url, rooms)
+        return _prepared["base"]
+    users, _ = _prepared["base"]
+    conn = await asyncpg.connect(url)
+    try:
+        return users, await add_rooms(conn, users, rooms)
+    finally:
+        await conn.close()
+
+
+async def add_rooms(conn: asyncpg.Connection, users: list[str], count: int) -> list[str]:
+    """`count` new private rooms, each with every one of `users` as a member."""
+    room_ids = [str(uuid.uuid4()) for _ in range(count)]
+    await conn.executemany(
+        "INSERT INTO rooms (id, kind, name) VALUES ($1::uuid, 'private', 'bench')",
+        [(room,) for room in room_ids],
+    )
+    await conn.executemany(
+        "INSERT INTO room_members (room_id, user_id, role) VALUES ($1::uuid, $2::uuid, 'member')",
+        [(room, user) for room in room_ids for user in users],
+    )
+    return room_ids
+
+
+def summarize(
+    rooms: int, writers: int, batch: int, runs: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    def median(function: str, key: str) -> float:
+        return float(statistics.median(run[key] for run in runs[function]))
+
+    global_rate, per_room_rate = median(GLOBAL, "msgs_per_s"), median(PER_ROOM, "msgs_per_s")
+    return {
+        "rooms": rooms,
+        "writers": writers,
+        "batch": batch,
+        "global": {k: median(GLOBAL, k) for k in ("msgs_per_s", "tx_p50_ms", "tx_p99_ms")},
+        "per_room": {k: median(PER_ROOM, k) for k in ("msgs_per_s", "tx_p50_ms", "tx_p99_ms")},
+        "per_room_over_global": round(per_room_rate / global_rate, 3) if global_rate else None,
+    }
+
+
+def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
+    from stack import infra
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bench order",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--rooms", type=int, action="append", help="repeat; default 1, 1000")
+    parser.add_argument("--writers", type=int, action="append", help="repeat; default 2, 4, 8")
+    parser.add_argument("--batch", type=int, action="append", help="repeat; default 1, 16, 64")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per run (<= 60)")
+    parser.add_argument("--rounds", type=int, default=2, help="paired runs per point (1..5)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", infra.DEFAULT_DATABASE_URL),
+        help="server to use; a throw-away database is created next to it",
+    )
+    parser.add_argument("--quiet-wait", type=float, default=60.0)
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args(argv)
+    args.rooms = args.rooms or [1, 1000]
+    args.writers = args.writers or [2, 4, 8]
+    args.batch = args.batch or [1, 16, 64]
+    if not 0 < args.duration <= 60 or not 1 <= args.rounds <= 5 or max(args.writers) > 64:
+        raise SystemExit("--duration is capped at 60 s, --rounds at 5, --writers at 64")
+    parts = urlsplit(args.database_url)
+    url = parts._replace(path=f"/chat_bench_order_{secrets.token_hex(4)}").geturl()
+    infra.ensure_postgres(args.database_url)
+    infra.ensure_database(url)
+    busy = wait_for_quiet(min(args.quiet_wait, 900.0)) if args.quiet_wait > 0 else None
+    try:
+        rows = asyncio.run(run(args, url))
+    finally:
+        infra.drop_database(url)
+    emit(
+        {
+            "bench": "order",
+            "at": utc_stamp(),
+            "cpus": os.cpu_count(),
+            "duration_s": args.duration,
+            "rounds": args.rounds,
+            "machine_busy_pct_before": busy,
+            "note": "chat_store_messages (one global order lock) against a twin that locks "
+            "only the batch's rooms; synchronous_commit on; medians of paired runs",
+            "points": rows,
+        },
+        not args.no_save,
+    )
+    return 0
