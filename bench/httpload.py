@@ -24,7 +24,7 @@ def post_json_request(
     host: str, path: str, headers: dict[str, str], body: Callable[[], Any]
 ) -> RequestFactory:
     """Requests whose JSON body is made fresh each time by `body()` (e.g. a new id)."""
-    head = _head("POST", host, path, {**headers, "Content-Type": "application/json"})
+    head = request_head("POST", host, path, {**headers, "Content-Type": "application/json"})
 
     def make() -> bytes:
         payload = orjson.dumps(body())
@@ -35,11 +35,11 @@ def post_json_request(
 
 def get_request(host: str, path: str, headers: dict[str, str]) -> RequestFactory:
     """The same GET every time."""
-    request = _head("GET", host, path, headers) + b"\r\n"
+    request = request_head("GET", host, path, headers) + b"\r\n"
     return lambda: request
 
 
-def _head(method: str, host: str, path: str, headers: dict[str, str]) -> bytes:
+def request_head(method: str, host: str, path: str, headers: dict[str, str]) -> bytes:
     lines = [
         f"{method} {path} HTTP/1.1",
         f"Host: {host}",

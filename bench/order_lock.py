@@ -18,6 +18,13 @@ range that matters.
 
 Reported per (rooms, writers, batch): messages per second, transaction p50/p99, and the
 per-room/global throughput ratio (> 1: the global order costs that much).
+
+`--via-api` measures the same comparison end to end instead: one API process (the
+launcher's stack on a throw-away database, rate limits off) takes `POST
+/rooms/{room}/messages` into `--rooms` rooms from `--concurrency` keep-alive
+connections (bench/httpload.py), while `chat_store_messages` is swapped, between paired
+runs, for its per-room twin under its own name. That shows whether the lock is what
+bounds posting at the rate one API process can feed it.
 """
 
 from __future__ import annotations
@@ -67,13 +74,7 @@ async def prepare(url: str, rooms: int) -> tuple[list[str], list[str]]:
             for n in range(MEMBERS)
         ]
         room_ids = await add_rooms(conn, users, rooms)
-        definition = await conn.fetchval(
-            "SELECT pg_get_functiondef(p.oid) FROM pg_proc p WHERE p.proname = $1", GLOBAL
-        )
-        if LOCK_LINE not in definition:
-            raise SystemExit(f"{GLOBAL} no longer takes the lock this bench replaces")
-        twin = definition.replace(f"public.{GLOBAL}(", f"public.{PER_ROOM}(", 1)
-        await conn.execute(twin.replace(LOCK_LINE, PER_ROOM_LOCK))
+        await create_twin(conn)
         await conn.execute("ANALYZE")
         return users, room_ids
     finally:
@@ -206,6 +207,150 @@ def summarize(
     }
 
 
+async def swap_store_function(url: str, per_room: bool) -> None:
+    """Make `chat_store_messages` order globally (as shipped) or per room (the twin)."""
+    conn = await asyncpg.connect(url)
+    try:
+        original = await conn.fetchval(
+            "SELECT pg_get_functiondef(p.oid) FROM pg_proc p WHERE p.proname = $1", PER_ROOM
+        )
+        body = original.replace(f"public.{PER_ROOM}(", f"public.{GLOBAL}(", 1)
+        if not per_room:
+            body = body.replace(PER_ROOM_LOCK, LOCK_LINE)
+        await conn.execute(body)
+    finally:
+        await conn.close()
+
+
+async def post_load(
+    api_url: str, token: str, rooms: list[str], concurrency: int, seconds: float
+) -> dict[str, Any]:
+    """POST flat out into random rooms; messages per second and latency."""
+    from urllib.parse import urlsplit as split
+
+    from bench.common import latency_summary
+    from bench.httpload import request_head, run_load
+
+    address = split(api_url)
+    heads = [
+        request_head(
+            "POST",
+            address.netloc,
+            f"/rooms/{room}/messages",
+            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        for room in rooms
+    ]
+
+    def make() -> bytes:
+        payload = b'{"id":"%s","text":"%s"}' % (str(uuid.uuid4()).encode(), TEXT.encode())
+        return random.choice(heads) + b"Content-Length: %d\r\n\r\n" % len(payload) + payload
+
+    result, elapsed = await run_load(
+        address.hostname or "127.0.0.1", address.port or 80, make, concurrency, seconds
+    )
+    ok = sum(n for status, n in result.statuses.items() if 200 <= status < 300)
+    return {
+        "msgs_per_s": round(ok / elapsed),
+        "failed": len(result.latencies) - ok,
+        **latency_summary(result.latencies),
+    }
+
+
+def run_via_api(args: argparse.Namespace, url: str, redis_url: str) -> list[dict[str, Any]]:
+    """The paired end-to-end runs (see the module docstring)."""
+    import uvloop
+
+    from bench.common import REPO_ROOT
+    from bench.rest import sign_up
+    from stack import LocalStack, StackConfig
+
+    config = StackConfig.ephemeral(
+        url,
+        redis_url,
+        gateways=2,
+        log_dir=REPO_ROOT / ".run" / "bench-logs" / "order",
+        extra_env={
+            "JWT_SECRET": "bench-only-jwt-secret-0123456789abcdef",
+            "SOCKETIO_CHANNEL": f"bench-order-{secrets.token_hex(4)}",
+            "LOG_LEVEL": "WARNING",
+            "RATE_LIMIT_MESSAGES_PER_MINUTE": "0",
+            "RATE_LIMIT_ROOM_POSTS_PER_MINUTE": "0",
+            "APP_ENV": "development",
+        },
+    )
+    stack = LocalStack(config)
+    stack.start()
+    rows: list[dict[str, Any]] = []
+    try:
+        token, user = asyncio.run(sign_up(stack.api_url))
+        asyncio.run(prepare_twin(url))
+        for room_count in args.rooms:
+            rooms = asyncio.run(add_rooms_for(url, [user], room_count))
+            for concurrency in args.concurrency:
+                runs: dict[str, list[dict[str, Any]]] = {GLOBAL: [], PER_ROOM: []}
+                for _ in range(args.rounds):
+                    for function in (GLOBAL, PER_ROOM):
+                        asyncio.run(swap_store_function(url, per_room=function == PER_ROOM))
+                        runs[function].append(
+                            uvloop.run(
+                                post_load(stack.api_url, token, rooms, concurrency, args.duration)
+                            )
+                        )
+                row = summarize_api(room_count, concurrency, runs)
+                say(f"order via API: {row}")
+                rows.append(row)
+        asyncio.run(swap_store_function(url, per_room=False))
+    finally:
+        stack.stop()
+    return rows
+
+
+async def prepare_twin(url: str) -> None:
+    """The per-room twin next to the shipped function (the database is already migrated)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await create_twin(conn)
+    finally:
+        await conn.close()
+
+
+async def create_twin(conn: asyncpg.Connection) -> None:
+    """`bench_store_per_room`: the shipped function's own text with per-room locks."""
+    definition = await conn.fetchval(
+        "SELECT pg_get_functiondef(p.oid) FROM pg_proc p WHERE p.proname = $1", GLOBAL
+    )
+    if LOCK_LINE not in definition:
+        raise SystemExit(f"{GLOBAL} no longer takes the lock this bench replaces")
+    twin = definition.replace(f"public.{GLOBAL}(", f"public.{PER_ROOM}(", 1)
+    await conn.execute(twin.replace(LOCK_LINE, PER_ROOM_LOCK))
+
+
+async def add_rooms_for(url: str, users: list[str], count: int) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await add_rooms(conn, users, count)
+    finally:
+        await conn.close()
+
+
+def summarize_api(
+    rooms: int, concurrency: int, runs: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    def median(function: str, key: str) -> float:
+        return float(statistics.median(run[key] for run in runs[function]))
+
+    keys = ("msgs_per_s", "p50_ms", "p99_ms", "failed")
+    global_rate, per_room_rate = median(GLOBAL, "msgs_per_s"), median(PER_ROOM, "msgs_per_s")
+    return {
+        "rooms": rooms,
+        "concurrency": concurrency,
+        "global": {k: median(GLOBAL, k) for k in keys},
+        "per_room": {k: median(PER_ROOM, k) for k in keys},
+        "per_room_over_global": round(per_room_rate / global_rate, 3) if global_rate else None,
+    }
+
+
 def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
     from stack import infra
 
@@ -224,12 +369,18 @@ def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
         default=os.environ.get("DATABASE_URL", infra.DEFAULT_DATABASE_URL),
         help="server to use; a throw-away database is created next to it",
     )
+    parser.add_argument("--via-api", action="store_true", help="end to end through the API")
+    parser.add_argument(
+        "--concurrency", type=int, action="append", help="--via-api: repeat; default 32"
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", infra.DEFAULT_REDIS_URL))
     parser.add_argument("--quiet-wait", type=float, default=60.0)
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
     args.rooms = args.rooms or [1, 1000]
     args.writers = args.writers or [2, 4, 8]
     args.batch = args.batch or [1, 16, 64]
+    args.concurrency = args.concurrency or [32]
     if not 0 < args.duration <= 60 or not 1 <= args.rounds <= 5 or max(args.writers) > 64:
         raise SystemExit("--duration is capped at 60 s, --rounds at 5, --writers at 64")
     parts = urlsplit(args.database_url)
@@ -238,19 +389,29 @@ def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
     infra.ensure_database(url)
     busy = wait_for_quiet(min(args.quiet_wait, 900.0)) if args.quiet_wait > 0 else None
     try:
-        rows = asyncio.run(run(args, url))
+        if args.via_api:
+            infra.ensure_redis(args.redis_url)
+            rows = run_via_api(args, url, args.redis_url)
+        else:
+            rows = asyncio.run(run(args, url))
     finally:
         infra.drop_database(url)
     emit(
         {
-            "bench": "order",
+            "bench": "order_via_api" if args.via_api else "order",
             "at": utc_stamp(),
             "cpus": os.cpu_count(),
             "duration_s": args.duration,
             "rounds": args.rounds,
             "machine_busy_pct_before": busy,
-            "note": "chat_store_messages (one global order lock) against a twin that locks "
-            "only the batch's rooms; synchronous_commit on; medians of paired runs",
+            "note": (
+                "POST /rooms/{room}/messages to one API process, chat_store_messages swapped "
+                "between the shipped global order and the per-room twin"
+                if args.via_api
+                else "chat_store_messages (one global order lock) against a twin that locks "
+                "only the batch's rooms"
+            )
+            + "; synchronous_commit on; medians of paired runs",
             "points": rows,
         },
         not args.no_save,

@@ -14,7 +14,6 @@ from services.api_service import endpoints, openapi, routes
 from services.api_service.bulkhead import Bulkhead
 from services.api_service.db.migrate import migrate
 from services.api_service.db.pool import FairPool
-from services.api_service.handlers import messages
 from services.api_service.keys import (
     API_DOCUMENT,
     DB_POOL,
@@ -83,11 +82,7 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
             timeout_seconds=settings.rate_limit_redis_timeout_seconds,
             retry_seconds=settings.rate_limit_redis_retry_seconds,
         ),
-        {
-            "messages": settings.messages_per_minute,
-            "auth": settings.auth_per_minute,
-            "history": settings.history_rows_per_minute,
-        },
+        settings.rate_limits(),
     )
     app[RATE_LIMITS] = limits
     try:
@@ -162,7 +157,7 @@ def create_app(settings: ApiSettings) -> web.Application:
         for route in health_routes({"postgres": postgres_ready}, optional={"redis": redis_ready})
     }
     table = endpoints.api_routes(
-        settings, probes["/healthz"], probes["/readyz"], history_reads.bound(messages.list_messages)
+        settings, probes["/healthz"], probes["/readyz"], history_reads.bound
     )
     routes.register(app, table)
     app[API_DOCUMENT] = orjson.dumps(

@@ -7,16 +7,25 @@ webpage.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp.typedefs import Handler
 
 from services.api_service import models, openapi, webpage
-from services.api_service.handlers import messages, users
+from services.api_service.handlers import messages, rooms, users
 from services.api_service.routes import (
+    ARCHIVED,
     BAD_REQUEST,
     BUSY,
     CONFLICT,
+    MEMBER_NOT_FOUND,
+    NOT_MEMBER,
     NOT_PLAIN_TEXT,
     RATE_LIMITED,
+    ROLE_FORBIDDEN,
+    ROOM_CONFLICT,
+    ROOM_NOT_FOUND,
+    ROOM_NOT_PLAIN_TEXT,
     UNAUTHORIZED,
     UNAVAILABLE,
     WRONG_PASSWORD,
@@ -39,11 +48,15 @@ def rows_rate(per_minute: int) -> str:
 
 
 def api_routes(
-    settings: ApiSettings, healthz: Handler, readyz: Handler, list_messages: Handler
+    settings: ApiSettings,
+    healthz: Handler,
+    readyz: Handler,
+    history_bound: Callable[[Handler], Handler],
 ) -> list[Route]:
-    """The table; the probes and the (bulkhead-bound) history handler are made per app."""
+    """The table; the probes and the bulkhead that bounds history reads are made per app."""
     auth_rate = rate_text("Rate limit", settings.auth_per_minute, "per client address") + "."
     body = with_body(settings)
+    list_messages = history_bound(messages.list_messages)
     return [
         Route(
             "POST",
@@ -175,6 +188,7 @@ def api_routes(
                 429: RATE_LIMITED,
             },
         ),
+        *room_routes(settings, history_bound(rooms.room_history)),
         Route(
             "GET",
             "/healthz",
@@ -237,6 +251,359 @@ def api_routes(
             "This document as a readable page (Swagger UI)",
             replies={
                 200: Reply("An HTML page that renders `/openapi.json`.", media_type="text/html")
+            },
+        ),
+    ]
+
+
+def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
+    """Rooms, memberships, room history and finding people (docs/ROOMS.md)."""
+    limits = settings.rooms
+    body = with_body(settings)
+    invites = rate_text("Rate limit", limits.invites_per_minute, "per user, adding members")
+    name_models = (limits.name_max_chars, limits.topic_max_chars)
+    see_rooms = " See docs/ROOMS.md for the rules."
+    return [
+        Route(
+            "GET",
+            "/rooms",
+            rooms.list_my_rooms,
+            "listMyRooms",
+            "rooms",
+            "The caller's rooms, each with its newest message",
+            description=(
+                "The global room first, then the caller's rooms by newest activity (newest "
+                "message, or joining when later). `lastMessage` is null while a room has none."
+            ),
+            auth=True,
+            replies={200: Reply("The rooms.", models.RoomList), 401: UNAUTHORIZED},
+        ),
+        Route(
+            "POST",
+            "/rooms",
+            rooms.create_room,
+            "createRoom",
+            "rooms",
+            "Create a public or private room",
+            description=(
+                "The caller is its owner; `members` join as members (each counts as an "
+                f"invitation). Up to {limits.max_rooms_per_user} rooms per user and "
+                f"{limits.max_members_per_room} members per room (409 `too_many_rooms`, "
+                "`room_full`). "
+                + rate_text("Rate limit", limits.rooms_created_per_minute, "per user")
+                + "; "
+                + invites
+                + "."
+            ),
+            auth=True,
+            body=models.new_room_model(*name_models),
+            replies={
+                201: Reply("Created.", models.Room),
+                **body,
+                401: UNAUTHORIZED,
+                409: ROOM_CONFLICT,
+                422: ROOM_NOT_PLAIN_TEXT,
+                429: RATE_LIMITED,
+            },
+        ),
+        Route(
+            "GET",
+            "/rooms/public",
+            rooms.list_public_rooms,
+            "listPublicRooms",
+            "rooms",
+            "Public rooms by name",
+            description=(
+                "Ordered by name; `q` keeps the rooms whose name contains it (case-insensitive, "
+                "taken literally). Pass `next` as `cursor` for the following page. `role` is the "
+                "caller's (null: not a member); there is no `lastMessage`."
+            ),
+            auth=True,
+            query=models.PublicRoomsQuery,
+            replies={
+                200: Reply("A page of rooms.", models.RoomPage),
+                400: BAD_REQUEST,
+                401: UNAUTHORIZED,
+            },
+        ),
+        Route(
+            "POST",
+            "/rooms/direct",
+            rooms.open_direct_room,
+            "openDirectRoom",
+            "rooms",
+            "The direct room with a person, created the first time",
+            description=(
+                "One room per pair of people, also when both open it at the same moment. Its "
+                "`name` is the other person's and `peer` is them. Creating one counts against "
+                + rate_text("the room creation limit", limits.rooms_created_per_minute, "per user")
+                + "."
+            ),
+            auth=True,
+            body=models.UserRef,
+            replies={
+                201: Reply("Created.", models.Room),
+                200: Reply("It existed already.", models.Room),
+                **body,
+                401: UNAUTHORIZED,
+                409: ROOM_CONFLICT,
+                422: ROOM_NOT_PLAIN_TEXT,
+                429: RATE_LIMITED,
+            },
+        ),
+        Route(
+            "GET",
+            "/rooms/{room}",
+            rooms.room_details,
+            "getRoom",
+            "rooms",
+            "A room, with the caller's role and the member count",
+            description="A public room's `lastMessage` is shown to its members only.",
+            auth=True,
+            replies={
+                200: Reply("The room.", models.Room),
+                401: UNAUTHORIZED,
+                404: ROOM_NOT_FOUND,
+            },
+        ),
+        Route(
+            "PATCH",
+            "/rooms/{room}",
+            rooms.update_room,
+            "updateRoom",
+            "rooms",
+            "Rename, set the topic, archive or unarchive",
+            description=(
+                "`name` and `topic`: owner or admin; `archived`: owner. Not the global room or "
+                "a direct room (409)." + see_rooms
+            ),
+            auth=True,
+            body=models.room_changes_model(*name_models),
+            replies={
+                200: Reply("The room as changed.", models.Room),
+                **body,
+                401: UNAUTHORIZED,
+                403: ROLE_FORBIDDEN,
+                404: ROOM_NOT_FOUND,
+                409: ROOM_CONFLICT,
+                422: ROOM_NOT_PLAIN_TEXT,
+            },
+        ),
+        Route(
+            "GET",
+            "/rooms/{room}/members",
+            rooms.list_members,
+            "listMembers",
+            "rooms",
+            "The members, owner first then by name",
+            description="Members only. Pass `next` as `cursor` for the following page.",
+            auth=True,
+            query=models.PageQuery,
+            replies={
+                200: Reply("A page of members.", models.MemberPage),
+                400: BAD_REQUEST,
+                401: UNAUTHORIZED,
+                403: NOT_MEMBER,
+                404: ROOM_NOT_FOUND,
+            },
+        ),
+        Route(
+            "POST",
+            "/rooms/{room}/join",
+            rooms.join_room,
+            "joinRoom",
+            "rooms",
+            "Join a public room",
+            description="A member already gets 200 and nothing changes." + see_rooms,
+            auth=True,
+            replies={
+                200: Reply("The room, with the caller as a member.", models.Room),
+                401: UNAUTHORIZED,
+                404: ROOM_NOT_FOUND,
+                409: ROOM_CONFLICT,
+            },
+        ),
+        Route(
+            "POST",
+            "/rooms/{room}/leave",
+            rooms.leave_room,
+            "leaveRoom",
+            "rooms",
+            "Leave a room",
+            description=(
+                "The owner transfers ownership first (409 `owner_must_transfer`); the global "
+                "room and direct rooms cannot be left (409). Leaving a public room one is not "
+                "in changes nothing (204)."
+            ),
+            auth=True,
+            replies={
+                204: Reply("Left (or was not a member)."),
+                401: UNAUTHORIZED,
+                404: ROOM_NOT_FOUND,
+                409: ROOM_CONFLICT,
+            },
+        ),
+        Route(
+            "POST",
+            "/rooms/{room}/members",
+            rooms.add_member,
+            "addMember",
+            "rooms",
+            "Add a member",
+            description=(
+                "Any member adds to a public room, owners and admins to a private one; only the "
+                f"owner adds an admin. {invites}." + see_rooms
+            ),
+            auth=True,
+            body=models.NewMember,
+            replies={
+                201: Reply("Added.", models.MemberReply),
+                200: Reply("Already a member: nothing changed.", models.MemberReply),
+                **body,
+                401: UNAUTHORIZED,
+                403: ROLE_FORBIDDEN,
+                404: ROOM_NOT_FOUND,
+                409: ROOM_CONFLICT,
+                422: ROOM_NOT_PLAIN_TEXT,
+                429: RATE_LIMITED,
+            },
+        ),
+        Route(
+            "PATCH",
+            "/rooms/{room}/members/{user}",
+            rooms.change_member_role,
+            "changeMemberRole",
+            "rooms",
+            "Make a member admin, or back",
+            description="The owner only; the owner's own role changes by transferring ownership.",
+            auth=True,
+            body=models.RoleChange,
+            replies={
+                200: Reply("The member as changed.", models.MemberReply),
+                **body,
+                401: UNAUTHORIZED,
+                403: ROLE_FORBIDDEN,
+                404: MEMBER_NOT_FOUND,
+                409: ROOM_CONFLICT,
+            },
+        ),
+        Route(
+            "DELETE",
+            "/rooms/{room}/members/{user}",
+            rooms.remove_member,
+            "removeMember",
+            "rooms",
+            "Remove a member",
+            description=(
+                "Owners and admins remove members; only the owner removes an admin; nobody "
+                "removes the owner. Removing oneself is leaving." + see_rooms
+            ),
+            auth=True,
+            replies={
+                204: Reply("Removed."),
+                401: UNAUTHORIZED,
+                403: ROLE_FORBIDDEN,
+                404: MEMBER_NOT_FOUND,
+                409: ROOM_CONFLICT,
+            },
+        ),
+        Route(
+            "POST",
+            "/rooms/{room}/owner",
+            rooms.transfer_ownership,
+            "transferOwnership",
+            "rooms",
+            "Transfer ownership to a member",
+            description="The owner only; they become an admin.",
+            auth=True,
+            body=models.UserRef,
+            replies={
+                200: Reply("The room, with the caller's new role.", models.Room),
+                **body,
+                401: UNAUTHORIZED,
+                403: ROLE_FORBIDDEN,
+                404: ROOM_NOT_FOUND,
+                409: ROOM_CONFLICT,
+                422: ROOM_NOT_PLAIN_TEXT,
+            },
+        ),
+        Route(
+            "GET",
+            "/rooms/{room}/messages",
+            room_history,
+            "listRoomMessages",
+            "rooms",
+            "A page of a room's history, oldest first",
+            description=(
+                "As `GET /messages`, for one room; members only. Every member reads the whole "
+                "history, also what was posted before they joined. "
+                + rows_rate(settings.history_rows_per_minute)
+            ),
+            auth=True,
+            query=models.history_query_model(
+                settings.history_default_limit, settings.history_max_limit
+            ),
+            replies={
+                200: Reply("The page, oldest first (possibly empty).", models.RoomMessageList),
+                400: BAD_REQUEST,
+                401: UNAUTHORIZED,
+                403: NOT_MEMBER,
+                404: ROOM_NOT_FOUND,
+                429: RATE_LIMITED,
+                503: BUSY,
+            },
+        ),
+        Route(
+            "POST",
+            "/rooms/{room}/messages",
+            rooms.post_room_message,
+            "postRoomMessage",
+            "rooms",
+            "Post a message to a room",
+            description=(
+                "As `POST /messages`: sanitized, idempotent per client `id`, published to the "
+                "room's members as `message`. "
+                + rate_text("Rate limit", limits.room_posts_per_minute, "per user and room")
+                + ", besides "
+                + rate_text("the posting limit", settings.messages_per_minute, "per user")
+                + "."
+            ),
+            auth=True,
+            body=models.new_message_model(settings.message_max_chars),
+            replies={
+                201: Reply("Stored (and being published).", models.RoomMessage),
+                200: Reply(
+                    "Already stored earlier with this `id` by this user: the stored message.",
+                    models.RoomMessage,
+                ),
+                **body,
+                401: UNAUTHORIZED,
+                403: NOT_MEMBER,
+                404: ROOM_NOT_FOUND,
+                409: ARCHIVED,
+                429: RATE_LIMITED,
+            },
+        ),
+        Route(
+            "GET",
+            "/users",
+            rooms.find_people,
+            "findUsers",
+            "rooms",
+            "Find people to message, by exact email or by name prefix",
+            description=(
+                "Exactly one of `email` (the whole address, case-insensitive) and `name` (the "
+                "start of a name, at least 2 characters). Answers ids and names, never emails. "
+                + rate_text("Rate limit", limits.user_search_per_minute, "per user")
+                + "."
+            ),
+            auth=True,
+            query=models.UserSearchQuery,
+            replies={
+                200: Reply("The people found (possibly none).", models.People),
+                400: BAD_REQUEST,
+                401: UNAUTHORIZED,
+                429: RATE_LIMITED,
             },
         ),
     ]

@@ -13,9 +13,13 @@ class ApiError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, fields: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, fields: dict[str, str] | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        if code is not None:  # a more precise code than the class's (e.g. 409 `room_full`)
+            self.code = code
         self.fields = fields or {}
         self.headers: dict[str, str] = {}
 
@@ -69,6 +73,12 @@ class ServiceBusy(RetryLater):
 class Forbidden(ApiError):
     status = 403
     code = "forbidden"
+
+
+class NotMember(Forbidden):
+    """A public room the caller is not a member of, for a member-only action."""
+
+    code = "not_member"
 
 
 class Unavailable(RetryLater):

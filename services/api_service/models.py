@@ -378,3 +378,270 @@ class OpenApiDocument(BaseModel):
     info: dict[str, Any]
     paths: dict[str, Any]
     model_config = ConfigDict(extra="allow")
+
+
+# ---- rooms (docs/ROOMS.md) --------------------------------------------------------------------
+
+EXAMPLE_ROOM_ID = "9b1c2d3e-4f50-4a6b-8c7d-0e1f2a3b4c5d"
+EXAMPLE_PEER_ID = "2a7c9e10-5b3d-4f61-9e28-7d4c3b2a1f00"
+SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT = 20, 100
+NAME_PREFIX_MIN = 2
+CURSOR_MAX = 512
+RoomKind = Literal["public", "private", "direct"]
+Role = Literal["owner", "admin", "member"]
+GrantedRole = Literal["admin", "member"]
+EXAMPLE_ROOM_MESSAGE: dict[str, Any] = {**EXAMPLE_MESSAGE, "room": EXAMPLE_ROOM_ID}
+EXAMPLE_ROOM: dict[str, Any] = {
+    "id": EXAMPLE_ROOM_ID,
+    "kind": "private",
+    "name": "Design",
+    "topic": "Weekly review",
+    "archived": False,
+    "createdAt": "2026-11-28T10:00:00.000000+00:00",
+    "memberCount": 5,
+    "role": "admin",
+    "peer": None,
+    "lastMessage": EXAMPLE_ROOM_MESSAGE,
+}
+CursorText = Annotated[str, StringConstraints(min_length=1, max_length=CURSOR_MAX), NUL_FREE]
+
+
+PageLimit = Annotated[
+    int,
+    Field(ge=1, le=SEARCH_MAX_LIMIT),
+    _ascii_integer(len(str(SEARCH_MAX_LIMIT))),
+    Problem(f"must be an integer from 1 to {SEARCH_MAX_LIMIT}"),
+    Field(description=f"Page size (default {SEARCH_DEFAULT_LIMIT}).", examples=[20]),
+]
+
+
+Absent = SkipJsonSchema[None]  # may be left out; the document does not offer null
+Cursor = Annotated[
+    CursorText | Absent,
+    Problem("must be the `next` of a previous page"),
+    Field(description="The `next` of the previous page (opaque)."),
+]
+
+
+def _plain_text(max_chars: int, what: str, *, required: bool, optional: bool = False) -> Any:
+    """A room name or topic: trimmed; its length and plain-text rules answer 422 (validation.py).
+
+    `optional`: the field may be left out (`PATCH`), which keeps it as it is.
+    """
+    bounds: dict[str, Any] = {"minLength": 1 if required else 0, "maxLength": max_chars}
+    text: Any = Annotated[
+        str,
+        StringConstraints(strip_whitespace=True),
+        NUL_FREE,
+        Field(
+            description=(
+                f"{what}, up to {max_chars} characters after trimming; plain text: no `<`, `>`, "
+                "control or invisible formatting characters (422 otherwise)."
+            ),
+            json_schema_extra=bounds,
+        ),
+    ]
+    return text | Absent if optional else text
+
+
+class NewRoom(_Body):
+    """The body of `POST /rooms` (name and topic bounds are settings: `new_room_model`)."""
+
+    kind: Annotated[Literal["public", "private"], Problem("must be public or private")]
+    name: str
+    topic: str = ""
+    members: Annotated[
+        list[Uuid],
+        Problem("must be a list of user ids"),
+        Field(description="People to add besides the creator (user ids)."),
+    ] = []
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"kind": "private", "name": "Design", "topic": "", "members": [EXAMPLE_PEER_ID]}
+            ]
+        }
+    )
+
+
+@cache
+def new_room_model(name_max: int, topic_max: int) -> type[NewRoom]:
+    return create_model(
+        "NewRoom",
+        __base__=NewRoom,
+        name=(_plain_text(name_max, "The room's name", required=True), ...),
+        topic=(_plain_text(topic_max, "What the room is about", required=False), ""),
+    )
+
+
+class RoomChanges(_Body):
+    """The body of `PATCH /rooms/{room}`: at least one field (bounds: `room_changes_model`)."""
+
+    name: str | SkipJsonSchema[None] = None
+    topic: str | SkipJsonSchema[None] = None
+    archived: Annotated[bool | SkipJsonSchema[None], Problem("must be true or false")] = None
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Design", "topic": "Weekly review"}]}
+    )
+
+
+@cache
+def room_changes_model(name_max: int, topic_max: int) -> type[RoomChanges]:
+    name = _plain_text(name_max, "The new name", required=True, optional=True)
+    topic = _plain_text(topic_max, "The new topic (empty: none)", required=False, optional=True)
+    return create_model("RoomChanges", __base__=RoomChanges, name=(name, None), topic=(topic, None))
+
+
+class UserRef(_Body):
+    """`{"userId"}`: the person a room route is about."""
+
+    userId: Uuid
+    model_config = ConfigDict(json_schema_extra={"examples": [{"userId": EXAMPLE_PEER_ID}]})
+
+
+class NewMember(UserRef):
+    role: Annotated[GrantedRole, Problem("must be admin or member")] = "member"
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"userId": EXAMPLE_PEER_ID, "role": "member"}]}
+    )
+
+
+class RoleChange(_Body):
+    role: Annotated[GrantedRole, Problem("must be admin or member")]
+    model_config = ConfigDict(json_schema_extra={"examples": [{"role": "admin"}]})
+
+
+SearchText = Annotated[str, StringConstraints(max_length=100), NUL_FREE]
+EmailText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=EMAIL_MAX), NUL_FREE]
+NamePrefix = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=NAME_PREFIX_MIN, max_length=NAME_MAX),
+    NUL_FREE,
+]
+
+
+class PublicRoomsQuery(_Body):
+    q: Annotated[
+        SearchText | Absent,
+        Problem("must be at most 100 characters"),
+        Field(
+            description="Only rooms whose name contains this (case-insensitive).",
+            examples=["design"],
+        ),
+    ] = None
+    limit: PageLimit = SEARCH_DEFAULT_LIMIT
+    cursor: Cursor = None
+
+
+class PageQuery(_Body):
+    """`limit` and `cursor` of a paginated list (the members of a room)."""
+
+    limit: PageLimit = SEARCH_DEFAULT_LIMIT
+    cursor: Cursor = None
+
+
+class UserSearchQuery(_Body):
+    email: Annotated[
+        EmailText | Absent,
+        Problem(f"must be at most {EMAIL_MAX} characters"),
+        Field(description="The exact email (case-insensitive).", examples=["ann@example.com"]),
+    ] = None
+    name: Annotated[
+        NamePrefix | Absent,
+        Problem(f"must be {NAME_PREFIX_MIN} to {NAME_MAX} characters"),
+        Field(description="The start of a name (case-insensitive).", examples=["An"]),
+    ] = None
+    limit: PageLimit = SEARCH_DEFAULT_LIMIT
+
+
+class Person(BaseModel):
+    """Someone as other people see them: never their email."""
+
+    id: UUID
+    name: str
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": EXAMPLE_PEER_ID, "name": "Bo"}]}
+    )
+
+
+class People(BaseModel):
+    users: list[Person]
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"users": [{"id": EXAMPLE_PEER_ID, "name": "Bo"}]}]}
+    )
+
+
+class RoomMessage(Message):
+    """A message of a room: the legacy shape plus its room."""
+
+    room: UUID
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_ROOM_MESSAGE]})
+
+
+class RoomMessageList(RootModel[list[RoomMessage]]):
+    """A page of a room's history, oldest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [[EXAMPLE_ROOM_MESSAGE]]})
+
+
+class Room(BaseModel):
+    """A room as the caller sees it (docs/ROOMS.md)."""
+
+    id: UUID
+    kind: RoomKind
+    name: str = Field(description="For a direct room: the other person's name.")
+    topic: str
+    archived: bool
+    createdAt: str = Field(json_schema_extra={"format": "date-time"})
+    memberCount: int = Field(ge=0)
+    role: Role | None = Field(description="The caller's role; null: not a member (public rooms).")
+    peer: Person | None = Field(description="For a direct room: the other person; else null.")
+    lastMessage: RoomMessage | None = Field(
+        default=None, description="The newest message (null: none); absent in the public list."
+    )
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_ROOM]})
+
+
+class RoomList(BaseModel):
+    rooms: list[Room]
+    model_config = ConfigDict(json_schema_extra={"examples": [{"rooms": [EXAMPLE_ROOM]}]})
+
+
+class RoomPage(BaseModel):
+    rooms: list[Room]
+    next: str | None = Field(description="The cursor of the following page; null: the last one.")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"rooms": [{**EXAMPLE_ROOM, "kind": "public"}], "next": None}]
+        }
+    )
+
+
+class Member(BaseModel):
+    id: UUID
+    name: str
+    role: Role
+    joinedAt: str = Field(json_schema_extra={"format": "date-time"})
+
+
+EXAMPLE_MEMBER: dict[str, Any] = {
+    "id": EXAMPLE_USER_ID,
+    "name": "Ann",
+    "role": "owner",
+    "joinedAt": "2026-11-28T10:00:00.000000+00:00",
+}
+
+
+class MemberPage(BaseModel):
+    members: list[Member]
+    next: str | None = Field(description="The cursor of the following page; null: the last one.")
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"members": [EXAMPLE_MEMBER], "next": None}]}
+    )
+
+
+class MemberReply(BaseModel):
+    """The member as added or changed."""
+
+    member: Member
+    model_config = ConfigDict(json_schema_extra={"examples": [{"member": EXAMPLE_MEMBER}]})

@@ -9,6 +9,7 @@ renders it with Swagger UI (webpage.py).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -25,8 +26,14 @@ Json = dict[str, Any]
 TAGS = [
     {"name": "auth", "description": "Accounts and JSON Web Tokens."},
     {"name": "messages", "description": "Posting and paging through the chat history."},
+    {
+        "name": "rooms",
+        "description": "Rooms, direct messages, memberships and finding people (docs/ROOMS.md).",
+    },
     {"name": "operations", "description": "Health, readiness, metrics and this reference."},
 ]
+# What each path parameter is; a value that is not a UUID answers 404 like an unknown id.
+PATH_PARAMETERS = {"room": "The room's id.", "user": "The member's user id."}
 HEADERS: Json = {
     "X-Request-ID": {
         "description": (
@@ -102,8 +109,11 @@ def _operation(route: Route, refs: dict[Any, Json], shared: Json) -> Json:
     }
     if route.description:
         operation["description"] = route.description
+    parameters = _path_parameters(route.path)
     if route.query is not None:
-        operation["parameters"] = _query_parameters(route.query)
+        parameters += _query_parameters(route.query)
+    if parameters:
+        operation["parameters"] = parameters
     if route.body is not None:
         operation["requestBody"] = {
             "required": True,
@@ -119,6 +129,19 @@ def _operation(route: Route, refs: dict[Any, Json], shared: Json) -> Json:
             responses[str(status)] = {"$ref": f"#/components/responses/{reply.name}"}
     operation["responses"] = responses
     return operation
+
+
+def _path_parameters(path: str) -> list[Json]:
+    return [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": PATH_PARAMETERS[name],
+            "schema": {"type": "string", "format": "uuid"},
+        }
+        for name in re.findall(r"\{(\w+)\}", path)
+    ]
 
 
 def _query_parameters(model: type[BaseModel]) -> list[Json]:

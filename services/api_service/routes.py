@@ -151,3 +151,55 @@ def too_large(settings: ApiSettings) -> Reply:
 def with_body(settings: ApiSettings) -> dict[int, Reply]:
     """What every route that reads a body may answer besides its own statuses."""
     return {400: BAD_REQUEST, 408: BODY_TIMEOUT, 413: too_large(settings)}
+
+
+# ---- rooms (docs/ROOMS.md) ------------------------------------------------------------------
+
+ROOM_NOT_FOUND = _error(
+    "RoomNotFound",
+    "No such room for the caller: the id is not a UUID, the room does not exist, or it is a "
+    "private or direct room the caller is not a member of (the same answer for all three).",
+    "Room not found",
+    "not_found",
+)
+MEMBER_NOT_FOUND = _error(
+    "MemberNotFound",
+    "No such room for the caller (as `RoomNotFound`), or the user is not a member of it.",
+    "Member not found",
+    "not_found",
+)
+NOT_MEMBER = _error(
+    "NotMember",
+    "A public room the caller is not a member of (`code` `not_member`).",
+    "You are not a member of this room",
+    "not_member",
+)
+ROLE_FORBIDDEN = _error(
+    "RoleForbidden",
+    "The caller is not a member of this public room (`not_member`), or their role does not "
+    "allow the action (`forbidden`; see the roles table of docs/ROOMS.md).",
+    "Your role in this room does not allow you to remove members",
+    "forbidden",
+)
+ROOM_CONFLICT = _error(
+    "RoomConflict",
+    "The room's state or a limit refuses the change; `code` says which: `global_room`, "
+    "`direct_room` (fixed members), `archived`, `room_full`, `too_many_rooms`, "
+    "`owner_must_transfer`, `owner_role`.",
+    "The room is full (50000 members at most)",
+    "room_full",
+)
+ROOM_NOT_PLAIN_TEXT = _error(
+    "InvalidRoomInput",
+    "Well-formed input the room refuses: a name or topic that is empty, too long or not plain "
+    "text, or a user id that is nobody (or not a member, for a transfer); see `fields`.",
+    "invalid room (name: must not contain < or >)",
+    "unprocessable",
+    fields={"name": "must not contain < or >"},
+)
+ARCHIVED = _error(
+    "RoomArchived",
+    "The room is archived (`code` `archived`): its history stays, nothing new is posted.",
+    "The room is archived",
+    "archived",
+)

@@ -11,6 +11,33 @@ from services.shared.config import CommonSettings, ConfigError, Env, Secret
 
 
 @dataclass(frozen=True)
+class RoomLimits:
+    """The limits of rooms and direct messages (docs/ROOMS.md, "Limits")."""
+
+    max_rooms_per_user: int
+    max_members_per_room: int
+    name_max_chars: int
+    topic_max_chars: int
+    rooms_created_per_minute: int
+    invites_per_minute: int
+    room_posts_per_minute: int
+    user_search_per_minute: int
+
+    @classmethod
+    def from_env(cls, env: Env) -> RoomLimits:
+        return cls(
+            max_rooms_per_user=env.integer("MAX_ROOMS_PER_USER", 1000, minimum=1),
+            max_members_per_room=env.integer("MAX_MEMBERS_PER_ROOM", 50_000, minimum=2),
+            name_max_chars=env.integer("ROOM_NAME_MAX_CHARS", 80, minimum=1, maximum=1000),
+            topic_max_chars=env.integer("ROOM_TOPIC_MAX_CHARS", 250, minimum=1, maximum=10_000),
+            rooms_created_per_minute=env.integer("RATE_LIMIT_ROOMS_CREATED_PER_MINUTE", 10),
+            invites_per_minute=env.integer("RATE_LIMIT_INVITES_PER_MINUTE", 60),
+            room_posts_per_minute=env.integer("RATE_LIMIT_ROOM_POSTS_PER_MINUTE", 60),
+            user_search_per_minute=env.integer("RATE_LIMIT_USER_SEARCH_PER_MINUTE", 30),
+        )
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     """Everything the API needs; see README for each variable."""
 
@@ -39,6 +66,7 @@ class ApiSettings:
     rate_limit_redis_timeout_seconds: float
     rate_limit_redis_retry_seconds: float
     web_root: Path
+    rooms: RoomLimits
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> ApiSettings:
@@ -82,7 +110,20 @@ class ApiSettings:
             rate_limit_redis_timeout_seconds=env.number("RATE_LIMIT_REDIS_TIMEOUT_SECONDS", 0.5),
             rate_limit_redis_retry_seconds=env.number("RATE_LIMIT_REDIS_RETRY_SECONDS", 2.0),
             web_root=Path(env.string("WEB_ROOT", str(DEFAULT_WEB_ROOT))),
+            rooms=RoomLimits.from_env(env),
         )
+
+    def rate_limits(self) -> dict[str, int]:
+        """Every per-minute limit of ratelimit.py, by the name the handlers check."""
+        return {
+            "messages": self.messages_per_minute,
+            "auth": self.auth_per_minute,
+            "history": self.history_rows_per_minute,
+            "rooms_created": self.rooms.rooms_created_per_minute,
+            "invites": self.rooms.invites_per_minute,
+            "room_posts": self.rooms.room_posts_per_minute,
+            "user_search": self.rooms.user_search_per_minute,
+        }
 
 
 def _positive(env: Env, name: str, default: float) -> float:

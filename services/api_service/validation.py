@@ -8,28 +8,42 @@ input and error bodies keep their shape.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from uuid import UUID
 
+import orjson
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 from pydantic_core import ErrorDetails
 
-from services.api_service.errors import Unprocessable, ValidationFailed
+from services.api_service.errors import NotFound, Unprocessable, ValidationFailed
 from services.api_service.models import (
     EMAIL_MAX,
     NAME_MAX,
     NAME_MIN,
     PASSWORD_MAX,
     PASSWORD_MIN,
+    NewMember,
     NewMessage,
+    NewRoom,
+    PageQuery,
     PasswordConfirmation,
     Problem,
+    PublicRoomsQuery,
+    RoleChange,
+    RoomChanges,
     SignInRequest,
     SignUpRequest,
+    UserRef,
+    UserSearchQuery,
     history_query_model,
     new_message_model,
+    new_room_model,
+    room_changes_model,
     sanitize_text,
 )
 from services.shared.names import name_problem
@@ -131,3 +145,126 @@ def parse_history_query(
         before=None if parsed.before is None else int(parsed.before),
         after=None if parsed.after is None else int(parsed.after),
     )
+
+
+# ---- rooms ----------------------------------------------------------------------------------
+
+
+def path_uuid(value: str, what: str = "Room") -> str:
+    """A UUID from the path in canonical form; anything else is a resource that is not there."""
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise NotFound(f"{what} not found") from None
+
+
+def _plain_text_problem(value: str, max_chars: int, *, required: bool) -> str | None:
+    if required and not value:
+        return "must not be empty"
+    if len(value) > max_chars:
+        return f"must be at most {max_chars} characters"
+    return name_problem(value)
+
+
+def _check_room_text(fields: dict[str, tuple[str | None, int, bool]]) -> None:
+    """422 naming each room name or topic that is too long, empty or not plain text."""
+    problems = {}
+    for field, (value, max_chars, required) in fields.items():
+        if value is None:
+            continue
+        problem = _plain_text_problem(value, max_chars, required=required)
+        if problem is not None:
+            problems[field] = problem
+    if problems:
+        summary = "; ".join(f"{field}: {problem}" for field, problem in problems.items())
+        raise Unprocessable(f"invalid room ({summary})", fields=problems)
+
+
+def parse_new_room(body: bytes | Any, name_max: int, topic_max: int) -> NewRoom:
+    form = parse(new_room_model(name_max, topic_max), body)
+    _check_room_text({"name": (form.name, name_max, True), "topic": (form.topic, topic_max, False)})
+    return form
+
+
+def parse_room_changes(body: bytes | Any, name_max: int, topic_max: int) -> RoomChanges:
+    form = parse(room_changes_model(name_max, topic_max), body)
+    if form.name is None and form.topic is None and form.archived is None:
+        raise ValidationFailed("nothing to change: send name, topic or archived")
+    _check_room_text({"name": (form.name, name_max, True), "topic": (form.topic, topic_max, False)})
+    return form
+
+
+def parse_user_ref(body: bytes | Any) -> str:
+    return str(parse(UserRef, body).userId)
+
+
+def parse_new_member(body: bytes | Any) -> NewMember:
+    return parse(NewMember, body)
+
+
+def parse_role_change(body: bytes | Any) -> str:
+    return parse(RoleChange, body).role
+
+
+def parse_public_rooms_query(query: Mapping[str, str]) -> PublicRoomsQuery:
+    return parse(PublicRoomsQuery, dict(query))
+
+
+def parse_page_query(query: Mapping[str, str]) -> PageQuery:
+    return parse(PageQuery, dict(query))
+
+
+def parse_user_search(query: Mapping[str, str]) -> UserSearchQuery:
+    form = parse(UserSearchQuery, dict(query))
+    if (form.email is None) == (form.name is None):
+        raise ValidationFailed(
+            "send either email or name",
+            fields={"email": "send either email or name", "name": "send either email or name"},
+        )
+    return form
+
+
+CURSOR_PROBLEM = "must be the `next` of a previous page"
+
+
+def _bad_cursor() -> ValidationFailed:
+    return ValidationFailed(
+        f"invalid input (cursor: {CURSOR_PROBLEM})", fields={"cursor": CURSOR_PROBLEM}
+    )
+
+
+def cursor_uuid(value: str) -> str:
+    """The user or room id of a decoded cursor; a cursor that holds none is a bad cursor."""
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise _bad_cursor() from None
+
+
+def encode_cursor(position: list[Any]) -> str:
+    """An opaque page cursor: the sort key of the last row of a page."""
+    return base64.urlsafe_b64encode(orjson.dumps(position)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, shape: tuple[type, ...]) -> list[Any]:
+    """The sort key in `cursor`, whose items have the types of `shape`; else 400."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        position = orjson.loads(raw)
+    except (binascii.Error, ValueError):
+        position = None
+    if (
+        not isinstance(position, list)
+        or len(position) != len(shape)
+        or not all(_cursor_item(v, t) for v, t in zip(position, shape, strict=True))
+    ):
+        raise _bad_cursor()
+    return position
+
+
+def _cursor_item(value: Any, kind: type) -> bool:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        return False
+    if isinstance(value, int):
+        return -(2**31) <= value < 2**31
+    return not (isinstance(value, str) and "\x00" in value)

@@ -145,7 +145,8 @@ def create_server(
 ) -> socketio.AsyncServer:
     """A Socket.IO server whose emits reach the clients of every replica."""
     common = settings.common
-    history = HistoryReader(redis, common.redis_keys.history_stream, settings.replay_max)
+    keys = common.redis_keys
+    history = HistoryReader(redis, keys.history_stream, settings.replay_max, keys.room_tails)
     sio = GatewayServer(
         async_mode="aiohttp",
         client_manager=OrderedRedisManager(

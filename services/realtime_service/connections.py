@@ -20,28 +20,43 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from services.realtime_service.rooms import NO_MEMBERSHIPS, Memberships
 from services.shared.redis_contract import RedisKeys
 from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] the user's set, KEYS[2] the user's revocation mark; ARGV: now, expiry, cap
-# (0 = none: only the revocation is checked), connection id, key ttl ms.
-# Returns 1 admitted, 0 at the cap, -1 revoked.
+# KEYS[1] the user's set, KEYS[2] the user's revocation mark, and for a rooms-aware
+# client KEYS[3] the user's membership hash and KEYS[4] the relay's memberships mark;
+# ARGV: now, expiry, cap (0 = none: only the revocation is checked), connection id,
+# key ttl ms. Returns {1} admitted (rooms-aware: {1, HGETALL of the hash, the mark or
+# false}), {0} at the cap, {-1} revoked.
 ADMIT = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-if tonumber(ARGV[3]) <= 0 then return 1 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 1
+if redis.call('EXISTS', KEYS[2]) == 1 then return {-1} end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return {0} end
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
+if #KEYS < 4 then return {1} end
+return {1, redis.call('HGETALL', KEYS[3]), redis.call('GET', KEYS[4])}
 """
+
+# KEYS[1] the user's membership hash, KEYS[2] the relay's memberships mark: read again
+# while the mark is missing (the relay is rebuilding the hashes).
+MEMBERSHIPS = """
+return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2])}
+"""
+# How often a connecting client's membership hash is read again while the mark is missing.
+MEMBERSHIPS_RETRY_SECONDS = 0.1
 
 
 # How long a connecting client waits for the cap and revocation check before it is
@@ -55,6 +70,14 @@ class Admission(Enum):
     ADMITTED = 1
     AT_CAP = 0
     REVOKED = -1
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """An admission's decision and, for a rooms-aware client, the user's memberships."""
+
+    decision: Admission
+    memberships: Memberships | None = None
 
 
 # KEYS: one user's set per connection; ARGV: expiry, key ttl ms, then the connection ids
@@ -87,6 +110,7 @@ class UserConnections:
         # A user's set outlives its newest lease by one more: gone once nobody renews it.
         self._key_ttl_ms = int(lease_seconds * 2000)
         self._admit = redis.register_script(ADMIT)
+        self._memberships = redis.register_script(MEMBERSHIPS)
         self._renew_leases = redis.register_script(RENEW)
         self._local: dict[str, str] = {}  # sid -> user id, connections on this replica
         self._by_user: dict[str, set[str]] = {}  # user id -> sids, the same connections
@@ -96,40 +120,82 @@ class UserConnections:
         return self._keys.connections(user_id)
 
     async def admit(self, user_id: str, sid: str) -> Admission:
+        """Record the connection unless the user is revoked or at the cap (see `admission`)."""
+        return (await self.admission(user_id, sid)).decision
+
+    async def admission(
+        self, user_id: str, sid: str, rooms: bool = False, delivered: int = 0
+    ) -> Admitted:
         """Record the connection unless the user is revoked or at the cap.
 
+        For a rooms-aware client (`rooms`) the same round trip reads the user's
+        memberships. They count as complete when the relay's memberships mark is at
+        least `delivered` (the newest entry this replica delivered): a mark that is
+        missing, or behind (Redis restored an older snapshot), means the relay is about
+        to rebuild the hashes, and the hash may hold memberships since revoked. They
+        are read again until the mark is back, within the same ADMIT_TIMEOUT_SECONDS;
+        then the client is admitted with whatever the hash holds (and it is logged).
+
         While Redis is unreachable the connection is admitted, uncounted and unchecked
-        for revocation: the cap and the revocation mark both live in Redis, and locking
-        every user out while it is away would turn a Redis outage into a full outage.
-        A Redis that does not answer at all counts as unreachable after
-        ADMIT_TIMEOUT_SECONDS (the client's own Redis connection has no command timeout:
-        the revocations subscription shares it). The window is small in practice: a
-        revocation is only announced while Redis is up (the API refuses to delete an
-        account otherwise), every replica drops the
+        for revocation (and in the global room only): the cap, the revocation mark
+        and the memberships all live in Redis, and locking every user out while it is
+        away would turn a Redis outage into a full outage. A Redis that does not answer
+        at all counts as unreachable after ADMIT_TIMEOUT_SECONDS (the client's own Redis
+        connection has no command timeout: the revocations subscription shares it). The
+        window is small in practice: a revocation is only announced while Redis is up
+        (the API refuses to delete an account otherwise), every replica drops the
         user's sockets when it is, and a replica re-checks its users each time its
         subscription to the revocations channel is re-established (revocations.py).
         """
         now = time.time()
+        deadline = asyncio.get_running_loop().time() + ADMIT_TIMEOUT_SECONDS
+        keys = [self._key(user_id), self._keys.revoked(user_id)]
+        if rooms:
+            keys += [self._keys.user_rooms(user_id), self._keys.memberships_applied]
         try:
-            async with asyncio.timeout(ADMIT_TIMEOUT_SECONDS):
-                decision = Admission(
-                    int(
-                        await self._admit(
-                            keys=[self._key(user_id), self._keys.revoked(user_id)],
-                            args=[now, now + self._lease, self._cap, sid, self._key_ttl_ms],
-                        )
-                    )
+            async with asyncio.timeout_at(deadline):
+                reply = await self._admit(
+                    keys=keys, args=[now, now + self._lease, self._cap, sid, self._key_ttl_ms]
                 )
+            admitted = Admitted(Admission(int(reply[0])), _memberships(reply[1:], delivered))
         except (RedisError, TimeoutError) as exc:
             log.warning(
                 "connection cap and revocation check unavailable, admitting",
                 extra={"error": repr(exc)},
             )
-            decision = Admission.ADMITTED
-        if decision is Admission.ADMITTED:
-            self._local[sid] = user_id
-            self._by_user.setdefault(user_id, set()).add(sid)
-        return decision
+            admitted = Admitted(Admission.ADMITTED, NO_MEMBERSHIPS if rooms else None)
+        if admitted.decision is not Admission.ADMITTED:
+            return admitted
+        self._local[sid] = user_id
+        self._by_user.setdefault(user_id, set()).add(sid)
+        read = admitted.memberships
+        if read is not None and read is not NO_MEMBERSHIPS and not read.complete:
+            read = await self._memberships_when_marked(user_id, read, deadline, delivered)
+            admitted = Admitted(Admission.ADMITTED, read)
+        return admitted
+
+    async def _memberships_when_marked(
+        self, user_id: str, memberships: Memberships, deadline: float, delivered: int
+    ) -> Memberships:
+        """Read the user's memberships again until the relay's mark is back, or the deadline."""
+        keys = [self._keys.user_rooms(user_id), self._keys.memberships_applied]
+        loop = asyncio.get_running_loop()
+        while not memberships.complete and loop.time() + MEMBERSHIPS_RETRY_SECONDS < deadline:
+            await asyncio.sleep(MEMBERSHIPS_RETRY_SECONDS)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    reply = await self._memberships(keys=keys)
+            except (RedisError, TimeoutError) as exc:
+                log.warning("membership read failed", extra={"error": repr(exc)})
+                break
+            memberships = _memberships(reply, delivered) or memberships
+        if not memberships.complete:
+            log.warning(
+                "memberships not marked applied (relay rebuilding them); admitting with the hash"
+                " as it is",
+                extra={"user_id": user_id, "rooms": len(memberships.rooms)},
+            )
+        return memberships
 
     def sids_of(self, user_id: str) -> list[str]:
         """The connections `user_id` holds on this replica."""
@@ -182,3 +248,18 @@ class UserConnections:
                 keys=[self._key(user_id) for _, user_id in chunk],
                 args=[expiry, self._key_ttl_ms, *(sid for sid, _ in chunk)],
             )
+
+
+def _memberships(reply: list[Any], delivered: int) -> Memberships | None:
+    """The memberships in a script reply `[HGETALL as a flat list, the mark]`, if any.
+
+    Complete when the mark exists and is not behind `delivered` (redis-py gives a
+    missing mark, Lua's false, as None).
+    """
+    if len(reply) < 2:
+        return None
+    flat = [item.decode() if isinstance(item, bytes) else str(item) for item in reply[0]]
+    fields = dict(zip(flat[0::2], flat[1::2], strict=True))
+    mark = reply[1]
+    complete = mark is not None and int(mark) >= delivered
+    return Memberships.from_hash(fields, complete=complete)

@@ -12,7 +12,12 @@ manager's protocol and API and adds, for packets from the outbox relay (they car
 * a periodic check catches up after a quiet period, when no later message would
   reveal the gap;
 * clients that reconnect with `lastId` get the messages they missed, in order, before
-  any live one, then a `recovered` event.
+  any live one, then a `recovered` event;
+* entries of every room and room events share the order (redis_contract.py): a
+  legacy client gets the global room's messages as `getAllmessages`, a rooms-aware
+  one (`auth: {rooms: true}`) `message` and the room events of its user's rooms, and a
+  membership change is applied to the python-socketio rooms at exactly its place in
+  the order (docs/DELIVERY.md, "Rooms").
 
 One lock serializes delivery and gap filling, so each client sees ids in increasing
 order. A recovery does not hold it while it replays: under the lock, 20 reconnects
@@ -32,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import socketio
@@ -47,11 +53,26 @@ from services.realtime_service.metrics import (
     SLOW_CONSUMER_DISCONNECTS,
 )
 from services.realtime_service.packet_queue import discard_queued
-from services.realtime_service.rooms import ImpliedSidRooms
+from services.realtime_service.rooms import (
+    ImpliedSidRooms,
+    Memberships,
+    UserRooms,
+    changes_membership,
+    members_event,
+    room_message,
+    subject_event,
+)
 from services.realtime_service.transport import FastEngineIOServer, FastSocket
 from services.shared.messages import NEW_MESSAGE_EVENT
 from services.shared.metrics import REDIS_RECONNECTS
-from services.shared.redis_contract import sequence_of
+from services.shared.redis_contract import (
+    GLOBAL_MESSAGE,
+    EntryInfo,
+    HistoryEntry,
+    entry_info_of,
+    sequence_of,
+)
+from services.shared.rooms import GLOBAL_ROOM_ID, JOINED, MESSAGE, MESSAGE_EVENT, is_global
 from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -97,6 +118,14 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
         self._gap_task: asyncio.Task[None] | None = None
         self._connected_once = False
         self._initialized = False
+        # Rooms (docs/DELIVERY.md, "Rooms"): the rooms-aware sockets (admitted or being
+        # admitted; legacy delivery skips them), whose user they are, each user's rooms
+        # on this replica, and the membership events delivered while a socket's
+        # admission was in flight (user -> sid -> events), applied after its result.
+        self._aware: set[str] = set()
+        self._user_of: dict[str, str] = {}
+        self._users: dict[str, UserRooms] = {}
+        self._admitting: dict[str, dict[str, list[HistoryEntry]]] = {}
 
     async def start(self) -> None:
         """Start from the stream's newest id and begin the periodic gap check."""
@@ -162,7 +191,7 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
                 return  # a duplicate: relay retry or republish after a Redis restart
             if last is not None and prev > last:
                 await self._fill_gap(last, upto=prev)
-            await self._deliver(message_id, message["data"][0])
+            await self._deliver(message_id, message["data"][0], entry_info_of(message))
 
     async def _fill_gap(self, after: int, upto: int) -> None:
         """Deliver what was missed up to `upto`, or reset clients when it is gone."""
@@ -179,22 +208,151 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
         GAP_FILLS.labels("filled").inc()
         log.info("filled a delivery gap", extra={"count": len(missed), "upto": upto})
         for entry in missed:
-            await self._deliver(entry.id, entry.wire)
+            await self._deliver(entry.id, entry.wire, entry.info)
 
-    async def _deliver(self, message_id: int, wire: dict[str, Any]) -> None:
+    @property
+    def last_delivered(self) -> int:
+        """The id of the newest entry delivered here (0 before the first)."""
+        return self._last_delivered or 0
+
+    async def _deliver(
+        self, entry_id: int, payload: dict[str, Any], info: EntryInfo = GLOBAL_MESSAGE
+    ) -> None:
+        """Deliver one entry (a message or a room event) to the clients of this replica."""
+        entry = HistoryEntry(entry_id, 0, payload, info)
         skip = set(self._recovering)
         for sid, floor in list(self._floors.items()):
-            if message_id <= floor:
+            if entry.id <= floor:
                 skip.add(sid)
             else:
                 del self._floors[sid]
-        delivered = await self._broadcast(NEW_MESSAGE_EVENT, wire, skip)
-        self._last_delivered = message_id
+        if entry.info.kind == MESSAGE:
+            delivered = await self._deliver_message(entry, skip)
+        else:
+            delivered = await self._deliver_room_event(entry, skip)
+        self._last_delivered = entry.id
         FANOUT_MESSAGES.inc()
         FANOUT_DELIVERIES.inc(delivered)
 
-    async def _broadcast(self, event: str, data: Any, skip: set[str]) -> int:
-        """Send one event to every local client of `/`; return how many got it.
+    async def _deliver_message(self, entry: HistoryEntry, skip: set[str]) -> int:
+        """A global-room message: `getAllmessages` to legacy clients, `message` to the others.
+
+        A message of another room: `message` to the members of that room (its
+        python-socketio room). Each event is encoded once for all of its recipients.
+        """
+        room = entry.info.room
+        if not is_global(room):
+            return await self._broadcast(MESSAGE_EVENT, room_message(entry), skip, room)
+        delivered = await self._broadcast(NEW_MESSAGE_EVENT, entry.wire, skip, exclude=self._aware)
+        return delivered + await self._broadcast(
+            MESSAGE_EVENT, room_message(entry), skip, GLOBAL_ROOM_ID
+        )
+
+    async def _deliver_room_event(self, entry: HistoryEntry, skip: set[str]) -> int:
+        """A room event: the membership change first, at exactly its place in the order.
+
+        Then the event to the member it concerns (`roomJoined`, `roomLeft`) and to the
+        room's members as they are after the change (`memberChanged`, `roomUpdated`):
+        a member who left gets nothing of the room after their `roomLeft`.
+        """
+        subject = entry.info.subject
+        if changes_membership(entry):
+            assert subject is not None
+            self._change_membership(subject, entry)
+        delivered = 0
+        to_subject = subject_event(entry)
+        state = self._users.get(subject) if subject is not None else None
+        if to_subject is not None and state is not None:
+            delivered += self._send_to_sids(state.sids - skip, *to_subject)
+        to_members = members_event(entry)
+        if to_members is not None:
+            delivered += await self._broadcast(*to_members, skip, entry.info.room)
+        return delivered
+
+    def _change_membership(self, user_id: str, entry: HistoryEntry) -> None:
+        """Enter or leave the room for every rooms-aware socket of `user_id` on this replica."""
+        for events in self._admitting.get(user_id, {}).values():
+            events.append(entry)  # applied after that admission's result (rooms_admitted)
+        state = self._users.get(user_id)
+        if state is None or not state.apply(entry):
+            return
+        room = entry.info.room
+        for sid in state.sids:
+            if self._member("/", sid) is None:
+                continue
+            if entry.info.kind == JOINED:
+                self.basic_enter_room(sid, "/", room)
+            else:
+                self.basic_leave_room(sid, "/", room)
+
+    # -- rooms-aware admission (called by the namespace around UserConnections.admission)
+
+    def rooms_admission_started(self, sid: str, user_id: str) -> None:
+        """`sid` of `user_id` is being admitted as rooms-aware: buffer its membership events."""
+        self._aware.add(sid)
+        self._admitting.setdefault(user_id, {})[sid] = []
+
+    def rooms_admission_abandoned(self, sid: str, user_id: str) -> None:
+        """The admission was refused or failed: forget it."""
+        self._admission_done(sid, user_id)
+        self._aware.discard(sid)
+
+    def rooms_admitted(self, sid: str, user_id: str, memberships: Memberships) -> None:
+        """Put `sid` in its user's rooms: as this replica has them, or from `memberships`.
+
+        A user who already has a rooms-aware socket here has their rooms kept in step by
+        delivery. Otherwise the rooms are the admission's hash plus the membership events
+        delivered while it was in flight that the hash did not reflect yet (id above its
+        `@`). No await in here: nothing is delivered between the two.
+        """
+        buffered = self._admission_done(sid, user_id)
+        if self._member("/", sid) is None:  # gone while it was being admitted
+            self._aware.discard(sid)
+            return
+        state = self._users.get(user_id)
+        if state is None:
+            state = UserRooms(dict(memberships.rooms), memberships.applied)
+            for entry in buffered:
+                state.apply(entry)
+            self._users[user_id] = state
+        state.sids.add(sid)
+        self._user_of[sid] = user_id
+        self.basic_enter_room(sid, "/", GLOBAL_ROOM_ID)
+        for room in state.rooms:
+            self.basic_enter_room(sid, "/", room)
+        if sid in self._recovering:
+            return  # its replay sends these in order
+        for entry in buffered:
+            event = subject_event(entry)
+            if entry.id > memberships.applied and event is not None:
+                self._send_to(sid, *event)
+
+    def _admission_done(self, sid: str, user_id: str) -> list[HistoryEntry]:
+        admitting = self._admitting.get(user_id, {})
+        buffered = admitting.pop(sid, [])
+        if not admitting:
+            self._admitting.pop(user_id, None)
+        return buffered
+
+    def rooms_of(self, sid: str) -> list[str] | None:
+        """The rooms a rooms-aware socket is in (the global room first); None for others."""
+        user_id = self._user_of.get(sid)
+        state = self._users.get(user_id) if user_id is not None else None
+        if state is None:
+            return None
+        return [GLOBAL_ROOM_ID, *state.rooms]
+
+    async def _broadcast(
+        self,
+        event: str,
+        data: Any,
+        skip: set[str],
+        room: str | None = None,
+        exclude: set[str] | None = None,
+    ) -> int:
+        """Send one event to every local client of `/` in `room` (None: all of them).
+
+        Returns how many got it; clients in `skip` or `exclude` do not.
 
         The stock manager starts one task per recipient per broadcast. Here the packet
         is encoded once, down to the WebSocket frame bytes; an idle WebSocket client gets
@@ -205,20 +363,26 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
         is disconnected (it reconnects and recovers with lastId) instead of letting its
         backlog grow without bound.
         """
-        if not self.rooms.get("/", {}).get(None):
+        if not self.rooms.get("/", {}).get(room):
             return 0  # no client here: nothing to encode (a replica still tracks the ids)
         encoded = self.server.packet_class(
             sio_packet.EVENT, namespace="/", data=[event, data]
         ).encode()
         if not isinstance(encoded, str):  # binary payloads keep python-socketio's path
-            await self.emit(event, data, namespace="/", skip_sid=list(skip), ignore_queue=True)
+            skipped = list(skip | (exclude or set()))
+            await self.emit(event, data, namespace="/", room=room, skip_sid=skipped)
             return 0
         eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
         frame = self.eio.frames.text_frame(eio_pkt.encode())
         sockets = self.eio.sockets
+        excluded = exclude if exclude is not None else set()
         delivered = 0
-        for sid, eio_sid in self.get_participants("/", None):
-            if sid not in skip and self._write(sockets.get(eio_sid), eio_pkt, frame):
+        for sid, eio_sid in self.get_participants("/", room):
+            if (
+                sid not in skip
+                and sid not in excluded
+                and self._write(sockets.get(eio_sid), eio_pkt, frame)
+            ):
                 delivered += 1
         return delivered
 
@@ -236,15 +400,23 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
 
     def _send_to(self, sid: str, event: str, data: Any) -> bool:
         """Send one event to one client of `/` at once (in order with what it was sent before)."""
-        eio_sid = self.eio_sid_from_sid(sid, "/")
-        socket = self.eio.sockets.get(eio_sid) if eio_sid is not None else None
-        if socket is None:
-            return False
+        return self._send_to_sids([sid], event, data) == 1
+
+    def _send_to_sids(self, sids: Iterable[str], event: str, data: Any) -> int:
+        """Send one event, encoded once, to each of `sids`; return how many got it."""
+        sockets = [
+            self.eio.sockets.get(eio_sid)
+            for eio_sid in (self._member("/", sid) for sid in sids)
+            if eio_sid is not None
+        ]
+        if not sockets:
+            return 0
         encoded = self.server.packet_class(
             sio_packet.EVENT, namespace="/", data=[event, data]
         ).encode()
         eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        return self._write(socket, eio_pkt, self.eio.frames.text_frame(eio_pkt.encode()))
+        frame = self.eio.frames.text_frame(eio_pkt.encode())
+        return sum(1 for socket in sockets if self._write(socket, eio_pkt, frame))
 
     def _drop_slow_consumer(self, socket: Any) -> None:
         """Discard a stalled client's backlog and close its connection."""
@@ -274,7 +446,7 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
                 # No baseline yet: what was committed since this gateway started is new
                 # to every client connected here.
                 for entry in await self._history.committed_since(self._started_ms):
-                    await self._deliver(entry.id, entry.wire)
+                    await self._deliver(entry.id, entry.wire, entry.info)
                 self._last_delivered = max(tail, self._last_delivered or 0)
 
     async def _reconnect_all_clients(self) -> None:
@@ -309,7 +481,8 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
                     await self._finish_recovery(sid, last_id, cursor)
         except Exception:
             log.exception("recovery failed", extra={"sid": sid})
-            self._send_to(sid, RECOVERED_EVENT, {"recovered": False, "lastId": str(cursor)})
+            rooms = self.rooms_of(sid)
+            self._send_to(sid, RECOVERED_EVENT, self._recovered(sid, False, cursor, rooms))
         finally:
             self._recovering.discard(sid)
 
@@ -321,13 +494,59 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
         missed = await self._history.replay(after, upto)
         if missed is None:
             RECOVERIES.labels("false").inc()
-            self._send_to(sid, RECOVERED_EVENT, {"recovered": False, "lastId": str(after)})
+            refetch = await self._rooms_to_refetch(sid, after)
+            self._send_to(sid, RECOVERED_EVENT, self._recovered(sid, False, after, refetch))
             return False
         for index, entry in enumerate(missed, 1):
-            self._send_to(sid, NEW_MESSAGE_EVENT, entry.wire)
+            self._replay_entry(sid, entry)
             if index % REPLAY_BATCH == 0:
                 await asyncio.sleep(0)  # let live delivery and other clients' traffic through
         return True
+
+    def _replay_entry(self, sid: str, entry: HistoryEntry) -> None:
+        """Send `sid` what live delivery sent it of `entry`, had it been connected.
+
+        A legacy client gets the global room's messages; a rooms-aware one the messages
+        and room events of its user's rooms as they are now, and the events about its
+        user (the same filter as live delivery, see `UserRooms.receives`).
+        """
+        info = entry.info
+        user_id = self._user_of.get(sid)
+        if user_id is None:
+            if info.kind == MESSAGE and is_global(info.room):
+                self._send_to(sid, NEW_MESSAGE_EVENT, entry.wire)
+            return
+        state = self._users[user_id]
+        if info.kind == MESSAGE:
+            if state.receives(entry):
+                self._send_to(sid, MESSAGE_EVENT, room_message(entry))
+            return
+        to_subject = subject_event(entry)
+        if to_subject is not None and info.subject == user_id:
+            self._send_to(sid, *to_subject)
+        to_members = members_event(entry)
+        if to_members is not None and state.receives(entry):
+            self._send_to(sid, *to_members)
+
+    async def _rooms_to_refetch(self, sid: str, after: int) -> list[str] | None:
+        """The rooms of a rooms-aware `sid` with messages after `after` (all if unknown)."""
+        rooms = self.rooms_of(sid)
+        if rooms is None:
+            return None
+        try:
+            return await self._history.rooms_with_messages_after(rooms, after)
+        except Exception as exc:  # noqa: BLE001 - Redis away: refetch every room
+            log.warning("room tails unavailable; refetch all rooms", extra={"error": repr(exc)})
+            return rooms
+
+    def _recovered(
+        self, sid: str, recovered: bool, last_id: int, refetch: list[str] | None
+    ) -> dict[str, Any]:
+        """The `recovered` event; a rooms-aware client's also says which rooms to refetch."""
+        event: dict[str, Any] = {"recovered": recovered, "lastId": str(last_id)}
+        if sid in self._user_of:
+            event["refetch"] = refetch if refetch is not None and not recovered else []
+        return event
 
     async def _finish_recovery(self, sid: str, last_id: int, cursor: int) -> None:
         """Under the delivery lock: the last round, then `recovered` and the handover to live."""
@@ -342,12 +561,20 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
         if last_id > upto:
             self._floors[sid] = last_id
         RECOVERIES.labels("true").inc()
-        self._send_to(sid, RECOVERED_EVENT, {"recovered": True, "lastId": str(cursor)})
+        self._send_to(sid, RECOVERED_EVENT, self._recovered(sid, True, cursor, []))
         self._recovering.discard(sid)
 
     def forget(self, sid: str) -> None:
+        """A client left: drop what this manager kept about it (its rooms go with it)."""
         self._recovering.discard(sid)
         self._floors.pop(sid, None)
+        self._aware.discard(sid)
+        user_id = self._user_of.pop(sid, None)
+        state = self._users.get(user_id) if user_id is not None else None
+        if state is not None:
+            state.sids.discard(sid)
+            if not state.sids:
+                del self._users[user_id]  # type: ignore[arg-type]
 
 
 def close_transport(socket: Any, *, flush: bool) -> None:

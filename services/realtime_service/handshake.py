@@ -1,4 +1,4 @@
-"""Finding the token a connecting client presents.
+"""What a connecting client presents: its token, its `lastId`, whether it wants rooms.
 
 Clients present it three ways, all accepted: the existing React client sends an
 `Authorization: Bearer` header on the polling handshake; the official clients'
@@ -48,3 +48,16 @@ def last_id_from_handshake(environ: Mapping[str, Any], auth: Any) -> int | None:
     if isinstance(raw, bool) or not text.isascii() or not text.isdigit() or len(text) > 18:
         raise InvalidLastId(text[:40])
     return int(text)
+
+
+def rooms_from_handshake(environ: Mapping[str, Any], auth: Any) -> bool:
+    """Did the client ask for rooms (`auth: {rooms: true}` or `?rooms=1`)? See docs/ROOMS.md.
+
+    Without it a connection is a legacy one: the global room's messages as
+    `getAllmessages`, and nothing else.
+    """
+    raw: Any = auth.get("rooms") if isinstance(auth, Mapping) else None
+    if raw is None:
+        values = parse_qs(environ.get("QUERY_STRING", "")).get("rooms")
+        raw = values[0] if values else None
+    return raw is True or (isinstance(raw, str) and raw.strip().lower() in ("1", "true"))

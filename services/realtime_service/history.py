@@ -1,4 +1,7 @@
-"""Reading the recent-history stream the API's relay writes (see shared/redis_contract.py)."""
+"""Reading the recent-history stream and the room tails the API's relay writes.
+
+See services/shared/redis_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -27,10 +30,20 @@ def is_complete(after: int, upto: int, entries: Sequence[HistoryEntry]) -> bool:
 class HistoryReader:
     """Range reads over the capped stream of recent messages."""
 
-    def __init__(self, redis: aioredis.Redis, stream_key: str, max_replay: int) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, stream_key: str, max_replay: int, room_tails_key: str = ""
+    ) -> None:
         self._redis = redis
         self._key = stream_key
         self._max_replay = max_replay
+        self._room_tails_key = room_tails_key
+
+    async def rooms_with_messages_after(self, rooms: Sequence[str], after: int) -> list[str]:
+        """Those of `rooms` whose newest message (`P:room-tails`) is after `after`."""
+        if not rooms:
+            return []
+        tails = await self._redis.hmget(self._room_tails_key, list(rooms))
+        return [room for room, tail in zip(rooms, tails, strict=True) if tail and int(tail) > after]
 
     async def tail_id(self) -> int:
         """The newest message id in the stream, 0 when there is none."""

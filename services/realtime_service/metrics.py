@@ -8,9 +8,13 @@ CONNECTED_CLIENTS = Gauge(
     "chat_connected_clients", "Socket.IO clients connected to this replica.", ["replica"]
 )
 FANOUT_DELIVERIES = Counter(
-    "chat_fanout_deliveries_total", "getAllmessages events written to clients of this replica."
+    "chat_fanout_deliveries_total",
+    "Message and room events written to clients of this replica (getAllmessages, message, "
+    "roomJoined, ...).",
 )
-FANOUT_MESSAGES = Counter("chat_fanout_messages_total", "Messages this replica fanned out.")
+FANOUT_MESSAGES = Counter(
+    "chat_fanout_messages_total", "Stream entries (messages, room events) this replica fanned out."
+)
 REFUSED_CONNECTIONS = Counter(
     "chat_refused_connections_total", "Connections refused at the handshake, by reason.", ["reason"]
 )
@@ -42,4 +46,8 @@ SESSIONS_REFUSED = Counter(
 )
 LONG_POLLS_WAITING = Gauge(
     "chat_long_polls_waiting", "Long-polling GET requests held open, waiting for a packet to send."
+)
+ROOMS_AWARE_CONNECTS = Counter(
+    "chat_rooms_aware_connects_total",
+    "Connections admitted as rooms-aware (auth rooms: true or ?rooms=1).",
 )

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, NoReturn
 
 import socketio
 
-from services.realtime_service.connections import Admission, UserConnections
+from services.realtime_service.connections import Admission, Admitted, UserConnections
 from services.realtime_service.delivery import OrderedRedisManager
 from services.realtime_service.handshake import (
     InvalidLastId,
     last_id_from_handshake,
+    rooms_from_handshake,
     token_from_handshake,
 )
-from services.realtime_service.metrics import CONNECTED_CLIENTS, REFUSED_CONNECTIONS
+from services.realtime_service.metrics import (
+    CONNECTED_CLIENTS,
+    REFUSED_CONNECTIONS,
+    ROOMS_AWARE_CONNECTS,
+)
+from services.realtime_service.rooms import NO_MEMBERSHIPS
 from services.shared.auth import InvalidToken, verify_token
 from services.shared.config import DEFAULT_JWT_MAX_LIFETIME_SECONDS
 
@@ -38,13 +45,29 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._connections = connections
         self._connected = CONNECTED_CLIENTS.labels(replica_name)
 
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        """python-socketio's dispatch, except a client's own `connect` or `disconnect` event.
+
+        python-socketio hands a client event named `connect` or `disconnect` to the same
+        handlers as the real ones. A connected client that sent `disconnect` would be
+        forgotten here (its rooms no longer kept in step with its memberships, its
+        connection slot given back) while staying connected. Those events reach the
+        handlers only while python-socketio is connecting or disconnecting the client.
+        """
+        if event in ("connect", "disconnect") and self.server.manager.is_connected(args[0], "/"):
+            log.info("ignored client-sent reserved event", extra={"event": event, "sid": args[0]})
+            return None
+        return await super().trigger_event(event, *args)
+
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Admit only clients with a valid token of a user not revoked.
 
         A refused client is sent the reason with the refusal. A client that sends
         `lastId` is held back from live messages until what it missed has been replayed
-        to it (see delivery.py).
+        to it (see delivery.py). A rooms-aware client (docs/ROOMS.md) is put in the
+        rooms of its user's memberships, read in the admission's round trip.
         """
+        started = time.perf_counter()
         try:
             identity = verify_token(
                 token_from_handshake(environ, auth), self._jwt_secret, self._max_token_lifetime
@@ -54,14 +77,20 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             self._refuse(f"unauthorized: {exc.reason}", "unauthorized")
         except InvalidLastId:
             self._refuse("invalid lastId: must be a message _id", "invalid_last_id")
-        admission = await self._connections.admit(identity.user_id, sid)
-        if admission is Admission.REVOKED:
+        rooms = rooms_from_handshake(environ, auth)
+        admitted = await self._admit(sid, identity.user_id, rooms)
+        if admitted.decision is Admission.REVOKED:
             self._refuse("unauthorized: access revoked", "revoked")
-        if admission is Admission.AT_CAP:
+        if admitted.decision is Admission.AT_CAP:
             self._refuse("too many connections for this user", "too_many_connections")
         self._connected.inc()
         if last_id is not None:
             self._manager.begin_recovery(sid)
+        if rooms:
+            ROOMS_AWARE_CONNECTS.inc()
+            memberships = admitted.memberships or NO_MEMBERSHIPS
+            self._manager.rooms_admitted(sid, identity.user_id, memberships)
+        if last_id is not None:
             self.server.start_background_task(self._manager.recover, sid, last_id)
         log.info(
             "connected",
@@ -69,9 +98,31 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 "sid": sid,
                 "user_id": identity.user_id,
                 "last_id": last_id,
+                "rooms": len(admitted.memberships.rooms) if admitted.memberships else None,
+                "connect_ms": round((time.perf_counter() - started) * 1000, 2),
                 "replica": self._replica,
             },
         )
+
+    async def _admit(self, sid: str, user_id: str, rooms: bool) -> Admitted:
+        """The admission; for a rooms-aware client, with its membership events buffered.
+
+        Membership events delivered while the admission is in flight are applied after
+        its result (OrderedRedisManager.rooms_admitted), so none is lost to the race.
+        """
+        if not rooms:
+            return await self._connections.admission(sid=sid, user_id=user_id)
+        self._manager.rooms_admission_started(sid, user_id)
+        try:
+            admitted = await self._connections.admission(
+                user_id, sid, rooms=True, delivered=self._manager.last_delivered
+            )
+        except BaseException:
+            self._manager.rooms_admission_abandoned(sid, user_id)
+            raise
+        if admitted.decision is not Admission.ADMITTED:
+            self._manager.rooms_admission_abandoned(sid, user_id)
+        return admitted
 
     def _refuse(self, message: str, reason: str) -> NoReturn:
         REFUSED_CONNECTIONS.labels(reason).inc()

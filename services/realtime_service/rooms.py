@@ -8,12 +8,31 @@ methods (`get_participants`, `get_rooms`, `enter_room`, ...) keep their results.
 difference: a client cannot leave its own room, which lasts as long as its connection
 (leaving it in python-socketio makes the client unreachable by its sid; nothing here
 does that).
+
+It also holds what the gateway knows of chat rooms (docs/ROOMS.md): a rooms-aware
+socket is in one python-socketio room per chat room of its user (named by the room
+id, the global room's included), and `UserRooms` keeps each user's rooms on this
+replica in step with the membership events delivered here (docs/DELIVERY.md, "Rooms").
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from services.shared.redis_contract import HistoryEntry
+from services.shared.rooms import (
+    JOINED,
+    LEFT,
+    MEMBER_CHANGED_EVENT,
+    ROLE,
+    ROOM_JOINED_EVENT,
+    ROOM_LEFT_EVENT,
+    ROOM_UPDATED_EVENT,
+    UPDATED,
+    is_global,
+)
 
 
 class ImpliedSidRooms:
@@ -52,3 +71,124 @@ class ImpliedSidRooms:
         if self._member(namespace, sid) is not None and sid not in rooms:
             rooms.insert(0, sid)
         return rooms
+
+
+# --- Chat rooms: which of a replica's sockets are in which room ----------------------
+
+APPLIED_FIELD = "@"  # the membership hash's field: the newest event of the user applied
+
+
+@dataclass(frozen=True)
+class Memberships:
+    """A user's membership hash as read at admission (`P:rooms:<user>`, redis_contract.py).
+
+    `rooms` maps room id -> the id of the event that added the user (0 when the relay
+    rebuilt the hash and no longer knows it), `applied` is the hash's `@`: the newest
+    membership event of the user it reflects. `complete` is False when the relay's
+    mark was missing or behind (Redis lost data and the hashes were being rebuilt).
+    """
+
+    rooms: dict[str, int]
+    applied: int
+    complete: bool = True
+
+    @classmethod
+    def from_hash(cls, fields: dict[str, str], complete: bool = True) -> Memberships:
+        rooms: dict[str, int] = {}
+        applied = 0
+        for name, value in fields.items():
+            number = int(value) if value.isdigit() else 0
+            if name == APPLIED_FIELD:
+                applied = number
+            else:
+                rooms[name] = number
+        return cls(rooms, applied, complete)
+
+
+# Redis unreachable at admission: the global room only.
+NO_MEMBERSHIPS: Final = Memberships({}, 0, complete=False)
+
+
+@dataclass
+class UserRooms:
+    """One user's rooms as this replica delivers them, shared by all of their rooms-aware sockets.
+
+    Kept in step with the membership events this replica delivers, in order; `applied` is
+    the newest one reflected, so an event the admission's hash already contained is
+    not applied twice.
+    """
+
+    rooms: dict[str, int]  # room id -> id of the event that added the user
+    applied: int
+    sids: set[str] = field(default_factory=set)
+
+    def apply(self, entry: HistoryEntry) -> bool:
+        """Apply a `joined`/`left` event of this user; False if it was already reflected."""
+        if entry.id <= self.applied:
+            return False
+        self.applied = entry.id
+        if entry.info.kind == JOINED:
+            self.rooms[entry.info.room] = entry.id
+        elif entry.info.kind == LEFT:
+            self.rooms.pop(entry.info.room, None)
+        return True
+
+    def receives(self, entry: HistoryEntry) -> bool:
+        """Does a room-scoped entry (a message, or an event to the room's members) reach them?
+
+        The global room always; another room if the user is a member now and the entry
+        is not older than the event that added them (on replay, a room joined later
+        starts with its `roomJoined`, as it did live).
+        """
+        room = entry.info.room
+        if is_global(room):
+            return True
+        joined_at = self.rooms.get(room)
+        return joined_at is not None and entry.id >= joined_at
+
+
+def changes_membership(entry: HistoryEntry) -> bool:
+    return entry.info.kind in (JOINED, LEFT) and entry.info.subject is not None
+
+
+def room_message(entry: HistoryEntry) -> dict[str, Any]:
+    """The `message` event of a message entry: its wire object with its room."""
+    return {**entry.wire, "room": entry.info.room}
+
+
+def subject_event(entry: HistoryEntry) -> tuple[str, dict[str, Any]] | None:
+    """The event a `joined`/`left` entry sends to the member it concerns (docs/ROOMS.md)."""
+    payload, info = entry.wire, entry.info
+    if info.kind == JOINED:
+        return ROOM_JOINED_EVENT, {"_id": str(entry.id), "room": _room_object(payload, info.room)}
+    if info.kind == LEFT:
+        reason = payload.get("reason")
+        return ROOM_LEFT_EVENT, {
+            "_id": str(entry.id),
+            "room": info.room,
+            "reason": reason if isinstance(reason, str) else "left",
+        }
+    return None
+
+
+def members_event(entry: HistoryEntry) -> tuple[str, dict[str, Any]] | None:
+    """The event a room event sends to the room's members (docs/ROOMS.md)."""
+    payload, info = entry.wire, entry.info
+    if info.kind in (JOINED, LEFT, ROLE):
+        user = payload.get("user")
+        role = payload.get("role") if info.kind != LEFT else None
+        return MEMBER_CHANGED_EVENT, {
+            "_id": str(entry.id),
+            "room": info.room,
+            "user": user if isinstance(user, dict) else {"id": info.subject},
+            "role": role if isinstance(role, str) else None,
+        }
+    if info.kind == UPDATED:
+        return ROOM_UPDATED_EVENT, {"_id": str(entry.id), "room": _room_object(payload, info.room)}
+    return None
+
+
+def _room_object(payload: dict[str, Any], room_id: str) -> dict[str, Any]:
+    """The payload's `room` object, always with the entry's own room id."""
+    room = payload.get("room")
+    return {**room, "id": room_id} if isinstance(room, dict) else {"id": room_id}

@@ -61,6 +61,10 @@ async def contract_stack() -> AsyncIterator[ChatStack]:
         "RATE_LIMIT_MESSAGES_PER_MINUTE": RAISED_RATE_LIMIT,
         "RATE_LIMIT_AUTH_PER_MINUTE": RAISED_RATE_LIMIT,
         "RATE_LIMIT_HISTORY_ROWS_PER_MINUTE": RAISED_RATE_LIMIT,
+        "RATE_LIMIT_ROOMS_CREATED_PER_MINUTE": RAISED_RATE_LIMIT,
+        "RATE_LIMIT_INVITES_PER_MINUTE": RAISED_RATE_LIMIT,
+        "RATE_LIMIT_ROOM_POSTS_PER_MINUTE": RAISED_RATE_LIMIT,
+        "RATE_LIMIT_USER_SEARCH_PER_MINUTE": RAISED_RATE_LIMIT,
     }
     async with local_chat_stack("contract", raised) as stack:
         yield stack

@@ -54,6 +54,22 @@ EXPECTED_OPERATIONS = {
     "DELETE /users/me",
     "GET /messages",
     "POST /messages",
+    "GET /rooms",
+    "POST /rooms",
+    "GET /rooms/public",
+    "POST /rooms/direct",
+    "GET /rooms/{room}",
+    "PATCH /rooms/{room}",
+    "GET /rooms/{room}/members",
+    "POST /rooms/{room}/join",
+    "POST /rooms/{room}/leave",
+    "POST /rooms/{room}/members",
+    "PATCH /rooms/{room}/members/{user}",
+    "DELETE /rooms/{room}/members/{user}",
+    "POST /rooms/{room}/owner",
+    "GET /rooms/{room}/messages",
+    "POST /rooms/{room}/messages",
+    "GET /users",
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
@@ -147,6 +163,46 @@ def test_the_happy_path_conforms(api_schema: Any, contract_user: User) -> None:
     # schemathesis never fuzzes the URL it loaded the schema from; check that answer here.
     served = call_and_validate(api_schema["/openapi.json"]["GET"].Case(), {}).json()
     assert served == api_schema.raw_schema
+
+
+def test_the_rooms_flow_conforms(api_schema: Any, contract_user: User) -> None:
+    """Random room ids are never the fuzzer's rooms: walk every room route with real ones."""
+    auth = contract_user.auth
+
+    def call(path: str, method: str, expected: int, **case: Any) -> Any:
+        reply = call_and_validate(api_schema[path][method].Case(**case), auth)
+        assert reply.status_code == expected, (method, path, reply.status_code, reply.text)
+        return reply.json() if reply.content else None
+
+    def other_user() -> str:
+        email, password = unique_email("room"), "correct horse battery staple"
+        body = {"name": "Other", "email": email, "password": password}
+        return str(
+            call_and_validate(api_schema["/signup"]["POST"].Case(body=body), {}).json()["_id"]
+        )
+
+    bo, cy = other_user(), other_user()
+    room = call("/rooms", "POST", 201, body={"kind": "public", "name": "Flow", "members": [bo]})
+    ids = {"room": room["id"]}
+    call("/rooms", "GET", 200)
+    call("/rooms/public", "GET", 200, query={"q": "flow", "limit": 1})
+    call("/rooms/{room}", "GET", 200, path_parameters=ids)
+    call("/rooms/{room}", "PATCH", 200, path_parameters=ids, body={"topic": "Testing"})
+    call("/rooms/{room}/members", "GET", 200, path_parameters=ids, query={"limit": 1})
+    call("/rooms/{room}/members", "POST", 201, path_parameters=ids, body={"userId": cy})
+    member = {**ids, "user": cy}
+    call(
+        "/rooms/{room}/members/{user}", "PATCH", 200, path_parameters=member, body={"role": "admin"}
+    )
+    call("/rooms/{room}/members/{user}", "DELETE", 204, path_parameters=member)
+    message = {"id": str(uuid.uuid4()), "text": "hello room"}
+    call("/rooms/{room}/messages", "POST", 201, path_parameters=ids, body=message)
+    call("/rooms/{room}/messages", "GET", 200, path_parameters=ids, query={"limit": 10})
+    call("/rooms/{room}/owner", "POST", 200, path_parameters=ids, body={"userId": bo})
+    call("/rooms/{room}/leave", "POST", 204, path_parameters=ids)
+    call("/rooms/{room}/join", "POST", 200, path_parameters=ids)
+    call("/rooms/direct", "POST", 201, body={"userId": cy})
+    call("/users", "GET", 200, query={"name": "Ot"})
 
 
 @pytest.mark.parametrize(

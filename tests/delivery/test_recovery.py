@@ -16,9 +16,10 @@ import redis.asyncio as aioredis
 import socketio
 
 from services.shared.redis_contract import history_stream_key
+from services.shared.rooms import GLOBAL_ROOM_ID
 from tests.helpers.limits import WAIT
 from tests.helpers.processes import PrivateRedis
-from tests.helpers.rest import fetch_after, new_user, post
+from tests.helpers.rest import create_room, fetch_after, new_user, post, post_to_room
 from tests.helpers.sockets import ChatSocket, wait_gateway_holding
 from tests.helpers.stack import Running
 
@@ -36,12 +37,14 @@ async def post_many(
     return sorted(ids)
 
 
+@pytest.mark.parametrize("rooms", [False, True], ids=["legacy", "rooms-aware"])
 async def test_reconnect_with_last_id_gets_exactly_the_missed_messages(
-    recovery_stack: Running,
+    recovery_stack: Running, rooms: bool
 ) -> None:
+    """A rooms-aware client gets the global room's messages as `message`, the same ids."""
     s = recovery_stack
     user = await new_user(s.api)
-    client = ChatSocket("gw1", s.gateway_urls[0], user, s.api, reconnection=False)
+    client = ChatSocket("gw1", s.gateway_urls[0], user, s.api, reconnection=False, rooms=rooms)
     # Stays connected to the same gateway: once it has the last missed message, so has
     # the gateway, and the whole backlog is history to replay (a POST is acknowledged
     # at commit, before the relay has published it).
@@ -61,6 +64,7 @@ async def test_reconnect_with_last_id_gets_exactly_the_missed_messages(
         event = await client.wait_recovered()
         assert client.socket_ids == seen + missed, "exactly the 10 missed, in order"
         assert (event.recovered, event.last_id, event.at_index) == (True, str(missed[-1]), 12)
+        assert event.refetch == ([] if rooms else None)
 
         live, fence = await post_many(s, user, 2, "live")
         await client.wait_ids([fence])
@@ -77,6 +81,10 @@ async def test_last_id_older_than_history_is_not_recovered(
     s = short_history_stack
     user = await new_user(s.api)
     (oldest,) = await post_many(s, user, 1, "oldest")
+    room = (await create_room(s.api, user, kind="private"))["id"]
+    await create_room(s.api, user, kind="private")  # a room with nothing new: not refetched
+    in_room = await post_to_room(s.api, user, room, "in a room")
+    assert in_room.status == 201, in_room.text
     newer = await post_many(s, user, 300, "flood", concurrency=20)
     redis = aioredis.Redis.from_url(recovery_redis.url)
     try:
@@ -99,6 +107,18 @@ async def test_last_id_older_than_history_is_not_recovered(
         assert client.socket_ids == [fence], "no history was replayed over the socket"
     finally:
         await client.close()
+
+    # A rooms-aware client is told which of its rooms had messages since.
+    aware = ChatSocket("gw2-rooms", s.gateway_urls[1], user, s.api, reconnection=False, rooms=True)
+    aware.last_id = oldest
+    try:
+        await aware.connect()
+        event = await aware.wait_recovered()
+        assert not event.recovered
+        assert sorted(event.refetch or []) == sorted([GLOBAL_ROOM_ID, room])
+        assert aware.socket_ids == []
+    finally:
+        await aware.close()
 
 
 async def test_client_without_last_id_gets_live_messages_and_no_recovered_event(
@@ -186,11 +206,15 @@ async def test_ids_become_visible_in_order_under_concurrent_writers(
 async def test_gateways_losing_their_subscription_still_deliver_everything_once(
     recovery_stack: Running, recovery_redis: PrivateRedis
 ) -> None:
+    """Legacy and rooms-aware clients alike: the gap is filled from the stream, in order."""
     s = recovery_stack
     user = await new_user(s.api)
     clients = [
-        ChatSocket(f"gw{i + 1}", url, user, s.api, reconnection=False)
+        ChatSocket(
+            f"gw{i + 1}{'-rooms' * rooms}", url, user, s.api, reconnection=False, rooms=rooms
+        )
         for i, url in enumerate(s.gateway_urls)
+        for rooms in (False, True)
     ]
     redis = aioredis.Redis.from_url(recovery_redis.url)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json as json_module
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import asyncpg
 import jwt
 
 
@@ -195,3 +197,80 @@ async def fetch_after(api: Api, user: User, after: int, base_url: str | None = N
             return ids
         ids.extend(page)
         after = page[-1]
+
+
+# ---- rooms (docs/ROOMS.md) ----------------------------------------------------------------
+
+GLOBAL_ROOM = "00000000-0000-0000-0000-000000000000"
+
+
+async def create_room(
+    api: Api,
+    owner: User,
+    *,
+    kind: str = "public",
+    name: str | None = None,
+    topic: str = "",
+    members: tuple[User, ...] = (),
+) -> dict[str, Any]:
+    """A new room owned by `owner` (201 asserted); its Room object."""
+    body = {
+        "kind": kind,
+        "name": name or unique_name("Room"),
+        "topic": topic,
+        "members": [m.id for m in members],
+    }
+    reply = await api.request("POST", "/rooms", token=owner.token, json=body)
+    assert reply.status == 201, (reply.status, reply.text)
+    return dict(reply.body)
+
+
+async def room_call(
+    api: Api, user: User, method: str, path: str, json: Any = None, **params: str | int
+) -> Reply:
+    """`method` on a room route as `user`, e.g. room_call(api, ann, "POST", f"/rooms/{id}/join")."""
+    return await api.request(
+        method,
+        path,
+        token=user.token,
+        json=json,
+        params={k: str(v) for k, v in params.items()} or None,
+    )
+
+
+async def post_to_room(
+    api: Api, user: User, room: str, text: str, client_id: str | None = None
+) -> Reply:
+    body = {"id": client_id or str(uuid.uuid4()), "text": text}
+    return await api.request("POST", f"/rooms/{room}/messages", token=user.token, json=body)
+
+
+async def add_to_room(api: Api, by: User, room: str, user: User, role: str = "member") -> Reply:
+    body = {"userId": user.id, "role": role}
+    return await api.request("POST", f"/rooms/{room}/members", token=by.token, json=body)
+
+
+async def open_direct(api: Api, user: User, other: User) -> Reply:
+    return await api.request("POST", "/rooms/direct", token=user.token, json={"userId": other.id})
+
+
+async def room_events(database_url: str, room: str) -> list[dict[str, Any]]:
+    """Every room event of `room` as stored (db/room_events.py), in order."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT id, kind, subject::text, payload::text FROM room_events"
+            " WHERE room_id = $1::uuid ORDER BY id",
+            room,
+        )
+    finally:
+        await conn.close()
+    return [
+        {
+            "id": row["id"],
+            "kind": row["kind"],
+            "subject": row["subject"],
+            "payload": json_module.loads(row["payload"]),
+        }
+        for row in rows
+    ]

@@ -30,6 +30,9 @@ from tests.helpers.rest import Api, User, fetch_after
 
 EVENT = "getAllmessages"
 RECOVERED = "recovered"
+# What a rooms-aware client receives besides `recovered` (docs/ROOMS.md, "Socket.IO").
+MESSAGE = "message"
+ROOM_EVENTS = ("roomJoined", "roomLeft", "memberChanged", "roomUpdated")
 
 Match = Callable[[dict[str, Any]], bool]
 
@@ -44,6 +47,7 @@ class Recovered:
     recovered: bool
     last_id: str
     at_index: int  # how many socket messages had arrived when this event came
+    refetch: list[str] | None = None  # rooms-aware clients only
 
 
 class ChatSocket:
@@ -68,8 +72,12 @@ class ChatSocket:
         transports: list[str] | None = ["websocket"],  # noqa: B006 -- never mutated
         js_like_reconnect: bool = True,
         connect_timeout: float = WAIT,
+        rooms: bool = False,
     ) -> None:
         self.name = name
+        # Rooms-aware (auth `rooms: true`): `message` and the room events instead of
+        # `getAllmessages`, each kept in `events` as (name, data), in arrival order.
+        self.rooms = rooms
         self.url = url
         self.user = user
         self.api = api
@@ -100,6 +108,7 @@ class ChatSocket:
         self.socket_ids: list[int] = []  # the messages' `_id`s, arrival order
         self.rest_ids: list[int] = []  # refetched after recovered:false
         self.recovered_events: list[Recovered] = []
+        self.events: list[tuple[str, Any]] = []  # rooms-aware: every event, arrival order
         self.connects = 0
         self.disconnect_reasons: list[str] = []
         self.connect_errors: list[Any] = []
@@ -107,16 +116,20 @@ class ChatSocket:
         self.closing = False
         self._changed = asyncio.Condition()
         self._refetches: set[asyncio.Task[None]] = set()
-        self.sio.on(EVENT, self._on_message)
+        self.sio.on(MESSAGE if rooms else EVENT, self._on_message)
+        for event_name in ROOM_EVENTS:
+            self.sio.on(event_name, self._room_event_handler(event_name))
         self.sio.on(RECOVERED, self._on_recovered)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("connect_error", self._on_connect_error)
 
     # -- what the server sees
-    def auth(self) -> dict[str, str]:
+    def auth(self) -> dict[str, Any]:
         assert self.user is not None, "a ChatSocket without a user is given its auth"
-        data = {"token": self.user.token}
+        data: dict[str, Any] = {"token": self.user.token}
+        if self.rooms:
+            data["rooms"] = True
         if self.send_last_id and self.last_id is not None:
             data["lastId"] = str(self.last_id)
         return data
@@ -252,18 +265,39 @@ class ChatSocket:
 
     async def _on_message(self, data: Any) -> None:
         self.messages.put_nowait(data)
+        if self.rooms:
+            self.events.append((MESSAGE, data))
         message_id = _message_id(data)
         if message_id is not None:
             self.socket_ids.append(message_id)
-            self.last_id = message_id if self.last_id is None else max(self.last_id, message_id)
+            self._advance(message_id)
         await self._notify()
+
+    def _advance(self, entry_id: int) -> None:
+        """The one cursor of all rooms: the newest `_id` received (docs/ROOMS.md)."""
+        self.last_id = entry_id if self.last_id is None else max(self.last_id, entry_id)
+
+    def _room_event_handler(self, name: str) -> Callable[[Any], Any]:
+        async def on_room_event(data: Any) -> None:
+            self.events.append((name, data))
+            entry_id = _message_id(data)
+            if entry_id is not None:
+                self._advance(entry_id)
+            await self._notify()
+
+        return on_room_event
 
     async def _on_recovered(self, data: Any) -> None:
         if not isinstance(data, dict):
             return
-        event = Recovered(bool(data["recovered"]), str(data["lastId"]), len(self.socket_ids))
+        event = Recovered(
+            bool(data["recovered"]),
+            str(data["lastId"]),
+            len(self.socket_ids),
+            data.get("refetch"),
+        )
         self.recovered_events.append(event)
-        if not event.recovered and self.api is not None:
+        if not event.recovered and self.api is not None and not self.rooms:
             task = asyncio.create_task(self._refetch(int(event.last_id)))
             self._refetches.add(task)
             task.add_done_callback(self._refetches.discard)
@@ -338,6 +372,23 @@ class ChatSocket:
             lambda: len(self.recovered_events) >= count, timeout, f"recovered #{count}"
         )
         return self.recovered_events[count - 1]
+
+    async def wait_event(
+        self, name: str, match: Callable[[Any], bool] | None = None, timeout: float = WAIT
+    ) -> Any:
+        """Wait for a received event `name` (rooms-aware) satisfying `match`; its data."""
+
+        def found() -> Any:
+            return next(
+                (d for n, d in self.events if n == name and (match is None or match(d))), None
+            )
+
+        await self.wait_for(lambda: found() is not None, timeout, f"{name} event")
+        return found()
+
+    def event_log(self) -> list[tuple[str, str]]:
+        """(event name, `_id`) of every event received by a rooms-aware socket, in order."""
+        return [(name, str(data.get("_id"))) for name, data in self.events]
 
     # -- accounting
     def delivered(self) -> set[int]:

@@ -173,6 +173,37 @@ def test_limits_come_from_validation_and_settings() -> None:
     assert "no rate limit" in doc["paths"]["/signin"]["post"]["description"]
 
 
+def test_room_limits_come_from_settings() -> None:
+    doc = build_openapi(
+        settings(
+            ROOM_NAME_MAX_CHARS="12",
+            ROOM_TOPIC_MAX_CHARS="34",
+            MAX_ROOMS_PER_USER="5",
+            RATE_LIMIT_ROOM_POSTS_PER_MINUTE="7",
+        )
+    )
+    new_room = doc["components"]["schemas"]["NewRoom"]["properties"]
+    assert (new_room["name"]["minLength"], new_room["name"]["maxLength"]) == (1, 12)
+    assert new_room["topic"]["maxLength"] == 34
+    changes = doc["components"]["schemas"]["RoomChanges"]["properties"]
+    assert (changes["name"]["maxLength"], changes["topic"]["maxLength"]) == (12, 34)
+    assert "Up to 5 rooms per user" in doc["paths"]["/rooms"]["post"]["description"]
+    posting = doc["paths"]["/rooms/{room}/messages"]["post"]["description"]
+    assert "7 requests per minute per user and room" in posting
+    room = next(
+        p
+        for p in doc["paths"]["/rooms/{room}/members/{user}"]["patch"]["parameters"]
+        if p["name"] == "room"
+    )
+    assert room == {
+        "name": "room",
+        "in": "path",
+        "required": True,
+        "description": "The room's id.",
+        "schema": {"type": "string", "format": "uuid"},
+    }
+
+
 def test_error_schema_matches_api_errors(document: dict[str, Any]) -> None:
     from services.api_service.errors import TooManyRequests, ValidationFailed
 
@@ -222,6 +253,22 @@ STATUSES = {
     ("delete", "/users/me"): {204, 400, 401, 403, 408, 413, 429, 503},
     ("get", "/messages"): {200, 400, 401, 429, 503},
     ("post", "/messages"): {200, 201, 400, 401, 408, 413, 429},
+    ("get", "/rooms"): {200, 401},
+    ("post", "/rooms"): {201, 400, 401, 408, 409, 413, 422, 429},
+    ("get", "/rooms/public"): {200, 400, 401},
+    ("post", "/rooms/direct"): {200, 201, 400, 401, 408, 409, 413, 422, 429},
+    ("get", "/rooms/{room}"): {200, 401, 404},
+    ("patch", "/rooms/{room}"): {200, 400, 401, 403, 404, 408, 409, 413, 422},
+    ("get", "/rooms/{room}/members"): {200, 400, 401, 403, 404},
+    ("post", "/rooms/{room}/join"): {200, 401, 404, 409},
+    ("post", "/rooms/{room}/leave"): {204, 401, 404, 409},
+    ("post", "/rooms/{room}/members"): {200, 201, 400, 401, 403, 404, 408, 409, 413, 422, 429},
+    ("patch", "/rooms/{room}/members/{user}"): {200, 400, 401, 403, 404, 408, 409, 413},
+    ("delete", "/rooms/{room}/members/{user}"): {204, 401, 403, 404, 409},
+    ("post", "/rooms/{room}/owner"): {200, 400, 401, 403, 404, 408, 409, 413, 422},
+    ("get", "/rooms/{room}/messages"): {200, 400, 401, 403, 404, 429, 503},
+    ("post", "/rooms/{room}/messages"): {200, 201, 400, 401, 403, 404, 408, 409, 413, 429},
+    ("get", "/users"): {200, 400, 401, 429},
     ("get", "/healthz"): {200},
     ("get", "/readyz"): {200, 503},
     ("get", "/metrics"): {200},
@@ -250,7 +297,7 @@ def test_retryable_refusals_document_retry_after(document: dict[str, Any]) -> No
             header = resolve(document, response["headers"]["Retry-After"]["$ref"])
             assert header["required"] is True
             checked += 1
-    assert checked == 9
+    assert checked == 16
 
 
 def test_busy_and_timeout_answers_carry_their_codes(document: dict[str, Any]) -> None:

@@ -1,0 +1,147 @@
+"""The gateway against the relay's contract alone: entries published as the relay does.
+
+test_rooms_socket.py drives rooms end to end through the API. Here the entries are
+published with the relay's own Lua script and packets (membership hashes and room tails
+kept by it) on a stack of this module's own whose API publishes nothing else, so the
+test chooses every entry and its payload exactly: room events and messages in one
+batch, each event's payload as docs/DELIVERY.md documents it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from services.shared.rooms import GLOBAL_ROOM_ID
+from tests.helpers.limits import REDIS_URL
+from tests.helpers.relay import (
+    RelayLike,
+    joined_entry,
+    message_entry,
+    role_entry,
+    updated_entry,
+)
+from tests.helpers.rest import Api, User, new_user, rest_session
+from tests.helpers.sockets import ChatSocket
+from tests.helpers.stack import ChatStack, local_chat_stack
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+async def rooms_stack() -> AsyncIterator[ChatStack]:
+    async with local_chat_stack("rooms-relay", {"RATE_LIMIT_AUTH_PER_MINUTE": "0"}) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+async def rooms_api(rooms_stack: ChatStack) -> AsyncIterator[Api]:
+    async with rest_session() as http:
+        yield Api(http, rooms_stack.api_url)
+
+
+@pytest.fixture(scope="module")
+async def redis_client() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(scope="module")
+def relay(rooms_stack: ChatStack, redis_client: aioredis.Redis) -> RelayLike:
+    return RelayLike(redis_client, rooms_stack.channel)
+
+
+Open = Callable[..., Awaitable[ChatSocket]]
+
+
+@pytest.fixture
+async def open_socket(rooms_stack: ChatStack, rooms_api: Api) -> AsyncIterator[Open]:
+    """Connect a ChatSocket of `user` to gateway `replica` (0 or 1); all closed at the end."""
+    opened: list[ChatSocket] = []
+
+    async def open_(user: User, replica: int, *, rooms: bool = True, name: str = "") -> ChatSocket:
+        sock = ChatSocket(
+            name or f"{user.name}@gw{replica}",
+            rooms_stack.gateway_urls[replica],
+            user,
+            rooms_api,
+            reconnection=False,
+            rooms=rooms,
+        )
+        opened.append(sock)
+        await sock.connect()
+        return sock
+
+    try:
+        yield open_
+    finally:
+        await asyncio.gather(*(s.close() for s in opened), return_exceptions=True)
+
+
+def new_room() -> str:
+    return str(uuid.uuid4())
+
+
+async def fence(relay: RelayLike, author: User, *sockets: ChatSocket) -> int:
+    """A global-room message every socket receives after everything published before it."""
+    fence_id = await relay.message(GLOBAL_ROOM_ID, author, "fence")
+    for sock in sockets:
+        await sock.wait_ids([fence_id])
+    return fence_id
+
+
+async def test_each_room_event_and_message_of_one_batch_reaches_the_right_sockets_in_order(
+    rooms_api: Api, relay: RelayLike, open_socket: Open
+) -> None:
+    ann, bob, eve = [await new_user(rooms_api) for _ in range(3)]
+    room = new_room()
+    await relay.publish(joined_entry(room, ann, "owner", "Design"))
+    a = await open_socket(ann, 0)
+    b = await open_socket(bob, 1)
+    e = await open_socket(eve, 1)
+
+    added, first = await relay.publish(
+        joined_entry(room, bob, "member", "Design"), message_entry(room, ann, "hello")
+    )
+    await a.wait_ids([first])
+    await b.wait_ids([first])
+    joined = await b.wait_event("roomJoined")
+    assert joined == {
+        "_id": str(added),
+        "room": {"id": room, "kind": "private", "name": "Design", "topic": "", "archived": False},
+    }
+    changed = await a.wait_event("memberChanged")
+    assert changed == {
+        "_id": str(added),
+        "room": room,
+        "user": {"id": bob.id, "name": bob.name},
+        "role": "member",
+    }
+    message = a.events[-1][1]
+    assert message["room"] == room and message["text"] == "hello" and message["_id"] == str(first)
+
+    promoted, renamed = await relay.publish(
+        role_entry(room, bob, "admin"), updated_entry(room, "Design review", "weekly")
+    )
+    for sock in (a, b):
+        await sock.wait_event("roomUpdated")
+        assert sock.event_log()[-2:] == [
+            ("memberChanged", str(promoted)),
+            ("roomUpdated", str(renamed)),
+        ]
+    assert (await b.wait_event("roomUpdated"))["room"] == {
+        "id": room,
+        "name": "Design review",
+        "topic": "weekly",
+        "archived": False,
+    }
+    await fence(relay, ann, a, b, e)
+    assert [name for name, _ in e.events] == ["message"], "a non-member got nothing of the room"
+    assert e.messages.qsize() == 1

@@ -1,0 +1,216 @@
+"""The gateway's room delivery: who gets which event, and membership applied in order.
+
+Fake Engine.IO sockets stand in for connections (as in test_broadcast.py); what is
+under test is the manager's routing. tests/integration/test_rooms_socket.py covers the
+same paths end to end with real clients on two replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import socketio
+
+from services.realtime_service.delivery import OrderedRedisManager
+from services.realtime_service.history import HistoryReader
+from services.realtime_service.rooms import Memberships
+from services.realtime_service.transport import FrameCache
+from services.shared import jsonenc
+from services.shared.redis_contract import EntryInfo, HistoryEntry
+from services.shared.rooms import GLOBAL_ROOM_ID
+
+ROOM = "11111111-1111-1111-1111-111111111111"
+OTHER = "22222222-2222-2222-2222-222222222222"
+
+
+class OrjsonPacket(socketio.packet.Packet):
+    json = jsonenc
+
+
+class FakeSocket:
+    def __init__(self, sid: str) -> None:
+        self.sid = sid
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.closed = False
+        self.closing = False
+
+    def events(self) -> list[tuple[str, Any]]:
+        """Every event queued so far as (name, data), oldest first."""
+        out = []
+        while not self.queue.empty():
+            encoded = self.queue.get_nowait().encode()
+            assert encoded.startswith("42"), encoded
+            name, data = orjson.loads(encoded[2:])
+            out.append((name, data))
+        return out
+
+
+class Gateway:
+    """An OrderedRedisManager with fake connections (sid `s<n>`, Engine.IO sid `e<n>`)."""
+
+    def __init__(self) -> None:
+        self.manager = OrderedRedisManager(
+            "redis://127.0.0.1:1/0",
+            "unit",
+            HistoryReader(None, "unit:history", 10),  # type: ignore[arg-type]
+            gap_check_seconds=60,
+            max_queued_packets=100,
+        )
+        self.sockets: dict[str, FakeSocket] = {}
+        self.manager.server = SimpleNamespace(  # type: ignore[assignment]
+            packet_class=OrjsonPacket,
+            eio=SimpleNamespace(sockets={}, frames=FrameCache()),
+        )
+
+    def connect(self, sid: str) -> FakeSocket:
+        sock = FakeSocket(f"e-{sid}")
+        self.sockets[sid] = sock
+        self.manager.server.eio.sockets[sock.sid] = sock
+        self.manager.basic_enter_room(sid, "/", None, eio_sid=sock.sid)
+        return sock
+
+    def connect_rooms_aware(
+        self, sid: str, user: str, rooms: dict[str, int], at: int
+    ) -> FakeSocket:
+        sock = self.connect(sid)
+        self.manager.rooms_admission_started(sid, user)
+        self.manager.rooms_admitted(sid, user, Memberships(rooms, at))
+        return sock
+
+    async def message(self, entry_id: int, room: str = GLOBAL_ROOM_ID) -> None:
+        wire = {"_id": str(entry_id), "text": f"m{entry_id}"}
+        await self.manager._deliver(entry_id, wire, EntryInfo(room))
+
+    async def event(self, entry: HistoryEntry) -> None:
+        await self.manager._deliver(entry.id, entry.wire, entry.info)
+
+
+def joined(entry_id: int, user: str, room: str = ROOM) -> HistoryEntry:
+    payload = {"room": {"name": "Design"}, "user": {"id": user, "name": user}, "role": "member"}
+    return HistoryEntry(entry_id, 0, payload, EntryInfo(room, "joined", user))
+
+
+def left(entry_id: int, user: str, room: str = ROOM) -> HistoryEntry:
+    payload = {"room": room, "reason": "removed", "user": {"id": user, "name": user}}
+    return HistoryEntry(entry_id, 0, payload, EntryInfo(room, "left", user))
+
+
+async def test_a_global_message_is_getallmessages_to_legacy_clients_and_message_to_others() -> None:
+    gw = Gateway()
+    legacy = gw.connect("s-legacy")
+    aware = gw.connect_rooms_aware("s-aware", "ann", {}, 0)
+    await gw.message(1)
+    assert legacy.events() == [("getAllmessages", {"_id": "1", "text": "m1"})]
+    assert aware.events() == [("message", {"_id": "1", "text": "m1", "room": GLOBAL_ROOM_ID})]
+
+
+async def test_a_room_message_reaches_its_members_only_encoded_once() -> None:
+    gw = Gateway()
+    legacy = gw.connect("s-legacy")
+    members = [gw.connect_rooms_aware(f"s{i}", f"u{i}", {ROOM: 5}, 5) for i in range(3)]
+    outsider = gw.connect_rooms_aware("s-out", "out", {OTHER: 5}, 5)
+    await gw.message(7, ROOM)
+    packets = [m.queue.get_nowait() for m in members]
+    assert all(p is packets[0] for p in packets), "one packet object for every member"
+    assert orjson.loads(packets[0].encode()[2:]) == [
+        "message",
+        {"_id": "7", "text": "m7", "room": ROOM},
+    ]
+    assert legacy.events() == [] and outsider.events() == []
+
+
+async def test_a_join_puts_every_socket_of_the_user_in_the_room_at_its_place_in_the_order() -> None:
+    gw = Gateway()
+    phone = gw.connect_rooms_aware("s-phone", "ann", {}, 0)
+    laptop = gw.connect_rooms_aware("s-laptop", "ann", {}, 0)
+    member = gw.connect_rooms_aware("s-bob", "bob", {ROOM: 3}, 3)
+    await gw.message(9, ROOM)  # before the join: not ann's
+    await gw.event(joined(10, "ann"))
+    await gw.message(11, ROOM)
+    for sock in (phone, laptop):
+        assert sock.events() == [
+            ("roomJoined", {"_id": "10", "room": {"name": "Design", "id": ROOM}}),
+            (
+                "memberChanged",
+                {"_id": "10", "room": ROOM, "user": {"id": "ann", "name": "ann"}, "role": "member"},
+            ),
+            ("message", {"_id": "11", "text": "m11", "room": ROOM}),
+        ]
+    assert [name for name, _ in member.events()] == ["message", "memberChanged", "message"]
+
+
+async def test_after_a_removal_nothing_of_the_room_reaches_the_removed_member() -> None:
+    gw = Gateway()
+    ann = gw.connect_rooms_aware("s-ann", "ann", {ROOM: 3}, 3)
+    bob = gw.connect_rooms_aware("s-bob", "bob", {ROOM: 4}, 4)
+    await gw.message(5, ROOM)
+    await gw.event(left(6, "ann"))
+    await gw.message(7, ROOM)
+    assert ann.events() == [
+        ("message", {"_id": "5", "text": "m5", "room": ROOM}),
+        ("roomLeft", {"_id": "6", "room": ROOM, "reason": "removed"}),
+    ]
+    assert bob.events()[1:] == [
+        (
+            "memberChanged",
+            {"_id": "6", "room": ROOM, "user": {"id": "ann", "name": "ann"}, "role": None},
+        ),
+        ("message", {"_id": "7", "text": "m7", "room": ROOM}),
+    ]
+    await gw.message(8)  # the global room stays
+    assert [name for name, _ in ann.events()] == ["message"]
+
+
+async def test_a_membership_change_during_the_admission_is_applied_after_its_result() -> None:
+    gw = Gateway()
+    sock = gw.connect("s-new")
+    gw.manager.rooms_admission_started("s-new", "ann")
+    # Delivered while the admission's round trip is in flight: 12 is newer than the
+    # hash it will read (@ = 11), 11 is already in it.
+    await gw.event(joined(11, "ann", OTHER))
+    await gw.event(left(12, "ann", OTHER))
+    await gw.event(joined(13, "ann", ROOM))
+    await gw.message(14, ROOM)  # not in any room yet
+    gw.manager.rooms_admitted("s-new", "ann", Memberships({OTHER: 11}, 11))
+    assert [name for name, _ in sock.events()] == ["roomLeft", "roomJoined"]
+    await gw.message(15, ROOM)
+    await gw.message(16, OTHER)
+    assert sock.events() == [("message", {"_id": "15", "text": "m15", "room": ROOM})]
+    assert gw.manager.rooms_of("s-new") == [GLOBAL_ROOM_ID, ROOM]
+
+
+async def test_replay_sends_what_concerns_the_socket() -> None:
+    gw = Gateway()
+    legacy = gw.connect("s-legacy")
+    aware = gw.connect_rooms_aware("s-aware", "ann", {ROOM: 2, OTHER: 20}, 20)
+    entries = [
+        HistoryEntry(10, 9, {"_id": "10"}, EntryInfo(GLOBAL_ROOM_ID)),
+        HistoryEntry(11, 10, {"_id": "11"}, EntryInfo(ROOM)),
+        HistoryEntry(12, 11, {"_id": "12"}, EntryInfo("33333333-3333-3333-3333-333333333333")),
+        HistoryEntry(13, 12, {"_id": "13"}, EntryInfo(OTHER)),  # before ann joined OTHER
+        joined(20, "ann", OTHER),
+        HistoryEntry(21, 20, {"_id": "21"}, EntryInfo(OTHER)),
+        joined(22, "bob", "33333333-3333-3333-3333-333333333333"),
+    ]
+    for entry in entries:
+        gw.manager._replay_entry("s-legacy", entry)
+        gw.manager._replay_entry("s-aware", entry)
+    assert legacy.events() == [("getAllmessages", {"_id": "10"})]
+    assert [(name, data["_id"]) for name, data in aware.events()] == [
+        ("message", "10"),
+        ("message", "11"),
+        ("roomJoined", "20"),
+        ("memberChanged", "20"),
+        ("message", "21"),
+    ]
+
+
+async def test_a_disconnected_socket_is_forgotten_with_its_user_rooms() -> None:
+    gw = Gateway()
+    gw.connect_rooms_aware("s-ann", "ann", {ROOM: 3}, 3)
+    gw.manager.forget("s-ann")
+    assert gw.manager.rooms_of("s-ann") is None
+    assert gw.manager._users == {} and gw.manager._aware == set()
