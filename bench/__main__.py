@@ -105,6 +105,13 @@ def fanout_parser(parser: argparse.ArgumentParser) -> None:
         default=120.0,
         help="wait up to this many seconds for other work on the machine to stop",
     )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=5.0,
+        help="measure the servers' CPU this long with the clients connected and no traffic "
+        "(server_cpu_pct_idle; 0 to skip)",
+    )
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument(
         "--via-api",
@@ -147,6 +154,7 @@ def options_from(args: argparse.Namespace, target: str) -> Any:
         via_api=args.via_api,
         warmup=max(0.0, min(args.warmup, 600.0)),
         rooms=args.rooms,
+        idle_seconds=max(0.0, min(args.idle_seconds, 60.0)),
     )
 
 

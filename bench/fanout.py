@@ -79,6 +79,7 @@ class Options:
     deflate: bool = False
     warmup: float = 0.0
     rooms: int = 0  # 0: the global room; N: N rooms, `rate` is then per room
+    idle_seconds: float = 0.0
 
     @property
     def layout(self) -> RoomLayout:
@@ -289,6 +290,7 @@ class FanoutRun:
         self.rss_samples: dict[str, list[float]] = {}
         self.redis_pid = redis_server_pid(opts.redis_url)
         self.busy_before: float | None = None
+        self.idle_cpu_pct: float | None = None
         self.drain_timed_out = False
 
     # ---- set-up / tear-down ------------------------------------------------------------
@@ -327,7 +329,23 @@ class FanoutRun:
         )
         time.sleep(1.0)
         self.rss_after = {s.name: rss_bytes(s.pid) if s.pid else None for s in self.fleet.servers}
+        if o.idle_seconds > 0:
+            self.idle_cpu_pct = self.measure_idle(o.idle_seconds)
         return ready
+
+    def measure_idle(self, seconds: float) -> float:
+        """The servers' CPU (% of one core, summed) with every client connected and no traffic.
+
+        Heartbeats and connection upkeep cost CPU whether messages flow or not; at a low
+        message rate over many connections that share is a visible part of the CPU per
+        delivery, so it is reported beside it.
+        """
+        assert self.fleet is not None
+        meter = CpuMeter({s.name: s.pid for s in self.fleet.servers if s.pid})
+        meter.start()
+        time.sleep(seconds)
+        meter.stop()
+        return round(sum(meter.pct(name) for name in meter.pids), 1)
 
     def teardown(self) -> None:
         if self.gens is not None:
@@ -537,6 +555,7 @@ class FanoutRun:
             "channel": self.channel,
             "servers": servers,
             "machine_busy_pct_before": self.busy_before,
+            "server_cpu_pct_idle": self.idle_cpu_pct,
             "mem_per_connection_kb": round(sum(deltas) / self.connected / 1024, 1)
             if deltas and self.connected
             else None,
