@@ -55,9 +55,10 @@ test-faults: install ## Fault-injection suite only (private Redis/PostgreSQL res
 
 BENCH_ARGS ?= --target all --clients 1000 --replicas 2 --rate 50 --duration 20
 BENCH_ROOMS_ARGS ?= --rooms 1000 --target all --clients 10000 --allow-10k --replicas 2 --rate 1 --duration 30
+# `make bench` runs the global-room load, then the rooms load (BENCH_ROOMS_ARGS= skips it).
 bench: bench-deps ## Fan-out benchmarks: global room (ours vs stock vs Node), then rooms (ours vs Node)
 	$(PY) -m bench $(BENCH_ARGS)
-	$(PY) -m bench $(BENCH_ROOMS_ARGS)
+	$(if $(strip $(BENCH_ROOMS_ARGS)),$(PY) -m bench $(BENCH_ROOMS_ARGS))
 
 bench-rooms: bench-deps ## Rooms load only: 10,000 clients in 1,000 rooms of 10, ours vs Node
 	$(PY) -m bench $(BENCH_ROOMS_ARGS)
