@@ -291,6 +291,7 @@ class FanoutRun:
         self.redis_pid = redis_server_pid(opts.redis_url)
         self.busy_before: float | None = None
         self.idle_cpu_pct: float | None = None
+        self.priming = False
         self.drain_timed_out = False
 
     # ---- set-up / tear-down ------------------------------------------------------------
@@ -500,13 +501,17 @@ class FanoutRun:
 
         In a rooms load that is one message to every room.
         """
-        for attempt in range(3):
-            w = self.window(self.layout.slots, None, drain=10.0)
-            if w.counts["unique"] >= self.connected:
-                return
-            say(f"{self.target}: prime reached {w.counts['unique']}/{self.connected}, retrying")
-            time.sleep(1 + attempt)
-        say(f"{self.target}: WARNING prime never reached every client")
+        self.priming = True
+        try:
+            for attempt in range(3):
+                w = self.window(self.layout.slots, None, drain=10.0)
+                if w.counts["unique"] >= self.connected:
+                    return
+                say(f"{self.target}: prime reached {w.counts['unique']}/{self.connected}, retrying")
+                time.sleep(1 + attempt)
+            say(f"{self.target}: WARNING prime never reached every client")
+        finally:
+            self.priming = False
 
     def header(self, mode: str) -> dict[str, Any]:
         assert self.fleet is not None
