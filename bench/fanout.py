@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import (
+    SHARED_MACHINE_PCT,
     CpuMeter,
     check_clients,
     latency_summary,
@@ -485,6 +486,8 @@ class FanoutRun:
             "window_seconds": round(w.cpu.wall, 3),
             "machine_cpu_pct": w.cpu.machine_pct(),
             "other_processes_cpu_pct": w.cpu.others_pct(),
+            # Compare two targets' latency and CPU only when neither window was shared.
+            "shared_machine": w.cpu.others_pct() > SHARED_MACHINE_PCT,
             "loadavg_1m": round(os.getloadavg()[0], 2),
         }
         result["clean"] = (
@@ -579,13 +582,20 @@ class FanoutRun:
         return header
 
     def end_rss(self, result: dict[str, Any]) -> None:
+        """RSS at the end, and memory per connection from it (what traffic added)."""
         assert self.fleet is not None
+        grown = []
         for s in result["servers"]:
             pid = s["pid"]
             rss = rss_bytes(pid) if pid else None
             s["rss_mb_end"] = round(rss / 2**20, 1) if rss else None
+            idle = self.rss_before.get(s["name"])
+            if rss and idle:
+                grown.append(rss - idle)
             if self.rss_samples.get(s["name"]):
                 s["rss_mb_every_30s"] = self.rss_samples[s["name"]]
+        if grown and self.connected:
+            result["mem_per_connection_kb_end"] = round(sum(grown) / self.connected / 1024, 1)
 
     # ---- modes -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
