@@ -197,6 +197,13 @@ class UserConnections:
             )
         return memberships
 
+    async def memberships_now(self, user_id: str, delivered: int) -> Memberships:
+        """One read of the user's memberships (raises RedisError while Redis is away)."""
+        keys = [self._keys.user_rooms(user_id), self._keys.memberships_applied]
+        async with asyncio.timeout(ADMIT_TIMEOUT_SECONDS):
+            reply = await self._memberships(keys=keys)
+        return _memberships(reply, delivered) or NO_MEMBERSHIPS
+
     def sids_of(self, user_id: str) -> list[str]:
         """The connections `user_id` holds on this replica."""
         return list(self._by_user.get(user_id, ()))

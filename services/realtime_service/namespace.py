@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import time
 from typing import Any, NoReturn
 
 import socketio
+from redis.exceptions import RedisError
 
 from services.realtime_service.connections import Admission, Admitted, UserConnections
 from services.realtime_service.delivery import OrderedRedisManager
@@ -26,6 +29,10 @@ from services.shared.auth import InvalidToken, verify_token
 from services.shared.config import DEFAULT_JWT_MAX_LIFETIME_SECONDS
 
 log = logging.getLogger(__name__)
+
+# Pauses between reads of a client's memberships after it was admitted without them
+# (the last one repeats until they can be read).
+MEMBERSHIPS_RECHECK_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
 
 class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
@@ -84,13 +91,21 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if admitted.decision is Admission.AT_CAP:
             self._refuse("too many connections for this user", "too_many_connections")
         self._connected.inc()
-        if last_id is not None:
+        # Admitted without its memberships (Redis away, or the relay rebuilding them): it
+        # is held back from every message until it is sent back to reconnect, so that
+        # its cursor stays where it was and the replay then covers all of its rooms.
+        unknown = rooms and (admitted.memberships is None or not admitted.memberships.complete)
+        if last_id is not None or unknown:
             self._manager.begin_recovery(sid)
         if rooms:
             ROOMS_AWARE_CONNECTS.inc()
             memberships = admitted.memberships or NO_MEMBERSHIPS
             self._manager.rooms_admitted(sid, identity.user_id, memberships)
-        if last_id is not None:
+        if unknown:
+            self.server.start_background_task(
+                self._reconnect_when_memberships_known, sid, identity.user_id
+            )
+        elif last_id is not None:
             self.server.start_background_task(self._manager.recover, sid, last_id)
         log.info(
             "connected",
@@ -103,6 +118,34 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 "replica": self._replica,
             },
         )
+
+    async def _reconnect_when_memberships_known(self, sid: str, user_id: str) -> None:
+        """Send a client admitted without its memberships back to connect again, once known.
+
+        While Redis does not answer (or the relay is still rebuilding the hashes after
+        Redis lost them) a rooms-aware client is admitted, so that an outage of Redis
+        does not lock everybody out, but held back from live messages: with only the
+        rooms that could be read, it would advance its cursor past messages of its other
+        rooms and never get them. Once the memberships can be read complete, its
+        transport is closed (as a draining replica does): the client reconnects with
+        the cursor it came with, is admitted with its rooms, and the replay gives it
+        what it missed in all of them.
+        """
+        last = MEMBERSHIPS_RECHECK_SECONDS[-1]
+        for delay in itertools.chain(MEMBERSHIPS_RECHECK_SECONDS, itertools.repeat(last)):
+            await asyncio.sleep(delay)
+            if not self._manager.is_connected(sid, "/"):
+                return
+            try:
+                known = await self._connections.memberships_now(
+                    user_id, self._manager.last_delivered
+                )
+            except (RedisError, TimeoutError):
+                continue
+            if known.complete:
+                log.info("memberships known again: reconnecting the client", extra={"sid": sid})
+                self._manager.reconnect_client(sid)
+                return
 
     async def _admit(self, sid: str, user_id: str, rooms: bool) -> Admitted:
         """The admission; for a rooms-aware client, with its membership events buffered.

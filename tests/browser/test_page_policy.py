@@ -101,8 +101,11 @@ async def test_docs_render_under_their_policy(browser: Browser, web_stack: ChatS
         page.on("request", lambda request: origins.add(request.url.split("/")[2]))
         response = await page.goto(web_stack.lb_url + "/docs")
         assert response is not None and response.status == 200
-        await expect(page.locator(".opblock")).to_have_count(11)
-        post = page.locator(".opblock-post", has_text="/messages")
+        document = await (await page.request.get(web_stack.lb_url + "/openapi.json")).json()
+        verbs = {"get", "put", "post", "delete", "patch", "head", "options"}
+        operations = sum(len(verbs & set(item)) for item in document["paths"].values())
+        await expect(page.locator(".opblock")).to_have_count(operations)
+        post = page.locator('.opblock-post:has([data-path="/messages"])')
         await post.locator(".opblock-summary").click()
         await expect(post.get_by_text("nothing is published twice", exact=False)).to_be_visible()
         assert violations == []

@@ -1,13 +1,18 @@
 """Fault injection: nothing acknowledged is lost while Redis, a gateway, an API process or
 PostgreSQL fails under a steady writer.
 
-Every scenario runs the same way: five counting clients (two on each gateway replica,
-one through the load balancer; each reconnects with `lastId` and refetches over REST
-when told `recovered: false`) plus one per replica that connects right after the
-fault, a writer posting 20 messages/s that retries a failed POST with the same client
-id until acknowledged, and one fault in the middle. The scenario prints one line of
-counts and asserts that every client ends up with every acknowledged message
-(duplicates are reported, not failed).
+Every scenario runs the same way: five counting legacy clients (two on each gateway
+replica, one through the load balancer; each reconnects with `lastId` and refetches over
+REST when told `recovered: false`) plus one per replica that connects right after the
+fault, a writer posting 20 messages/s to the global room that retries a failed POST
+with the same client id until acknowledged, and one fault in the middle. Messages flow
+in three more rooms at the same time (a private room, a public room and a direct room,
+5 messages/s each from their own writer), counted by rooms-aware clients (one per
+replica, one through the load balancer, one per replica after the fault) that keep one
+cursor for all rooms and refetch the rooms they are told to. The scenario prints one
+line of counts for the global room and one per room, and asserts that every client ends
+up with every acknowledged message of every room it counts; for the rooms also that
+none arrived twice over the socket.
 
 Redis and PostgreSQL are PRIVATE servers on free ports (see conftest.py): restarting the
 machine's shared ones would break everybody else's work. `make test-faults` runs only
@@ -20,20 +25,38 @@ import asyncio
 import os
 import signal
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from stack import REPO_ROOT, ManagedProcess, free_port
 from stack.process import wait_http_ok
-from tests.helpers.delivery import FaultWorld, Writer, report
-from tests.helpers.rest import new_user
+from tests.helpers.delivery import FaultWorld, Writer, report, room_report
+from tests.helpers.rest import Api, User, create_room, new_user, open_direct, room_call
 from tests.helpers.sockets import ChatSocket, wait_gateway_holding
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
 DOWN_SECONDS = 1.5  # how long a restarted server stays down
 CONVERGE_SECONDS = 45.0  # bound for every client to hold every acknowledged message
+ROOM_RATE = 5.0  # messages/s in each of the three rooms
+
+
+async def open_rooms(api: Api, reader: User) -> dict[str, tuple[str, User]]:
+    """A private, a public and a direct room with `reader` in each: label -> (id, writer)."""
+    owner, joiner, peer = [await new_user(api) for _ in range(3)]
+    private = await create_room(api, owner, kind="private", members=(reader,))
+    public = await create_room(api, joiner, kind="public")
+    joined = await room_call(api, reader, "POST", f"/rooms/{public['id']}/join")
+    assert joined.status == 200, joined.text
+    direct = await open_direct(api, peer, reader)
+    assert direct.status == 201, direct.text
+    return {
+        "private": (private["id"], owner),
+        "public": (public["id"], joiner),
+        "direct": (direct.body["id"], peer),
+    }
 
 
 async def newest_id(world: FaultWorld, user) -> int:
@@ -53,18 +76,29 @@ async def run_scenario(
     s = world.stack
     reader = await new_user(s.api)
     writer_user = await new_user(s.api)
+    rooms = await open_rooms(s.api, reader)
     start = await newest_id(world, reader)
     clients = [
         ChatSocket(f"gw{g + 1}-{k + 1}", s.gateway_urls[g], reader, s.api)
         for g in range(len(s.gateway_urls))
         for k in range(2)
     ] + [ChatSocket("lb", s.lb_url, reader, s.api)]
-    for client in clients:
+    room_clients = [
+        ChatSocket(f"rooms-gw{g + 1}", url, reader, s.api, rooms=True)
+        for g, url in enumerate(s.gateway_urls)
+    ] + [ChatSocket("rooms-lb", s.lb_url, reader, s.api, rooms=True)]
+    for client in clients + room_clients:
         client.last_id = start  # what a client that just loaded the history holds
     writer = Writer(s.api, writer_user, rate=20.0, route=route or (lambda n: None))
+    room_writers = {
+        label: Writer(s.api, author, rate=ROOM_RATE, path=f"/rooms/{room}/messages")
+        for label, (room, author) in rooms.items()
+    }
+    writers = [writer, *room_writers.values()]
     try:
-        await asyncio.gather(*(client.connect() for client in clients))
-        writer.start()
+        await asyncio.gather(*(client.connect() for client in clients + room_clients))
+        for w in writers:
+            w.start()
         await writer.wait_acks(20)  # steady traffic before the fault
         await fault(clients)
         # Clients that connect right after the fault, from the same starting point.
@@ -72,33 +106,77 @@ async def run_scenario(
             ChatSocket(f"late-gw{g + 1}", url, reader, s.api)
             for g, url in enumerate(s.gateway_urls)
         ]
-        for client in late:
+        late_rooms = [
+            ChatSocket(f"late-rooms-gw{g + 1}", url, reader, s.api, rooms=True)
+            for g, url in enumerate(s.gateway_urls)
+        ]
+        for client in late + late_rooms:
             client.last_id = start
         clients += late
-        await asyncio.gather(*(client.connect_like_a_client() for client in late))
+        room_clients += late_rooms
+        await asyncio.gather(*(client.connect_like_a_client() for client in late + late_rooms))
         acked_after_fault = len(writer.acknowledged)
         await writer.wait_acks(acked_after_fault + 20, timeout=60)  # and after it
-        await writer.stop()
+        await asyncio.gather(*(w.stop() for w in writers))
 
-        acknowledged = writer.ids()
-        deadline = time.monotonic() + CONVERGE_SECONDS
-        await asyncio.gather(
-            *(
-                c.wait_ids(acknowledged, timeout=max(0.1, deadline - time.monotonic()))
-                for c in clients
-            ),
-            return_exceptions=True,  # a client that timed out is reported as lost below
-        )
-        line, lost = report(name, writer, clients)
-        print(line)
-        problems = {
-            c.name: (sorted(lost[c.name])[:20], c.summary()) for c in clients if lost[c.name]
-        }
-        assert not problems, f"{line}\nlost: {problems}\nlogs: {s.log_dir}"
+        await converge(clients, room_clients, writer, rooms, room_writers)
+        problems = check(name, clients, writer, "")
+        for label, (room, _) in rooms.items():
+            problems |= check(name, room_clients, room_writers[label], room, label)
+        assert not problems, f"lost or repeated: {problems}\nlogs: {s.log_dir}"
         return writer
     finally:
-        await writer.stop()
-        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+        await asyncio.gather(*(w.stop() for w in writers))
+        await asyncio.gather(*(c.close() for c in clients + room_clients), return_exceptions=True)
+
+
+async def converge(
+    clients: list[ChatSocket],
+    room_clients: list[ChatSocket],
+    writer: Writer,
+    rooms: dict[str, tuple[str, User]],
+    room_writers: dict[str, Writer],
+) -> None:
+    """Wait (bounded) until every client holds every acknowledged message it counts."""
+    acknowledged = writer.ids()
+    wanted = {room: room_writers[label].ids() for label, (room, _) in rooms.items()}
+    deadline = time.monotonic() + CONVERGE_SECONDS
+
+    def left() -> float:
+        return max(0.1, deadline - time.monotonic())
+
+    def has_every_room(client: ChatSocket) -> bool:
+        return all(ids <= client.room_delivered(room) for room, ids in wanted.items())
+
+    await asyncio.gather(
+        *(c.wait_ids(acknowledged, timeout=left()) for c in clients),
+        *(c.wait_for(lambda c=c: has_every_room(c), left(), "every room") for c in room_clients),
+        return_exceptions=True,  # a client that timed out is reported as lost below
+    )
+
+
+def check(
+    scenario: str, clients: list[ChatSocket], writer: Writer, room: str, label: str = "global"
+) -> set[str]:
+    """Print the counts of one room; the problems (lost, or repeated in a room) found."""
+    line, lost = (
+        room_report(scenario, room, label, writer, clients)
+        if room
+        else report(scenario, writer, clients)
+    )
+    print(line)
+    problems = {
+        f"{label}:{c.name}: lost {sorted(lost[c.name])[:20]} {c.summary()}"
+        for c in clients
+        if lost[c.name]
+    }
+    if room:
+        problems |= {
+            f"{label}:{c.name}: {c.room_duplicates(room)} repeated"
+            for c in clients
+            if c.room_duplicates(room)
+        }
+    return problems
 
 
 async def test_redis_restart(fault_world: FaultWorld) -> None:
@@ -194,4 +272,36 @@ async def test_connecting_while_redis_is_down_gets_an_answer(fault_world: FaultW
         await client.connect_like_a_client(attempt_timeout=5, total=5)
     finally:
         await asyncio.to_thread(fault_world.redis.start)
+        await client.close()
+
+
+async def test_a_rooms_client_admitted_while_redis_is_down_gets_its_rooms_back(
+    fault_world: FaultWorld,
+) -> None:
+    """Admitted to the global room alone during the outage, it is sent back to reconnect."""
+    s = fault_world.stack
+    reader, author = await new_user(s.api), await new_user(s.api)
+    room = (await create_room(s.api, author, kind="private", members=(reader,)))["id"]
+    client = ChatSocket("rooms-during-outage", s.gateway_urls[0], reader, s.api, rooms=True)
+    client.last_id = await newest_id(world=fault_world, user=reader)  # it loaded the history
+    await asyncio.to_thread(fault_world.redis.stop)
+    try:
+        await client.connect_like_a_client(attempt_timeout=5, total=10)
+        posted = await room_call(
+            s.api,
+            author,
+            "POST",
+            f"/rooms/{room}/messages",
+            json={"id": str(uuid.uuid4()), "text": "x"},
+        )
+        assert posted.status == 201, posted.text
+    finally:
+        await asyncio.to_thread(fault_world.redis.start)
+    try:
+        message_id = int(posted.body["_id"])
+        await client.wait_for(
+            lambda: message_id in client.room_delivered(room), what="the room's message"
+        )
+        assert client.connects >= 2  # it was sent back to connect again, with its rooms
+    finally:
         await client.close()

@@ -33,6 +33,7 @@ class Writer:
     user: User
     rate: float = 20.0
     route: Callable[[int], str | None] = lambda n: None
+    path: str = "/messages"  # or a room's: /rooms/{room}/messages
     acknowledged: dict[str, int] = field(default_factory=dict)  # client uuid -> _id
     attempts: int = 0
     failures: int = 0
@@ -86,7 +87,7 @@ class Writer:
                 reply = await asyncio.wait_for(
                     self.api.request(
                         "POST",
-                        "/messages",
+                        self.path,
                         token=self.user.token,
                         json={"id": client_id, "text": f"steady {n}"},
                         base_url=base_url,
@@ -121,6 +122,23 @@ def report(
         f"refetched={[len(r.rest_ids) for r in receivers]} "
         f"recovered_false={[sum(not e.recovered for e in r.recovered_events) for r in receivers]} "
         f"reconnects={[r.connects - 1 for r in receivers]} "
+        f"post_failures={writer.failures} acked_as_repeat={writer.repeats}"
+    )
+    return line, lost
+
+
+def room_report(
+    scenario: str, room: str, label: str, writer: Writer, receivers: list[ChatSocket]
+) -> tuple[str, dict[str, set[int]]]:
+    """`report` for one room, counted from rooms-aware receivers' `message` events."""
+    acknowledged = writer.ids()
+    lost = {r.name: acknowledged - r.room_delivered(room) for r in receivers}
+    line = (
+        f"scenario={scenario} room={label} acknowledged={len(acknowledged)} "
+        f"delivered={[len(r.room_delivered(room) & acknowledged) for r in receivers]} "
+        f"duplicates={[r.room_duplicates(room) for r in receivers]} "
+        f"lost={[len(lost[r.name]) for r in receivers]} "
+        f"refetched={[len(r.rest_room_ids.get(room, ())) for r in receivers]} "
         f"post_failures={writer.failures} acked_as_repeat={writer.repeats}"
     )
     return line, lost

@@ -180,13 +180,18 @@ async def post(api: Api, user: User, text: str, client_id: str | None = None) ->
     return int(reply.body["_id"])
 
 
-async def fetch_after(api: Api, user: User, after: int, base_url: str | None = None) -> list[int]:
-    """Every message id after `after`, paging through GET /messages?after= (oldest first)."""
+async def fetch_after(
+    api: Api, user: User, after: int, base_url: str | None = None, path: str = "/messages"
+) -> list[int]:
+    """Every message id after `after`, paging through GET `path`?after= (oldest first).
+
+    `path` is the legacy history by default, or a room's (`/rooms/{room}/messages`).
+    """
     ids: list[int] = []
     while True:
         reply = await api.request(
             "GET",
-            "/messages",
+            path,
             token=user.token,
             params={"after": str(after), "limit": "500"},
             base_url=base_url,

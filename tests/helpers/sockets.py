@@ -30,9 +30,20 @@ from tests.helpers.rest import Api, User, fetch_after
 
 EVENT = "getAllmessages"
 RECOVERED = "recovered"
-# What a rooms-aware client receives besides `recovered` (docs/ROOMS.md, "Socket.IO").
+# What a rooms-aware client receives besides `recovered` (docs/ROOMS.md, "Socket.IO", and
+# docs/ROOM_STATE.md).
 MESSAGE = "message"
-ROOM_EVENTS = ("roomJoined", "roomLeft", "memberChanged", "roomUpdated")
+ROOM_EVENTS = (
+    "roomJoined",
+    "roomLeft",
+    "memberChanged",
+    "roomUpdated",
+    "messageEdited",
+    "messageDeleted",
+    "reactionsChanged",
+)
+# Read state (docs/ROOM_STATE.md): ephemeral, no `_id`; kept in `events` like the above.
+READ_STATE_EVENTS = ("readUpdated", "receipts")
 
 Match = Callable[[dict[str, Any]], bool]
 
@@ -107,6 +118,7 @@ class ChatSocket:
         self.messages: asyncio.Queue[Any] = asyncio.Queue()  # every message, arrival order
         self.socket_ids: list[int] = []  # the messages' `_id`s, arrival order
         self.rest_ids: list[int] = []  # refetched after recovered:false
+        self.rest_room_ids: dict[str, list[int]] = {}  # rooms-aware: refetched, per room
         self.recovered_events: list[Recovered] = []
         self.events: list[tuple[str, Any]] = []  # rooms-aware: every event, arrival order
         self.connects = 0
@@ -117,7 +129,7 @@ class ChatSocket:
         self._changed = asyncio.Condition()
         self._refetches: set[asyncio.Task[None]] = set()
         self.sio.on(MESSAGE if rooms else EVENT, self._on_message)
-        for event_name in ROOM_EVENTS:
+        for event_name in (*ROOM_EVENTS, *READ_STATE_EVENTS):
             self.sio.on(event_name, self._room_event_handler(event_name))
         self.sio.on(RECOVERED, self._on_recovered)
         self.sio.on("connect", self._on_connect)
@@ -297,8 +309,13 @@ class ChatSocket:
             data.get("refetch"),
         )
         self.recovered_events.append(event)
-        if not event.recovered and self.api is not None and not self.rooms:
-            task = asyncio.create_task(self._refetch(int(event.last_id)))
+        if not event.recovered and self.api is not None:
+            refetch = (
+                self._refetch_rooms(int(event.last_id), event.refetch or [])
+                if self.rooms
+                else self._refetch(int(event.last_id))
+            )
+            task = asyncio.create_task(refetch)
             self._refetches.add(task)
             task.add_done_callback(self._refetches.discard)
         await self._notify()
@@ -315,6 +332,22 @@ class ChatSocket:
         self.rest_ids.extend(ids)
         if ids:
             self.last_id = max(self.last_id or 0, ids[-1])
+        await self._notify()
+
+    async def _refetch_rooms(self, after: int, rooms: list[str]) -> None:
+        """A rooms-aware client's recovered:false: page each room it is told to in over REST."""
+        assert self.api is not None and self.user is not None
+        for room in rooms:
+            while True:
+                try:
+                    ids = await fetch_after(
+                        self.api, self.user, after, path=f"/rooms/{room}/messages"
+                    )
+                    break
+                except (TimeoutError, aiohttp.ClientError, AssertionError):
+                    await asyncio.sleep(0.2)  # wait-ok: retry pace while the API is down
+            self.rest_room_ids.setdefault(room, []).extend(ids)
+            self.rest_ids.extend(ids)
         await self._notify()
 
     # -- reading messages one by one
@@ -399,6 +432,21 @@ class ChatSocket:
 
     def lost(self, acknowledged: set[int]) -> set[int]:
         return acknowledged - self.delivered()
+
+    def room_socket_ids(self, room: str) -> list[int]:
+        """Rooms-aware: the `_id`s of `room`'s messages received live or replayed, in order."""
+        return [
+            int(data["_id"])
+            for name, data in self.events
+            if name == MESSAGE and isinstance(data, dict) and data.get("room") == room
+        ]
+
+    def room_delivered(self, room: str) -> set[int]:
+        return set(self.room_socket_ids(room)) | set(self.rest_room_ids.get(room, ()))
+
+    def room_duplicates(self, room: str) -> int:
+        ids = self.room_socket_ids(room)
+        return len(ids) - len(set(ids))
 
     def summary(self) -> str:
         tail = self.socket_ids[-5:]

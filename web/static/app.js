@@ -1,16 +1,31 @@
-// The chat page: plain ES module, no framework, no bundler.
+// The chat page: plain ES modules, no framework, no bundler.
 //
 // REST and Socket.IO share this page's origin (the load balancer routes /socket.io/ to
 // the gateways and everything else to the API). The session (token, user id, name) is
-// kept in localStorage. Messages are kept in one Map keyed by `_id` (so every source --
+// kept in localStorage.
+//
+// One Socket.IO connection carries all of the user's rooms (docs/ROOMS.md): `message`
+// for every room, and the membership events. The page keeps ONE cursor, the largest
+// `_id` it received on that connection, and reconnects with it so the gateway replays
+// what was missed in every room, or says which to fetch again over REST.
+//
+// The active room's messages are kept in one Map keyed by `_id` (so every source --
 // history, POST replies, live events, catch-up after a reconnect -- de-duplicates) and
-// rendered in numeric `_id` order.
+// rendered in numeric `_id` order. Messages of the other rooms only update the room
+// list's newest-message line; opening a room loads its history.
+
+import { ApiError, NetworkError, createApi, describeError, isNoAccess, isUnauthorized, roomPath } from "./api.js";
+import { setupDialogs } from "./dialogs.js";
+import { GLOBAL_ROOM_ID, RoomList, roomName } from "./roomlist.js";
+import { compareIds, delay, formatTime, htmlToText, isId, maxId, setError, show } from "./util.js";
 
 const SESSION_KEY = "chat.session";
-const PAGE_SIZE = 50; // history page shown at sign-in and per "Load older"
+const PAGE_SIZE = 50; // history page shown when a room opens and per "Load older"
 const CATCH_UP_PAGE = 500; // the API's maximum limit
 const SEND_RETRIES = 4; // automatic retries of one send after network failures
 const NEAR_BOTTOM_PX = 80;
+const REFRESH_DELAY_MS = 300; // membership changes of the open room, gathered into one GET
+const EXPIRED = "Your session has expired. Please sign in again.";
 
 const $ = (id) => document.getElementById(id);
 
@@ -27,6 +42,29 @@ const ui = {
   signupForm: $("signup-form"),
   signupError: $("signup-error"),
   chatView: $("chat-view"),
+  // the room list
+  roomList: $("room-list"),
+  roomTemplate: $("room-template"),
+  roomsLoading: $("rooms-loading"),
+  roomsErrorBox: $("rooms-error-box"),
+  roomsError: $("rooms-error"),
+  roomsRetry: $("rooms-retry"),
+  createRoom: $("create-room"),
+  browseRooms: $("browse-rooms"),
+  newDirect: $("new-direct"),
+  // the active room
+  back: $("back-to-rooms"),
+  roomTitle: $("room-title"),
+  roomKind: $("room-kind"),
+  roomCount: $("room-count"),
+  roomTopic: $("room-topic"),
+  membersButton: $("members-button"),
+  inviteButton: $("invite-button"),
+  leaveButton: $("leave-button"),
+  roomError: $("room-error"),
+  roomNotice: $("room-notice"),
+  roomNoticeText: $("room-notice-text"),
+  roomNoticeAction: $("room-notice-action"),
   scroller: $("scroller"),
   loadOlder: $("load-older"),
   historyStart: $("history-start"),
@@ -44,148 +82,41 @@ const ui = {
 
 let session = loadSession(); // {token, userId, name} or null
 let socket = null;
-let messages = new Map(); // _id -> message
-let rendered = new Map(); // _id -> <li>
-let hasOlder = false;
-let pendingSend = null; // {id, text}: reused while the same text is retried
 let generation = 0; // bumps on sign-out so late responses of an old session are dropped
+let cursor = null; // the largest `_id` received on the connection, for all rooms
+let pendingSend = null; // {roomId, id, text}: reused while the same text is retried
+const drafts = new Map(); // room id -> unsent text
+const refreshTimers = new Map(); // room id -> timer of a pending room refresh
 
-// ---- helpers --------------------------------------------------------------------------
+let viewTickets = 0;
 
-/** Compare decimal `_id` strings numerically (they may exceed 2^53). */
-export function compareIds(a, b) {
-  const x = BigInt(a);
-  const y = BigInt(b);
-  return x < y ? -1 : x > y ? 1 : 0;
-}
-
-function isId(value) {
-  return typeof value === "string" ? /^\d{1,19}$/.test(value) : Number.isSafeInteger(value) && value >= 0;
-}
-
-function sortedIds() {
-  return [...messages.keys()].sort(compareIds);
-}
-
-function newestId() {
-  let best = null;
-  for (const id of messages.keys()) if (best === null || compareIds(id, best) > 0) best = id;
-  return best;
-}
-
-function oldestId() {
-  let best = null;
-  for (const id of messages.keys()) if (best === null || compareIds(id, best) < 0) best = id;
-  return best;
-}
-
-/**
- * The server sends message text as allow-list-sanitized HTML. We still never insert it
- * as HTML: it is parsed in an inert <template> (no scripts run, no resources load, no
- * handlers fire) and only its text is kept, with <br>/<p>/<li> turned into line breaks.
- * So "a &lt; b" reads "a < b" and markup shows as its plain text.
- */
-export function htmlToText(html) {
-  const tpl = document.createElement("template");
-  tpl.innerHTML = String(html ?? "");
-  const blocks = new Set(["P", "DIV", "LI", "UL", "OL", "BLOCKQUOTE", "PRE", "H1", "H2", "H3", "H4", "H5", "H6", "TR"]);
-  const skipped = new Set(["SCRIPT", "STYLE", "TEMPLATE", "NOSCRIPT", "IFRAME", "OBJECT", "TITLE"]);
-  let out = "";
-  const walk = (node) => {
-    for (const child of node.childNodes) {
-      if (child.nodeType === Node.TEXT_NODE) {
-        out += child.data;
-      } else if (child.nodeType === Node.ELEMENT_NODE) {
-        if (child.tagName === "BR") {
-          out += "\n";
-          continue;
-        }
-        if (skipped.has(child.tagName)) continue; // never shown by a browser either
-        const block = blocks.has(child.tagName);
-        if (block && out && !out.endsWith("\n")) out += "\n";
-        walk(child);
-        if (block && !out.endsWith("\n")) out += "\n";
-      }
-    }
+/** What the room pane shows. A new object per opened room; `ticket` drops stale answers. */
+function newView(roomId) {
+  return {
+    roomId,
+    ticket: ++viewTickets,
+    messages: new Map(), // _id -> message
+    rendered: new Map(), // _id -> <li>
+    hasOlder: false,
+    loading: true,
+    gone: null, // null, or why the room is no longer the user's: "left" | "removed" | "unavailable"
+    title: "",
   };
-  walk(tpl.content);
-  return out.replace(/\n{3,}/g, "\n\n").trim();
 }
+let view = newView(GLOBAL_ROOM_ID);
 
-function formatTime(iso) {
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return { short: "", full: "" };
-  const today = new Date();
-  const sameDay = date.toDateString() === today.toDateString();
-  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  const short = sameDay ? time : `${date.toLocaleDateString([], { month: "short", day: "numeric" })} ${time}`;
-  return { short, full: date.toLocaleString() };
-}
-
-function show(el, visible) {
-  el.hidden = !visible;
-}
-
-function setError(el, text) {
-  el.textContent = text || "";
-  el.hidden = !text;
-}
-
-class ApiError extends Error {
-  constructor(status, body, retryAfter) {
-    const message = body && typeof body.message === "string" && body.message ? body.message : `Request failed (HTTP ${status})`;
-    super(message);
-    this.status = status;
-    this.body = body;
-    this.retryAfter = retryAfter;
-  }
-
-  describe() {
-    const fields = this.body && typeof this.body.fields === "object" && this.body.fields ? this.body.fields : null;
-    const details = fields ? Object.entries(fields).map(([k, v]) => `${k}: ${v}`) : [];
-    let text = details.length ? `${this.message} (${details.join("; ")})` : this.message;
-    if (this.status === 429 && this.retryAfter) text += ` Try again in ${this.retryAfter} s.`;
-    return text;
-  }
-}
-
-class NetworkError extends Error {}
-
-/** fetch against this origin; JSON in and out; throws ApiError (HTTP) or NetworkError. */
-async function api(method, path, { body, auth = true } = {}) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (auth && session) headers.Authorization = `Bearer ${session.token}`;
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "omit",
-      cache: "no-store",
-    });
-  } catch (err) {
-    throw new NetworkError("Cannot reach the server. Check your connection.", { cause: err });
-  }
-  let data = null;
-  const text = await response.text().catch(() => "");
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = null;
-    }
-  }
-  if (!response.ok) throw new ApiError(response.status, data, response.headers.get("Retry-After"));
-  return data;
-}
-
-function describeError(err) {
-  if (err instanceof ApiError) return err.describe();
-  if (err instanceof NetworkError) return err.message;
-  return "Something went wrong.";
-}
+const api = createApi(() => session?.token ?? null);
+const selfId = () => session?.userId ?? "";
+const rooms = new RoomList({ list: ui.roomList, template: ui.roomTemplate, selfId, onSelect: (id) => openRoom(id) });
+const dialogs = setupDialogs({
+  api,
+  rooms,
+  selfId,
+  activeRoom: () => rooms.get(view.roomId),
+  openRoom: (id) => openRoom(id),
+  expired: () => signOut(EXPIRED),
+  refreshRoom: (id) => refreshRoomSoon(id),
+});
 
 // ---- session ----------------------------------------------------------------------------
 
@@ -216,14 +147,16 @@ function signOut(notice, { clearStorage = true } = {}) {
   }
   if (clearStorage) saveSession(null);
   else session = null;
-  messages = new Map();
-  rendered = new Map();
-  ui.list.replaceChildren();
+  dialogs.closeAll();
+  for (const timer of refreshTimers.values()) clearTimeout(timer);
+  refreshTimers.clear();
+  cursor = null;
   pendingSend = null;
+  drafts.clear();
+  rooms.reset();
+  resetView(GLOBAL_ROOM_ID);
   ui.input.value = "";
-  hasOlder = false;
   setError(ui.sendError, "");
-  setError(ui.historyError, "");
   setStatus("offline");
   showAuth(notice);
 }
@@ -246,25 +179,194 @@ async function enterChat() {
   ui.currentUser.title = `Signed in as ${session.name}`;
   document.title = `Chat · ${session.name}`;
   setStatus("connecting");
-  updateChrome();
-  try {
-    const page = await api("GET", `/messages?limit=${PAGE_SIZE}`);
-    if (gen !== generation) return;
-    hasOlder = Array.isArray(page) && page.length >= PAGE_SIZE;
-    addMessages(page, { scroll: "bottom" });
-  } catch (err) {
-    if (gen !== generation) return;
-    if (err instanceof ApiError && err.status === 401) {
-      signOut("Your session has expired. Please sign in again.");
-      return;
-    }
-    setError(ui.historyError, `Could not load messages: ${describeError(err)}`);
+  cursor = null;
+  rooms.reset();
+  setRoomsState("loading");
+  setPane("room");
+  resetView(GLOBAL_ROOM_ID);
+  const page = await loadHistory();
+  if (gen !== generation) return; // signed out meanwhile (a refused token, say)
+  // The first connection asks for what was posted after the newest message shown; the
+  // room list, loaded once connected, covers everything before.
+  if (cursor === null && Array.isArray(page)) {
+    for (const msg of page) if (msg && isId(msg._id)) cursor = maxId(cursor, String(msg._id));
   }
   connectSocket();
   ui.input.focus();
 }
 
-// ---- rendering ---------------------------------------------------------------------------
+// ---- the room list --------------------------------------------------------------------------
+
+/** "loading" (until the first list arrives), "ready", or an error text with a retry. */
+function setRoomsState(state, error = "") {
+  show(ui.roomsLoading, state === "loading");
+  show(ui.roomsErrorBox, state === "error");
+  ui.roomsError.textContent = state === "error" ? error : "";
+}
+
+/**
+ * Load the user's rooms (`GET /rooms`): after the first connection, and again whenever
+ * the gateway could not replay what a reconnecting page missed.
+ */
+async function loadRooms() {
+  const gen = generation;
+  const ticket = rooms.beginLoad();
+  if (!rooms.loaded) setRoomsState("loading");
+  let data;
+  try {
+    data = await api("GET", "/rooms");
+  } catch (err) {
+    if (gen !== generation) return;
+    rooms.endLoad(ticket, null);
+    if (isUnauthorized(err)) return signOut(EXPIRED);
+    setRoomsState("error", `Could not load your rooms: ${describeError(err)}`);
+    return;
+  }
+  if (gen !== generation) return;
+  rooms.endLoad(ticket, Array.isArray(data) ? data : Array.isArray(data?.rooms) ? data.rooms : []);
+  setRoomsState("ready");
+  if (!view.gone && !rooms.has(view.roomId)) roomGone(view.roomId, "unavailable");
+  else renderHeader();
+}
+
+function refreshRoomSoon(roomId) {
+  if (roomId === GLOBAL_ROOM_ID || refreshTimers.has(roomId)) return;
+  const gen = generation;
+  refreshTimers.set(
+    roomId,
+    setTimeout(async () => {
+      refreshTimers.delete(roomId);
+      try {
+        const room = await api("GET", roomPath(roomId));
+        if (gen !== generation) return;
+        rooms.refreshed(room);
+        dialogs.permissionsChanged(roomId);
+        if (roomId === view.roomId) renderHeader();
+      } catch {
+        /* the header keeps its older count; a removal arrives as its own event */
+      }
+    }, REFRESH_DELAY_MS),
+  );
+}
+
+// ---- the room pane --------------------------------------------------------------------------
+
+/** Phone layout: the list or the room ("list" | "room"); wider screens show both. */
+function setPane(pane) {
+  ui.chatView.dataset.pane = pane;
+}
+
+function resetView(roomId) {
+  view = newView(roomId);
+  rooms.setActive(roomId);
+  ui.list.replaceChildren();
+  setError(ui.historyError, "");
+  setError(ui.roomError, "");
+  setError(ui.sendError, "");
+  show(ui.roomNotice, false);
+  show(ui.composer, true);
+  renderHeader();
+  updateChrome();
+}
+
+/** Show a room: its header, its history, then its live messages. */
+function openRoom(roomId) {
+  setPane("room");
+  if (roomId === view.roomId && !view.gone) {
+    ui.input.focus();
+    return;
+  }
+  if (!view.gone) drafts.set(view.roomId, ui.input.value);
+  resetView(roomId);
+  ui.input.value = drafts.get(roomId) ?? "";
+  drafts.delete(roomId);
+  autosize();
+  loadHistory();
+  ui.input.focus();
+}
+
+const KIND_TEXT = { public: "Public room", private: "Private room", direct: "Direct message" };
+
+function renderHeader() {
+  const room = rooms.get(view.roomId);
+  const global = view.roomId === GLOBAL_ROOM_ID;
+  if (room) view.title = roomName(room);
+  ui.roomTitle.textContent = view.title || "Room";
+  let kind = global ? "Everyone" : room ? KIND_TEXT[room.kind] : "";
+  if (room?.archived) kind += " · archived";
+  ui.roomKind.textContent = kind;
+  const count = room && !global && room.kind !== "direct" ? room.memberCount : null;
+  ui.roomCount.textContent = count === null || count === undefined ? "" : `· ${count} member${count === 1 ? "" : "s"}`;
+  ui.roomTopic.textContent = room?.topic ? `· ${room.topic}` : "";
+  const usable = Boolean(room) && !global && !view.gone;
+  const canAdd = room?.kind === "public" || room?.role === "owner" || room?.role === "admin";
+  show(ui.membersButton, usable);
+  show(ui.inviteButton, usable && room.kind !== "direct" && !room.archived && canAdd);
+  show(ui.leaveButton, usable && room.kind !== "direct");
+}
+
+/**
+ * The room is no longer the user's (they left or were removed, possibly on another
+ * device): it leaves the list, and the pane says so instead of showing its messages.
+ */
+function roomGone(roomId, reason) {
+  if (roomId === GLOBAL_ROOM_ID) return;
+  rooms.left(roomId);
+  dialogs.roomGone(roomId);
+  if (pendingSend?.roomId === roomId) pendingSend = null;
+  drafts.delete(roomId);
+  if (roomId !== view.roomId) return;
+  const name = view.title ? `“${view.title}”` : "this room";
+  view.gone = reason;
+  view.ticket = ++viewTickets; // answers still on their way are for a room no longer shown
+  view.messages = new Map();
+  view.rendered = new Map();
+  view.hasOlder = false;
+  view.loading = false;
+  ui.list.replaceChildren();
+  ui.input.value = "";
+  setError(ui.historyError, "");
+  setError(ui.sendError, "");
+  setError(ui.roomError, "");
+  ui.roomNotice.dataset.reason = reason;
+  ui.roomNoticeText.textContent =
+    reason === "removed"
+      ? `You were removed from ${name}. You no longer receive its messages.`
+      : reason === "left"
+        ? `You left ${name}.`
+        : `${name.charAt(0).toUpperCase()}${name.slice(1)} is not available to you any more.`;
+  show(ui.roomNotice, true);
+  show(ui.composer, false);
+  renderHeader();
+  updateChrome();
+}
+
+async function leaveRoom() {
+  const room = rooms.get(view.roomId);
+  if (!room || room.id === GLOBAL_ROOM_ID || room.kind === "direct") return;
+  const name = roomName(room);
+  const again = room.kind === "private" ? " You can only come back if someone adds you." : "";
+  if (!(await dialogs.confirm(`Leave “${name}”?${again}`, "Leave"))) return;
+  const gen = generation;
+  setError(ui.roomError, "");
+  ui.leaveButton.disabled = true;
+  try {
+    await api("POST", roomPath(room.id, "/leave"));
+    if (gen !== generation) return;
+    rooms.left(room.id);
+    dialogs.roomGone(room.id);
+    drafts.delete(room.id);
+    if (view.roomId === room.id) openRoom(GLOBAL_ROOM_ID);
+  } catch (err) {
+    if (gen !== generation) return;
+    if (isUnauthorized(err)) return signOut(EXPIRED);
+    setError(ui.roomError, `Could not leave ${name}: ${describeError(err)}`);
+  } finally {
+    ui.leaveButton.disabled = false;
+  }
+}
+
+// ---- rendering messages -----------------------------------------------------------------------
 
 function isNearBottom() {
   const s = ui.scroller;
@@ -296,9 +398,26 @@ function validMessage(msg) {
   return msg && typeof msg === "object" && isId(msg._id) && typeof msg.text === "string";
 }
 
+function sortedIds() {
+  return [...view.messages.keys()].sort(compareIds);
+}
+
+function newestId() {
+  let best = null;
+  for (const id of view.messages.keys()) if (best === null || compareIds(id, best) > 0) best = id;
+  return best;
+}
+
+function oldestId() {
+  let best = null;
+  for (const id of view.messages.keys()) if (best === null || compareIds(id, best) < 0) best = id;
+  return best;
+}
+
 /**
- * Merge messages from any source: de-duplicated by `_id`, inserted in numeric `_id`
- * order. scroll: "bottom" | "keep" (prepending older) | "auto" (follow if at bottom).
+ * Merge messages of the active room from any source: de-duplicated by `_id`, inserted in
+ * numeric `_id` order. scroll: "bottom" | "keep" (prepending older) | "auto" (follow if
+ * at bottom).
  */
 function addMessages(list, { scroll = "auto" } = {}) {
   if (!Array.isArray(list)) list = [list];
@@ -309,8 +428,8 @@ function addMessages(list, { scroll = "auto" } = {}) {
   for (const raw of list) {
     if (!validMessage(raw)) continue;
     const msg = { ...raw, _id: String(raw._id) };
-    if (messages.has(msg._id)) continue;
-    messages.set(msg._id, msg);
+    if (view.messages.has(msg._id)) continue;
+    view.messages.set(msg._id, msg);
     added += 1;
   }
   if (!added) {
@@ -322,10 +441,10 @@ function addMessages(list, { scroll = "auto" } = {}) {
   let next = null;
   for (let i = ids.length - 1; i >= 0; i -= 1) {
     const id = ids[i];
-    let li = rendered.get(id);
+    let li = view.rendered.get(id);
     if (!li) {
-      li = renderMessage(messages.get(id));
-      rendered.set(id, li);
+      li = renderMessage(view.messages.get(id));
+      view.rendered.set(id, li);
       ui.list.insertBefore(li, next);
     }
     next = li;
@@ -337,54 +456,90 @@ function addMessages(list, { scroll = "auto" } = {}) {
 }
 
 function updateChrome() {
-  show(ui.loadOlder, hasOlder);
-  show(ui.historyStart, !hasOlder && messages.size > 0);
-  show(ui.empty, messages.size === 0);
+  const size = view.messages.size;
+  show(ui.loadOlder, view.hasOlder && !view.gone);
+  show(ui.historyStart, !view.hasOlder && size > 0);
+  show(ui.empty, size === 0 && !view.loading && !view.gone);
+  ui.scroller.setAttribute("aria-busy", view.loading ? "true" : "false");
 }
 
 // ---- history -----------------------------------------------------------------------------
 
+/** A REST failure for the open room: sign out, the room is gone, or show `what` failed. */
+function historyFailed(err, what) {
+  if (isUnauthorized(err)) return signOut(EXPIRED);
+  if (isNoAccess(err)) return roomGone(view.roomId, "unavailable");
+  setError(ui.historyError, `${what}: ${describeError(err)}`);
+}
+
+/** The open room's newest page; returns it (or undefined when it failed or is stale). */
+async function loadHistory() {
+  const { roomId, ticket } = view;
+  const gen = generation;
+  const current = () => gen === generation && ticket === view.ticket;
+  view.loading = true;
+  updateChrome();
+  try {
+    const page = await api("GET", roomPath(roomId, `/messages?limit=${PAGE_SIZE}`));
+    if (!current()) return undefined;
+    view.loading = false;
+    view.hasOlder = Array.isArray(page) && page.length >= PAGE_SIZE;
+    addMessages(Array.isArray(page) ? page : [], { scroll: "bottom" });
+    return page;
+  } catch (err) {
+    if (!current()) return undefined;
+    view.loading = false;
+    updateChrome();
+    historyFailed(err, "Could not load messages");
+    return undefined;
+  }
+}
+
 async function loadOlder() {
   const oldest = oldestId();
   if (!oldest) return;
+  const { roomId, ticket } = view;
   const gen = generation;
   ui.loadOlder.disabled = true;
   ui.loadOlder.setAttribute("aria-busy", "true");
   setError(ui.historyError, "");
   try {
-    const page = await api("GET", `/messages?limit=${PAGE_SIZE}&before=${encodeURIComponent(oldest)}`);
-    if (gen !== generation) return;
-    hasOlder = Array.isArray(page) && page.length >= PAGE_SIZE;
-    addMessages(page, { scroll: "keep" });
+    const page = await api("GET", roomPath(roomId, `/messages?limit=${PAGE_SIZE}&before=${encodeURIComponent(oldest)}`));
+    if (gen !== generation || ticket !== view.ticket) return;
+    view.hasOlder = Array.isArray(page) && page.length >= PAGE_SIZE;
+    addMessages(Array.isArray(page) ? page : [], { scroll: "keep" });
   } catch (err) {
-    if (gen !== generation) return;
-    if (err instanceof ApiError && err.status === 401) return signOut("Your session has expired. Please sign in again.");
-    setError(ui.historyError, `Could not load older messages: ${describeError(err)}`);
+    if (gen !== generation || ticket !== view.ticket) return;
+    historyFailed(err, "Could not load older messages");
   } finally {
     ui.loadOlder.disabled = false;
     ui.loadOlder.removeAttribute("aria-busy");
   }
 }
 
-/** Fetch everything after `fromId` over REST (the gap was too old for the live buffer). */
-async function catchUp(fromId) {
+/** Fetch the open room's messages after the newest one shown (the gateway could not replay them). */
+async function catchUp() {
+  if (view.gone) return;
+  const { roomId, ticket } = view;
   const gen = generation;
-  let cursor = fromId;
+  let after = newestId();
+  if (!after) {
+    if (!view.loading) await loadHistory();
+    return;
+  }
   for (let pages = 0; pages < 100; pages += 1) {
-    const path = cursor ? `/messages?limit=${CATCH_UP_PAGE}&after=${encodeURIComponent(cursor)}` : `/messages?limit=${PAGE_SIZE}`;
     let page;
     try {
-      page = await api("GET", path);
+      page = await api("GET", roomPath(roomId, `/messages?limit=${CATCH_UP_PAGE}&after=${encodeURIComponent(after)}`));
     } catch (err) {
-      if (gen !== generation) return;
-      if (err instanceof ApiError && err.status === 401) return signOut("Your session has expired. Please sign in again.");
-      setError(ui.historyError, `Could not fetch missed messages: ${describeError(err)}`);
+      if (gen !== generation || ticket !== view.ticket) return;
+      historyFailed(err, "Could not fetch missed messages");
       return;
     }
-    if (gen !== generation || !Array.isArray(page)) return;
+    if (gen !== generation || ticket !== view.ticket || !Array.isArray(page)) return;
     addMessages(page);
-    if (!cursor || page.length < CATCH_UP_PAGE) return;
-    cursor = String(page[page.length - 1]._id);
+    if (page.length < CATCH_UP_PAGE) return;
+    after = String(page[page.length - 1]._id);
   }
 }
 
@@ -398,6 +553,11 @@ function setStatus(state) {
   ui.status.setAttribute("aria-label", `Connection: ${STATUS_TEXT[state]}`);
 }
 
+/** Every event but `recovered` carries an `_id` of the one sequence: keep the largest. */
+function advance(payload) {
+  if (payload && isId(payload._id)) cursor = maxId(cursor, String(payload._id));
+}
+
 function connectSocket() {
   if (typeof window.io !== "function") {
     setStatus("offline");
@@ -405,21 +565,26 @@ function connectSocket() {
     return;
   }
   const gen = generation;
-  // `auth` is a function so every (re)connection sends the newest _id we hold; the
-  // gateway then replays what we missed (or tells us to refetch over REST).
+  // `auth` is a function so every (re)connection sends the cursor as it is then; the
+  // gateway replays what we missed in all our rooms (or tells us to refetch over REST).
   socket = window.io(window.location.origin, {
     auth: (cb) => {
-      const lastId = newestId();
-      cb(lastId ? { token: session?.token, lastId } : { token: session?.token });
+      const auth = { token: session?.token, rooms: true };
+      if (cursor !== null) auth.lastId = cursor;
+      cb(auth);
     },
     reconnectionDelay: 500,
     reconnectionDelayMax: 5000,
   });
   const manager = socket.io;
+  const live = (handler) => (payload) => {
+    if (gen === generation && payload && typeof payload === "object") handler(payload);
+  };
 
   socket.on("connect", () => {
     setStatus("live");
     setError(ui.historyError, "");
+    if (!rooms.loaded && !rooms.loading) loadRooms();
   });
   socket.on("disconnect", (reason) => {
     if (gen !== generation) return;
@@ -437,7 +602,7 @@ function connectSocket() {
     if (gen !== generation) return;
     const text = String(err && err.message ? err.message : err);
     if (/unauthori[sz]ed/i.test(text)) {
-      signOut("Your session has expired. Please sign in again.");
+      signOut(EXPIRED);
       return;
     }
     // socket.active: the client keeps retrying by itself.
@@ -450,14 +615,77 @@ function connectSocket() {
     if (gen === generation) setStatus("offline");
   });
 
-  socket.on("getAllmessages", (msg) => {
-    if (gen === generation) addMessages([msg]);
-  });
-  socket.on("recovered", (info) => {
-    if (gen !== generation || !info || info.recovered !== false) return;
-    // The gap is older than the gateway's buffer: catch up from what we actually hold.
-    catchUp(newestId() || (isId(info.lastId) ? String(info.lastId) : null));
-  });
+  socket.on("message", live(onMessage));
+  socket.on("roomJoined", live(onRoomJoined));
+  socket.on("roomLeft", live(onRoomLeft));
+  socket.on("roomUpdated", live(onRoomUpdated));
+  socket.on("memberChanged", live(onMemberChanged));
+  socket.on("recovered", live(onRecovered));
+}
+
+function onMessage(msg) {
+  if (!validMessage(msg)) return;
+  advance(msg);
+  const roomId = typeof msg.room === "string" ? msg.room : GLOBAL_ROOM_ID;
+  rooms.message(msg, roomId);
+  if (roomId === view.roomId && !view.gone) addMessages([msg]);
+}
+
+function onRoomJoined(event) {
+  advance(event);
+  const room = event.room;
+  if (!room || typeof room.id !== "string") return;
+  rooms.joined(room, event._id);
+  if (room.id !== view.roomId) return;
+  if (view.gone) {
+    openRoom(room.id); // added back while looking at the notice: show the room again
+  } else {
+    renderHeader();
+  }
+}
+
+function onRoomLeft(event) {
+  advance(event);
+  if (typeof event.room !== "string") return;
+  roomGone(event.room, event.reason === "left" ? "left" : "removed");
+}
+
+function onRoomUpdated(event) {
+  advance(event);
+  if (!event.room || typeof event.room.id !== "string") return;
+  rooms.updated(event.room);
+  if (event.room.id === view.roomId) renderHeader();
+}
+
+function onMemberChanged(event) {
+  advance(event);
+  const roomId = event.room;
+  const user = event.user;
+  if (typeof roomId !== "string" || !user || user.id == null) return;
+  const role = event.role ?? null;
+  if (String(user.id) === selfId() && role !== null) {
+    rooms.roleChanged(roomId, role);
+    dialogs.permissionsChanged(roomId);
+  }
+  dialogs.memberChanged(roomId, user, role);
+  if (roomId === view.roomId) {
+    renderHeader();
+    refreshRoomSoon(roomId); // the member count
+  }
+}
+
+function onRecovered(info) {
+  if (info.recovered === true) {
+    // Replayed up to info.lastId: nothing of our rooms up to there is missing.
+    if (isId(info.lastId)) cursor = maxId(cursor, String(info.lastId));
+    return;
+  }
+  // The gap is older than the history stream: the room list and the open room are
+  // fetched again over REST (`refetch` names the rooms with messages in the gap; the
+  // list's newest messages and memberships come with the list).
+  loadRooms();
+  const refetch = Array.isArray(info.refetch) ? info.refetch : null;
+  if (refetch === null || refetch.includes(view.roomId)) catchUp();
 }
 
 window.addEventListener("offline", () => {
@@ -472,19 +700,20 @@ window.addEventListener("online", () => {
 
 // ---- sending -------------------------------------------------------------------------------
 
-const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function sendMessage(text) {
+async function sendMessage(roomId, text) {
   const gen = generation;
   // Same text after a failure: the same client id, so the server stores it at most once.
-  if (!pendingSend || pendingSend.text !== text) pendingSend = { id: crypto.randomUUID(), text };
+  if (!pendingSend || pendingSend.text !== text || pendingSend.roomId !== roomId) {
+    pendingSend = { roomId, id: crypto.randomUUID(), text };
+  }
   const attempt = pendingSend;
   for (let tries = 0; ; tries += 1) {
     try {
-      const stored = await api("POST", "/messages", { body: { id: attempt.id, text: attempt.text } });
+      const stored = await api("POST", roomPath(roomId, "/messages"), { body: { id: attempt.id, text: attempt.text } });
       if (gen !== generation) return false;
       if (pendingSend === attempt) pendingSend = null;
-      addMessages([stored], { scroll: "bottom" });
+      rooms.message(stored, roomId);
+      if (roomId === view.roomId && !view.gone) addMessages([stored], { scroll: "bottom" });
       return true;
     } catch (err) {
       if (gen !== generation) return false;
@@ -495,11 +724,15 @@ async function sendMessage(text) {
         if (gen !== generation) return false;
         continue;
       }
-      if (err instanceof ApiError && err.status === 401) {
-        signOut("Your session has expired. Please sign in again.");
+      if (isUnauthorized(err)) {
+        signOut(EXPIRED);
         return false;
       }
       if (!transient) pendingSend = null; // rejected for good: a new attempt is a new message
+      if (isNoAccess(err)) {
+        roomGone(roomId, "unavailable");
+        return false;
+      }
       setError(ui.sendError, transient ? `${describeError(err)} Press Send to try again.` : describeError(err));
       return false;
     }
@@ -509,28 +742,33 @@ async function sendMessage(text) {
 let sending = false;
 async function submitComposer(event) {
   event.preventDefault();
-  if (sending) return;
+  if (sending || view.gone) return;
   const text = ui.input.value;
   if (!text.trim()) {
     ui.input.focus();
     return;
   }
+  const roomId = view.roomId;
   sending = true;
   ui.send.disabled = true;
   ui.composer.setAttribute("aria-busy", "true");
   setError(ui.sendError, "");
   try {
-    const ok = await sendMessage(text);
+    const ok = await sendMessage(roomId, text);
     if (ok) {
-      setError(ui.sendError, "");
-      if (ui.input.value === text) ui.input.value = "";
-      autosize();
+      if (roomId === view.roomId) {
+        setError(ui.sendError, "");
+        if (ui.input.value === text) ui.input.value = "";
+        autosize();
+      } else if (drafts.get(roomId) === text) {
+        drafts.delete(roomId); // sent after the user switched rooms: not a draft any more
+      }
     }
   } finally {
     sending = false;
     ui.send.disabled = false;
     ui.composer.removeAttribute("aria-busy");
-    ui.input.focus();
+    if (!view.gone) ui.input.focus();
   }
 }
 
@@ -625,6 +863,19 @@ ui.input.addEventListener("keydown", (event) => {
     event.preventDefault();
     ui.composer.requestSubmit();
   }
+});
+
+ui.roomsRetry.addEventListener("click", () => loadRooms());
+ui.createRoom.addEventListener("click", () => dialogs.openCreate());
+ui.browseRooms.addEventListener("click", () => dialogs.openBrowse());
+ui.newDirect.addEventListener("click", () => dialogs.openPeople("direct"));
+ui.inviteButton.addEventListener("click", () => dialogs.openPeople("invite"));
+ui.membersButton.addEventListener("click", () => dialogs.openMembers());
+ui.leaveButton.addEventListener("click", leaveRoom);
+ui.roomNoticeAction.addEventListener("click", () => openRoom(GLOBAL_ROOM_ID));
+ui.back.addEventListener("click", () => {
+  setPane("list");
+  ui.roomList.querySelector('[aria-current="true"]')?.focus();
 });
 
 // Another tab signed in or out: follow it.
