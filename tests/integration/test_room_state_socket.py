@@ -14,7 +14,7 @@ import asyncio
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +36,7 @@ from tests.helpers.rest import (
     rest_session,
     room_call,
 )
-from tests.helpers.sockets import ChatSocket
+from tests.helpers.sockets import ChatSocket, Open, socket_opener
 from tests.helpers.stack import ChatStack, local_chat_stack
 
 pytestmark = pytest.mark.timeout(240)
@@ -87,31 +87,10 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
-Open = Callable[..., Awaitable[ChatSocket]]
-
-
 @pytest.fixture
 async def open_socket(state_stack: ChatStack, api: Api) -> AsyncIterator[Open]:
-    """Connect a ChatSocket of `user` to gateway `replica` (0 or 1); all closed at the end."""
-    opened: list[ChatSocket] = []
-
-    async def open_(user: User, replica: int, *, rooms: bool = True, name: str = "") -> ChatSocket:
-        sock = ChatSocket(
-            name or f"{user.name}@gw{replica}",
-            state_stack.gateway_urls[replica],
-            user,
-            api,
-            reconnection=False,
-            rooms=rooms,
-        )
-        opened.append(sock)
-        await sock.connect()
-        return sock
-
-    try:
+    async with socket_opener(state_stack.gateway_urls, api) as open_:
         yield open_
-    finally:
-        await asyncio.gather(*(s.close() for s in opened), return_exceptions=True)
 
 
 def keys_of(stack: ChatStack) -> RedisKeys:
