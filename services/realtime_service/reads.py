@@ -27,13 +27,12 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 
 from services.realtime_service.metrics import READ_NOTICES, RECEIPT_BATCHES
+from services.realtime_service.subscriptions import ChannelSubscription
 from services.shared.read_state import READ_UPDATED_EVENT, RECEIPTS_EVENT, ReadNotice
 from services.shared.redis_contract import RedisKeys
 from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
-
-RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 class Sockets(Protocol):
@@ -58,48 +57,26 @@ class ReadNoticeListener:
         self._batch_seconds = batch_seconds
         self._pending: dict[str, dict[str, int]] = {}  # room -> reader -> newest marker
         self._has_pending = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self.subscribed = asyncio.Event()
-        self._failures = 0  # subscription losses in a row (picks the retry pause)
+        self._batches: asyncio.Task[None] | None = None
+        self._subscription = ChannelSubscription(
+            redis, [self._channel], "read-notices", self._received
+        )
+        self.subscribed = self._subscription.subscribed
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._listen_forever(), name="read-notices"),
-            asyncio.create_task(self._send_receipts_forever(), name="receipt-batches"),
-        ]
+        self._subscription.start()
+        self._batches = asyncio.create_task(self._send_receipts_forever(), name="receipt-batches")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            await cancel_and_wait(task)
+        await self._subscription.stop()
+        await cancel_and_wait(self._batches)
 
-    async def _listen_forever(self) -> None:
-        while True:
-            try:
-                await self._listen()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - Redis away: subscribe again after a pause
-                self.subscribed.clear()
-                delay = RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS) - 1)]
-                self._failures += 1
-                log.warning(
-                    "read notices subscription lost", extra={"error": repr(exc), "retry_in": delay}
-                )
-                await asyncio.sleep(delay)
-
-    async def _listen(self) -> None:
-        async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-            await pubsub.subscribe(self._channel)
-            self.subscribed.set()
-            self._failures = 0  # subscribed again: the next loss retries at once
-            async for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
-                notice = ReadNotice.decode(message.get("data") or b"")
-                if notice is None:
-                    log.warning("ignored a malformed read notice")
-                    continue
-                self.deliver(notice)
+    async def _received(self, _channel: str, data: bytes) -> None:
+        notice = ReadNotice.decode(data)
+        if notice is None:
+            log.warning("ignored a malformed read notice")
+            return
+        self.deliver(notice)
 
     def deliver(self, notice: ReadNotice) -> None:
         """`readUpdated` to the reader's sockets now; a receipt waits for its room's batch."""

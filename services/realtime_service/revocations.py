@@ -13,7 +13,6 @@ sweep: every user connected here is checked against the revocation marks.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -21,13 +20,12 @@ import redis.asyncio as aioredis
 
 from services.realtime_service.connections import UserConnections
 from services.realtime_service.metrics import REVOKED_DISCONNECTS
+from services.realtime_service.subscriptions import ChannelSubscription
 from services.shared.redis_contract import RedisKeys
-from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 SWEEP_CHUNK = 500
-RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 Disconnect = Callable[[str], Awaitable[None]]
 
@@ -46,44 +44,23 @@ class RevocationListener:
         self._keys = keys
         self._connections = connections
         self._disconnect = disconnect
-        self._task: asyncio.Task[None] | None = None
-        self.subscribed = asyncio.Event()
-        self._failures = 0  # subscription losses in a row (picks the retry pause)
+        self._subscription = ChannelSubscription(
+            redis,
+            [keys.revocations_channel],
+            "revocations",
+            self._announced,
+            on_subscribed=self._sweep,
+        )
+        self.subscribed = self._subscription.subscribed
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._listen_forever(), name="revocations")
+        self._subscription.start()
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
+        await self._subscription.stop()
 
-    async def _listen_forever(self) -> None:
-        while True:
-            try:
-                await self._listen()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - Redis away: subscribe again after a pause
-                self.subscribed.clear()
-                delay = RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS) - 1)]
-                self._failures += 1
-                log.warning(
-                    "revocations subscription lost", extra={"error": repr(exc), "retry_in": delay}
-                )
-                await asyncio.sleep(delay)
-
-    async def _listen(self) -> None:
-        async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-            await pubsub.subscribe(self._keys.revocations_channel)
-            self.subscribed.set()
-            self._failures = 0  # subscribed again: the next loss retries at once
-            await self._sweep()
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    data = message.get("data")
-                    user_id = (
-                        data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
-                    )
-                    await self.drop_user(user_id)
+    async def _announced(self, _channel: str, data: bytes) -> None:
+        await self.drop_user(data.decode("utf-8", "replace"))
 
     async def _sweep(self) -> None:
         """Drop the users connected here whose revocation mark exists (missed announcements)."""

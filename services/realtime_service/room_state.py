@@ -9,7 +9,6 @@ on its own, and a client reads presence over REST when it (re)connects.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import orjson
@@ -18,13 +17,11 @@ import redis.asyncio as aioredis
 from services.realtime_service.delivery import OrderedRedisManager
 from services.realtime_service.metrics import PRESENCE_CHANGES, ROOM_STATE_DELIVERIES
 from services.realtime_service.presence import PresenceChange
+from services.realtime_service.subscriptions import ChannelSubscription
 from services.shared.presence import PRESENCE_EVENT, TYPING_EVENT
 from services.shared.redis_contract import RedisKeys
-from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
-
-RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 class RoomStateListener:
@@ -37,46 +34,22 @@ class RoomStateListener:
         self._presence = keys.presence_channel
         self._typing = keys.typing_channel
         self._manager = manager
-        self._task: asyncio.Task[None] | None = None
-        self.subscribed = asyncio.Event()
-        self._failures = 0
+        self._subscription = ChannelSubscription(
+            redis, [self._presence, self._typing], "room-state", self._received
+        )
+        self.subscribed = self._subscription.subscribed
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._listen_forever(), name="room-state")
+        self._subscription.start()
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
+        await self._subscription.stop()
 
-    async def _listen_forever(self) -> None:
-        while True:
-            try:
-                await self._listen()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - Redis away: subscribe again after a pause
-                self.subscribed.clear()
-                delay = RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS) - 1)]
-                self._failures += 1
-                log.warning(
-                    "room state subscription lost", extra={"error": repr(exc), "retry_in": delay}
-                )
-                await asyncio.sleep(delay)
-
-    async def _listen(self) -> None:
-        async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-            await pubsub.subscribe(self._presence, self._typing)
-            self.subscribed.set()
-            self._failures = 0
-            async for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
-                channel = message.get("channel")
-                channel = channel.decode() if isinstance(channel, bytes) else channel
-                data = message.get("data")
-                if channel == self._presence:
-                    self.presence_changed(data)
-                elif channel == self._typing:
-                    self.typing(data)
+    async def _received(self, channel: str, data: bytes) -> None:
+        if channel == self._presence:
+            self.presence_changed(data)
+        elif channel == self._typing:
+            self.typing(data)
 
     def presence_changed(self, data: bytes) -> int:
         """Send `presence` to the local connections that share a small room with the user."""

@@ -53,14 +53,21 @@ def events(packets: list[Any]) -> list[tuple[str, Any]]:
 
 
 class FakeRedis:
-    """Just what TypingRelay uses: publish, recorded."""
+    """Just what TypingRelay uses: its publishing script, with the room sizes it reads."""
 
-    def __init__(self) -> None:
+    def __init__(self, sizes: dict[str, int] | None = None) -> None:
         self.published: list[tuple[str, bytes]] = []
+        self.sizes = sizes or {}
 
-    async def publish(self, channel: str, data: bytes) -> int:
-        self.published.append((channel, data))
-        return 1
+    def register_script(self, _lua: str) -> Any:
+        async def publish_if_small(keys: list[str], args: list[Any]) -> int:
+            room, most, channel, data = args
+            if most > 0 and self.sizes.get(room, 0) > most:
+                return 0
+            self.published.append((channel, data))
+            return 1
+
+        return publish_if_small
 
 
 class Gateway:
@@ -154,7 +161,7 @@ async def test_the_typing_relay_checks_membership_and_relays_once_a_second_per_r
     assert await relay.typed("s-ann", {"room": OTHER}) == {"ok": True}
     clock.now += 0.01
     assert await relay.typed("s-ann", {"room": ROOM}) == {"ok": True}
-    assert await relay.typed("s-ann", {"room": GLOBAL_ROOM_ID}) == {"ok": True}
+    assert await relay.typed("s-ann", {"room": GLOBAL_ROOM_ID}) == {"error": "room_too_large"}
     assert await relay.typed("s-ann", {"room": THIRD}) == {"error": "not_member"}
     assert await relay.typed("s-legacy", {"room": ROOM}) == {"error": "not_member"}
     assert await relay.typed("s-ann", "room-1") == {"error": "invalid"}
@@ -162,7 +169,6 @@ async def test_the_typing_relay_checks_membership_and_relays_once_a_second_per_r
         ROOM,
         OTHER,
         ROOM,
-        GLOBAL_ROOM_ID,
     ]
     assert {channel for channel, _ in redis.published} == {"unit:typing"}
     relay.forget("s-ann")
