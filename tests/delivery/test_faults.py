@@ -32,7 +32,14 @@ import pytest
 
 from stack import REPO_ROOT, ManagedProcess, free_port
 from stack.process import wait_http_ok
-from tests.helpers.delivery import FaultWorld, Writer, report, room_report
+from tests.helpers.delivery import (
+    Changer,
+    FaultWorld,
+    Writer,
+    change_problems,
+    report,
+    room_report,
+)
 from tests.helpers.rest import Api, User, create_room, new_user, open_direct, room_call
 from tests.helpers.sockets import ChatSocket, wait_gateway_holding
 
@@ -94,7 +101,9 @@ async def run_scenario(
         label: Writer(s.api, author, rate=ROOM_RATE, path=f"/rooms/{room}/messages")
         for label, (room, author) in rooms.items()
     }
-    writers = [writer, *room_writers.values()]
+    private, _ = rooms["private"]
+    changer = Changer(s.api, room_writers["private"], private)
+    writers = [writer, *room_writers.values(), changer]
     try:
         await asyncio.gather(*(client.connect() for client in clients + room_clients))
         for w in writers:
@@ -119,10 +128,11 @@ async def run_scenario(
         await writer.wait_acks(acked_after_fault + 20, timeout=60)  # and after it
         await asyncio.gather(*(w.stop() for w in writers))
 
-        await converge(clients, room_clients, writer, rooms, room_writers)
+        await converge(clients, room_clients, writer, rooms, room_writers, changer)
         problems = check(name, clients, writer, "")
         for label, (room, _) in rooms.items():
             problems |= check(name, room_clients, room_writers[label], room, label)
+        problems |= check_changes(name, room_clients, changer)
         assert not problems, f"lost or repeated: {problems}\nlogs: {s.log_dir}"
         return writer
     finally:
@@ -136,8 +146,9 @@ async def converge(
     writer: Writer,
     rooms: dict[str, tuple[str, User]],
     room_writers: dict[str, Writer],
+    changer: Changer,
 ) -> None:
-    """Wait (bounded) until every client holds every acknowledged message it counts."""
+    """Wait (bounded) until every client holds every acknowledged message and change."""
     acknowledged = writer.ids()
     wanted = {room: room_writers[label].ids() for label, (room, _) in rooms.items()}
     deadline = time.monotonic() + CONVERGE_SECONDS
@@ -146,13 +157,29 @@ async def converge(
         return max(0.1, deadline - time.monotonic())
 
     def has_every_room(client: ChatSocket) -> bool:
-        return all(ids <= client.room_delivered(room) for room, ids in wanted.items())
+        refetched = changer.room in client.rest_room_ids
+        return all(ids <= client.room_delivered(room) for room, ids in wanted.items()) and (
+            refetched or not change_problems(changer, client)
+        )
 
     await asyncio.gather(
         *(c.wait_ids(acknowledged, timeout=left()) for c in clients),
         *(c.wait_for(lambda c=c: has_every_room(c), left(), "every room") for c in room_clients),
         return_exceptions=True,  # a client that timed out is reported as lost below
     )
+
+
+def check_changes(scenario: str, clients: list[ChatSocket], changer: Changer) -> set[str]:
+    """Print the counts of the edits, reactions and deletions; the problems found."""
+    checked = [c for c in clients if changer.room not in c.rest_room_ids]
+    problems = {f"changes:{c.name}: {p}" for c in checked for p in change_problems(changer, c)}
+    print(
+        f"scenario={scenario} room=private changes: edits={sum(map(len, changer.edits.values()))} "
+        f"reactions={len(changer.reactions)} deletions={len(changer.deletions)} "
+        f"checked_clients={len(checked)} refetched_clients={len(clients) - len(checked)} "
+        f"problems={len(problems)} change_failures={changer.failures}"
+    )
+    return problems
 
 
 def check(

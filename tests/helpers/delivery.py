@@ -109,6 +109,120 @@ class Writer:
             await asyncio.sleep(0.1)  # wait-ok: retry pace of a client whose POST failed
 
 
+REACTION = "👍"
+
+
+@dataclass
+class Changer:
+    """Edits, reacts to and deletes `writer`'s acknowledged room messages at a steady rate.
+
+    Each change is retried (same request) until acknowledged: an edit with the same
+    text, a reaction already there and a deletion already done change nothing and send
+    no second event, so every acknowledged change must reach each client exactly once.
+    `user` must be the messages' author (`writer.user`).
+    """
+
+    api: Api
+    writer: Writer
+    room: str
+    rate: float = 4.0
+    edits: dict[int, list[str]] = field(default_factory=dict)  # _id -> acknowledged texts
+    reactions: set[int] = field(default_factory=set)
+    deletions: set[int] = field(default_factory=set)
+    failures: int = 0
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, 60)
+
+    def changes(self) -> int:
+        return sum(len(t) for t in self.edits.values()) + len(self.reactions) + len(self.deletions)
+
+    async def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            candidates = sorted(set(self.writer.ids()) - self.deletions)
+            if len(candidates) >= 3:
+                n += 1
+                await self._change(n, candidates)
+            try:
+                await asyncio.wait_for(self._stop.wait(), 1 / self.rate)  # wait-ok: the pace
+            except TimeoutError:
+                pass
+
+    async def _change(self, n: int, candidates: list[int]) -> None:
+        """Edit the newest message; react to the one before; delete every third one edited."""
+        path = f"/rooms/{self.room}/messages"
+        newest, older = candidates[-1], candidates[-2]
+        text = f"edited {n}"
+        if await self._send("PATCH", f"{path}/{newest}", {"text": text}):
+            self.edits.setdefault(newest, []).append(text)
+        if older not in self.reactions and await self._send(
+            "PUT", f"{path}/{older}/reactions/{REACTION}"
+        ):
+            self.reactions.add(older)
+        if n % 3 == 0 and await self._send("DELETE", f"{path}/{candidates[-3]}"):
+            self.deletions.add(candidates[-3])
+
+    async def _send(self, method: str, path: str, body: object = None) -> bool:
+        """Retry until acknowledged; False only when the scenario ends first."""
+        while not self._stop.is_set():
+            try:
+                reply = await asyncio.wait_for(
+                    self.api.request(method, path, token=self.writer.user.token, json=body), 10
+                )
+                if reply.status in (200, 204):
+                    return True
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                pass
+            self.failures += 1
+            await asyncio.sleep(0.1)  # wait-ok: retry pace of a client whose request failed
+        return False
+
+
+def change_problems(changer: Changer, client: ChatSocket) -> list[str]:
+    """What `client` lacks of the acknowledged changes, or got twice ([] when exact).
+
+    A client told to refetch the room reads its state over REST instead: not checked here.
+    """
+    room = changer.room
+    events = [(n, d) for n, d in client.events if isinstance(d, dict) and d.get("room") == room]
+    seen = [str(d.get("_id")) for n, d in events if n != "message"]
+    problems = (
+        [f"{len(seen) - len(set(seen))} change events twice"] if len(set(seen)) < len(seen) else []
+    )
+
+    def about(name: str, message: int) -> list[dict]:
+        return [d for n, d in events if n == name and _target(d) == message]
+
+    for message, texts in changer.edits.items():
+        got = [d["message"]["text"] for d in about("messageEdited", message)]
+        problems += [f"edit {message} {t!r} lost" for t in texts if got.count(t) != 1]
+    for message in changer.reactions:
+        if not about("reactionsChanged", message):
+            problems.append(f"reaction on {message} lost")
+    for message in changer.deletions:
+        if len(about("messageDeleted", message)) != 1:
+            problems.append(f"deletion of {message} lost")
+    return problems
+
+
+def _target(data: dict) -> int | None:
+    """The `_id` of the message a change event is about."""
+    message = data.get("message")
+    raw = message.get("_id") if isinstance(message, dict) else message
+    try:
+        return int(str(raw))
+    except ValueError:
+        return None
+
+
 def report(
     scenario: str, writer: Writer, receivers: list[ChatSocket]
 ) -> tuple[str, dict[str, set[int]]]:
