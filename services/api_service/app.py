@@ -20,6 +20,7 @@ from services.api_service.keys import (
     MESSAGE_WRITER,
     PASSWORDS,
     RATE_LIMITS,
+    READ_NOTICES,
     REDIS,
     RELAY,
     SETTINGS,
@@ -28,6 +29,7 @@ from services.api_service.keys import (
 from services.api_service.middleware import request_middleware
 from services.api_service.passwords import Passwords
 from services.api_service.ratelimit import RateLimits, RedisLimitsConfig
+from services.api_service.read_notices import ReadNotices
 from services.api_service.relay import OutboxRelay, RelayConfig
 from services.api_service.settings import ApiSettings
 from services.api_service.webpage import web_routes
@@ -71,10 +73,16 @@ async def keep_session_state(conn: asyncpg.Connection) -> None:
 
 
 async def redis_client(app: web.Application) -> AsyncIterator[None]:
-    """A Redis client for readiness checks, and the rate limits kept in Redis."""
+    """A Redis client for readiness checks and read notices, and the rate limits in Redis."""
     settings = app[SETTINGS]
     client = aioredis.Redis.from_url(settings.common.redis_url.value)
     app[REDIS] = client
+    app[READ_NOTICES] = ReadNotices(
+        client,
+        settings.common.redis_keys,
+        timeout_seconds=settings.rate_limit_redis_timeout_seconds,
+        retry_seconds=settings.rate_limit_redis_retry_seconds,
+    )
     limits = RateLimits(
         RedisLimitsConfig(
             settings.common.redis_url,

@@ -12,15 +12,21 @@ from collections.abc import Callable
 from aiohttp.typedefs import Handler
 
 from services.api_service import models, openapi, webpage
-from services.api_service.handlers import messages, rooms, users
+from services.api_service.handlers import message_changes, messages, reads, rooms, users
 from services.api_service.routes import (
-    ARCHIVED,
+    BAD_REACTION,
+    BAD_REPLY,
     BAD_REQUEST,
     BUSY,
     CONFLICT,
     MEMBER_NOT_FOUND,
+    MESSAGE_CONFLICT,
+    MESSAGE_FORBIDDEN,
+    MESSAGE_NOT_FOUND,
     NOT_MEMBER,
     NOT_PLAIN_TEXT,
+    NOT_ROOM_MESSAGE,
+    POST_CONFLICT,
     RATE_LIMITED,
     ROLE_FORBIDDEN,
     ROOM_CONFLICT,
@@ -109,6 +115,25 @@ def api_routes(
             replies={200: Reply("The current user.", models.CurrentUser), 401: UNAUTHORIZED},
         ),
         Route(
+            "PATCH",
+            "/users/me",
+            reads.update_me,
+            "updateCurrentUser",
+            "auth",
+            "Change the account's settings",
+            description=(
+                "`sendReceipts` false: other people no longer see how far this user has read; "
+                "the user's own read markers and unread counts stay. See docs/ROOM_STATE.md."
+            ),
+            auth=True,
+            body=models.UserChanges,
+            replies={
+                200: Reply("The account as changed.", models.CurrentUser),
+                **body,
+                401: UNAUTHORIZED,
+            },
+        ),
+        Route(
             "DELETE",
             "/users/me",
             users.delete_me,
@@ -189,6 +214,7 @@ def api_routes(
             },
         ),
         *room_routes(settings, history_bound(rooms.room_history)),
+        *message_change_routes(settings),
         Route(
             "GET",
             "/healthz",
@@ -270,10 +296,13 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
             rooms.list_my_rooms,
             "listMyRooms",
             "rooms",
-            "The caller's rooms, each with its newest message",
+            "The caller's rooms, each with its newest message and read state",
             description=(
                 "The global room first, then the caller's rooms by newest activity (newest "
-                "message, or joining when later). `lastMessage` is null while a room has none."
+                "message, or joining when later). `lastMessage` is null while a room has none. "
+                "`lastRead` is the caller's read marker (null: none yet), `unread` the messages "
+                f"by others after it (counted up to {models.UNREAD_CAP}), `mentions` those of "
+                "them that contain `@<the caller's name>` (case-insensitive)."
             ),
             auth=True,
             replies={200: Reply("The rooms.", models.RoomList), 401: UNAUTHORIZED},
@@ -372,10 +401,10 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
             rooms.update_room,
             "updateRoom",
             "rooms",
-            "Rename, set the topic, archive or unarchive",
+            "Rename, set the topic, turn read receipts on or off, archive or unarchive",
             description=(
-                "`name` and `topic`: owner or admin; `archived`: owner. Not the global room or "
-                "a direct room (409)." + see_rooms
+                "`name`, `topic` and `receipts`: owner or admin; `archived`: owner. Not the "
+                "global room or a direct room (409; direct rooms always show receipts)." + see_rooms
             ),
             auth=True,
             body=models.room_changes_model(*name_models),
@@ -535,9 +564,11 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
             "rooms",
             "A page of a room's history, oldest first",
             description=(
-                "As `GET /messages`, for one room; members only. Every member reads the whole "
-                "history, also what was posted before they joined. "
-                + rows_rate(settings.history_rows_per_minute)
+                "Paged as `GET /messages`, for one room; members only. Every member reads the "
+                "whole history, also what was posted before they joined. Each message as it is "
+                "now: `edited` once edited, a deleted one as a tombstone (`deleted`, empty "
+                "`text`), `replyTo` for a reply, `reactions` when it has some "
+                "(docs/ROOM_STATE.md). " + rows_rate(settings.history_rows_per_minute)
             ),
             auth=True,
             query=models.history_query_model(
@@ -562,14 +593,15 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
             "Post a message to a room",
             description=(
                 "As `POST /messages`: sanitized, idempotent per client `id`, published to the "
-                "room's members as `message`. "
+                "room's members as `message`. With `replyTo`, a reply: it carries the quoted "
+                "message's author and an excerpt (`replyTo` of the answer). "
                 + rate_text("Rate limit", limits.room_posts_per_minute, "per user and room")
                 + ", besides "
                 + rate_text("the posting limit", settings.messages_per_minute, "per user")
                 + "."
             ),
             auth=True,
-            body=models.new_message_model(settings.message_max_chars),
+            body=models.new_room_message_model(settings.message_max_chars),
             replies={
                 201: Reply("Stored (and being published).", models.RoomMessage),
                 200: Reply(
@@ -580,10 +612,12 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
                 401: UNAUTHORIZED,
                 403: NOT_MEMBER,
                 404: ROOM_NOT_FOUND,
-                409: ARCHIVED,
+                409: POST_CONFLICT,
+                422: BAD_REPLY,
                 429: RATE_LIMITED,
             },
         ),
+        *read_routes(settings),
         Route(
             "GET",
             "/users",
@@ -604,6 +638,176 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
                 400: BAD_REQUEST,
                 401: UNAUTHORIZED,
                 429: RATE_LIMITED,
+            },
+        ),
+    ]
+
+
+def message_change_routes(settings: ApiSettings) -> list[Route]:
+    """Editing and deleting messages, and reactions (docs/ROOM_STATE.md)."""
+    limits = settings.rooms
+    changes = (
+        rate_text(
+            "Rate limit",
+            limits.message_changes_per_minute,
+            "per user and room, for edits, deletions and reactions together",
+        )
+        + "."
+    )
+    events = " Members receive it as `{}` (live, and on reconnect with `lastId`)."
+    path = "/rooms/{room}/messages/{message}"
+    return [
+        Route(
+            "PATCH",
+            path,
+            message_changes.edit_message,
+            "editMessage",
+            "rooms",
+            "Edit a message (its author)",
+            description=(
+                "The new `text` is sanitized as when posting. Not a deleted message (409 "
+                "`deleted`) nor in an archived room (409 `archived`); the same text again changes "
+                "nothing." + events.format("messageEdited") + " " + changes
+            ),
+            auth=True,
+            body=models.message_edit_model(settings.message_max_chars),
+            replies={
+                200: Reply("The message as edited.", models.RoomMessage),
+                **with_body(settings),
+                401: UNAUTHORIZED,
+                403: MESSAGE_FORBIDDEN,
+                404: MESSAGE_NOT_FOUND,
+                409: MESSAGE_CONFLICT,
+                429: RATE_LIMITED,
+            },
+        ),
+        Route(
+            "DELETE",
+            path,
+            message_changes.delete_message,
+            "deleteMessage",
+            "rooms",
+            "Delete a message (its author, or the room's owner and admins)",
+            description=(
+                "The message stays in history as a tombstone (`deleted`, empty `text`); replies "
+                "to it keep their place but lose the excerpt. Deleting it again changes "
+                "nothing (204). In the global room only the author deletes."
+                + events.format("messageDeleted")
+                + " "
+                + changes
+            ),
+            auth=True,
+            replies={
+                204: Reply("Deleted (or was already)."),
+                401: UNAUTHORIZED,
+                403: MESSAGE_FORBIDDEN,
+                404: MESSAGE_NOT_FOUND,
+                429: RATE_LIMITED,
+            },
+        ),
+        Route(
+            "PUT",
+            path + "/reactions/{emoji}",
+            message_changes.add_reaction,
+            "addReaction",
+            "rooms",
+            "React to a message with an emoji",
+            description=(
+                "Idempotent: reacting again with the same emoji changes nothing. At most "
+                f"{limits.max_reactions_per_message} different emoji per message (409 "
+                "`too_many_reactions`); not on a deleted message or in an archived room (409)."
+                + events.format("reactionsChanged")
+                + " "
+                + changes
+            ),
+            auth=True,
+            replies={
+                204: Reply("The caller's reaction is there."),
+                401: UNAUTHORIZED,
+                403: NOT_MEMBER,
+                404: MESSAGE_NOT_FOUND,
+                409: MESSAGE_CONFLICT,
+                422: BAD_REACTION,
+                429: RATE_LIMITED,
+            },
+        ),
+        Route(
+            "DELETE",
+            path + "/reactions/{emoji}",
+            message_changes.remove_reaction,
+            "removeReaction",
+            "rooms",
+            "Take back one's reaction",
+            description=(
+                "Idempotent: removing a reaction that is not there changes nothing."
+                + events.format("reactionsChanged")
+                + " "
+                + changes
+            ),
+            auth=True,
+            replies={
+                204: Reply("The caller's reaction is gone."),
+                401: UNAUTHORIZED,
+                403: NOT_MEMBER,
+                404: MESSAGE_NOT_FOUND,
+                409: MESSAGE_CONFLICT,
+                422: BAD_REACTION,
+                429: RATE_LIMITED,
+            },
+        ),
+    ]
+
+
+def read_routes(settings: ApiSettings) -> list[Route]:
+    """Read markers and receipts (docs/ROOM_STATE.md, "Read state")."""
+    return [
+        Route(
+            "PUT",
+            "/rooms/{room}/read",
+            reads.mark_read,
+            "markRead",
+            "rooms",
+            "Move the caller's read marker forward",
+            description=(
+                "Members only. `lastRead` must be the `_id` of a message of this room (422 "
+                "otherwise). A marker never moves back: a smaller `_id` changes nothing (204 "
+                "either way). A marker that moved reaches the caller's other rooms-aware "
+                "connections as `readUpdated`, and the room's members as a batched `receipts` "
+                "event when the room shows receipts and the caller sends them. "
+                + rate_text("Rate limit", settings.rooms.read_markers_per_minute, "per user")
+                + "."
+            ),
+            auth=True,
+            body=models.ReadMarker,
+            replies={
+                204: Reply("The marker is at `lastRead` or further."),
+                **with_body(settings),
+                401: UNAUTHORIZED,
+                403: NOT_MEMBER,
+                404: ROOM_NOT_FOUND,
+                422: NOT_ROOM_MESSAGE,
+                429: RATE_LIMITED,
+            },
+        ),
+        Route(
+            "GET",
+            "/rooms/{room}/receipts",
+            reads.list_receipts,
+            "listReceipts",
+            "rooms",
+            "How far the room's other members have read",
+            description=(
+                "Members only. Direct rooms, and group rooms with `receipts` on; otherwise the "
+                "list is empty. Members who switched `sendReceipts` off, and those without a "
+                f"marker, are not listed. The {models.RECEIPTS_MAX} furthest readers, furthest "
+                "first."
+            ),
+            auth=True,
+            replies={
+                200: Reply("The readers.", models.ReceiptList),
+                401: UNAUTHORIZED,
+                403: NOT_MEMBER,
+                404: ROOM_NOT_FOUND,
             },
         ),
     ]

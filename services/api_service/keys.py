@@ -8,6 +8,7 @@ from aiohttp import web
 from services.api_service.db.pool import FairPool
 from services.api_service.passwords import Passwords
 from services.api_service.ratelimit import RateLimits
+from services.api_service.read_notices import ReadNotices
 from services.api_service.relay import OutboxRelay
 from services.api_service.settings import ApiSettings
 from services.api_service.writer import MessageWriter
@@ -19,6 +20,7 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 PASSWORDS = web.AppKey("passwords", Passwords)
 RELAY = web.AppKey("relay", OutboxRelay)
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
+READ_NOTICES = web.AppKey("read_notices", ReadNotices)
 MESSAGE_WRITER = web.AppKey("message_writer", MessageWriter)
 TOKENS = web.AppKey("tokens", TokenVerifier)
 API_DOCUMENT = web.AppKey("api_document", bytes)  # /openapi.json, encoded once

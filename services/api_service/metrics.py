@@ -35,3 +35,8 @@ PUBLISH_LAG = Histogram(
 RELAY_FAILURES = Counter(
     "chat_relay_failures_total", "Relay rounds interrupted by a Redis or PostgreSQL failure."
 )
+READ_NOTICES_DROPPED = Counter(
+    "chat_read_notices_dropped_total",
+    "Moved read markers not announced to the gateways because Redis was unreachable "
+    "(the markers are in PostgreSQL).",
+)

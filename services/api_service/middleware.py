@@ -30,7 +30,7 @@ log = logging.getLogger("services.api_service.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-ID"
-ALLOWED_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
+ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 _ALLOWED_METHOD_SET = frozenset(method.strip() for method in ALLOWED_METHODS.split(","))
 # Probed every few seconds by load balancers; logging each probe would drown the rest.
 QUIET_PATHS = frozenset({"/healthz", "/readyz"})

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     RootModel,
+    StrictBool,
     StringConstraints,
     create_model,
 )
@@ -106,6 +107,14 @@ def sanitize_text(text: str) -> str:
         url_schemes=set(MESSAGE_URL_SCHEMES),
         link_rel=LINK_REL,
     ).strip()
+
+
+def mention_text(name: str) -> str:
+    """`@<name>` as it appears in a stored message: sanitized like the message itself.
+
+    (A name may hold characters the sanitizer escapes, such as `&`.)
+    """
+    return sanitize_text(f"@{name}")
 
 
 def _no_nul(value: Any) -> Any:
@@ -216,10 +225,9 @@ def _ignored_author(schema: dict[str, Any]) -> None:
     schema["examples"] = [{"id": EXAMPLE_MESSAGE["id"], "text": "Hello <b>world</b>"}]
 
 
-@cache
-def new_message_model(max_chars: int) -> type[NewMessage]:
-    """`NewMessage` whose `text` holds at most `max_chars` characters before sanitizing."""
-    text = Annotated[
+def _message_text(max_chars: int) -> Any:
+    """Message text: at most `max_chars` characters before sanitizing, not empty after."""
+    return Annotated[
         str,
         StringConstraints(min_length=1, max_length=max_chars),
         NUL_FREE,
@@ -227,7 +235,12 @@ def new_message_model(max_chars: int) -> type[NewMessage]:
         AfterValidator(_sanitized),
         Field(description="May contain HTML; unsafe markup is removed. Empty after that: 400."),
     ]
-    return create_model("NewMessage", __base__=NewMessage, text=(text, ...))
+
+
+@cache
+def new_message_model(max_chars: int) -> type[NewMessage]:
+    """`NewMessage` whose `text` holds at most `max_chars` characters before sanitizing."""
+    return create_model("NewMessage", __base__=NewMessage, text=(_message_text(max_chars), ...))
 
 
 MessageIdText = Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)]
@@ -298,9 +311,19 @@ class CurrentUser(BaseModel):
     name: str
     email: str
     user_id: UUID
+    sendReceipts: bool = Field(
+        description="Whether other people see how far this user has read (read receipts)."
+    )
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"name": "Ann", "email": "ann@example.com", "user_id": EXAMPLE_USER_ID}]
+            "examples": [
+                {
+                    "name": "Ann",
+                    "email": "ann@example.com",
+                    "user_id": EXAMPLE_USER_ID,
+                    "sendReceipts": True,
+                }
+            ]
         }
     )
 
@@ -397,6 +420,7 @@ EXAMPLE_ROOM: dict[str, Any] = {
     "name": "Design",
     "topic": "Weekly review",
     "archived": False,
+    "receipts": False,
     "createdAt": "2026-11-28T10:00:00.000000+00:00",
     "memberCount": 5,
     "role": "admin",
@@ -404,6 +428,7 @@ EXAMPLE_ROOM: dict[str, Any] = {
     "lastMessage": EXAMPLE_ROOM_MESSAGE,
 }
 CursorText = Annotated[str, StringConstraints(min_length=1, max_length=CURSOR_MAX), NUL_FREE]
+UNREAD_CAP = 999  # unread messages are counted up to this many per room (db/reads.py)
 
 
 PageLimit = Annotated[
@@ -480,6 +505,11 @@ class RoomChanges(_Body):
     name: str | SkipJsonSchema[None] = None
     topic: str | SkipJsonSchema[None] = None
     archived: Annotated[bool | SkipJsonSchema[None], Problem("must be true or false")] = None
+    receipts: Annotated[
+        StrictBool | SkipJsonSchema[None],
+        Problem("must be true or false"),
+        Field(description="Show members how far the others have read (group rooms)."),
+    ] = None
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"name": "Design", "topic": "Weekly review"}]}
     )
@@ -571,17 +601,116 @@ class People(BaseModel):
     )
 
 
+class ReplyPreview(BaseModel):
+    """What a reply shows of the message it answers (docs/ROOM_STATE.md, "Replies")."""
+
+    id_: str = Field(alias="_id", pattern="^[0-9]+$", description="The quoted message's `_id`.")
+    owner: UUID
+    userName: str
+    excerpt: str = Field(
+        description=(
+            "Plain text (show it as text, not HTML): the first 140 characters of the quoted "
+            "message when the reply was posted; empty once the quoted message is deleted."
+        )
+    )
+
+
+class Reaction(BaseModel):
+    emoji: str
+    count: int = Field(ge=1)
+    users: list[UUID] = Field(description="The first 20 people who reacted with it.")
+
+
+EXAMPLE_REPLY: dict[str, Any] = {
+    "_id": "1040",
+    "owner": EXAMPLE_PEER_ID,
+    "userName": "Bo",
+    "excerpt": "Shall we move the review to Friday?",
+}
+
+
 class RoomMessage(Message):
-    """A message of a room: the legacy shape plus its room."""
+    """A message of a room: the legacy shape plus its room, and what happened to it since.
+
+    `edited`, `replyTo` and `reactions` appear when they apply. A deleted message is a
+    tombstone: `deleted` true, `text` empty, nothing else of its content.
+    """
 
     room: UUID
-    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_ROOM_MESSAGE]})
+    edited: Annotated[
+        str | Absent,
+        Field(
+            description="When the text was last edited.", json_schema_extra={"format": "date-time"}
+        ),
+    ] = None
+    deleted: Annotated[
+        bool | Absent, Field(description="A tombstone: the message was deleted.")
+    ] = None
+    replyTo: Annotated[ReplyPreview | Absent, Field(description="The message it answers.")] = None
+    reactions: Annotated[
+        list[Reaction] | Absent, Field(description="Per emoji, in the order first used.")
+    ] = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                EXAMPLE_ROOM_MESSAGE,
+                {
+                    **EXAMPLE_ROOM_MESSAGE,
+                    "edited": "2025-01-31T12:40:00.000000+00:00",
+                    "replyTo": EXAMPLE_REPLY,
+                    "reactions": [
+                        {"emoji": "👍", "count": 2, "users": [EXAMPLE_PEER_ID, EXAMPLE_USER_ID]}
+                    ],
+                },
+            ]
+        }
+    )
 
 
 class RoomMessageList(RootModel[list[RoomMessage]]):
     """A page of a room's history, oldest first."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [[EXAMPLE_ROOM_MESSAGE]]})
+
+
+class NewRoomMessage(NewMessage):
+    """The body of `POST /rooms/{room}/messages`: a message, optionally a reply."""
+
+    replyTo: Annotated[
+        MessageIdText | Absent,
+        Problem("must be a message _id"),
+        Field(
+            description=(
+                "The `_id` of the message of this room it answers (422 otherwise; 409 "
+                "`deleted` when that message was deleted)."
+            ),
+            examples=["1040"],
+        ),
+    ] = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"id": EXAMPLE_MESSAGE["id"], "text": "Friday works", "replyTo": "1040"}]
+        }
+    )
+
+
+@cache
+def new_room_message_model(max_chars: int) -> type[NewRoomMessage]:
+    return create_model(
+        "NewRoomMessage", __base__=NewRoomMessage, text=(_message_text(max_chars), ...)
+    )
+
+
+class MessageEdit(_Body):
+    """The body of `PATCH /rooms/{room}/messages/{message}` (bounds: `message_edit_model`)."""
+
+    text: str
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Hello <b>all</b>"}]})
+
+
+@cache
+def message_edit_model(max_chars: int) -> type[MessageEdit]:
+    return create_model("MessageEdit", __base__=MessageEdit, text=(_message_text(max_chars), ...))
 
 
 class Room(BaseModel):
@@ -592,6 +721,9 @@ class Room(BaseModel):
     name: str = Field(description="For a direct room: the other person's name.")
     topic: str
     archived: bool
+    receipts: bool = Field(
+        description="Members see how far the others have read: always in a direct room."
+    )
     createdAt: str = Field(json_schema_extra={"format": "date-time"})
     memberCount: int = Field(ge=0)
     role: Role | None = Field(description="The caller's role; null: not a member (public rooms).")
@@ -599,12 +731,43 @@ class Room(BaseModel):
     lastMessage: RoomMessage | None = Field(
         default=None, description="The newest message (null: none); absent in the public list."
     )
+    lastRead: MessageIdText | None = Field(
+        default=None,
+        description=(
+            "`GET /rooms` only: the `_id` the caller has read up to (null: nothing read yet)."
+        ),
+    )
+    unread: int = Field(
+        default=0,
+        ge=0,
+        le=UNREAD_CAP,
+        description=(
+            f"`GET /rooms` only: messages by others after `lastRead`, counted up to {UNREAD_CAP}."
+        ),
+    )
+    mentions: int = Field(
+        default=0,
+        ge=0,
+        le=UNREAD_CAP,
+        description=(
+            "`GET /rooms` only: the unread messages that contain `@<the caller's name>` "
+            "(case-insensitive)."
+        ),
+    )
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_ROOM]})
+
+
+EXAMPLE_LISTED_ROOM: dict[str, Any] = {
+    **EXAMPLE_ROOM,
+    "lastRead": "1040",
+    "unread": 1,
+    "mentions": 0,
+}
 
 
 class RoomList(BaseModel):
     rooms: list[Room]
-    model_config = ConfigDict(json_schema_extra={"examples": [{"rooms": [EXAMPLE_ROOM]}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"rooms": [EXAMPLE_LISTED_ROOM]}]})
 
 
 class RoomPage(BaseModel):
@@ -645,3 +808,47 @@ class MemberReply(BaseModel):
 
     member: Member
     model_config = ConfigDict(json_schema_extra={"examples": [{"member": EXAMPLE_MEMBER}]})
+
+
+# ---- read state (docs/ROOM_STATE.md, "Read state") --------------------------------------------
+
+RECEIPTS_MAX = 100  # the furthest readers a receipts list shows
+
+
+class ReadMarker(_Body):
+    """The body of `PUT /rooms/{room}/read`."""
+
+    lastRead: Annotated[
+        MessageIdText,
+        NUL_FREE,
+        Problem("must be a message _id"),
+        Field(description="The `_id` of a message of this room: read up to and including it."),
+    ]
+    model_config = ConfigDict(json_schema_extra={"examples": [{"lastRead": "1043"}]})
+
+
+class UserChanges(_Body):
+    """The body of `PATCH /users/me`."""
+
+    sendReceipts: Annotated[
+        StrictBool,
+        Problem("must be true or false"),
+        Field(description="false: other people no longer see how far this user has read."),
+    ]
+    model_config = ConfigDict(json_schema_extra={"examples": [{"sendReceipts": False}]})
+
+
+class ReceiptEntry(BaseModel):
+    user: UUID
+    lastRead: str = Field(pattern="^[0-9]+$", description="The `_id` they have read up to.")
+
+
+class ReceiptList(BaseModel):
+    """How far the room's other members have read, furthest first."""
+
+    receipts: list[ReceiptEntry] = Field(max_length=RECEIPTS_MAX)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"receipts": [{"user": EXAMPLE_PEER_ID, "lastRead": "1043"}]}]
+        }
+    )

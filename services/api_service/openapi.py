@@ -32,8 +32,18 @@ TAGS = [
     },
     {"name": "operations", "description": "Health, readiness, metrics and this reference."},
 ]
-# What each path parameter is; a value that is not a UUID answers 404 like an unknown id.
-PATH_PARAMETERS = {"room": "The room's id.", "user": "The member's user id."}
+# What each path parameter is: a room or user id that is not a UUID, and a message id that
+# is not one, answer 404 like an unknown id; an emoji that is not one answers 422.
+UUID_SCHEMA: Json = {"type": "string", "format": "uuid"}
+PATH_PARAMETERS: dict[str, tuple[str, Json]] = {
+    "room": ("The room's id.", UUID_SCHEMA),
+    "user": ("The member's user id.", UUID_SCHEMA),
+    "message": ("The message's `_id`.", {"type": "string", "pattern": "^[0-9]{1,18}$"}),
+    "emoji": (
+        "One emoji, URL-encoded (e.g. `%F0%9F%91%8D` for 👍).",
+        {"type": "string", "minLength": 1},
+    ),
+}
 HEADERS: Json = {
     "X-Request-ID": {
         "description": (
@@ -137,8 +147,8 @@ def _path_parameters(path: str) -> list[Json]:
             "name": name,
             "in": "path",
             "required": True,
-            "description": PATH_PARAMETERS[name],
-            "schema": {"type": "string", "format": "uuid"},
+            "description": PATH_PARAMETERS[name][0],
+            "schema": PATH_PARAMETERS[name][1],
         }
         for name in re.findall(r"\{(\w+)\}", path)
     ]

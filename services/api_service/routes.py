@@ -203,3 +203,55 @@ ARCHIVED = _error(
     "The room is archived",
     "archived",
 )
+
+# ---- edits, deletions, replies and reactions (docs/ROOM_STATE.md) ----------------------------
+
+MESSAGE_NOT_FOUND = _error(
+    "MessageNotFound",
+    "No such room for the caller (as `RoomNotFound`), or no message with this `_id` in it.",
+    "Message not found",
+    "not_found",
+)
+MESSAGE_FORBIDDEN = _error(
+    "MessageForbidden",
+    "The caller is not a member of this public room (`not_member`), or may not make this "
+    "change (`forbidden`): only the author edits; the author or the room's owner and admins "
+    "delete (in the global room, the author only).",
+    "Only its author can edit a message",
+    "forbidden",
+)
+MESSAGE_CONFLICT = _error(
+    "MessageConflict",
+    "The message or its room refuses the change; `code` says which: `deleted` (a tombstone "
+    "is not edited, replied to or reacted to), `archived`, `too_many_reactions`.",
+    "The message was deleted",
+    "deleted",
+)
+BAD_REACTION = _error(
+    "InvalidReaction",
+    "The emoji is not exactly one emoji of at most 16 bytes.",
+    "invalid reaction (emoji: must be one emoji (at most 16 bytes))",
+    "unprocessable",
+    fields={"emoji": "must be one emoji (at most 16 bytes)"},
+)
+BAD_REPLY = _error(
+    "InvalidReply",
+    "`replyTo` is not the `_id` of a message of this room.",
+    "invalid input (replyTo: must be the _id of a message of this room)",
+    "unprocessable",
+    fields={"replyTo": "must be the _id of a message of this room"},
+)
+POST_CONFLICT = _error(
+    "PostConflict",
+    "The room is archived (`archived`), or the message this one replies to was deleted "
+    "(`deleted`).",
+    "The room is archived",
+    "archived",
+)
+NOT_ROOM_MESSAGE = _error(
+    "NotARoomMessage",
+    "`lastRead` is well-formed but not the `_id` of a message of this room.",
+    "invalid input (lastRead: not a message of this room)",
+    "unprocessable",
+    fields={"lastRead": "not a message of this room"},
+)

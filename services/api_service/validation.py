@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,28 +21,36 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 from pydantic_core import ErrorDetails
 
+from services.api_service.emoji import MAX_EMOJI_BYTES, is_one_emoji
 from services.api_service.errors import NotFound, Unprocessable, ValidationFailed
 from services.api_service.models import (
     EMAIL_MAX,
+    MESSAGE_ID_PATTERN,
     NAME_MAX,
     NAME_MIN,
     PASSWORD_MAX,
     PASSWORD_MIN,
+    MessageEdit,
     NewMember,
     NewMessage,
     NewRoom,
+    NewRoomMessage,
     PageQuery,
     PasswordConfirmation,
     Problem,
     PublicRoomsQuery,
+    ReadMarker,
     RoleChange,
     RoomChanges,
     SignInRequest,
     SignUpRequest,
+    UserChanges,
     UserRef,
     UserSearchQuery,
     history_query_model,
+    message_edit_model,
     new_message_model,
+    new_room_message_model,
     new_room_model,
     room_changes_model,
     sanitize_text,
@@ -135,6 +144,16 @@ def parse_message(body: bytes | Any, max_chars: int) -> NewMessage:
     return parse(new_message_model(max_chars), body)
 
 
+def parse_room_message(body: bytes | Any, max_chars: int) -> NewRoomMessage:
+    """A message posted to a room: as `parse_message`, plus the `replyTo` of a reply."""
+    return parse(new_room_message_model(max_chars), body)
+
+
+def parse_message_edit(body: bytes | Any, max_chars: int) -> MessageEdit:
+    """The new text of an edited message, sanitized exactly as a posted one."""
+    return parse(message_edit_model(max_chars), body)
+
+
 def parse_history_query(
     query: Mapping[str, str], default_limit: int, max_limit: int
 ) -> HistoryQuery:
@@ -156,6 +175,25 @@ def path_uuid(value: str, what: str = "Room") -> str:
         return str(UUID(value))
     except ValueError:
         raise NotFound(f"{what} not found") from None
+
+
+def path_message_id(value: str) -> int:
+    """A message `_id` from the path; anything else is a message that is not there."""
+    if not re.fullmatch(MESSAGE_ID_PATTERN, value):
+        raise NotFound("Message not found")
+    return int(value)
+
+
+EMOJI_PROBLEM = f"must be one emoji (at most {MAX_EMOJI_BYTES} bytes)"
+
+
+def path_emoji(value: str) -> str:
+    """The emoji of a reaction route (URL-decoded by the router), or 422."""
+    if not is_one_emoji(value):
+        raise Unprocessable(
+            f"invalid reaction (emoji: {EMOJI_PROBLEM})", fields={"emoji": EMOJI_PROBLEM}
+        )
+    return value
 
 
 def _plain_text_problem(value: str, max_chars: int, *, required: bool) -> str | None:
@@ -188,8 +226,8 @@ def parse_new_room(body: bytes | Any, name_max: int, topic_max: int) -> NewRoom:
 
 def parse_room_changes(body: bytes | Any, name_max: int, topic_max: int) -> RoomChanges:
     form = parse(room_changes_model(name_max, topic_max), body)
-    if form.name is None and form.topic is None and form.archived is None:
-        raise ValidationFailed("nothing to change: send name, topic or archived")
+    if all(value is None for value in (form.name, form.topic, form.archived, form.receipts)):
+        raise ValidationFailed("nothing to change: send name, topic, archived or receipts")
     _check_room_text({"name": (form.name, name_max, True), "topic": (form.topic, topic_max, False)})
     return form
 
@@ -222,6 +260,14 @@ def parse_user_search(query: Mapping[str, str]) -> UserSearchQuery:
             fields={"email": "send either email or name", "name": "send either email or name"},
         )
     return form
+
+
+def parse_read_marker(body: bytes | Any) -> ReadMarker:
+    return parse(ReadMarker, body)
+
+
+def parse_user_changes(body: bytes | Any) -> UserChanges:
+    return parse(UserChanges, body)
 
 
 CURSOR_PROBLEM = "must be the `next` of a previous page"

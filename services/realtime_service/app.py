@@ -19,6 +19,7 @@ from services.realtime_service.delivery import OrderedRedisManager, close_transp
 from services.realtime_service.history import HistoryReader
 from services.realtime_service.inbound import GatewayPacket, RefusedPacket
 from services.realtime_service.namespace import ChatNamespace
+from services.realtime_service.reads import ReadNoticeListener
 from services.realtime_service.revocations import RevocationListener
 from services.realtime_service.settings import RealtimeSettings
 from services.realtime_service.transport import (
@@ -38,6 +39,7 @@ SIO = web.AppKey("sio", socketio.AsyncServer)
 REDIS = web.AppKey("redis", aioredis.Redis)
 CONNECTIONS = web.AppKey("connections", UserConnections)
 REVOCATIONS = web.AppKey("revocations", RevocationListener)
+READS = web.AppKey("reads", ReadNoticeListener)
 ADMIN_UI_ORIGIN = "https://admin.socket.io"
 
 
@@ -237,9 +239,11 @@ async def socketio_lifecycle(app: web.Application) -> AsyncIterator[None]:
     manager.initialize()
     app[CONNECTIONS].start()
     app[REVOCATIONS].start()
+    app[READS].start()
     try:
         yield
     finally:
+        await app[READS].stop()
         await app[REVOCATIONS].stop()
         await app[CONNECTIONS].stop()
         await manager.stop()
@@ -318,6 +322,12 @@ def create_app(settings: RealtimeSettings) -> web.Application:
     app[SIO] = create_server(settings, app[REDIS], app[CONNECTIONS])
     app[REVOCATIONS] = RevocationListener(
         app[REDIS], settings.common.redis_keys, app[CONNECTIONS], app[SIO].disconnect
+    )
+    app[READS] = ReadNoticeListener(
+        app[REDIS],
+        settings.common.redis_keys,
+        app[SIO].manager,
+        settings.receipt_batch_seconds,
     )
     app[SIO].attach(app)
     answer_every_method(app, app[SIO].eio)

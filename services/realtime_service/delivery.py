@@ -58,6 +58,7 @@ from services.realtime_service.rooms import (
     Memberships,
     UserRooms,
     changes_membership,
+    legacy_message,
     members_event,
     room_message,
     subject_event,
@@ -243,7 +244,9 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
         room = entry.info.room
         if not is_global(room):
             return await self._broadcast(MESSAGE_EVENT, room_message(entry), skip, room)
-        delivered = await self._broadcast(NEW_MESSAGE_EVENT, entry.wire, skip, exclude=self._aware)
+        delivered = await self._broadcast(
+            NEW_MESSAGE_EVENT, legacy_message(entry), skip, exclude=self._aware
+        )
         return delivered + await self._broadcast(
             MESSAGE_EVENT, room_message(entry), skip, GLOBAL_ROOM_ID
         )
@@ -341,6 +344,21 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
         if state is None:
             return None
         return [GLOBAL_ROOM_ID, *state.rooms]
+
+    # -- ephemeral events: not in the order, never replayed (read state, docs/ROOM_STATE.md)
+
+    def send_to_user(self, user_id: str, event: str, data: Any) -> int:
+        """Send one event to each rooms-aware socket of `user_id` here; return how many got it."""
+        state = self._users.get(user_id)
+        return 0 if state is None else self._send_to_sids(state.sids, event, data)
+
+    def holds_room(self, room: str) -> bool:
+        """True when a socket here is in `room` (a rooms-aware member of it)."""
+        return bool(self.rooms.get("/", {}).get(room))
+
+    async def send_to_room(self, room: str, event: str, data: Any) -> int:
+        """Send one event to the sockets here that are in `room`; return how many got it."""
+        return await self._broadcast(event, data, set(), room)
 
     async def _broadcast(
         self,
@@ -521,7 +539,7 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
         user_id = self._user_of.get(sid)
         if user_id is None:
             if info.kind == MESSAGE and is_global(info.room):
-                self._send_to(sid, NEW_MESSAGE_EVENT, entry.wire)
+                self._send_to(sid, NEW_MESSAGE_EVENT, legacy_message(entry))
             return
         state = self._users[user_id]
         if info.kind == MESSAGE:

@@ -39,7 +39,7 @@ class HistoryReader:
         self._room_tails_key = room_tails_key
 
     async def rooms_with_messages_after(self, rooms: Sequence[str], after: int) -> list[str]:
-        """Those of `rooms` whose newest message (`P:room-tails`) is after `after`."""
+        """Those of `rooms` with a message or a message change (`P:room-tails`) after `after`."""
         if not rooms:
             return []
         tails = await self._redis.hmget(self._room_tails_key, list(rooms))

@@ -51,3 +51,12 @@ ROOMS_AWARE_CONNECTS = Counter(
     "chat_rooms_aware_connects_total",
     "Connections admitted as rooms-aware (auth rooms: true or ?rooms=1).",
 )
+READ_NOTICES = Counter(
+    "chat_read_notices_total",
+    "Moved read markers received from the reads channel, by whether they were receipts.",
+    ["receipt"],
+)
+RECEIPT_BATCHES = Counter(
+    "chat_receipt_batches_total",
+    "`receipts` events sent to a room's members here (one per room per batch window).",
+)

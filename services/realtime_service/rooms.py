@@ -23,9 +23,15 @@ from typing import Any, Final
 
 from services.shared.redis_contract import HistoryEntry
 from services.shared.rooms import (
+    DELETED,
+    EDITED,
     JOINED,
     LEFT,
     MEMBER_CHANGED_EVENT,
+    MESSAGE_DELETED_EVENT,
+    MESSAGE_EDITED_EVENT,
+    REACTION,
+    REACTIONS_CHANGED_EVENT,
     ROLE,
     ROOM_JOINED_EVENT,
     ROOM_LEFT_EVENT,
@@ -156,6 +162,17 @@ def room_message(entry: HistoryEntry) -> dict[str, Any]:
     return {**entry.wire, "room": entry.info.room}
 
 
+def legacy_message(entry: HistoryEntry) -> dict[str, Any]:
+    """The `getAllmessages` of a global-room message: the shape it had before rooms.
+
+    A reply posted over the room routes carries `replyTo`; legacy clients never get it.
+    """
+    wire = entry.wire
+    if "replyTo" not in wire:
+        return wire
+    return {key: value for key, value in wire.items() if key != "replyTo"}
+
+
 def subject_event(entry: HistoryEntry) -> tuple[str, dict[str, Any]] | None:
     """The event a `joined`/`left` entry sends to the member it concerns (docs/ROOMS.md)."""
     payload, info = entry.wire, entry.info
@@ -172,7 +189,7 @@ def subject_event(entry: HistoryEntry) -> tuple[str, dict[str, Any]] | None:
 
 
 def members_event(entry: HistoryEntry) -> tuple[str, dict[str, Any]] | None:
-    """The event a room event sends to the room's members (docs/ROOMS.md)."""
+    """The event a room event sends to the room's members (docs/ROOMS.md, ROOM_STATE.md)."""
     payload, info = entry.wire, entry.info
     if info.kind in (JOINED, LEFT, ROLE):
         user = payload.get("user")
@@ -185,7 +202,19 @@ def members_event(entry: HistoryEntry) -> tuple[str, dict[str, Any]] | None:
         }
     if info.kind == UPDATED:
         return ROOM_UPDATED_EVENT, {"_id": str(entry.id), "room": _room_object(payload, info.room)}
+    change = MESSAGE_CHANGE_EVENTS.get(info.kind)
+    if change is not None:
+        return change, {**payload, "_id": str(entry.id), "room": info.room}
     return None
+
+
+# Changes of a message and the event each one is to the room's members: the stored
+# payload with the entry's id (docs/ROOM_STATE.md). Live and on replay, like messages.
+MESSAGE_CHANGE_EVENTS: Final = {
+    EDITED: MESSAGE_EDITED_EVENT,
+    DELETED: MESSAGE_DELETED_EVENT,
+    REACTION: REACTIONS_CHANGED_EVENT,
+}
 
 
 def _room_object(payload: dict[str, Any], room_id: str) -> dict[str, Any]:

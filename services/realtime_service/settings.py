@@ -34,6 +34,7 @@ class RealtimeSettings:
     admin_password: Secret
     admin_max_failures: int
     admin_lockout_seconds: float
+    receipt_batch_seconds: float = 1.0
 
     @property
     def admin_enabled(self) -> bool:
@@ -71,6 +72,8 @@ class RealtimeSettings:
             # Failed Admin UI sign-ins per client address and window before it is refused.
             admin_max_failures=env.integer("ADMIN_UI_MAX_FAILURES", 5, minimum=1),
             admin_lockout_seconds=env.number("ADMIN_UI_LOCKOUT_SECONDS", 300.0),
+            # At most one `receipts` event per room per this many seconds (docs/ROOM_STATE.md).
+            receipt_batch_seconds=_positive(env, "RECEIPT_BATCH_SECONDS", 1.0),
         )
         settings.check_admin_safety()
         return settings
@@ -85,3 +88,11 @@ class RealtimeSettings:
                 f"APP_ENV=production refuses ADMIN_UI_PASSWORD: {weak} "
                 "(needs 16+ characters, 8+ different ones, not a repeated string)"
             )
+
+
+def _positive(env: Env, name: str, default: float) -> float:
+    """A number of seconds that must be above zero."""
+    value = env.number(name, default)
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than 0, got {value}")
+    return value

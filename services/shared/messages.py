@@ -19,6 +19,28 @@ CLIENT_SEND_EVENT = "sendAllMessages"
 
 
 @dataclass(frozen=True)
+class ReplyPreview:
+    """What a reply shows of the message it answers (docs/ROOM_STATE.md, "Replies").
+
+    `excerpt` is plain text taken when the reply was posted: a later edit of the quoted
+    message leaves it as it was; a deletion empties it.
+    """
+
+    id: int
+    owner: str
+    user_name: str
+    excerpt: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "_id": str(self.id),
+            "owner": self.owner,
+            "userName": self.user_name,
+            "excerpt": self.excerpt,
+        }
+
+
+@dataclass(frozen=True)
 class StoredMessage:
     """A message as committed to the database."""
 
@@ -29,10 +51,17 @@ class StoredMessage:
     text: str
     created_at: datetime
     room: str = GLOBAL_ROOM_ID
+    reply_to: ReplyPreview | None = None
+    edited_at: datetime | None = None
+    deleted: bool = False
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON object of the legacy routes and `getAllmessages` (no room: the global one)."""
-        return {
+        """The JSON object of the legacy routes and `getAllmessages` (no room: the global one).
+
+        A reply (posted over the room routes) also carries `replyTo`; the gateway leaves
+        it out of `getAllmessages`, so legacy clients see the shape they always did.
+        """
+        wire: dict[str, Any] = {
             "_id": str(self.id),
             "id": self.client_id,
             "owner": self.owner,
@@ -40,7 +69,27 @@ class StoredMessage:
             "text": self.text,
             "createdAt": self.created_at.isoformat(),
         }
+        if self.reply_to is not None:
+            wire["replyTo"] = self.reply_to.to_wire()
+        return wire
 
     def to_room_wire(self) -> dict[str, Any]:
-        """The JSON object of the room routes and the `message` event: the wire with its room."""
-        return {**self.to_wire(), "room": self.room}
+        """The JSON object of the room routes and the `message` event: the wire with its room.
+
+        With `edited` once edited; a deleted message is a tombstone (docs/ROOM_STATE.md).
+        """
+        if self.deleted:
+            return {
+                "_id": str(self.id),
+                "id": self.client_id,
+                "room": self.room,
+                "owner": self.owner,
+                "userName": self.user_name,
+                "createdAt": self.created_at.isoformat(),
+                "deleted": True,
+                "text": "",
+            }
+        wire = {**self.to_wire(), "room": self.room}
+        if self.edited_at is not None:
+            wire["edited"] = self.edited_at.isoformat()
+        return wire

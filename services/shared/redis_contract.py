@@ -15,6 +15,7 @@ No other module spells a key or a channel. With the prefix `P`:
 | `P:rooms:<user>`       | hash             | the API's relay (Lua)      | every gateway |
 | `P:room-tails`         | hash             | the API's relay (Lua)      | every gateway |
 | `P:memberships`        | string           | the API's relay            | the relay     |
+| `P:reads`              | pub/sub channel  | the API (read markers)     | every gateway |
 
 The manager channel `P` is the python-socketio `AsyncPubSubManager` channel. The
 relay publishes one packet per committed message on it, in the format the manager
@@ -55,8 +56,9 @@ the newest membership event applied to the hash (so a gateway can tell which of 
 events it is delivering the hash already reflects). The same Lua call that appends a
 `joined` or `left` event to the stream updates it, so it is always exactly the
 memberships as of the stream's newest entry. `P:room-tails` maps each room to the id
-of its newest message: after a reconnect that the stream no longer covers, a gateway
-tells the client which of its rooms to refetch. `P:memberships` holds the id of the
+of its newest message or change of a message (edit, deletion, reaction): after a
+reconnect that the stream no longer covers, a gateway tells the client which of its
+rooms to refetch. `P:memberships` holds the id of the
 newest entry the Lua call applied; when it is missing, or behind the batch the relay
 publishes (Redis lost data), the call publishes nothing and the relay first rebuilds
 every `P:rooms:<user>` from PostgreSQL (relay.py).
@@ -72,6 +74,11 @@ lifetime a token may claim); a gateway refuses a connecting user whose mark exis
 `P:revocations` carries the user id; every gateway drops that user's live sockets.
 The API writes both before deleting the row, and refuses the deletion (503) while
 Redis is unreachable, so a deletion that succeeded was always announced.
+
+`P:reads` carries read markers that moved (services/shared/read_state.py): JSON
+`{"user", "room", "lastRead", "receipt"}`, published by the API after the marker's
+commit, best effort (the marker is in PostgreSQL either way). Markers are not room
+events: they take no id of the message order, and nothing replays them.
 """
 
 from __future__ import annotations
@@ -128,6 +135,11 @@ class RedisKeys:
     @property
     def revocations_channel(self) -> str:
         return f"{self.prefix}:revocations"
+
+    @property
+    def reads_channel(self) -> str:
+        """Read markers that moved (services/shared/read_state.py)."""
+        return f"{self.prefix}:reads"
 
     def user_rooms(self, user_id: str) -> str:
         """The user's membership hash: room id -> event id, and `@` -> newest event applied."""
@@ -319,7 +331,7 @@ for i = 4, #ARGV, 8 do
     published = published + 1
   end
   if id > newest then
-    if kind == 'message' then
+    if kind == 'message' or kind == 'edited' or kind == 'deleted' or kind == 'reaction' then
       redis.call('HSET', ARGV[3] .. ':room-tails', room, id)
     elseif kind == 'joined' then
       redis.call('HSET', ARGV[3] .. ':rooms:' .. subject, room, id, '@', id)

@@ -65,6 +65,8 @@ async def contract_stack() -> AsyncIterator[ChatStack]:
         "RATE_LIMIT_INVITES_PER_MINUTE": RAISED_RATE_LIMIT,
         "RATE_LIMIT_ROOM_POSTS_PER_MINUTE": RAISED_RATE_LIMIT,
         "RATE_LIMIT_USER_SEARCH_PER_MINUTE": RAISED_RATE_LIMIT,
+        "RATE_LIMIT_MESSAGE_CHANGES_PER_MINUTE": RAISED_RATE_LIMIT,
+        "RATE_LIMIT_READ_MARKERS_PER_MINUTE": RAISED_RATE_LIMIT,
     }
     async with local_chat_stack("contract", raised) as stack:
         yield stack

@@ -51,6 +51,7 @@ EXPECTED_OPERATIONS = {
     "POST /signup",
     "POST /signin",
     "GET /users/me",
+    "PATCH /users/me",
     "DELETE /users/me",
     "GET /messages",
     "POST /messages",
@@ -69,6 +70,12 @@ EXPECTED_OPERATIONS = {
     "POST /rooms/{room}/owner",
     "GET /rooms/{room}/messages",
     "POST /rooms/{room}/messages",
+    "PATCH /rooms/{room}/messages/{message}",
+    "DELETE /rooms/{room}/messages/{message}",
+    "PUT /rooms/{room}/messages/{message}/reactions/{emoji}",
+    "DELETE /rooms/{room}/messages/{message}/reactions/{emoji}",
+    "PUT /rooms/{room}/read",
+    "GET /rooms/{room}/receipts",
     "GET /users",
     "GET /healthz",
     "GET /readyz",
@@ -196,8 +203,22 @@ def test_the_rooms_flow_conforms(api_schema: Any, contract_user: User) -> None:
     )
     call("/rooms/{room}/members/{user}", "DELETE", 204, path_parameters=member)
     message = {"id": str(uuid.uuid4()), "text": "hello room"}
-    call("/rooms/{room}/messages", "POST", 201, path_parameters=ids, body=message)
+    posted = call("/rooms/{room}/messages", "POST", 201, path_parameters=ids, body=message)
+    reply = {"id": str(uuid.uuid4()), "text": "a reply", "replyTo": posted["_id"]}
+    answer = call("/rooms/{room}/messages", "POST", 201, path_parameters=ids, body=reply)
+    one = {**ids, "message": posted["_id"]}
+    call("/rooms/{room}/messages/{message}", "PATCH", 200, path_parameters=one, body=reply)
+    reaction = "/rooms/{room}/messages/{message}/reactions/{emoji}"
+    call(reaction, "PUT", 204, path_parameters={**one, "emoji": "👍"})
+    call(reaction, "DELETE", 204, path_parameters={**one, "emoji": "👍"})
+    gone = {**ids, "message": answer["_id"]}
+    call("/rooms/{room}/messages/{message}", "DELETE", 204, path_parameters=gone)
     call("/rooms/{room}/messages", "GET", 200, path_parameters=ids, query={"limit": 10})
+    read = {"lastRead": posted["_id"]}
+    call("/rooms/{room}/read", "PUT", 204, path_parameters=ids, body=read)
+    call("/rooms/{room}", "PATCH", 200, path_parameters=ids, body={"receipts": True})
+    call("/rooms/{room}/receipts", "GET", 200, path_parameters=ids)
+    call("/users/me", "PATCH", 200, body={"sendReceipts": True})
     call("/rooms/{room}/owner", "POST", 200, path_parameters=ids, body={"userId": bo})
     call("/rooms/{room}/leave", "POST", 204, path_parameters=ids)
     call("/rooms/{room}/join", "POST", 200, path_parameters=ids)

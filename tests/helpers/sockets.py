@@ -30,9 +30,20 @@ from tests.helpers.rest import Api, User, fetch_after
 
 EVENT = "getAllmessages"
 RECOVERED = "recovered"
-# What a rooms-aware client receives besides `recovered` (docs/ROOMS.md, "Socket.IO").
+# What a rooms-aware client receives besides `recovered` (docs/ROOMS.md, "Socket.IO", and
+# docs/ROOM_STATE.md).
 MESSAGE = "message"
-ROOM_EVENTS = ("roomJoined", "roomLeft", "memberChanged", "roomUpdated")
+ROOM_EVENTS = (
+    "roomJoined",
+    "roomLeft",
+    "memberChanged",
+    "roomUpdated",
+    "messageEdited",
+    "messageDeleted",
+    "reactionsChanged",
+)
+# Read state (docs/ROOM_STATE.md): ephemeral, no `_id`; kept in `events` like the above.
+READ_STATE_EVENTS = ("readUpdated", "receipts")
 
 Match = Callable[[dict[str, Any]], bool]
 
@@ -118,7 +129,7 @@ class ChatSocket:
         self._changed = asyncio.Condition()
         self._refetches: set[asyncio.Task[None]] = set()
         self.sio.on(MESSAGE if rooms else EVENT, self._on_message)
-        for event_name in ROOM_EVENTS:
+        for event_name in (*ROOM_EVENTS, *READ_STATE_EVENTS):
             self.sio.on(event_name, self._room_event_handler(event_name))
         self.sio.on(RECOVERED, self._on_recovered)
         self.sio.on("connect", self._on_connect)

@@ -10,6 +10,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from services.shared.redis_contract import (
+    EntryInfo,
     Publication,
     RedisKeys,
     emit_packet,
@@ -62,4 +63,31 @@ async def test_a_retried_batch_appends_and_publishes_only_the_new_ids() -> None:
             stream, RedisKeys(channel).memberships_applied, RedisKeys(channel).room_tails
         )
         await client.delete(stream)
+        await client.aclose()
+
+
+async def test_a_rooms_tail_moves_with_its_messages_and_their_changes() -> None:
+    """`P:room-tails` names the rooms a client that lost the stream must refetch: a room
+    whose only news is an edit, a deletion or a reaction is one of them."""
+    channel = f"relay-test-{uuid.uuid4().hex}"
+    keys = RedisKeys(channel)
+    client = aioredis.Redis.from_url(REDIS_URL)
+    room = str(uuid.uuid4())
+    kinds = ["message", "joined", "edited", "role", "deleted", "updated", "reaction", "left"]
+    member = str(uuid.uuid4())
+    tails: list[int | None] = []
+    try:
+        for entry_id, kind in enumerate(kinds, 1):
+            subject = member if kind in ("joined", "left", "role") else None
+            info = EntryInfo(room, kind, subject)
+            packet = emit_packet({}, entry_id, entry_id - 1, info)
+            publication = Publication(entry_id, entry_id - 1, b"{}", packet, 0, info)
+            assert await publish_like_the_relay(client, channel, [publication]) == 1
+            tail = await client.hget(keys.room_tails, room)
+            tails.append(None if tail is None else int(tail))
+        assert tails == [1, 1, 3, 3, 5, 5, 7, 7]
+    finally:
+        await client.delete(
+            keys.history_stream, keys.memberships_applied, keys.room_tails, keys.user_rooms(member)
+        )
         await client.aclose()

@@ -60,6 +60,7 @@ async def test_a_direct_room_is_created_once_and_shows_each_person_the_other(
                 "name": peer.name,
                 "topic": "",
                 "archived": False,
+                "receipts": True,
                 "createdAt": room["createdAt"],
                 "memberCount": 2,
                 "role": "member",

@@ -70,6 +70,7 @@ async def test_creating_a_room_makes_the_caller_owner_and_adds_the_initial_membe
         "name": "Design",
         "topic": "Weekly review",
         "archived": False,
+        "receipts": False,
         "createdAt": room["createdAt"],
         "memberCount": 3,
         "role": "owner",
@@ -326,10 +327,11 @@ async def test_renaming_and_archiving_follow_the_roles(
     assert same.status == 200
 
     updated = events_of(await room_events(database_url, rid), "updated")
+    receipts = {"receipts": False}
     assert [e["payload"] for e in updated] == [
-        {"room": {"id": rid, "name": "New", "topic": "About", "archived": False}},
-        {"room": {"id": rid, "name": "New", "topic": "About", "archived": True}},
-        {"room": {"id": rid, "name": "New", "topic": "About", "archived": False}},
+        {"room": {"id": rid, "name": "New", "topic": "About", "archived": False, **receipts}},
+        {"room": {"id": rid, "name": "New", "topic": "About", "archived": True, **receipts}},
+        {"room": {"id": rid, "name": "New", "topic": "About", "archived": False, **receipts}},
     ]
     assert all(e["subject"] is None for e in updated)
 

@@ -214,3 +214,79 @@ async def test_a_disconnected_socket_is_forgotten_with_its_user_rooms() -> None:
     gw.manager.forget("s-ann")
     assert gw.manager.rooms_of("s-ann") is None
     assert gw.manager._users == {} and gw.manager._aware == set()
+
+
+# ---- changes of messages (docs/ROOM_STATE.md) ---------------------------------------------
+
+CHANGES = [
+    (
+        "edited",
+        "messageEdited",
+        {"room": ROOM, "message": {"_id": "7", "text": "new", "edited": "2026-11-28T10:00:00"}},
+    ),
+    ("deleted", "messageDeleted", {"room": ROOM, "message": "7"}),
+    (
+        "reaction",
+        "reactionsChanged",
+        {"room": ROOM, "message": "7", "reactions": [{"emoji": "👍", "count": 1, "users": ["b"]}]},
+    ),
+]
+
+
+def change(entry_id: int, kind: str, payload: dict[str, Any], room: str = ROOM) -> HistoryEntry:
+    return HistoryEntry(entry_id, 0, payload, EntryInfo(room, kind, None))
+
+
+async def test_changes_of_a_message_reach_the_rooms_members_in_order_and_nobody_else() -> None:
+    gw = Gateway()
+    legacy = gw.connect("s-legacy")
+    member = gw.connect_rooms_aware("s-bob", "bob", {ROOM: 3}, 3)
+    outsider = gw.connect_rooms_aware("s-out", "out", {OTHER: 3}, 3)
+    await gw.message(7, ROOM)
+    for offset, (kind, _, payload) in enumerate(CHANGES):
+        await gw.event(change(8 + offset, kind, payload))
+    await gw.message(11, ROOM)
+    assert member.events() == [
+        ("message", {"_id": "7", "text": "m7", "room": ROOM}),
+        *[
+            (event, {**payload, "_id": str(8 + offset)})
+            for offset, (_, event, payload) in enumerate(CHANGES)
+        ],
+        ("message", {"_id": "11", "text": "m11", "room": ROOM}),
+    ]
+    assert legacy.events() == [] and outsider.events() == []
+
+
+async def test_changes_in_the_global_room_reach_rooms_aware_clients_only() -> None:
+    gw = Gateway()
+    legacy = gw.connect("s-legacy")
+    aware = gw.connect_rooms_aware("s-aware", "ann", {}, 0)
+    for offset, (kind, event, payload) in enumerate(CHANGES):
+        entry = change(20 + offset, kind, {**payload, "room": GLOBAL_ROOM_ID}, GLOBAL_ROOM_ID)
+        await gw.event(entry)
+        gw.manager._replay_entry("s-legacy", entry)
+        gw.manager._replay_entry("s-aware", entry)
+    assert legacy.events() == []
+    names = [name for name, _ in aware.events()]
+    assert names == [event for _, event, _ in CHANGES for _ in ("live", "replayed")]
+
+
+async def test_replay_sends_changes_of_the_rooms_the_user_is_in_now() -> None:
+    gw = Gateway()
+    aware = gw.connect_rooms_aware("s-aware", "ann", {ROOM: 2}, 2)
+    kind, event, payload = CHANGES[1]
+    gw.manager._replay_entry("s-aware", change(5, kind, payload))
+    gw.manager._replay_entry("s-aware", change(6, kind, {**payload, "room": OTHER}, OTHER))
+    assert aware.events() == [(event, {**payload, "_id": "5"})]
+
+
+async def test_a_reply_reaches_legacy_clients_without_its_reply_preview() -> None:
+    gw = Gateway()
+    legacy = gw.connect("s-legacy")
+    aware = gw.connect_rooms_aware("s-aware", "ann", {}, 0)
+    preview = {"_id": "3", "owner": "o", "userName": "Bo", "excerpt": "hi"}
+    wire = {"_id": "4", "text": "hello", "replyTo": preview}
+    await gw.manager._deliver(4, wire, EntryInfo(GLOBAL_ROOM_ID))
+    gw.manager._replay_entry("s-legacy", HistoryEntry(4, 3, wire, EntryInfo(GLOBAL_ROOM_ID)))
+    assert legacy.events() == [("getAllmessages", {"_id": "4", "text": "hello"})] * 2
+    assert aware.events() == [("message", {**wire, "room": GLOBAL_ROOM_ID})]

@@ -204,6 +204,19 @@ def test_room_limits_come_from_settings() -> None:
     }
 
 
+def test_message_change_limits_come_from_settings() -> None:
+    doc = build_openapi(
+        settings(MAX_REACTIONS_PER_MESSAGE="3", RATE_LIMIT_MESSAGE_CHANGES_PER_MINUTE="9")
+    )
+    reactions = doc["paths"]["/rooms/{room}/messages/{message}/reactions/{emoji}"]
+    assert "At most 3 different emoji per message" in reactions["put"]["description"]
+    edits = doc["paths"]["/rooms/{room}/messages/{message}"]
+    for operation in (edits["patch"], edits["delete"], reactions["put"], reactions["delete"]):
+        assert "9 requests per minute per user and room" in operation["description"]
+    [message] = [p for p in edits["patch"]["parameters"] if p["name"] == "message"]
+    assert message["schema"] == {"type": "string", "pattern": "^[0-9]{1,18}$"}
+
+
 def test_error_schema_matches_api_errors(document: dict[str, Any]) -> None:
     from services.api_service.errors import TooManyRequests, ValidationFailed
 
@@ -250,6 +263,7 @@ STATUSES = {
     ("post", "/signup"): {201, 400, 408, 409, 413, 422, 429, 503},
     ("post", "/signin"): {200, 400, 401, 408, 413, 429, 503},
     ("get", "/users/me"): {200, 401},
+    ("patch", "/users/me"): {200, 400, 401, 408, 413},
     ("delete", "/users/me"): {204, 400, 401, 403, 408, 413, 429, 503},
     ("get", "/messages"): {200, 400, 401, 429, 503},
     ("post", "/messages"): {200, 201, 400, 401, 408, 413, 429},
@@ -267,7 +281,29 @@ STATUSES = {
     ("delete", "/rooms/{room}/members/{user}"): {204, 401, 403, 404, 409},
     ("post", "/rooms/{room}/owner"): {200, 400, 401, 403, 404, 408, 409, 413, 422},
     ("get", "/rooms/{room}/messages"): {200, 400, 401, 403, 404, 429, 503},
-    ("post", "/rooms/{room}/messages"): {200, 201, 400, 401, 403, 404, 408, 409, 413, 429},
+    ("post", "/rooms/{room}/messages"): {200, 201, 400, 401, 403, 404, 408, 409, 413, 422, 429},
+    ("patch", "/rooms/{room}/messages/{message}"): {200, 400, 401, 403, 404, 408, 409, 413, 429},
+    ("delete", "/rooms/{room}/messages/{message}"): {204, 401, 403, 404, 429},
+    ("put", "/rooms/{room}/messages/{message}/reactions/{emoji}"): {
+        204,
+        401,
+        403,
+        404,
+        409,
+        422,
+        429,
+    },
+    ("delete", "/rooms/{room}/messages/{message}/reactions/{emoji}"): {
+        204,
+        401,
+        403,
+        404,
+        409,
+        422,
+        429,
+    },
+    ("put", "/rooms/{room}/read"): {204, 400, 401, 403, 404, 408, 413, 422, 429},
+    ("get", "/rooms/{room}/receipts"): {200, 401, 403, 404},
     ("get", "/users"): {200, 400, 401, 429},
     ("get", "/healthz"): {200},
     ("get", "/readyz"): {200, 503},
@@ -297,7 +333,7 @@ def test_retryable_refusals_document_retry_after(document: dict[str, Any]) -> No
             header = resolve(document, response["headers"]["Retry-After"]["$ref"])
             assert header["required"] is True
             checked += 1
-    assert checked == 16
+    assert checked == 21
 
 
 def test_busy_and_timeout_answers_carry_their_codes(document: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ def test_the_names_are_the_ones_deployments_already_have() -> None:
     assert keys.connections("u1") == "chat-socketio:connections:u1"
     assert keys.revoked("u1") == "chat-socketio:revoked:u1"
     assert keys.revocations_channel == "chat-socketio:revocations"
+    assert keys.reads_channel == "chat-socketio:reads"
 
 
 def test_the_cleanup_pattern_matches_only_this_prefix() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from services.api_service.db.pool import DbConnection
-from services.shared.messages import StoredMessage
+from services.shared.messages import ReplyPreview, StoredMessage
 from services.shared.rooms import GLOBAL_ROOM_ID
 
 MESSAGE_ORDER_LOCK_KEY = 0x636861745F6D7367  # "chat_msg"
@@ -33,6 +33,7 @@ class NewMessage:
     user_name: str
     text: str
     room: str = GLOBAL_ROOM_ID
+    reply_to: int | None = None  # the `_id` of the message of the same room it answers
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,25 @@ class RoomArchived(Refused):
     reason = "archived"
 
 
+class ReplyNotFound(Refused):
+    """The message it replies to is not a message of the same room."""
+
+    reason = "reply_not_found"
+
+
+class ReplyDeleted(Refused):
+    """The message it replies to was deleted."""
+
+    reason = "reply_deleted"
+
+
 REFUSALS: dict[str, type[Refused]] = {
-    cls.reason: cls for cls in (OwnerMissing, NotMember, RoomArchived)
+    cls.reason: cls for cls in (OwnerMissing, NotMember, RoomArchived, ReplyNotFound, ReplyDeleted)
 }
 
 
 def message_from_row(row: asyncpg.Record) -> StoredMessage:
+    """A message from a row of `messages` (with the reply's columns, see `reply_from_row`)."""
     return StoredMessage(
         id=row["id"],
         client_id=str(row["client_id"]),
@@ -82,6 +96,25 @@ def message_from_row(row: asyncpg.Record) -> StoredMessage:
         text=row["text"],
         created_at=row["created_at"],
         room=str(row["room_id"]),
+        reply_to=reply_from_row(row),
+        edited_at=row.get("edited_at"),
+        deleted=bool(row.get("deleted")),
+    )
+
+
+def reply_from_row(row: asyncpg.Record) -> ReplyPreview | None:
+    """The reply preview of a row, None when it is no reply.
+
+    The row has `reply_to` and `reply_excerpt` of the message, and `reply_owner` and
+    `reply_user_name` of the quoted message, joined for its author.
+    """
+    if row.get("reply_to") is None:
+        return None
+    return ReplyPreview(
+        id=row["reply_to"],
+        owner=str(row["reply_owner"]),
+        user_name=row["reply_user_name"],
+        excerpt=row["reply_excerpt"] or "",
     )
 
 
@@ -92,11 +125,12 @@ async def insert_messages(
 ) -> list[InsertResult | Refused]:
     """Store each message once per (owner, client id); results in the order of `batch`.
 
-    One statement, `chat_store_messages` (migration 0006), does the whole batch: order
+    One statement, `chat_store_messages` (migration 0007), does the whole batch: order
     lock, the checks of each row, insert, lookup of already stored keys and the NOTIFY
     for the relay. A message the function refuses (its author has no account, is not a
-    member of its room, or the room is archived) is not stored and comes back as the
-    matching `Refused`, so one such request never fails the rest of the batch. Call it
+    member of its room, the room is archived, or the message it replies to is not one
+    of the room or was deleted) is not stored and comes back as the matching `Refused`,
+    so one such request never fails the rest of the batch. Call it
     outside an explicit transaction: the statement is then its own transaction, one
     round trip and one commit. A message whose (owner, client id) is already stored, or
     appears earlier in the same batch, comes back as that stored message with
@@ -105,12 +139,13 @@ async def insert_messages(
     """
     rows = await conn.fetch(
         "SELECT * FROM chat_store_messages("
-        "$1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6, $7)",
+        "$1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], $7, $8)",
         [m.client_id for m in batch],
         [m.owner for m in batch],
         [m.room for m in batch],
         [m.user_name for m in batch],
         [m.text for m in batch],
+        [m.reply_to for m in batch],
         MESSAGE_ORDER_LOCK_KEY,
         notify_channel,
     )
@@ -169,6 +204,8 @@ async def history_page(
     """A page of `room`'s history as wire objects, oldest first; None when `reader` has no account.
 
     Whether `reader` may read `room` is the caller's check (the global room: everyone).
+    This is the legacy shape (`GET /messages`): the current text of edited messages,
+    no deleted ones, nothing about replies or reactions.
 
     Without `after`, the newest `limit` messages (older than `before` if given): what a
     chat window shows and "load older" pages back through. With `after`, the oldest
@@ -181,14 +218,16 @@ async def history_page(
     if after is not None:
         page = (
             "SELECT * FROM messages m WHERE m.room_id = $5::uuid AND m.id > $2"
-            " AND ($3::bigint IS NULL OR m.id < $3) ORDER BY m.id ASC LIMIT $4"
+            " AND ($3::bigint IS NULL OR m.id < $3) AND m.deleted_at IS NULL"
+            " ORDER BY m.id ASC LIMIT $4"
         )
         args: tuple[object, ...] = (reader, after, before, limit, room)
         order = "ASC"
     else:
         page = (
             "SELECT * FROM messages m WHERE m.room_id = $4::uuid"
-            " AND ($2::bigint IS NULL OR m.id < $2) ORDER BY m.id DESC LIMIT $3"
+            " AND ($2::bigint IS NULL OR m.id < $2) AND m.deleted_at IS NULL"
+            " ORDER BY m.id DESC LIMIT $3"
         )
         args = (reader, before, limit, room)
         order = "DESC"

@@ -1,4 +1,4 @@
-"""Room events: membership changes and room updates, stored in the message order.
+"""Room events: membership changes, room updates and changes of messages, in the message order.
 
 A room event is written in the same transaction as the change it announces, after
 `lock_message_order`: it takes the next id of the messages' sequence while holding the
@@ -33,7 +33,7 @@ class RoomEvent:
     id: int
     room: str
     kind: str  # one of services.shared.rooms.ROOM_EVENT_KINDS
-    subject: str | None  # the member concerned (joined, left, role); None for updated
+    subject: str | None  # the member concerned (joined, left, role); else None
     payload: dict[str, Any]  # what clients receive, without `_id` (docs/ROOMS.md)
     created_at: datetime
 
@@ -89,17 +89,25 @@ Outboxed = StoredMessage | RoomEvent
 async def outbox_after(conn: DbConnection, after: int, limit: int) -> list[Outboxed]:
     """Up to `limit` messages and room events with id > `after`, in id (= commit) order.
 
+    A message goes out as it is read here (with its reply preview); its edits and its
+    deletion are room events of their own that follow it, so a client that applies
+    them in order ends with the message's current state either way.
+
     Both tables take ids from one sequence under one lock, so together they have no
     hole the relay could skip: everything after its cursor is exactly what it has not
     published.
     """
     rows = await conn.fetch(  # one statement: one snapshot of both tables
         "SELECT * FROM ("
-        " (SELECT id, 'message' AS kind, room_id, client_id, owner_id, user_name, text,"
-        "         created_at, NULL::uuid AS subject, NULL::jsonb AS payload"
-        "  FROM messages WHERE id > $1 ORDER BY id ASC LIMIT $2)"
+        " (SELECT m.id, 'message' AS kind, m.room_id, m.client_id, m.owner_id, m.user_name,"
+        "         m.text, m.created_at, NULL::uuid AS subject, NULL::jsonb AS payload,"
+        "         m.reply_to, q.owner_id AS reply_owner, q.user_name AS reply_user_name,"
+        "         m.reply_excerpt"
+        "  FROM messages m LEFT JOIN messages q ON q.id = m.reply_to"
+        "  WHERE m.id > $1 ORDER BY m.id ASC LIMIT $2)"
         " UNION ALL"
-        " (SELECT id, kind, room_id, NULL, NULL, NULL, NULL, created_at, subject, payload"
+        " (SELECT id, kind, room_id, NULL, NULL, NULL, NULL, created_at, subject, payload,"
+        "         NULL, NULL, NULL, NULL"
         "  FROM room_events WHERE id > $1 ORDER BY id ASC LIMIT $2)"
         ") entries ORDER BY id ASC LIMIT $2",
         after,

@@ -19,7 +19,7 @@ import asyncpg
 
 from services.api_service.db.pool import DbConnection
 from services.api_service.db.users import DELETED_AUTHOR_NAME
-from services.shared.messages import StoredMessage
+from services.shared.messages import ReplyPreview, StoredMessage
 from services.shared.names import plain_name
 from services.shared.rooms import GLOBAL_ROOM_ID
 
@@ -37,6 +37,7 @@ class RoomRow:
     archived: bool
     created_at: datetime
     direct_key: str | None
+    receipts: bool = False  # the group room's setting (docs/ROOM_STATE.md, "Read state")
 
     @property
     def is_global(self) -> bool:
@@ -52,9 +53,20 @@ class RoomRow:
         first, second = self.pair()
         return second if first == user_id else first
 
+    @property
+    def shows_receipts(self) -> bool:
+        """Direct rooms always show read receipts; group rooms when turned on."""
+        return self.kind == "direct" or self.receipts
+
     def summary(self) -> dict[str, Any]:
         """What a `roomUpdated` event carries."""
-        return {"id": self.id, "name": self.name, "topic": self.topic, "archived": self.archived}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "topic": self.topic,
+            "archived": self.archived,
+            "receipts": self.shows_receipts,
+        }
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,7 @@ def room_wire(
         "name": peer.name if peer is not None else room.name,
         "topic": room.topic,
         "archived": room.archived,
+        "receipts": room.shows_receipts,
         "createdAt": room.created_at.isoformat(),
         "memberCount": member_count,
         "role": role,
@@ -121,12 +134,18 @@ def _room(row: asyncpg.Record) -> RoomRow:
         archived=row["archived"],
         created_at=row["created_at"],
         direct_key=row["direct_key"],
+        receipts=row["receipts"],
     )
+
+
+def room_or_none(row: asyncpg.Record) -> RoomRow | None:
+    """The room of a row with ROOM_COLUMNS from a LEFT JOIN (None: no such room)."""
+    return None if row["id"] is None else _room(row)
 
 
 ROOM_COLUMNS = (
     "r.id, r.kind, r.name, r.topic, r.archived_at IS NOT NULL AS archived, r.created_at,"
-    " r.direct_key"
+    " r.direct_key, r.receipts"
 )
 # The caller's ($2) role, the member count, the peer of a direct room.
 VIEW_COLUMNS = (
@@ -152,11 +171,16 @@ def peer_join(viewer: str) -> str:
     )
 
 
-# The newest message of r, through messages(room_id, id): one index probe per room.
+# The newest message of r, through messages(room_id, id): one index probe per room (and
+# one for the message it replies to, if it is a reply).
 LAST_MESSAGE_JOIN = (
     " LEFT JOIN LATERAL (SELECT lm.id AS lm_id, lm.client_id, lm.owner_id, lm.room_id,"
-    "  lm.user_name, lm.text, lm.created_at AS lm_created_at"
-    "  FROM messages lm WHERE lm.room_id = r.id ORDER BY lm.id DESC LIMIT 1) last ON true"
+    "  lm.user_name, lm.text, lm.created_at AS lm_created_at, lm.edited_at AS lm_edited_at,"
+    "  lm.deleted_at IS NOT NULL AS lm_deleted, lm.reply_to AS lm_reply_to,"
+    "  lq.owner_id AS lm_reply_owner, lq.user_name AS lm_reply_user_name,"
+    "  lm.reply_excerpt AS lm_reply_excerpt"
+    "  FROM messages lm LEFT JOIN messages lq ON lq.id = lm.reply_to"
+    "  WHERE lm.room_id = r.id ORDER BY lm.id DESC LIMIT 1) last ON true"
 )
 
 
@@ -169,8 +193,17 @@ def _peer(row: asyncpg.Record, room: RoomRow, viewer: str) -> Person | None:
 
 
 def _last_message(row: asyncpg.Record) -> dict[str, Any] | None:
+    """The newest message as history shows it (edited, a tombstone, a reply), no reactions."""
     if row["lm_id"] is None:
         return None
+    reply = None
+    if row["lm_reply_to"] is not None:
+        reply = ReplyPreview(
+            id=row["lm_reply_to"],
+            owner=str(row["lm_reply_owner"]),
+            user_name=row["lm_reply_user_name"],
+            excerpt=row["lm_reply_excerpt"] or "",
+        )
     return StoredMessage(
         id=row["lm_id"],
         client_id=str(row["client_id"]),
@@ -179,6 +212,9 @@ def _last_message(row: asyncpg.Record) -> dict[str, Any] | None:
         text=row["text"],
         created_at=row["lm_created_at"],
         room=str(row["room_id"]),
+        reply_to=reply,
+        edited_at=row["lm_edited_at"],
+        deleted=row["lm_deleted"],
     ).to_room_wire()
 
 
@@ -439,16 +475,17 @@ async def set_role(conn: DbConnection, room_id: str, user_id: str, role: str) ->
 
 
 async def update_room(
-    conn: DbConnection, room_id: str, name: str, topic: str, archived: bool
+    conn: DbConnection, room_id: str, name: str, topic: str, archived: bool, receipts: bool
 ) -> RoomRow:
     row = await conn.fetchrow(
         "UPDATE rooms AS r SET name = $2, topic = $3,"
-        " archived_at = CASE WHEN $4 THEN coalesce(r.archived_at, now()) END"
+        " archived_at = CASE WHEN $4 THEN coalesce(r.archived_at, now()) END, receipts = $5"
         f" WHERE r.id = $1::uuid RETURNING {ROOM_COLUMNS}",
         room_id,
         name,
         topic,
         archived,
+        receipts,
     )
     assert row is not None  # rooms are never deleted
     return _room(row)

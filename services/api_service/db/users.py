@@ -15,6 +15,7 @@ class User:
     name: str
     email: str
     password_hash: str
+    send_receipts: bool = True  # others see this user's read markers (docs/ROOM_STATE.md)
 
     def public(self) -> dict[str, str]:
         """The account as the sign-up response shows it (no password hash)."""
@@ -29,8 +30,13 @@ class EmailTaken(Exception):
     """Another account already uses this email (compared case-insensitively)."""
 
 
+USER_COLUMNS = "id, name, email, password_hash, send_receipts"
+
+
 def _user(row: asyncpg.Record) -> User:
-    return User(str(row["id"]), row["name"], row["email"], row["password_hash"])
+    return User(
+        str(row["id"]), row["name"], row["email"], row["password_hash"], row["send_receipts"]
+    )
 
 
 async def create_user(conn: DbConnection, name: str, email: str, password_hash: str) -> User:
@@ -38,7 +44,7 @@ async def create_user(conn: DbConnection, name: str, email: str, password_hash: 
     try:
         row = await conn.fetchrow(
             "INSERT INTO users (name, email, password_hash) VALUES ($1, $2, $3)"
-            " RETURNING id, name, email, password_hash",
+            f" RETURNING {USER_COLUMNS}",
             name,
             email,
             password_hash,
@@ -51,14 +57,22 @@ async def create_user(conn: DbConnection, name: str, email: str, password_hash: 
 
 async def find_by_email(conn: DbConnection, email: str) -> User | None:
     row = await conn.fetchrow(
-        "SELECT id, name, email, password_hash FROM users WHERE lower(email) = lower($1)", email
+        f"SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1)", email
     )
     return _user(row) if row else None
 
 
 async def find_by_id(conn: DbConnection, user_id: str) -> User | None:
+    row = await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1::uuid", user_id)
+    return _user(row) if row else None
+
+
+async def set_send_receipts(conn: DbConnection, user_id: str, send: bool) -> User | None:
+    """Switch whether others see the user's read markers; None when the account is gone."""
     row = await conn.fetchrow(
-        "SELECT id, name, email, password_hash FROM users WHERE id = $1::uuid", user_id
+        f"UPDATE users SET send_receipts = $2 WHERE id = $1::uuid RETURNING {USER_COLUMNS}",
+        user_id,
+        send,
     )
     return _user(row) if row else None
 

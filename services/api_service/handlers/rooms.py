@@ -21,8 +21,9 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from services.api_service import validation
-from services.api_service.db import messages
+from services.api_service.db import messages, reads
 from services.api_service.db import rooms as db
+from services.api_service.db.message_changes import room_page
 from services.api_service.db.pool import DbConnection
 from services.api_service.db.room_events import insert_room_event, lock_message_order
 from services.api_service.db.rooms import ADMIN, MEMBER, OWNER, MemberRow, Person, RoomRow
@@ -36,6 +37,7 @@ from services.api_service.errors import (
 )
 from services.api_service.handlers.common import authenticate, limit_by_user, read_body
 from services.api_service.keys import DB_POOL, MESSAGE_WRITER, RATE_LIMITS, SETTINGS
+from services.api_service.models import UNREAD_CAP, mention_text
 from services.shared.auth import Identity
 from services.shared.rooms import JOINED, LEFT, ROLE, UPDATED
 from services.shared.web import json_response
@@ -191,12 +193,29 @@ def member_reply(member: MemberRow, status: int) -> web.Response:
 
 
 async def list_my_rooms(request: web.Request) -> web.Response:
-    """`GET /rooms`: the global room first, then the caller's rooms by newest activity."""
+    """`GET /rooms`: the global room first, then the caller's rooms by newest activity.
+
+    Each with the caller's read state: marker, unread count and mentions (db/reads.py).
+    """
     identity = authenticate(request)
     async with request.app[DB_POOL].acquire() as conn:
-        await me(conn, identity)
+        caller = await me(conn, identity)
         found = await db.my_rooms(conn, identity.user_id)
-    return json_response({"rooms": [room.wire() for room in found]})
+        states = await reads.read_states(
+            conn,
+            identity.user_id,
+            [view.room.id for view in found],
+            mention_text(caller.name),
+            UNREAD_CAP,
+        )
+    return json_response(
+        {
+            "rooms": [
+                {**view.wire(), **states.get(view.room.id, reads.NOTHING_READ).wire()}
+                for view in found
+            ]
+        }
+    )
 
 
 async def list_public_rooms(request: web.Request) -> web.Response:
@@ -349,7 +368,7 @@ async def create_direct_room(
 
 
 async def update_room(request: web.Request) -> web.Response:
-    """`PATCH /rooms/{room}`: name and topic (owner, admin), archived (owner)."""
+    """`PATCH /rooms/{room}`: name, topic and receipts (owner, admin), archived (owner)."""
     identity = authenticate(request)
     room_id = room_param(request)
     settings = request.app[SETTINGS]
@@ -365,11 +384,15 @@ async def update_room(request: web.Request) -> web.Response:
             check_role(role, (OWNER, ADMIN), "rename the room or set its topic")
         if form.archived is not None:
             check_role(role, (OWNER,), "archive or unarchive the room")
+        if form.receipts is not None:
+            check_role(role, (OWNER, ADMIN), "turn read receipts on or off")
         name = room.name if form.name is None else form.name
         topic = room.topic if form.topic is None else form.topic
         archived = room.archived if form.archived is None else form.archived
-        if (name, topic, archived) != (room.name, room.topic, room.archived):
-            room = await db.update_room(conn, room.id, name, topic, archived)
+        receipts = room.receipts if form.receipts is None else form.receipts
+        new = (name, topic, archived, receipts)
+        if new != (room.name, room.topic, room.archived, room.receipts):
+            room = await db.update_room(conn, room.id, *new)
             await insert_room_event(conn, room.id, UPDATED, None, {"room": room.summary()})
     return await view(request, room_id, identity.user_id)
 
@@ -531,7 +554,11 @@ async def transfer_ownership(request: web.Request) -> web.Response:
 
 
 async def room_history(request: web.Request) -> web.Response:
-    """`GET /rooms/{room}/messages`: a page of the room's history, as `GET /messages`."""
+    """`GET /rooms/{room}/messages`: a page of the room's history, paged as `GET /messages`.
+
+    Each message as it is now: edited, deleted (a tombstone), with its reply preview and
+    reactions (docs/ROOM_STATE.md).
+    """
     identity = authenticate(request)
     room_id = room_param(request)
     settings = request.app[SETTINGS]
@@ -542,32 +569,23 @@ async def room_history(request: web.Request) -> web.Response:
     async with request.app[DB_POOL].acquire() as conn:
         role = await db.role_of(conn, room_id, identity.user_id)
         check_member(await db.room(conn, room_id), role)
-        page = await messages.history_page(
-            conn,
-            identity.user_id,
-            limit=query.limit,
-            before=query.before,
-            after=query.after,
-            room=room_id,
+        page = await room_page(
+            conn, room_id, limit=query.limit, before=query.before, after=query.after
         )
-    if page is None:
-        raise Unauthorized(ACCOUNT_GONE)
-    for message in page:
-        message["room"] = room_id
     return json_response(page)
 
 
 async def post_room_message(request: web.Request) -> web.Response:
     """`POST /rooms/{room}/messages`: as `POST /messages`, idempotent per client `id`.
 
-    The store function checks membership under the order lock, so a post either
-    precedes a removal or is refused.
+    The store function checks membership (and the message a reply answers) under the
+    order lock, so a post either precedes a removal (or deletion) or is refused.
     """
     identity = authenticate(request)
     room_id = room_param(request)
     await limit_by_user(request, "messages", identity)
     await limit_room_posts(request, identity, room_id)
-    form = validation.parse_message(
+    form = validation.parse_room_message(
         await read_body(request), request.app[SETTINGS].message_max_chars
     )
     new = messages.NewMessage(
@@ -576,6 +594,7 @@ async def post_room_message(request: web.Request) -> web.Response:
         user_name=identity.name,
         text=form.text,
         room=room_id,
+        reply_to=None if form.replyTo is None else int(form.replyTo),
     )
     try:
         result = await request.app[MESSAGE_WRITER].insert(new)
@@ -583,6 +602,13 @@ async def post_room_message(request: web.Request) -> web.Response:
         raise Unauthorized(ACCOUNT_GONE) from None
     except messages.RoomArchived:
         raise Conflict("The room is archived", code="archived") from None
+    except messages.ReplyNotFound:
+        problem = "must be the _id of a message of this room"
+        raise Unprocessable(
+            f"invalid input (replyTo: {problem})", fields={"replyTo": problem}
+        ) from None
+    except messages.ReplyDeleted:
+        raise Conflict("The message it replies to was deleted", code="deleted") from None
     except messages.NotMember:
         async with request.app[DB_POOL].acquire() as conn:
             room = await db.room(conn, room_id)

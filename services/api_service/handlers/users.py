@@ -65,7 +65,17 @@ async def me(request: web.Request) -> web.Response:
         user = await users.find_by_id(conn, identity.user_id)
     if user is None:  # deleted since the token was issued: the token is worth nothing
         raise Unauthorized(ACCOUNT_GONE)
-    return json_response({"name": plain_name(user.name), "email": user.email, "user_id": user.id})
+    return json_response(current_user(user))
+
+
+def current_user(user: users.User) -> dict[str, object]:
+    """The account as its owner sees it (`GET /users/me`, `PATCH /users/me`)."""
+    return {
+        "name": plain_name(user.name),
+        "email": user.email,
+        "user_id": user.id,
+        "sendReceipts": user.send_receipts,
+    }
 
 
 async def delete_me(request: web.Request) -> web.Response:

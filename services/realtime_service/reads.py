@@ -1,0 +1,139 @@
+"""Passing moved read markers on to the sockets of this replica (docs/ROOM_STATE.md).
+
+The API announces each marker that moved on the reads channel (services/shared/
+read_state.py). Every replica listens, and
+
+* sends `readUpdated` `{"room", "lastRead"}` at once to the reader's own rooms-aware
+  sockets here (their other tabs and devices);
+* when the notice is a receipt, keeps the reader's newest marker for the room and,
+  at most once per `batch_seconds` per room, sends the room's members here one
+  `receipts` event `{"room", "readers": [{"user", "lastRead"}]}` with every reader
+  whose marker moved since the last one. A room of many readers costs its members
+  one event per window, not one per reader per message.
+
+Markers are ephemeral: they are not in the message order (no ordering lock, no
+replay). A notice published while this replica was not subscribed (Redis restarting)
+is lost; clients read the markers over REST when they connect, and the next marker
+that moves brings them up to date. Markers only move forward, so a client keeps the
+greatest `lastRead` it has seen of each reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+from services.realtime_service.metrics import READ_NOTICES, RECEIPT_BATCHES
+from services.shared.read_state import READ_UPDATED_EVENT, RECEIPTS_EVENT, ReadNotice
+from services.shared.redis_contract import RedisKeys
+from services.shared.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class Sockets(Protocol):
+    """What this module needs of the delivery manager (delivery.OrderedRedisManager)."""
+
+    def send_to_user(self, user_id: str, event: str, data: Any) -> int: ...
+
+    def holds_room(self, room: str) -> bool: ...
+
+    async def send_to_room(self, room: str, event: str, data: Any) -> int: ...
+
+
+class ReadNoticeListener:
+    """Subscribe to the reads channel; pass markers on at once and receipts in batches."""
+
+    def __init__(
+        self, redis: aioredis.Redis, keys: RedisKeys, sockets: Sockets, batch_seconds: float
+    ) -> None:
+        self._redis = redis
+        self._channel = keys.reads_channel
+        self._sockets = sockets
+        self._batch_seconds = batch_seconds
+        self._pending: dict[str, dict[str, int]] = {}  # room -> reader -> newest marker
+        self._has_pending = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.subscribed = asyncio.Event()
+        self._failures = 0  # subscription losses in a row (picks the retry pause)
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen_forever(), name="read-notices"),
+            asyncio.create_task(self._send_receipts_forever(), name="receipt-batches"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            await cancel_and_wait(task)
+
+    async def _listen_forever(self) -> None:
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis away: subscribe again after a pause
+                self.subscribed.clear()
+                delay = RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS) - 1)]
+                self._failures += 1
+                log.warning(
+                    "read notices subscription lost", extra={"error": repr(exc), "retry_in": delay}
+                )
+                await asyncio.sleep(delay)
+
+    async def _listen(self) -> None:
+        async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(self._channel)
+            self.subscribed.set()
+            self._failures = 0  # subscribed again: the next loss retries at once
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                notice = ReadNotice.decode(message.get("data") or b"")
+                if notice is None:
+                    log.warning("ignored a malformed read notice")
+                    continue
+                self.deliver(notice)
+
+    def deliver(self, notice: ReadNotice) -> None:
+        """`readUpdated` to the reader's sockets now; a receipt waits for its room's batch."""
+        READ_NOTICES.labels(str(notice.receipt).lower()).inc()
+        self._sockets.send_to_user(notice.user, READ_UPDATED_EVENT, notice.read_updated())
+        if not notice.receipt or not self._sockets.holds_room(notice.room):
+            return
+        readers = self._pending.setdefault(notice.room, {})
+        readers[notice.user] = max(readers.get(notice.user, 0), notice.last_read)
+        self._has_pending.set()
+
+    async def _send_receipts_forever(self) -> None:
+        """One `receipts` event per room with readers, every `batch_seconds` at most.
+
+        The window opens with the first receipt after the previous batch went out, so
+        two batches of a room are always at least `batch_seconds` apart, and a receipt
+        waits at most that long.
+        """
+        while True:
+            await self._has_pending.wait()
+            await asyncio.sleep(self._batch_seconds)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Send each room with pending receipts one `receipts` event with all of its readers."""
+        self._has_pending.clear()
+        pending, self._pending = self._pending, {}
+        for room, readers in pending.items():
+            event = {
+                "room": room,
+                "readers": [{"user": user, "lastRead": str(n)} for user, n in readers.items()],
+            }
+            try:
+                if await self._sockets.send_to_room(room, RECEIPTS_EVENT, event):
+                    RECEIPT_BATCHES.inc()
+            except Exception:  # one room's failure must not stop the others' receipts
+                log.exception("sending receipts failed", extra={"room": room})
