@@ -991,6 +991,8 @@ function onRoomJoined(event) {
   const room = event.room;
   if (!room || typeof room.id !== "string") return;
   rooms.joined(room, event._id);
+  // A new direct room: whether its other person is online (events tell the changes).
+  if (room.kind === "direct" && room.peer && !presence.get(room.peer.id)) presence.load(api, room.id, 2);
   if (room.id !== view.roomId) return;
   if (view.gone) {
     openRoom(room.id); // added back while looking at the notice: show the room again

@@ -280,11 +280,8 @@ export class RoomList {
       if (BigInt(id) > room.activity) room.activity = BigInt(id);
       if (BigInt(id) <= room.countedTo) return;
       room.countedTo = BigInt(id);
-      if (seen || own) {
-        // Seen where it arrived (or written here): read up to it, as the page tells the server.
-        this.moveMarker(room, id);
-        return;
-      }
+      // Seen where it arrived, or written here: not unread (the page moves the marker).
+      if (seen || own) return;
       if (room.lastRead !== null && compareIds(id, room.lastRead) <= 0) return;
       room.unread = Math.min(MOST_UNREAD, room.unread + 1);
       if (mention) room.mentions = Math.min(MOST_UNREAD, room.mentions + 1);
