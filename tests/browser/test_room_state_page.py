@@ -335,6 +335,8 @@ async def test_edit_delete_reply_and_react_reach_the_other_side(
         "Deleted message"
     )
     await expect(reaction(b.message(kept), "🎉").get_by_test_id("reaction-count")).to_have_text("1")
+    # Looking at the room read it: nothing of it counts as unread.
+    await expect(b.room_item(name)).to_have_attribute("data-unread", "0")
     assert b.dialogs == [], b.dialogs
 
 
