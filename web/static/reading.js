@@ -26,21 +26,29 @@ export class ReadMarker {
     this.seeing = seeing;
     this.expired = expired;
     this.timer = null;
+    this.pending = null; // {roomId, newest}: seen, to be sent when the delay is over
     this.sent = new Map(); // room id -> the greatest marker sent
   }
 
-  /** Something the user may have seen changed (scroll, new message, page shown). */
+  /**
+   * Something the user may have seen changed (scroll, new message, page shown). What
+   * they saw is remembered: it is sent even if they switch rooms before the delay ends.
+   */
   note() {
-    if (this.timer !== null || !this.wanted()) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.flush();
-    }, READ_DELAY_MS);
+    const seen = this.wanted(this.seeing());
+    if (!seen) return;
+    if (this.pending && this.pending.roomId !== seen.roomId) this.flush();
+    this.pending = seen;
+    if (this.timer === null) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.flush();
+      }, READ_DELAY_MS);
+    }
   }
 
-  /** The marker to send now, or null when there is none to move. */
-  wanted() {
-    const seen = this.seeing();
+  /** `seen` if it moves the marker of its room, else null. */
+  wanted(seen) {
     if (!seen || !isId(seen.newest)) return null;
     const sent = this.sent.get(seen.roomId);
     if (sent && compareIds(seen.newest, sent) <= 0) return null;
@@ -52,7 +60,8 @@ export class ReadMarker {
   }
 
   async flush() {
-    const seen = this.wanted();
+    const seen = this.wanted(this.pending);
+    this.pending = null;
     if (!seen) return;
     const { roomId, newest } = seen;
     this.sent.set(roomId, newest);
@@ -68,6 +77,7 @@ export class ReadMarker {
   reset() {
     clearTimeout(this.timer);
     this.timer = null;
+    this.pending = null;
     this.sent.clear();
   }
 }
