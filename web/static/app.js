@@ -51,6 +51,7 @@ const ONLINE_COUNT_DELAY_MS = 2000; // presence changes, gathered into one onlin
 const DIRECT_PRESENCE_ROOMS = 30; // direct rooms whose other person's presence is read on connect
 const PRESENCE_PUSH_MAX_MEMBERS = 100; // larger rooms get no presence events (docs/ROOM_STATE.md)
 const KEPT_CHANGES = 200; // changes of messages not shown yet, kept for a history answer on its way
+const NO_HOVER = window.matchMedia("(hover: none)"); // phones: a tap shows a message's actions
 const EXPIRED = "Your session has expired. Please sign in again.";
 
 const $ = (id) => document.getElementById(id);
@@ -1275,6 +1276,7 @@ function onMessageAction(event) {
   if (!li || !ui.list.contains(li)) return;
   if (!button) {
     // A tap on a message shows its actions where there is no hover (phones).
+    if (!NO_HOVER.matches) return;
     for (const other of ui.list.querySelectorAll(".message.selected")) if (other !== li) other.classList.remove("selected");
     li.classList.toggle("selected");
     return;
@@ -1406,6 +1408,10 @@ ui.contextCancel.addEventListener("click", () => {
   ui.input.focus();
 });
 ui.list.addEventListener("click", onMessageAction);
+// A click anywhere else closes an open emoji picker.
+document.addEventListener("click", (event) => {
+  for (const li of ui.list.querySelectorAll(".message.picking")) if (!li.contains(event.target)) closePicker(li);
+});
 ui.list.addEventListener("keydown", (event) => {
   if (event.key !== "Escape") return;
   const li = event.target.closest(".message");
