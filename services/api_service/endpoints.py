@@ -12,7 +12,14 @@ from collections.abc import Callable
 from aiohttp.typedefs import Handler
 
 from services.api_service import models, openapi, webpage
-from services.api_service.handlers import message_changes, messages, reads, rooms, users
+from services.api_service.handlers import (
+    message_changes,
+    messages,
+    presence,
+    reads,
+    rooms,
+    users,
+)
 from services.api_service.routes import (
     BAD_REACTION,
     BAD_REPLY,
@@ -434,6 +441,29 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
                 401: UNAUTHORIZED,
                 403: NOT_MEMBER,
                 404: ROOM_NOT_FOUND,
+            },
+        ),
+        Route(
+            "GET",
+            "/rooms/{room}/presence",
+            presence.room_presence,
+            "getRoomPresence",
+            "rooms",
+            "Who of the members is online, with the count",
+            description=(
+                "Members only; the same order and cursor as the members list. `online` counts "
+                "every member online (across all gateway replicas), whatever the page. See "
+                "docs/ROOM_STATE.md."
+            ),
+            auth=True,
+            query=models.PageQuery,
+            replies={
+                200: Reply("The online count and a page of members.", models.RoomPresence),
+                400: BAD_REQUEST,
+                401: UNAUTHORIZED,
+                403: NOT_MEMBER,
+                404: ROOM_NOT_FOUND,
+                503: UNAVAILABLE,
             },
         ),
         Route(

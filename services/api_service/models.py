@@ -803,6 +803,48 @@ class MemberPage(BaseModel):
     )
 
 
+class MemberPresence(BaseModel):
+    """A member and whether they are online (docs/ROOM_STATE.md, "Presence")."""
+
+    id: UUID
+    name: str
+    online: bool
+    lastSeen: str | None = Field(
+        json_schema_extra={"format": "date-time"},
+        description="When they were last connected: now for a member online; null if unknown.",
+    )
+
+
+class RoomPresence(BaseModel):
+    online: int = Field(ge=0, description="How many of the room's members are online.")
+    members: list[MemberPresence]
+    next: str | None = Field(description="The cursor of the following page; null: the last one.")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "online": 1,
+                    "members": [
+                        {
+                            "id": EXAMPLE_USER_ID,
+                            "name": "Ann",
+                            "online": True,
+                            "lastSeen": "2026-11-28T10:05:00.000+00:00",
+                        },
+                        {
+                            "id": EXAMPLE_PEER_ID,
+                            "name": "Bo",
+                            "online": False,
+                            "lastSeen": "2026-11-28T09:41:12.250+00:00",
+                        },
+                    ],
+                    "next": None,
+                }
+            ]
+        }
+    )
+
+
 class MemberReply(BaseModel):
     """The member as added or changed."""
 

@@ -48,6 +48,7 @@ from services.shared.metrics import REDIS_RECONNECTS
 from services.shared.redis_contract import (
     MEMBERSHIPS_STALE,
     PUBLISH_BATCH,
+    ROOM_SIZES_COMPLETE,
     EntryInfo,
     Publication,
     RedisKeys,
@@ -252,11 +253,16 @@ class OutboxRelay:
 
         Publishing finds out by itself (PUBLISH_BATCH refuses); this covers a quiet room,
         where gateways would otherwise wait for the mark (connections.py) until the next
-        message.
+        message. The room sizes are rebuilt with them, also when only they are missing
+        (a deployment from before they were kept).
         """
-        applied = await self._redis.get(self._config.keys.memberships_applied)
-        if applied is None or int(applied) < cursor:
-            await rebuild_memberships(conn, self._redis, self._config.keys, upto=cursor)
+        keys = self._config.keys
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.memberships_applied)
+            pipe.hexists(keys.room_sizes, ROOM_SIZES_COMPLETE)
+            applied, sized = await pipe.execute()
+        if applied is None or int(applied) < cursor or not sized:
+            await rebuild_memberships(conn, self._redis, keys, upto=cursor)
 
     async def _trim_by_age(self) -> None:
         """Drop history entries older than the configured age (size is capped on append)."""
@@ -303,17 +309,20 @@ REBUILD_CHUNK = 1000
 async def rebuild_memberships(
     conn: asyncpg.Connection, redis: aioredis.Redis, keys: RedisKeys, upto: int
 ) -> None:
-    """Write every membership hash from PostgreSQL, then mark them applied up to `upto`.
+    """Write every membership hash and the room sizes from PostgreSQL, then mark them applied.
 
     Runs when Redis lost the hashes (restarted without its data, or restored an older
     snapshot). The hashes then show the memberships as PostgreSQL has them now, which
     may already include changes after `upto`, the relay's cursor; those are published
     next and applied again in order (adding a member twice and removing a non-member
-    change nothing), so the hashes end exactly right. Gateways admit nobody to rooms
-    while the mark is missing (they wait for it, realtime_service/connections.py).
+    change nothing), so the hashes end exactly right. The room sizes are counted in the
+    same snapshot, so they agree with the hashes, and PUBLISH_BATCH changes a size only
+    when it changes a hash. Gateways admit nobody to rooms while the mark is missing
+    (they wait for it, realtime_service/connections.py), and push no presence to a room
+    whose size is missing.
     """
     log.warning("rebuilding the membership hashes in Redis", extra={"upto": upto})
-    await redis.delete(keys.memberships_applied)
+    await redis.delete(keys.memberships_applied, keys.room_sizes)
     async for key in redis.scan_iter(match=keys.user_rooms_pattern, count=REBUILD_CHUNK):
         await redis.delete(key)
     users = 0
@@ -331,5 +340,23 @@ async def rebuild_memberships(
             if users % REBUILD_CHUNK == 0:
                 await pipe.execute()
         await pipe.execute()
+        await _write_room_sizes(conn, redis, keys)
     await redis.set(keys.memberships_applied, upto)
     log.warning("membership hashes rebuilt", extra={"users": users, "upto": upto})
+
+
+async def _write_room_sizes(
+    conn: asyncpg.Connection, redis: aioredis.Redis, keys: RedisKeys
+) -> None:
+    """Every room's member count as PostgreSQL has it in this transaction, then the `@` mark."""
+    rows = conn.cursor(
+        "SELECT room_id::text, count(*) AS members FROM room_members GROUP BY room_id"
+    )
+    sizes: dict[str, int] = {}
+    async for row in rows:
+        sizes[row["room_id"]] = row["members"]
+        if len(sizes) == REBUILD_CHUNK:
+            await redis.hset(keys.room_sizes, mapping=sizes)  # type: ignore[arg-type]
+            sizes = {}
+    sizes[ROOM_SIZES_COMPLETE] = 1
+    await redis.hset(keys.room_sizes, mapping=sizes)  # type: ignore[arg-type]

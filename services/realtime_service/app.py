@@ -19,8 +19,10 @@ from services.realtime_service.delivery import OrderedRedisManager, close_transp
 from services.realtime_service.history import HistoryReader
 from services.realtime_service.inbound import GatewayPacket, RefusedPacket
 from services.realtime_service.namespace import ChatNamespace
+from services.realtime_service.presence import PresenceSweeper
 from services.realtime_service.reads import ReadNoticeListener
 from services.realtime_service.revocations import RevocationListener
+from services.realtime_service.room_state import RoomStateListener
 from services.realtime_service.settings import RealtimeSettings
 from services.realtime_service.transport import (
     FastEngineIOServer,
@@ -28,6 +30,7 @@ from services.realtime_service.transport import (
     GatewayLimits,
     answer_every_method,
 )
+from services.realtime_service.typing_indicators import TypingRelay
 from services.shared import jsonenc
 from services.shared.metrics import http_metrics_middleware, metrics_handler
 from services.shared.web import health_routes
@@ -39,6 +42,8 @@ SIO = web.AppKey("sio", socketio.AsyncServer)
 REDIS = web.AppKey("redis", aioredis.Redis)
 CONNECTIONS = web.AppKey("connections", UserConnections)
 REVOCATIONS = web.AppKey("revocations", RevocationListener)
+ROOM_STATE = web.AppKey("room_state", RoomStateListener)
+PRESENCE_SWEEPER = web.AppKey("presence_sweeper", PresenceSweeper)
 READS = web.AppKey("reads", ReadNoticeListener)
 ADMIN_UI_ORIGIN = "https://admin.socket.io"
 
@@ -149,16 +154,17 @@ def create_server(
     common = settings.common
     keys = common.redis_keys
     history = HistoryReader(redis, keys.history_stream, settings.replay_max, keys.room_tails)
+    manager = OrderedRedisManager(
+        common.redis_url.value,
+        common.redis_keys.manager_channel,
+        history,
+        settings.gap_check_seconds,
+        settings.max_queued_packets,
+        settings.max_concurrent_replays,
+    )
     sio = GatewayServer(
         async_mode="aiohttp",
-        client_manager=OrderedRedisManager(
-            common.redis_url.value,
-            common.redis_keys.manager_channel,
-            history,
-            settings.gap_check_seconds,
-            settings.max_queued_packets,
-            settings.max_concurrent_replays,
-        ),
+        client_manager=manager,
         cors_allowed_origins=allowed_origins(settings),
         json=jsonenc,
         serializer=GatewayPacket,
@@ -175,6 +181,7 @@ def create_server(
             settings.replica_name,
             connections,
             common.jwt_max_lifetime_seconds,
+            TypingRelay(redis, keys, manager.rooms_of),
         )
     )
     sio.keep_environ = settings.admin_enabled
@@ -239,11 +246,15 @@ async def socketio_lifecycle(app: web.Application) -> AsyncIterator[None]:
     manager.initialize()
     app[CONNECTIONS].start()
     app[REVOCATIONS].start()
+    app[ROOM_STATE].start()
+    app[PRESENCE_SWEEPER].start()
     app[READS].start()
     try:
         yield
     finally:
         await app[READS].stop()
+        await app[PRESENCE_SWEEPER].stop()
+        await app[ROOM_STATE].stop()
         await app[REVOCATIONS].stop()
         await app[CONNECTIONS].stop()
         await manager.stop()
@@ -313,19 +324,23 @@ def create_app(settings: RealtimeSettings) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
     app[REDIS] = aioredis.Redis.from_url(settings.common.redis_url.value)
+    keys = settings.common.redis_keys
     app[CONNECTIONS] = UserConnections(
         app[REDIS],
-        settings.common.redis_keys,
+        keys,
         cap=settings.max_connections_per_user,
         lease_seconds=settings.connection_lease_seconds,
+        presence=settings.presence,
     )
     app[SIO] = create_server(settings, app[REDIS], app[CONNECTIONS])
-    app[REVOCATIONS] = RevocationListener(
-        app[REDIS], settings.common.redis_keys, app[CONNECTIONS], app[SIO].disconnect
+    app[REVOCATIONS] = RevocationListener(app[REDIS], keys, app[CONNECTIONS], app[SIO].disconnect)
+    app[ROOM_STATE] = RoomStateListener(app[REDIS], keys, app[SIO].manager)
+    app[PRESENCE_SWEEPER] = PresenceSweeper(
+        app[REDIS], keys, settings.presence, settings.connection_lease_seconds
     )
     app[READS] = ReadNoticeListener(
         app[REDIS],
-        settings.common.redis_keys,
+        keys,
         app[SIO].manager,
         settings.receipt_batch_seconds,
     )

@@ -1,14 +1,20 @@
-"""A cap on simultaneous connections per user, shared by every gateway replica.
+"""Per-user connection leases in Redis, shared by every gateway replica: the cap and presence.
 
 Each user has a sorted set in Redis of their connection ids, scored by a lease expiry.
 Replicas renew the leases of their live connections; a replica that dies without
 cleaning up stops renewing, and its entries lapse after one lease instead of counting
-against the user forever.
+against the user forever. Every connection holds a lease, capped or not: presence is
+made of them (presence.py), and the same Lua calls that admit, release and renew a
+lease decide the user's presence transitions.
 
 Renewal is one Lua call per `RENEW_CHUNK` connections. As a redis-py pipeline of two
 commands per connection, renewing 2,500 connections kept a replica's event loop busy for
 hundreds of milliseconds every `lease / 3` on a slow 2-core machine (packing 5,000
 commands and parsing 5,000 replies in Python), and every broadcast waited behind it.
+A renewal also gives back a lease Redis no longer holds (Redis lost its data, or this
+replica stalled for longer than a lease), so presence comes back with it; a connection
+released while its renewal is in flight is released again after it, so a renewal never
+revives a closed connection.
 
 The same admission script refuses a revoked user (services/shared/redis_contract.py), so a
 connect stays one Redis round trip; the replica also keeps which of its connections
@@ -27,28 +33,39 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from services.realtime_service.presence import PUBLISH_CHANGE, PresenceConfig, change_args
 from services.realtime_service.rooms import NO_MEMBERSHIPS, Memberships
 from services.shared.redis_contract import RedisKeys
 from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] the user's set, KEYS[2] the user's revocation mark, and for a rooms-aware
-# client KEYS[3] the user's membership hash and KEYS[4] the relay's memberships mark;
-# ARGV: now, expiry, cap (0 = none: only the revocation is checked), connection id,
-# key ttl ms. Returns {1} admitted (rooms-aware: {1, HGETALL of the hash, the mark or
-# false}), {0} at the cap, {-1} revoked.
-ADMIT = """
+# KEYS[1] the user's set, KEYS[2] the user's revocation mark, KEYS[3] the online set, and
+# for a rooms-aware client KEYS[4] the user's membership hash and KEYS[5] the relay's
+# memberships mark; ARGV: now, expiry, cap (0 = none), connection id, key ttl ms, user id,
+# then prefix, presence channel, push max members. Returns {1} admitted (rooms-aware:
+# {1, HGETALL of the hash, the mark or false}), {0} at the cap, {-1} revoked. A user
+# who was not online is now, and that is published.
+ADMIT = (
+    PUBLISH_CHANGE
+    + """
 if redis.call('EXISTS', KEYS[2]) == 1 then return {-1} end
-if tonumber(ARGV[3]) > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return {0} end
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if tonumber(ARGV[3]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return {0}
 end
-if #KEYS < 4 then return {1} end
-return {1, redis.call('HGETALL', KEYS[3]), redis.call('GET', KEYS[4])}
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+if redis.call('ZSCORE', KEYS[3], ARGV[6]) then
+  redis.call('ZADD', KEYS[3], 'GT', ARGV[2], ARGV[6])
+else
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[6])
+  publish_change(ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[6], true, ARGV[1])
+end
+if #KEYS < 5 then return {1} end
+return {1, redis.call('HGETALL', KEYS[4]), redis.call('GET', KEYS[5])}
 """
+)
 
 # KEYS[1] the user's membership hash, KEYS[2] the relay's memberships mark: read again
 # while the mark is missing (the relay is rebuilding the hashes).
@@ -80,21 +97,45 @@ class Admitted:
     memberships: Memberships | None = None
 
 
-# KEYS: one user's set per connection; ARGV: expiry, key ttl ms, then the connection ids
-# in the order of KEYS. Only leases still present are extended (ZADD XX): a connection
-# its lease already lost is not counted again.
-RENEW = """
-for i, key in ipairs(KEYS) do
-    redis.call('ZADD', key, 'XX', ARGV[1], ARGV[i + 2])
-    redis.call('PEXPIRE', key, ARGV[2])
+# KEYS[1] the online set, KEYS[2] the last-seen set, KEYS[3] the user's set;
+# ARGV: now, connection id, user id, grace seconds. The user was seen now; once their
+# last live lease is gone, their grace starts (the sweep takes them offline after it).
+RELEASE = """
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZADD', KEYS[2], 'GT', ARGV[1], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[3]) == 0 and redis.call('ZSCORE', KEYS[1], ARGV[3]) then
+  redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[4]), ARGV[3])
 end
-return #KEYS
 """
+
+# KEYS[1] the online set, then one user's set per connection; ARGV: now, expiry, key ttl
+# ms, prefix, presence channel, push max members, then a connection id and its user id
+# per connection, in the order of KEYS. Each lease is extended, or given back if Redis
+# lost it; a user missing from the online set is online again (published).
+RENEW = (
+    PUBLISH_CHANGE
+    + """
+for i = 2, #KEYS do
+  local sid, user = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
+  redis.call('ZADD', KEYS[i], ARGV[2], sid)
+  redis.call('PEXPIRE', KEYS[i], ARGV[3])
+  local due = redis.call('ZSCORE', KEYS[1], user)
+  if not due then
+    redis.call('ZADD', KEYS[1], ARGV[2], user)
+    publish_change(ARGV[4], ARGV[5], tonumber(ARGV[6]), user, true, ARGV[1])
+  elseif tonumber(due) < tonumber(ARGV[2]) then
+    redis.call('ZADD', KEYS[1], ARGV[2], user)
+  end
+end
+return #KEYS - 1
+"""
+)
 RENEW_CHUNK = 500
 
 
 class UserConnections:
-    """Admit, release and renew connections against a per-user cap (0 = no cap) and revocations."""
+    """Admit, release and renew connection leases: the cap (0 = none), revocations, presence."""
 
     def __init__(
         self,
@@ -102,18 +143,25 @@ class UserConnections:
         keys: RedisKeys,
         cap: int,
         lease_seconds: float,
+        presence: PresenceConfig | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._cap = cap
         self._lease = lease_seconds
+        self._presence = presence or PresenceConfig()
         # A user's set outlives its newest lease by one more: gone once nobody renews it.
         self._key_ttl_ms = int(lease_seconds * 2000)
         self._admit = redis.register_script(ADMIT)
         self._memberships = redis.register_script(MEMBERSHIPS)
+        self._release = redis.register_script(RELEASE)
         self._renew_leases = redis.register_script(RENEW)
         self._local: dict[str, str] = {}  # sid -> user id, connections on this replica
         self._by_user: dict[str, set[str]] = {}  # user id -> sids, the same connections
+        # The connections of the renewal call in flight, and those released meanwhile
+        # (released in Redis once it returned, so that it cannot revive them).
+        self._renewing: frozenset[str] = frozenset()
+        self._released_while_renewing: list[tuple[str, str]] = []
         self._task: asyncio.Task[None] | None = None
 
     def _key(self, user_id: str) -> str:
@@ -149,13 +197,14 @@ class UserConnections:
         """
         now = time.time()
         deadline = asyncio.get_running_loop().time() + ADMIT_TIMEOUT_SECONDS
-        keys = [self._key(user_id), self._keys.revoked(user_id)]
+        keys = [self._key(user_id), self._keys.revoked(user_id), self._keys.online]
         if rooms:
             keys += [self._keys.user_rooms(user_id), self._keys.memberships_applied]
+        args: list[Any] = [now, now + self._lease, self._cap, sid, self._key_ttl_ms, user_id]
         try:
             async with asyncio.timeout_at(deadline):
                 reply = await self._admit(
-                    keys=keys, args=[now, now + self._lease, self._cap, sid, self._key_ttl_ms]
+                    keys=keys, args=[*args, *change_args(self._keys, self._presence)]
                 )
             admitted = Admitted(Admission(int(reply[0])), _memberships(reply[1:], delivered))
         except (RedisError, TimeoutError) as exc:
@@ -213,6 +262,7 @@ class UserConnections:
         return list(self._by_user)
 
     async def release(self, sid: str) -> None:
+        """Forget the connection and release its lease (the last one starts the user's grace)."""
         user_id = self._local.pop(sid, None)
         if user_id is None:
             return
@@ -221,16 +271,22 @@ class UserConnections:
             sids.discard(sid)
             if not sids:
                 del self._by_user[user_id]
-        if self._cap <= 0:
-            return  # nothing was recorded in Redis
+        if sid in self._renewing:
+            self._released_while_renewing.append((sid, user_id))
+            return
+        await self._release_lease(sid, user_id)
+
+    async def _release_lease(self, sid: str, user_id: str) -> None:
+        keys = [self._keys.online, self._keys.last_seen, self._key(user_id)]
         try:
-            await self._redis.zrem(self._key(user_id), sid)
+            await self._release(
+                keys=keys, args=[time.time(), sid, user_id, self._presence.offline_grace_seconds]
+            )
         except RedisError as exc:  # the lease lapses on its own
             log.warning("connection release failed", extra={"error": repr(exc)})
 
     def start(self) -> None:
-        if self._cap > 0:
-            self._task = asyncio.create_task(self._renew_forever(), name="connection-leases")
+        self._task = asyncio.create_task(self._renew_forever(), name="connection-leases")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
@@ -247,14 +303,28 @@ class UserConnections:
 
     async def _renew(self) -> None:
         """Extend the lease of every connection on this replica, a chunk per call."""
-        expiry = time.time() + self._lease
         connections = list(self._local.items())
         for start in range(0, len(connections), RENEW_CHUNK):
-            chunk = connections[start : start + RENEW_CHUNK]
-            await self._renew_leases(
-                keys=[self._key(user_id) for _, user_id in chunk],
-                args=[expiry, self._key_ttl_ms, *(sid for sid, _ in chunk)],
-            )
+            # Released while an earlier chunk was renewed: not revived.
+            chunk = [c for c in connections[start : start + RENEW_CHUNK] if c[0] in self._local]
+            if not chunk:
+                continue
+            now = time.time()
+            args: list[Any] = [now, now + self._lease, self._key_ttl_ms]
+            args += change_args(self._keys, self._presence)
+            for sid, user_id in chunk:
+                args += [sid, user_id]
+            self._renewing = frozenset(sid for sid, _ in chunk)
+            try:
+                await self._renew_leases(
+                    keys=[self._keys.online, *(self._key(user_id) for _, user_id in chunk)],
+                    args=args,
+                )
+            finally:
+                self._renewing = frozenset()
+                released, self._released_while_renewing = self._released_while_renewing, []
+                for sid, user_id in released:
+                    await self._release_lease(sid, user_id)
 
 
 def _memberships(reply: list[Any], delivered: int) -> Memberships | None:

@@ -436,6 +436,31 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
         frame = self.eio.frames.text_frame(eio_pkt.encode())
         return sum(1 for socket in sockets if self._write(socket, eio_pkt, frame))
 
+    def send_to_rooms(self, event: str, data: Any, rooms: list[str], but_user: str) -> int:
+        """Send an ephemeral event (presence, typing) to the local members of `rooms`.
+
+        Each connection in any of the rooms gets it once, encoded once for all, except
+        the rooms-aware connections of `but_user` (the user it is about). Not part of
+        the order: nothing waits for the delivery lock, nothing is replayed.
+        """
+        stored = self.rooms.get("/", {})
+        present = [room for room in rooms if stored.get(room)]
+        if not present:
+            return 0
+        state = self._users.get(but_user)
+        excluded = state.sids if state is not None else set()
+        encoded = self.server.packet_class(
+            sio_packet.EVENT, namespace="/", data=[event, data]
+        ).encode()
+        eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        frame = self.eio.frames.text_frame(eio_pkt.encode())
+        sockets = self.eio.sockets
+        delivered = 0
+        for sid, eio_sid in self.get_participants("/", present):
+            if sid not in excluded and self._write(sockets.get(eio_sid), eio_pkt, frame):
+                delivered += 1
+        return delivered
+
     def _drop_slow_consumer(self, socket: Any) -> None:
         """Discard a stalled client's backlog and close its connection."""
         SLOW_CONSUMER_DISCONNECTS.inc()

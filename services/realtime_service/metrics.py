@@ -51,6 +51,22 @@ ROOMS_AWARE_CONNECTS = Counter(
     "chat_rooms_aware_connects_total",
     "Connections admitted as rooms-aware (auth rooms: true or ?rooms=1).",
 )
+PRESENCE_CHANGES = Counter(
+    "chat_presence_changes_total",
+    "Presence changes this replica received from the presence channel, by the new state.",
+    ["online"],
+)
+TYPING_EVENTS = Counter(
+    "chat_typing_events_total",
+    "`typing` events clients sent to this replica, by outcome (relayed, rate_limited: "
+    "more than one per connection, room and second, not_member, invalid, unavailable).",
+    ["outcome"],
+)
+ROOM_STATE_DELIVERIES = Counter(
+    "chat_room_state_deliveries_total",
+    "Ephemeral events written to clients of this replica (presence, typing).",
+    ["event"],
+)
 READ_NOTICES = Counter(
     "chat_read_notices_total",
     "Moved read markers received from the reads channel, by whether they were receipts.",

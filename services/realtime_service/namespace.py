@@ -25,6 +25,7 @@ from services.realtime_service.metrics import (
     ROOMS_AWARE_CONNECTS,
 )
 from services.realtime_service.rooms import NO_MEMBERSHIPS
+from services.realtime_service.typing_indicators import TypingRelay
 from services.shared.auth import InvalidToken, verify_token
 from services.shared.config import DEFAULT_JWT_MAX_LIFETIME_SECONDS
 
@@ -44,12 +45,14 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         replica_name: str,
         connections: UserConnections,
         max_token_lifetime: int = DEFAULT_JWT_MAX_LIFETIME_SECONDS,
+        typing: TypingRelay | None = None,
     ) -> None:
         super().__init__("/")
         self._jwt_secret = jwt_secret
         self._max_token_lifetime = max_token_lifetime
         self._replica = replica_name
         self._connections = connections
+        self._typing = typing
         self._connected = CONNECTED_CLIENTS.labels(replica_name)
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
@@ -101,6 +104,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             ROOMS_AWARE_CONNECTS.inc()
             memberships = admitted.memberships or NO_MEMBERSHIPS
             self._manager.rooms_admitted(sid, identity.user_id, memberships)
+            if self._typing is not None:
+                self._typing.connected(sid, identity.user_id, identity.name)
         if unknown:
             self.server.start_background_task(
                 self._reconnect_when_memberships_known, sid, identity.user_id
@@ -195,6 +200,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             if session is not None and not session.closing and not session.closed:
                 self.server.start_background_task(self.server.eio.disconnect, eio_sid)
         self._manager.forget(sid)
+        if self._typing is not None:
+            self._typing.forget(sid)
         self._connected.dec()
         try:
             await self._connections.release(sid)
@@ -211,3 +218,14 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         `getAllmessages` is the API's publish after the message is committed.
         """
         log.debug("ignored client sendAllMessages", extra={"sid": sid})
+
+    async def on_typing(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """A member is typing in a room (docs/ROOM_STATE.md, "Typing").
+
+        The return value is the acknowledgement, sent when the client asked for one:
+        `{"ok": true}`, or `{"error": "not_member" | "rate_limited" | "invalid" |
+        "unavailable"}`. A legacy connection is a member of no room here.
+        """
+        if self._typing is None:
+            return {"error": "unavailable"}
+        return await self._typing.typed(sid, data)

@@ -6,6 +6,7 @@ import socket
 from dataclasses import dataclass
 
 from services.realtime_service.admin_ui import weak_password_reason
+from services.realtime_service.presence import PresenceConfig
 from services.shared import defaults
 from services.shared.config import CommonSettings, ConfigError, Env, Secret
 
@@ -26,6 +27,7 @@ class RealtimeSettings:
     max_connections_per_user: int
     max_queued_packets: int
     connection_lease_seconds: float
+    presence: PresenceConfig
     connect_timeout_seconds: float
     max_pending_sessions_per_address: int
     inbound_packets_per_second: float
@@ -59,7 +61,14 @@ class RealtimeSettings:
             max_connections_per_user=env.integer("MAX_CONNECTIONS_PER_USER", 20),
             # Per-client backlog before it counts as a slow consumer and is disconnected.
             max_queued_packets=env.integer("MAX_QUEUED_PACKETS_PER_CLIENT", 2000, minimum=1),
-            connection_lease_seconds=env.number("CONNECTION_LEASE_SECONDS", 60.0),
+            # Every connection's lease (presence is made of them): a replica that dies
+            # leaves its users online for at most this long, plus one presence sweep.
+            connection_lease_seconds=env.number("CONNECTION_LEASE_SECONDS", 15.0),
+            presence=PresenceConfig(
+                offline_grace_seconds=env.number("OFFLINE_GRACE_SECONDS", 5.0),
+                sweep_seconds=env.number("PRESENCE_SWEEP_SECONDS", 1.0),
+                push_max_members=env.integer("PRESENCE_PUSH_MAX_MEMBERS", 100),
+            ),
             # A session that has not connected to a namespace by then is closed.
             connect_timeout_seconds=env.number("CONNECT_TIMEOUT_SECONDS", 5.0),
             max_pending_sessions_per_address=env.integer("MAX_PENDING_SESSIONS_PER_ADDRESS", 50),

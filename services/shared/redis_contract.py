@@ -15,6 +15,11 @@ No other module spells a key or a channel. With the prefix `P`:
 | `P:rooms:<user>`       | hash             | the API's relay (Lua)      | every gateway |
 | `P:room-tails`         | hash             | the API's relay (Lua)      | every gateway |
 | `P:memberships`        | string           | the API's relay            | the relay     |
+| `P:room-sizes`         | hash             | the API's relay (Lua)      | every gateway |
+| `P:online`             | sorted set       | every gateway (Lua)        | gateways, API |
+| `P:last-seen`          | sorted set       | every gateway (Lua)        | gateways, API |
+| `P:presence`           | pub/sub channel  | every gateway (Lua)        | every gateway |
+| `P:typing`             | pub/sub channel  | every gateway              | every gateway |
 | `P:reads`              | pub/sub channel  | the API (read markers)     | every gateway |
 
 The manager channel `P` is the python-socketio `AsyncPubSubManager` channel. The
@@ -63,9 +68,34 @@ newest entry the Lua call applied; when it is missing, or behind the batch the r
 publishes (Redis lost data), the call publishes nothing and the relay first rebuilds
 every `P:rooms:<user>` from PostgreSQL (relay.py).
 
+`P:room-sizes` maps each room (the global room aside) to its member count: the relay's
+Lua call adds one for a `joined` event and takes one away for a `left` event, only
+when the subject's membership hash actually changes (so an event applied again after
+a rebuild counts once), and the rebuild writes them from PostgreSQL in the same
+snapshot as the hashes, with the field `@` marking them complete. Gateways read them to
+decide which rooms a presence change is pushed to.
+
 `P:connections:<user>` maps each of the user's live connections (socket id) to its
-lease expiry; gateways admit, renew and release them (realtime_service/connections.py)
-to enforce `MAX_CONNECTIONS_PER_USER` across replicas.
+lease expiry (epoch seconds); gateways admit, renew and release them
+(realtime_service/connections.py) to enforce `MAX_CONNECTIONS_PER_USER` across
+replicas, and they are what presence is made of (docs/ROOM_STATE.md, "Presence"):
+
+* `P:online` holds the users who are online (a live lease, or their last one released
+  less than `OFFLINE_GRACE_SECONDS` ago), each scored by when to look at them again:
+  the expiry of their newest lease, or the end of the grace. Its members are the
+  online users (the API reads them with ZMSCORE and ZCARD);
+* `P:last-seen` scores each user by the last time they were seen connected (epoch
+  seconds): when a connection of theirs closed, or the last renewal of leases that
+  lapsed;
+* `P:presence` carries each change, published by the same Lua call that decides it
+  (admission, release, renewal, or the periodic sweep that takes users whose time has
+  come offline), as JSON `{"user", "online", "lastSeen", "rooms"}` (`lastSeen`: epoch
+  seconds as a string, exactly the score `P:last-seen` holds): `rooms` are the
+  user's rooms of at most the gateway's `PRESENCE_PUSH_MAX_MEMBERS` members, whose
+  members on each replica receive the `presence` event;
+* `P:typing` carries each relayed `typing` event as JSON `{"room", "user": {"id",
+  "name"}, "expiresIn"}`, published by the gateway the member typed on; nothing of it
+  is stored.
 
 Revocation closes the gap left by tokens verified without a database round trip: a
 deleted account's token stays valid by signature until it expires. `P:revoked:<user>`
@@ -96,6 +126,7 @@ from services.shared.rooms import GLOBAL_ROOM_ID, MESSAGE, MESSAGE_EVENT
 # The manager's `host_id` on relay packets: no gateway has it, so every gateway emits them.
 RELAY_HOST_ID = "chat-outbox-relay"
 REVOKED_MARK = b"1"  # the value of `P:revoked:<user>`; only its existence counts
+ROOM_SIZES_COMPLETE = "@"  # the field of `P:room-sizes` the relay's rebuild writes last
 
 # What redis-py returns for XRANGE/XREVRANGE (its stubs say Optional-everything).
 StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
@@ -159,6 +190,29 @@ class RedisKeys:
     def memberships_applied(self) -> str:
         """The id of the newest entry whose membership change the hashes reflect."""
         return f"{self.prefix}:memberships"
+
+    @property
+    def room_sizes(self) -> str:
+        """Room id -> member count (the global room has none), and `@` once rebuilt."""
+        return f"{self.prefix}:room-sizes"
+
+    @property
+    def online(self) -> str:
+        """The online users, each scored by when a sweep looks at them again."""
+        return f"{self.prefix}:online"
+
+    @property
+    def last_seen(self) -> str:
+        """User -> the last time they were seen connected (epoch seconds)."""
+        return f"{self.prefix}:last-seen"
+
+    @property
+    def presence_channel(self) -> str:
+        return f"{self.prefix}:presence"
+
+    @property
+    def typing_channel(self) -> str:
+        return f"{self.prefix}:typing"
 
     @property
     def pattern(self) -> str:
@@ -296,8 +350,8 @@ def stream_id(message_id: int) -> str:
 # room, kind, subject ('' for none). Returns how many were new, or -1 (nothing done)
 # when the mark is missing or behind the first entry's prev: the membership hashes may
 # have lost changes, and the relay rebuilds them before publishing again.
-# (The membership hashes and room tails are named from the prefix inside the script:
-# single-instance Redis, as python-socketio's manager itself needs.)
+# (The membership hashes, room sizes and room tails are named from the prefix inside the
+# script: single-instance Redis, as python-socketio's manager itself needs.)
 PUBLISH_BATCH = """
 local applied = redis.call('GET', KEYS[2])
 if not applied or (#ARGV >= 5 and tonumber(applied) < tonumber(ARGV[5])) then
@@ -334,9 +388,14 @@ for i = 4, #ARGV, 8 do
     if kind == 'message' or kind == 'edited' or kind == 'deleted' or kind == 'reaction' then
       redis.call('HSET', ARGV[3] .. ':room-tails', room, id)
     elseif kind == 'joined' then
+      if redis.call('HEXISTS', ARGV[3] .. ':rooms:' .. subject, room) == 0 then
+        redis.call('HINCRBY', ARGV[3] .. ':room-sizes', room, 1)
+      end
       redis.call('HSET', ARGV[3] .. ':rooms:' .. subject, room, id, '@', id)
     elseif kind == 'left' then
-      redis.call('HDEL', ARGV[3] .. ':rooms:' .. subject, room)
+      if redis.call('HDEL', ARGV[3] .. ':rooms:' .. subject, room) == 1 then
+        redis.call('HINCRBY', ARGV[3] .. ':room-sizes', room, -1)
+      end
       redis.call('HSET', ARGV[3] .. ':rooms:' .. subject, '@', id)
     end
     newest = id

@@ -62,6 +62,7 @@ EXPECTED_OPERATIONS = {
     "GET /rooms/{room}",
     "PATCH /rooms/{room}",
     "GET /rooms/{room}/members",
+    "GET /rooms/{room}/presence",
     "POST /rooms/{room}/join",
     "POST /rooms/{room}/leave",
     "POST /rooms/{room}/members",
@@ -196,6 +197,7 @@ def test_the_rooms_flow_conforms(api_schema: Any, contract_user: User) -> None:
     call("/rooms/{room}", "GET", 200, path_parameters=ids)
     call("/rooms/{room}", "PATCH", 200, path_parameters=ids, body={"topic": "Testing"})
     call("/rooms/{room}/members", "GET", 200, path_parameters=ids, query={"limit": 1})
+    call("/rooms/{room}/presence", "GET", 200, path_parameters=ids, query={"limit": 1})
     call("/rooms/{room}/members", "POST", 201, path_parameters=ids, body={"userId": cy})
     member = {**ids, "user": cy}
     call(

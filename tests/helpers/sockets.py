@@ -44,6 +44,9 @@ ROOM_EVENTS = (
 )
 # Read state (docs/ROOM_STATE.md): ephemeral, no `_id`; kept in `events` like the above.
 READ_STATE_EVENTS = ("readUpdated", "receipts")
+# Presence and typing (docs/ROOM_STATE.md): ephemeral, no `_id`, and pushed unasked (a
+# peer connecting), so kept apart in `ChatSocket.ephemeral`.
+EPHEMERAL_EVENTS = ("presence", "typing")
 
 Match = Callable[[dict[str, Any]], bool]
 
@@ -121,6 +124,7 @@ class ChatSocket:
         self.rest_room_ids: dict[str, list[int]] = {}  # rooms-aware: refetched, per room
         self.recovered_events: list[Recovered] = []
         self.events: list[tuple[str, Any]] = []  # rooms-aware: every event, arrival order
+        self.ephemeral: list[tuple[str, Any]] = []  # rooms-aware: presence and typing
         self.connects = 0
         self.disconnect_reasons: list[str] = []
         self.connect_errors: list[Any] = []
@@ -131,6 +135,8 @@ class ChatSocket:
         self.sio.on(MESSAGE if rooms else EVENT, self._on_message)
         for event_name in (*ROOM_EVENTS, *READ_STATE_EVENTS):
             self.sio.on(event_name, self._room_event_handler(event_name))
+        for event_name in EPHEMERAL_EVENTS:
+            self.sio.on(event_name, self._ephemeral_handler(event_name))
         self.sio.on(RECOVERED, self._on_recovered)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
@@ -299,6 +305,13 @@ class ChatSocket:
 
         return on_room_event
 
+    def _ephemeral_handler(self, name: str) -> Callable[[Any], Any]:
+        async def on_ephemeral(data: Any) -> None:
+            self.ephemeral.append((name, data))
+            await self._notify()
+
+        return on_ephemeral
+
     async def _on_recovered(self, data: Any) -> None:
         if not isinstance(data, dict):
             return
@@ -418,6 +431,23 @@ class ChatSocket:
 
         await self.wait_for(lambda: found() is not None, timeout, f"{name} event")
         return found()
+
+    async def wait_ephemeral(
+        self, name: str, match: Callable[[Any], bool] | None = None, timeout: float = WAIT
+    ) -> Any:
+        """Wait for a `presence` or `typing` event satisfying `match`; its data."""
+
+        def found() -> Any:
+            return next(
+                (d for n, d in self.ephemeral if n == name and (match is None or match(d))), None
+            )
+
+        await self.wait_for(lambda: found() is not None, timeout, f"{name} event")
+        return found()
+
+    def received(self, name: str, match: Callable[[Any], bool] | None = None) -> list[Any]:
+        """The `presence` or `typing` events received so far that satisfy `match`."""
+        return [d for n, d in self.ephemeral if n == name and (match is None or match(d))]
 
     def event_log(self) -> list[tuple[str, str]]:
         """(event name, `_id`) of every event received by a rooms-aware socket, in order."""

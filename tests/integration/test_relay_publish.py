@@ -1,4 +1,5 @@
-"""The relay's Lua script against a real Redis: a retried batch publishes only what is new."""
+"""The relay's Lua script against a real Redis: a retried batch publishes only what is new,
+and the room sizes count each membership once."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from services.shared.redis_contract import (
     emit_packet,
     history_stream_key,
 )
-from tests.helpers.relay import publish_like_the_relay
+from tests.helpers.relay import RelayLike, joined_entry, left_entry, publish_like_the_relay
+from tests.helpers.rest import User
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -66,6 +68,31 @@ async def test_a_retried_batch_appends_and_publishes_only_the_new_ids() -> None:
         await client.aclose()
 
 
+async def test_room_sizes_count_each_membership_once_also_when_an_event_is_applied_again() -> None:
+    prefix = f"relay-test-{uuid.uuid4().hex}"
+    keys = RedisKeys(prefix)
+    client = aioredis.Redis.from_url(REDIS_URL)
+    relay = RelayLike(client, prefix)
+    room = str(uuid.uuid4())
+    ann, bob, eve = (User(str(uuid.uuid4()), name, "", "", "") for name in ("Ann", "Bob", "Eve"))
+    try:
+        await relay.publish(joined_entry(room, ann), joined_entry(room, bob))
+        assert await client.hget(keys.room_sizes, room) == b"2"
+        # After a rebuild the hashes may already show a change the relay publishes next:
+        # Eve is in her hash, and her `joined` event is applied again.
+        await client.hset(keys.user_rooms(eve.id), room, 0)
+        await client.hincrby(keys.room_sizes, room, 1)
+        await relay.publish(joined_entry(room, eve), left_entry(room, bob))
+        assert await client.hget(keys.room_sizes, room) == b"2"
+        await relay.publish(left_entry(room, bob))  # removing a non-member changes nothing
+        assert await client.hget(keys.room_sizes, room) == b"2"
+    finally:
+        async for key in client.scan_iter(match=keys.pattern):
+            await client.delete(key)
+        await client.delete(prefix)
+        await client.aclose()
+
+
 async def test_a_rooms_tail_moves_with_its_messages_and_their_changes() -> None:
     """`P:room-tails` names the rooms a client that lost the stream must refetch: a room
     whose only news is an edit, a deletion or a reaction is one of them."""
@@ -88,6 +115,10 @@ async def test_a_rooms_tail_moves_with_its_messages_and_their_changes() -> None:
         assert tails == [1, 1, 3, 3, 5, 5, 7, 7]
     finally:
         await client.delete(
-            keys.history_stream, keys.memberships_applied, keys.room_tails, keys.user_rooms(member)
+            keys.history_stream,
+            keys.memberships_applied,
+            keys.room_tails,
+            keys.room_sizes,
+            keys.user_rooms(member),
         )
         await client.aclose()

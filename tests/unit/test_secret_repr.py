@@ -20,6 +20,7 @@ import services
 from services.api_service.ratelimit import RedisLimitsConfig
 from services.api_service.relay import RelayConfig
 from services.api_service.settings import ApiSettings
+from services.realtime_service.presence import PresenceConfig
 from services.realtime_service.settings import RealtimeSettings
 from services.shared.config import CommonSettings, Env, Secret
 from services.shared.redis_contract import RedisKeys
@@ -59,6 +60,7 @@ BUILDERS: dict[type, Callable[[], object]] = {
     ),
     RedisLimitsConfig: lambda: RedisLimitsConfig(Secret(REDIS_URL), key_prefix="chat:limits"),
     StackConfig: lambda: StackConfig(DATABASE_URL, REDIS_URL),
+    PresenceConfig: lambda: RealtimeSettings.from_env(Env(ENVIRON)).presence,
 }
 
 

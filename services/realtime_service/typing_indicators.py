@@ -1,0 +1,96 @@
+"""Typing indicators: a member tells a room it is typing, its other members see it for a while.
+
+A rooms-aware client emits `typing` `{"room"}`. The gateway checks the room against the
+user's rooms as this replica delivers them (the same map live delivery uses, never
+PostgreSQL), relays at most one event per connection, room and `RELAY_INTERVAL_SECONDS`,
+and publishes it on `P:typing`; every replica (this one included) sends it to the
+room's members there but the typist's own connections (room_state.py). Nothing is
+stored or replayed: the event carries `expiresIn`, after which clients stop showing it
+unless another arrives. Each inbound event also counts against the connection's packet
+budget (inbound.py), like any packet.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from services.realtime_service.metrics import TYPING_EVENTS
+from services.shared.presence import TYPING_EXPIRES_MS
+from services.shared.redis_contract import RedisKeys
+
+log = logging.getLogger(__name__)
+
+RELAY_INTERVAL_SECONDS = 1.0
+# Rooms a connection's last relay time is kept for before the stale ones are dropped.
+REMEMBERED_ROOMS = 32
+
+RELAYED = "relayed"
+RATE_LIMITED = "rate_limited"
+NOT_MEMBER = "not_member"
+INVALID = "invalid"
+UNAVAILABLE = "unavailable"
+
+RoomsOf = Callable[[str], "list[str] | None"]
+
+
+class TypingRelay:
+    """Check, rate-limit and publish the `typing` events of this replica's connections."""
+
+    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, rooms_of: RoomsOf) -> None:
+        self._redis = redis
+        self._channel = keys.typing_channel
+        self._rooms_of = rooms_of
+        self._who: dict[str, dict[str, str]] = {}  # sid -> {"id", "name"}, rooms-aware only
+        self._relayed: dict[str, dict[str, float]] = {}  # sid -> room -> when last relayed
+
+    def connected(self, sid: str, user_id: str, name: str) -> None:
+        """A rooms-aware connection was admitted: it may type in its user's rooms."""
+        self._who[sid] = {"id": user_id, "name": name}
+
+    def forget(self, sid: str) -> None:
+        self._who.pop(sid, None)
+        self._relayed.pop(sid, None)
+
+    async def typed(self, sid: str, data: Any) -> dict[str, Any]:
+        """Handle one `typing` event; what the client is acknowledged with, if it asked."""
+        room = data.get("room") if isinstance(data, dict) else None
+        if not isinstance(room, str):
+            return _refused(INVALID)
+        who = self._who.get(sid)
+        rooms = self._rooms_of(sid)
+        if who is None or rooms is None or room not in rooms:
+            return _refused(NOT_MEMBER)
+        if not self._take_turn(sid, room):
+            return _refused(RATE_LIMITED)
+        event = {"room": room, "user": who, "expiresIn": TYPING_EXPIRES_MS}
+        try:
+            await self._redis.publish(self._channel, orjson.dumps(event))
+        except RedisError as exc:
+            log.warning("typing not relayed", extra={"error": repr(exc)})
+            return _refused(UNAVAILABLE)
+        TYPING_EVENTS.labels(RELAYED).inc()
+        return {"ok": True}
+
+    def _take_turn(self, sid: str, room: str) -> bool:
+        """True at most once per RELAY_INTERVAL_SECONDS for this connection and room."""
+        now = time.monotonic()
+        relayed = self._relayed.setdefault(sid, {})
+        if now - relayed.get(room, -RELAY_INTERVAL_SECONDS) < RELAY_INTERVAL_SECONDS:
+            return False
+        if len(relayed) >= REMEMBERED_ROOMS:
+            for stale in [r for r, at in relayed.items() if now - at >= RELAY_INTERVAL_SECONDS]:
+                del relayed[stale]
+        relayed[room] = now
+        return True
+
+
+def _refused(outcome: str) -> dict[str, Any]:
+    TYPING_EVENTS.labels(outcome).inc()
+    return {"error": outcome}
