@@ -322,6 +322,7 @@ async def test_edit_delete_reply_and_react_reach_the_other_side(
         )
     await item_b.hover()
     await expect(item_b.get_by_test_id("message-reply-button")).to_be_hidden()
+    await b.message(kept).hover()
     ARTIFACTS.mkdir(exist_ok=True)
     await b.page.screenshot(path=str(ARTIFACTS / "state-changes-b.png"))
 

@@ -146,6 +146,7 @@ function newView(roomId) {
     divider: null, // the divider's <li>, once placed
     seen: new Set(), // _ids whose "Seen" line is shown
     online: null, // how many members are online (group rooms)
+    names: new Map(), // user id -> name, of the authors shown (to say who reacted)
     permissions: "", // what the user may do to messages, to refill them when it changes
   };
 }
@@ -489,6 +490,7 @@ function roomGone(roomId, reason) {
   view.rendered = new Map();
   view.changes = new Map();
   view.seen = new Set();
+  view.names = new Map();
   view.divider = null;
   view.hasOlder = false;
   view.loading = false;
@@ -558,11 +560,9 @@ function messageOptions(msg) {
 
 /** Who reacted, by name where the page knows it (authors of the shown messages). */
 function namesOf(userIds) {
-  const known = new Map();
-  for (const m of view.messages.values()) if (m.userName) known.set(String(m.owner ?? ""), String(m.userName));
   const peer = rooms.get(view.roomId)?.peer;
-  if (peer) known.set(peer.id, peer.name);
-  return userIds.map((id) => (id === selfId() ? "You" : known.get(id) ?? "someone")).join(", ");
+  const nameOf = (id) => (id === selfId() ? "You" : view.names.get(id) ?? (peer?.id === id ? peer.name : "someone"));
+  return userIds.map(nameOf).join(", ");
 }
 
 function renderMessage(msg) {
@@ -626,6 +626,7 @@ function addMessages(list, { scroll = "auto", fresh = false } = {}) {
       view.changes.delete(msg._id);
     }
     view.messages.set(msg._id, msg);
+    if (msg.userName && !msg.deleted) view.names.set(String(msg.owner ?? ""), String(msg.userName));
     if (known) refill(msg._id);
     else added += 1;
   }
