@@ -34,10 +34,18 @@ def fanout_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument(
+        "--rooms",
+        type=int,
+        default=0,
+        help="split the clients into this many rooms; each message reaches one room "
+        "(ours and node only; --target all runs node, then ours)",
+    )
+    parser.add_argument(
         "--rate",
         type=float,
         default=50.0,
-        help="messages/s published (each reaches every client); sweep: first step",
+        help="messages/s published (each reaches every client; with --rooms: per room); "
+        "sweep: first step",
     )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds (sweep: per step)")
     parser.add_argument(
@@ -97,6 +105,13 @@ def fanout_parser(parser: argparse.ArgumentParser) -> None:
         default=120.0,
         help="wait up to this many seconds for other work on the machine to stop",
     )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=5.0,
+        help="measure the servers' CPU this long with the clients connected and no traffic "
+        "(server_cpu_pct_idle; 0 to skip)",
+    )
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument(
         "--via-api",
@@ -113,6 +128,8 @@ def options_from(args: argparse.Namespace, target: str) -> Any:
         raise SystemExit("--duration must be in (0, 600] seconds")
     if args.burst and args.burst > 1_000_000:
         raise SystemExit("--burst is capped at 1,000,000 messages")
+    if args.rooms < 0 or args.rooms > args.clients:
+        raise SystemExit("--rooms must be between 0 (the global room) and --clients")
     return Options(
         target=target,
         clients=args.clients,
@@ -136,6 +153,8 @@ def options_from(args: argparse.Namespace, target: str) -> Any:
         deflate=args.deflate,
         via_api=args.via_api,
         warmup=max(0.0, min(args.warmup, 600.0)),
+        rooms=args.rooms,
+        idle_seconds=max(0.0, min(args.idle_seconds, 60.0)),
     )
 
 
@@ -145,7 +164,14 @@ def run_fanout(args: argparse.Namespace) -> int:
 
     if not args.url:
         infra.ensure_redis(args.redis_url)
-    targets = ["stock", "node", "ours"] if args.target == "all" else [args.target]
+    if args.rooms and args.target == "stock":
+        raise SystemExit("--rooms runs against ours and node only")
+    if args.target != "all":
+        targets = [args.target]
+    elif args.rooms:
+        targets = ["node", "ours"]
+    else:
+        targets = ["stock", "node", "ours"]
     results: dict[str, dict[str, Any]] = {}
     for target in targets:
         result = FanoutRun(options_from(args, target), target).run()

@@ -19,12 +19,19 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TEXT = "Benchmark message: the quick brown fox jumps over the lazy dog, 0123456789."
 DEFAULT_MAX_CLIENTS = 5_000
+# Other processes above this share of one core during a window: the machine was shared.
+SHARED_MACHINE_PCT = 25.0
 HARD_MAX_CLIENTS = 10_000
 
 
 def say(text: str) -> None:
     """Progress goes to stderr; stdout carries only the JSON result lines."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def user_id(index: int) -> str:
+    """The user id of the bench's client `index` (its token's `sub`)."""
+    return str(uuid.UUID(int=index + 1))
 
 
 def make_message(seq: int, ts: float) -> dict[str, Any]:
@@ -152,26 +159,32 @@ def check_clients(clients: int, allow_10k: bool) -> None:
         raise SystemExit(f"ulimit -n is {soft}: too low for {clients} clients (raise it)")
 
 
-def wait_for_quiet(max_wait: float, threshold_pct: float = 25.0) -> float:
+def wait_for_quiet(
+    max_wait: float, threshold_pct: float = SHARED_MACHINE_PCT, sustain: int = 3
+) -> float:
     """Wait (up to `max_wait` s) until the machine is nearly idle; returns the last busy %.
 
     Other work on the same 2 cores (a test suite, a build) skews every number, so a run
-    starts when the rest of the machine uses less than `threshold_pct` of one core.
+    starts when the rest of the machine has used less than `threshold_pct` of one core
+    for `sustain` seconds in a row (one quiet second is often a pause between two tests).
     """
     deadline = time.monotonic() + max_wait
+    quiet = 0
     while True:
         before = machine_busy_ticks()
         time.sleep(1.0)
         busy = 100.0 * (machine_busy_ticks() - before) / CLK_TCK
-        if busy < threshold_pct or time.monotonic() >= deadline:
+        quiet = quiet + 1 if busy < threshold_pct else 0
+        if quiet >= sustain or time.monotonic() >= deadline:
             if busy >= threshold_pct:
                 say(
                     f"WARNING: machine still {busy:.0f}% busy (of one core) after waiting "
                     f"{max_wait:.0f}s"
                 )
             return busy
-        say(f"machine {busy:.0f}% busy with other work; waiting for it to calm down")
-        time.sleep(2.0)
+        if not quiet:
+            say(f"machine {busy:.0f}% busy with other work; waiting for it to calm down")
+            time.sleep(2.0)
 
 
 def utc_stamp() -> str:

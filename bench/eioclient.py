@@ -7,12 +7,18 @@ RFC 6455: it sends the upgrade request, parses unmasked server frames straight o
 the receive buffer, and sends its few frames (`40{auth}`, pong `3`) masked with a zero
 key (legal: the key only has to be present).
 
+In a rooms load (bench/rooms.py) a client connects with `auth: {token, rooms: true}`,
+receives `message` events instead of `getAllmessages`, and counts only the messages of
+its own room; one of another room is `misrouted`. For the Node reference, which has no
+membership store, the client also names its room in the query (`&room=<id>`) and the
+server puts the socket in it.
+
 One generator process (`worker_main`) holds a slice of the clients and talks to the
 orchestrator over a `multiprocessing` pipe with small dict commands:
 
     {"cmd": "window", "base": first_seq, "count": n}  start counting deliveries of seqs
                                                       base .. base+n-1
-    {"cmd": "poll"}                                   -> {"delivered": int}
+    {"cmd": "poll"}                                   -> {"delivered": int, "expected": int}
     {"cmd": "collect"}                                -> counts, latencies (array bytes)
     {"cmd": "close"}                                  close every socket and exit
 """
@@ -29,9 +35,12 @@ from urllib.parse import quote
 
 import orjson
 
+from bench.rooms import RoomLayout, room_id
+
 EVENT_PREFIX = b'42["getAllmessages",'
+ROOM_EVENT_PREFIX = b'42["message",'
 _UPGRADE = (
-    "GET /socket.io/?EIO=4&transport=websocket&token={token} HTTP/1.1\r\n"
+    "GET /socket.io/?EIO=4&transport=websocket&token={token}{query} HTTP/1.1\r\n"
     "Host: {host}:{port}\r\n"
     "Upgrade: websocket\r\n"
     "Connection: Upgrade\r\n"
@@ -58,15 +67,24 @@ def ws_frame(payload: bytes, opcode: int = 1) -> bytes:
 
 
 class Window:
-    """Delivery bookkeeping for one measured window, shared by a process's clients."""
+    """Delivery bookkeeping for one measured window, shared by a process's clients.
 
-    def __init__(self, n_clients: int, base: int, count: int) -> None:
+    Each client has `per_client` receipt counters, one per message of its room in the
+    window (in the global room: one per message).
+    """
+
+    def __init__(self, n_clients: int, base: int, count: int, layout: RoomLayout) -> None:
         self.base = base
         self.count = count
-        self.counts = bytearray(n_clients * count)  # receipts per (client, seq), saturating
+        self.slots = layout.slots
+        self.per_client = layout.per_room_slots(count)
+        # receipts per (client, message of its room), saturating at 255
+        self.counts = bytearray(n_clients * self.per_client)
         self.latencies = array("d")  # seconds, one per delivery (duplicates included)
         self.delivered = 0
+        self.expected = 0  # deliveries due to the clients connected when the window opened
         self.foreign = 0  # seqs outside the window (late ones from a previous window)
+        self.misrouted = 0  # a message of another room than the client's
         self.first_recv = 0.0
         self.last_recv = 0.0
 
@@ -94,8 +112,12 @@ class EioClient(asyncio.Protocol):
     # -- transport events ------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        query = ""
+        if self.proc.room_in_query:
+            query = "&room=" + self.proc.room_ids[self.index]
         request = _UPGRADE.format(
             token=quote(self.token),
+            query=query,
             host=self.host,
             port=self.port,
             extensions=DEFLATE_OFFER if self.proc.deflate else "",
@@ -181,12 +203,12 @@ class EioClient(asyncio.Protocol):
 
     # -- Engine.IO / Socket.IO ---------------------------------------------------------
     def _on_eio(self, p: bytes, now: float) -> None:
-        if p.startswith(EVENT_PREFIX):
+        if p.startswith(self.proc.event_prefix):
             self.proc.on_message(self.index, p, now)
         elif p == b"2":
             self._send(b"3")
         elif p[:1] == b"0":  # Engine.IO open: connect the default namespace
-            self._send(b'40{"token":' + orjson.dumps(self.token) + b"}")
+            self._send(b"40" + orjson.dumps(self.proc.auth(self.token)))
         elif p[:2] == b"40":
             if not self.connected.done():
                 self.connected.set_result("")
@@ -218,17 +240,34 @@ class GeneratorProcess:
         tokens: list[str],
         first_index: int,
         deflate: bool = False,
+        layout: RoomLayout | None = None,
+        room_in_query: bool = False,
     ) -> None:
         # Client i connects to targets[(first_index + i) % len(targets)]: spread evenly.
         self.targets = targets
         self.tokens = tokens
         self.first_index = first_index
+        self.layout = layout or RoomLayout(0, len(tokens))
+        rooms = not self.layout.global_room
+        self.event_prefix = ROOM_EVENT_PREFIX if rooms else EVENT_PREFIX
+        self.room_in_query = rooms and room_in_query
+        # The room of each local client, by number and by id.
+        self.client_rooms = [
+            self.layout.room_of_client(first_index + i) for i in range(len(tokens))
+        ]
+        self.room_ids = [room_id(r) for r in self.client_rooms] if rooms else []
         self.clients: list[EioClient] = []
         self.window: Window | None = None
         self.measuring = False
         self.disconnects = 0
         self.deflate = deflate
         self.deflate_accepted = 0
+
+    def auth(self, token: str) -> dict[str, Any]:
+        """The Socket.IO CONNECT payload: the token, and the rooms flag in a rooms load."""
+        if self.layout.global_room:
+            return {"token": token}
+        return {"token": token, "rooms": True}
 
     def on_message(self, index: int, payload: bytes, now: float) -> None:
         window = self.window
@@ -240,12 +279,17 @@ class GeneratorProcess:
         window.latencies.append(now - (msg["ts"] if "ts" in msg else float(msg["text"])))
         window.delivered += 1
         offset = seq - window.base
-        if 0 <= offset < window.count:
-            slot = index * window.count + offset
+        if not 0 <= offset < window.count:
+            window.foreign += 1
+        elif self.room_ids and (
+            msg.get("room") != self.room_ids[index]
+            or self.layout.room_of_seq(seq) != self.client_rooms[index]
+        ):
+            window.misrouted += 1
+        else:
+            slot = index * window.per_client + offset // window.slots
             if window.counts[slot] < 255:
                 window.counts[slot] += 1
-        else:
-            window.foreign += 1
         if not window.first_recv:
             window.first_recv = now
         window.last_recv = now
@@ -284,17 +328,36 @@ class GeneratorProcess:
             "seconds": time.monotonic() - started,
         }
 
+    def live(self) -> list[int]:
+        """Indexes of the clients that connected and are still connected."""
+        return [
+            c.index
+            for c in self.clients
+            if c.connected.done() and not c.connected.result() and not c.closed
+        ]
+
+    def due(self, index: int, window: Window) -> int:
+        """How many of the window's messages client `index` should receive."""
+        return self.layout.expected_in_window(self.client_rooms[index], window.base, window.count)
+
+    def open_window(self, base: int, count: int) -> Window:
+        window = Window(len(self.tokens), base, count, self.layout)
+        window.expected = sum(self.due(i, window) for i in self.live())
+        self.window = window
+        return window
+
     def collect(self) -> dict[str, Any]:
         window = self.window
         assert window is not None
         live = [c.index for c in self.clients if c.connected.done() and not c.connected.result()]
-        expected = len(live) * window.count
-        unique = dup = 0
+        expected = unique = dup = 0
         counts = window.counts
-        n = window.count
+        per = window.per_client
         for index in live:
-            row = counts[index * n : (index + 1) * n]
+            n = self.due(index, window)
+            row = counts[index * per : index * per + n]
             missing = row.count(0)
+            expected += n
             unique += n - missing
             dup += sum(row) - (n - missing)
         return {
@@ -304,6 +367,7 @@ class GeneratorProcess:
             "duplicates": dup,
             "delivered": window.delivered,
             "foreign": window.foreign,
+            "misrouted": window.misrouted,
             "disconnects": self.disconnects,
             "first_recv": window.first_recv,
             "last_recv": window.last_recv,
@@ -332,14 +396,15 @@ async def _serve(conn: Any, proc: GeneratorProcess, concurrency: int, timeout: f
         command = await commands.get()
         kind = command["cmd"]
         if kind == "window":
-            proc.window = Window(len(proc.tokens), command["base"], command["count"])
+            window = proc.open_window(command["base"], command["count"])
             proc.disconnects = 0
             proc.measuring = True
-            conn.send({"ok": True})
+            conn.send({"ok": True, "expected": window.expected})
         elif kind == "poll":
             conn.send(
                 {
                     "delivered": proc.window.delivered if proc.window else 0,
+                    "expected": proc.window.expected if proc.window else 0,
                     "last_recv": proc.window.last_recv if proc.window else 0.0,
                 }
             )
@@ -364,6 +429,8 @@ def worker_main(
     concurrency: int,
     timeout: float,
     deflate: bool = False,
+    layout: RoomLayout | None = None,
+    room_in_query: bool = False,
 ) -> None:
     """Entry point of a generator process (multiprocessing, spawn)."""
     try:
@@ -372,5 +439,5 @@ def worker_main(
         runner = uvloop.run
     except ImportError:  # pragma: no cover
         runner = asyncio.run
-    proc = GeneratorProcess(targets, tokens, first_index, deflate)
+    proc = GeneratorProcess(targets, tokens, first_index, deflate, layout, room_in_query)
     runner(_serve(conn, proc, concurrency, timeout))

@@ -6,6 +6,10 @@ windows. In a window the publisher sends `count` messages with consecutive seqs,
 rate or flat out; every generator counts, per client and seq, what arrived and how late
 (`receipt time - ts`, both from the same machine clock); the orchestrator meanwhile takes
 /proc CPU time of the servers, the generators, itself and Redis.
+
+In the global room every message reaches every client; with `--rooms N` the clients
+are split into N rooms, each message reaches one room, and the rate is per room
+(bench/rooms.py).
 """
 
 from __future__ import annotations
@@ -17,21 +21,23 @@ import secrets
 import subprocess
 import threading
 import time
-import uuid
 from array import array
 from dataclasses import dataclass
 from typing import Any
 
 from bench.common import (
+    SHARED_MACHINE_PCT,
     CpuMeter,
     check_clients,
     latency_summary,
     rss_bytes,
     say,
+    user_id,
     utc_stamp,
     wait_for_quiet,
 )
 from bench.eioclient import worker_main
+from bench.rooms import RoomLayout
 from bench.targets import (
     NODE_DIR,
     Fleet,
@@ -42,6 +48,7 @@ from bench.targets import (
     node_version,
     package_version,
     redis_server_pid,
+    seed_memberships,
     start_fleet,
 )
 
@@ -72,6 +79,17 @@ class Options:
     via_api: bool = False
     deflate: bool = False
     warmup: float = 0.0
+    rooms: int = 0  # 0: the global room; N: N rooms, `rate` is then per room
+    idle_seconds: float = 0.0
+
+    @property
+    def layout(self) -> RoomLayout:
+        return RoomLayout(self.rooms, self.clients)
+
+    @property
+    def total_rate(self) -> float:
+        """Messages per second over all rooms."""
+        return self.rate * self.layout.slots
 
 
 def git_commit() -> str:
@@ -104,8 +122,7 @@ def mint_tokens(n: int, secret: str) -> list[str]:
 
     now = time.time()
     return [
-        issue_token(Identity(str(uuid.UUID(int=i + 1)), f"bench {i}"), secret, 3600, now=now)
-        for i in range(n)
+        issue_token(Identity(user_id(i), f"bench {i}"), secret, 3600, now=now) for i in range(n)
     ]
 
 
@@ -113,7 +130,13 @@ class Generators:
     """The generator processes and their command pipes."""
 
     def __init__(
-        self, fleet: Fleet, tokens: list[str], procs: int, concurrency: int, deflate: bool = False
+        self,
+        fleet: Fleet,
+        tokens: list[str],
+        procs: int,
+        concurrency: int,
+        deflate: bool = False,
+        layout: RoomLayout | None = None,
     ) -> None:
         ctx = mp.get_context("spawn")
         targets = [(s.host, s.port) for s in fleet.servers]
@@ -129,7 +152,17 @@ class Generators:
             proc = ctx.Process(
                 target=worker_main,
                 daemon=True,
-                args=(child, targets, chunk, first, max(1, concurrency // procs), 30.0, deflate),
+                args=(
+                    child,
+                    targets,
+                    chunk,
+                    first,
+                    max(1, concurrency // procs),
+                    30.0,
+                    deflate,
+                    layout,
+                    fleet.target == "node",  # Node has no membership store: room in the query
+                ),
             )
             proc.start()
             self.conns.append(parent)
@@ -245,6 +278,7 @@ class FanoutRun:
     def __init__(self, opts: Options, target: str) -> None:
         self.opts = opts
         self.target = target
+        self.layout = opts.layout
         self.channel = opts.channel or f"bench-{target}-{secrets.token_hex(4)}"
         self.next_seq = 1
         self.fleet: Fleet | None = None
@@ -257,6 +291,8 @@ class FanoutRun:
         self.rss_samples: dict[str, list[float]] = {}
         self.redis_pid = redis_server_pid(opts.redis_url)
         self.busy_before: float | None = None
+        self.idle_cpu_pct: float | None = None
+        self.priming = False
         self.drain_timed_out = False
 
     # ---- set-up / tear-down ------------------------------------------------------------
@@ -272,6 +308,9 @@ class FanoutRun:
             self.fleet = start_fleet(
                 self.target, o.replicas, self.channel, o.redis_url, o.jwt_secret
             )
+        if self.target == "ours" and not self.layout.global_room:
+            say(f"ours: writing the memberships of {o.clients} users in {o.rooms} rooms to Redis")
+            seed_memberships(o.redis_url, self.channel, self.layout)
         time.sleep(0.5)
         self.rss_before = {s.name: rss_bytes(s.pid) if s.pid else None for s in self.fleet.servers}
         say(
@@ -279,7 +318,9 @@ class FanoutRun:
             "process(es)"
         )
         tokens = mint_tokens(o.clients, o.jwt_secret)
-        self.gens = Generators(self.fleet, tokens, o.gen_procs, o.connect_concurrency, o.deflate)
+        self.gens = Generators(
+            self.fleet, tokens, o.gen_procs, o.connect_concurrency, o.deflate, self.layout
+        )
         ready = self.gens.wait_ready(timeout=180)
         self.connected = ready["connected"]
         if not self.connected:
@@ -290,7 +331,23 @@ class FanoutRun:
         )
         time.sleep(1.0)
         self.rss_after = {s.name: rss_bytes(s.pid) if s.pid else None for s in self.fleet.servers}
+        if o.idle_seconds > 0:
+            self.idle_cpu_pct = self.measure_idle(o.idle_seconds)
         return ready
+
+    def measure_idle(self, seconds: float) -> float:
+        """The servers' CPU (% of one core, summed) with every client connected and no traffic.
+
+        Heartbeats and connection upkeep cost CPU whether messages flow or not; at a low
+        message rate over many connections that share is a visible part of the CPU per
+        delivery, so it is reported beside it.
+        """
+        assert self.fleet is not None
+        meter = CpuMeter({s.name: s.pid for s in self.fleet.servers if s.pid})
+        meter.start()
+        time.sleep(seconds)
+        meter.stop()
+        return round(sum(meter.pct(name) for name in meter.pids), 1)
 
     def teardown(self) -> None:
         if self.gens is not None:
@@ -318,7 +375,8 @@ class FanoutRun:
         assert self.gens is not None and self.fleet is not None
         first = self.next_seq
         self.next_seq += count
-        self.gens.ask({"cmd": "window", "base": first, "count": count})
+        opened = self.gens.ask({"cmd": "window", "base": first, "count": count})
+        expected = sum(r["expected"] for r in opened)
         pids: dict[str, int] = {s.name: s.pid for s in self.fleet.servers if s.pid}
         server_names = list(pids)
         gen_names = []
@@ -331,7 +389,6 @@ class FanoutRun:
         if self.redis_pid:
             pids["redis"] = self.redis_pid
         cpu = CpuMeter(pids)
-        expected = self.connected * count
 
         async def publish() -> tuple[float, float]:
             assert self.publisher is not None
@@ -364,6 +421,7 @@ class FanoutRun:
                 "duplicates",
                 "delivered",
                 "foreign",
+                "misrouted",
                 "disconnects",
             )
         }
@@ -404,7 +462,7 @@ class FanoutRun:
             "rate_msgs_per_s": round(offered_rate, 1),
             "publish_seconds": round(w.publish_seconds, 3),
             "deliveries_per_s": {
-                "offered": round(offered_rate * self.connected, 1),
+                "offered": round(offered_rate * self.connected / self.layout.slots, 1),
                 "achieved": round(c["unique"] / span, 1) if span > 0 else 0.0,
             },
             "deliveries": c,
@@ -428,25 +486,35 @@ class FanoutRun:
             "window_seconds": round(w.cpu.wall, 3),
             "machine_cpu_pct": w.cpu.machine_pct(),
             "other_processes_cpu_pct": w.cpu.others_pct(),
+            # Compare two targets' latency and CPU only when neither window was shared.
+            "shared_machine": w.cpu.others_pct() > SHARED_MACHINE_PCT,
             "loadavg_1m": round(os.getloadavg()[0], 2),
         }
         result["clean"] = (
             c["lost"] == 0
             and c["duplicates"] == 0
+            and c["misrouted"] == 0
             and c["disconnects"] == 0
             and lat["p99_ms"] <= LATENCY_CEILING_MS
         )
         return result
 
     def prime(self) -> None:
-        """One message must reach every client before measuring (subscriptions are live)."""
-        for attempt in range(3):
-            w = self.window(1, None, drain=10.0)
-            if w.counts["unique"] >= self.connected:
-                return
-            say(f"{self.target}: prime reached {w.counts['unique']}/{self.connected}, retrying")
-            time.sleep(1 + attempt)
-        say(f"{self.target}: WARNING prime never reached every client")
+        """One message must reach every client before measuring (subscriptions are live).
+
+        In a rooms load that is one message to every room.
+        """
+        self.priming = True
+        try:
+            for attempt in range(3):
+                w = self.window(self.layout.slots, None, drain=10.0)
+                if w.counts["unique"] >= self.connected:
+                    return
+                say(f"{self.target}: prime reached {w.counts['unique']}/{self.connected}, retrying")
+                time.sleep(1 + attempt)
+            say(f"{self.target}: WARNING prime never reached every client")
+        finally:
+            self.priming = False
 
     def header(self, mode: str) -> dict[str, Any]:
         assert self.fleet is not None
@@ -471,7 +539,7 @@ class FanoutRun:
             if self.rss_before[n] and self.rss_after.get(n)
         ]
         header: dict[str, Any] = {
-            "bench": "fanout",
+            "bench": "fanout" if self.layout.global_room else "rooms",
             "mode": mode,
             "target": self.target,
             "at": utc_stamp(),
@@ -480,6 +548,14 @@ class FanoutRun:
             "cpus": os.cpu_count(),
             "clients": o.clients,
             "connected": self.connected,
+        }
+        if not self.layout.global_room:
+            header |= {
+                "rooms": o.rooms,
+                "room_size": round(o.clients / o.rooms, 1),
+                "rate_per_room_msgs_per_s": o.rate,
+            }
+        header |= {
             "replicas": len(self.fleet.servers),
             "generator_procs": len(self.gens.procs) if self.gens else 0,
             "client_offers_deflate": o.deflate,
@@ -487,6 +563,7 @@ class FanoutRun:
             "channel": self.channel,
             "servers": servers,
             "machine_busy_pct_before": self.busy_before,
+            "server_cpu_pct_idle": self.idle_cpu_pct,
             "mem_per_connection_kb": round(sum(deltas) / self.connected / 1024, 1)
             if deltas and self.connected
             else None,
@@ -498,17 +575,27 @@ class FanoutRun:
                 "@socket.io/redis-adapter": package_version(
                     NODE_DIR / "node_modules" / "@socket.io" / "redis-adapter"
                 ),
+                "@socket.io/redis-emitter": package_version(
+                    NODE_DIR / "node_modules" / "@socket.io" / "redis-emitter"
+                ),
             }
         return header
 
     def end_rss(self, result: dict[str, Any]) -> None:
+        """RSS at the end, and memory per connection from it (what traffic added)."""
         assert self.fleet is not None
+        grown = []
         for s in result["servers"]:
             pid = s["pid"]
             rss = rss_bytes(pid) if pid else None
             s["rss_mb_end"] = round(rss / 2**20, 1) if rss else None
+            idle = self.rss_before.get(s["name"])
+            if rss and idle:
+                grown.append(rss - idle)
             if self.rss_samples.get(s["name"]):
                 s["rss_mb_every_30s"] = self.rss_samples[s["name"]]
+        if grown and self.connected:
+            result["mem_per_connection_kb_end"] = round(sum(grown) / self.connected / 1024, 1)
 
     # ---- modes -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -517,7 +604,12 @@ class FanoutRun:
         try:
             self.setup()
             self.publisher = make_publisher(
-                self.target, o.redis_url, self.channel, via_api=o.via_api, jwt_secret=o.jwt_secret
+                self.target,
+                o.redis_url,
+                self.channel,
+                via_api=o.via_api,
+                jwt_secret=o.jwt_secret,
+                layout=self.layout,
             )
             self.loop.run_until_complete(self.publisher.start())
             self.prime()
@@ -529,9 +621,12 @@ class FanoutRun:
                 result = self.header("burst") | self.summarize(w)
             else:
                 warmup = self.warm_up() if o.warmup > 0 else None
-                count = max(1, int(o.rate * o.duration))
-                say(f"{self.target}: {o.rate} msg/s for {o.duration}s to {self.connected} clients")
-                w = self.window(count, o.rate, o.drain_seconds)
+                count = max(1, int(o.total_rate * o.duration))
+                say(
+                    f"{self.target}: {o.total_rate} msg/s for {o.duration}s to "
+                    f"{self.connected} clients{self.rooms_text()}"
+                )
+                w = self.window(count, o.total_rate, o.drain_seconds)
                 result = self.header("rate") | {"duration_s": o.duration} | self.summarize(w)
                 if warmup is not None:
                     result["warmup"] = warmup
@@ -542,6 +637,11 @@ class FanoutRun:
             self.loop.run_until_complete(asyncio.sleep(0))
             self.loop.close()
 
+    def rooms_text(self) -> str:
+        if self.layout.global_room:
+            return ""
+        return f" in {self.opts.rooms} rooms ({self.opts.rate} msg/s per room)"
+
     def warm_up(self) -> dict[str, Any]:
         """The same load for `--warmup` seconds before measuring; RSS is taken after it.
 
@@ -550,8 +650,10 @@ class FanoutRun:
         """
         assert self.fleet is not None
         o = self.opts
-        say(f"{self.target}: warm-up, {o.rate} msg/s for {o.warmup}s")
-        s = self.summarize(self.window(max(1, int(o.rate * o.warmup)), o.rate, o.drain_seconds))
+        say(f"{self.target}: warm-up, {o.total_rate} msg/s for {o.warmup}s")
+        s = self.summarize(
+            self.window(max(1, int(o.total_rate * o.warmup)), o.total_rate, o.drain_seconds)
+        )
         self.rss_warm = {
             srv.name: rss_bytes(srv.pid) if srv.pid else None for srv in self.fleet.servers
         }
@@ -559,7 +661,7 @@ class FanoutRun:
 
     def sweep(self) -> dict[str, Any]:
         o = self.opts
-        rate = o.rate
+        rate = o.total_rate
         steps: list[dict[str, Any]] = []
         best: dict[str, Any] | None = None
         for _ in range(o.sweep_max_steps):

@@ -99,7 +99,7 @@ class ProfiledRun(FanoutRun):
         self.profile: dict[str, Any] = {}
 
     def window(self, count: int, rate: float | None, drain: float) -> WindowResult:
-        if count <= 1:  # the priming message
+        if self.priming:
             return super().window(count, rate, drain)
         assert self.fleet is not None
         pid = self.fleet.servers[0].pid

@@ -25,8 +25,21 @@ from pathlib import Path
 import orjson
 import redis.asyncio as aioredis
 
-from bench.common import REPO_ROOT, TEXT, make_message, say
+from bench.common import REPO_ROOT, TEXT, make_message, say, user_id
+from bench.rooms import ROOM_ID_BASE, RoomLayout, room_id
 from services.shared import defaults
+from services.shared.redis_contract import (
+    GLOBAL_MESSAGE,
+    MEMBERSHIPS_STALE,
+    PUBLISH_BATCH,
+    EntryInfo,
+    Publication,
+    RedisKeys,
+    emit_packet,
+    publish_batch_args,
+    publish_batch_keys,
+)
+from services.shared.rooms import MESSAGE
 
 NODE_DIR = REPO_ROOT / "bench" / "node"
 LOG_DIR = REPO_ROOT / ".run" / "bench-logs"
@@ -190,38 +203,60 @@ class Publisher:
 
 
 class OursPublisher(Publisher):
-    """The relay's Lua script (XADD + PUBLISH atomically), one call per batch as the relay makes."""
+    """The relay's Lua script (XADD + PUBLISH atomically), one call per batch as the relay makes.
 
-    def __init__(self, redis_url: str, channel: str, stream_max_len: int = 10_000) -> None:
-        from services.shared.redis_contract import PUBLISH_BATCH, RedisKeys, emit_packet
+    In a rooms load each publication names its room (`EntryInfo(room, "message")`) and
+    its payload is the message without the room, as the relay publishes a room message;
+    the gateways emit it as `message` with the room added to the members of that room.
+    """
 
-        self._emit_packet = emit_packet
+    def __init__(
+        self,
+        redis_url: str,
+        channel: str,
+        stream_max_len: int = 10_000,
+        layout: RoomLayout | None = None,
+    ) -> None:
+        self.layout = layout or RoomLayout(0, 0)
         self.keys = RedisKeys(channel)
         self.stream = self.keys.history_stream
         self.redis = aioredis.Redis.from_url(redis_url)
         self.script = self.redis.register_script(PUBLISH_BATCH)
         self.max_len = stream_max_len
+        self.entries = (
+            [GLOBAL_MESSAGE]
+            if self.layout.global_room
+            else [EntryInfo(room_id(r), MESSAGE, None) for r in range(self.layout.rooms)]
+        )
+
+    async def start(self) -> None:
+        # PUBLISH_BATCH publishes nothing until the membership hashes are marked as
+        # applied (the relay marks them after rebuilding them from PostgreSQL; here
+        # there is no database: the bench writes them, see seed_memberships).
+        await self.redis.set(self.keys.memberships_applied, 0, nx=True)
 
     async def publish(self, first: int, count: int) -> None:
-        from services.shared.redis_contract import Publication, publish_batch_args
-
         publications = []
         for seq in range(first, first + count):
             now = time.time()
             wire = make_message(seq, now)
+            entry = self.entries[self.layout.room_of_seq(seq)]
             publications.append(
                 Publication(
                     seq,
                     seq - 1,
                     orjson.dumps(wire),
-                    self._emit_packet(wire, seq, seq - 1),
+                    emit_packet(wire, seq, seq - 1, entry),
                     int(now * 1000),
+                    entry,
                 )
             )
-        await self.script(
-            keys=[self.stream],
-            args=publish_batch_args(self.keys.manager_channel, self.max_len, publications),
+        published = await self.script(
+            keys=publish_batch_keys(self.keys),
+            args=publish_batch_args(self.keys, self.max_len, publications),
         )
+        if published == MEMBERSHIPS_STALE:
+            raise RuntimeError(f"PUBLISH_BATCH refused: {self.keys.memberships_applied} missing")
 
     async def close(self) -> None:
         await self.redis.delete(self.stream)
@@ -257,17 +292,27 @@ class StockPublisher(Publisher):
 
 
 class NodePublisher(Publisher):
-    """bench/node/publish.js (@socket.io/redis-emitter), driven line by line over stdin."""
+    """bench/node/publish.js (@socket.io/redis-emitter), driven line by line over stdin.
 
-    def __init__(self, redis_url: str, channel: str) -> None:
+    In a rooms load it computes each seq's room as bench/rooms.py does and emits with
+    `.to(room)`.
+    """
+
+    def __init__(self, redis_url: str, channel: str, layout: RoomLayout | None = None) -> None:
         self.redis_url = redis_url
         self.channel = channel
+        self.layout = layout or RoomLayout(0, 0)
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         ensure_node_modules()
         env = dict(
-            os.environ, REDIS_URL=self.redis_url, SOCKETIO_CHANNEL=self.channel, BENCH_TEXT=TEXT
+            os.environ,
+            REDIS_URL=self.redis_url,
+            SOCKETIO_CHANNEL=self.channel,
+            BENCH_TEXT=TEXT,
+            BENCH_ROOMS=str(self.layout.rooms),
+            BENCH_ROOM_ID_BASE=str(ROOM_ID_BASE),
         )
         self.proc = await asyncio.create_subprocess_exec(
             shutil.which("node") or "node",
@@ -396,15 +441,50 @@ class ApiPublisher(Publisher):
 
 
 def make_publisher(
-    target: str, redis_url: str, channel: str, *, via_api: bool = False, jwt_secret: str = ""
+    target: str,
+    redis_url: str,
+    channel: str,
+    *,
+    via_api: bool = False,
+    jwt_secret: str = "",
+    layout: RoomLayout | None = None,
 ) -> Publisher:
+    layout = layout or RoomLayout(0, 0)
+    if not layout.global_room and (target == "stock" or via_api):
+        raise SystemExit("--rooms runs against ours and node only, published to Redis")
     if target == "ours" and via_api:
         return ApiPublisher(redis_url, channel, jwt_secret)
     if target == "ours":
-        return OursPublisher(redis_url, channel)
+        return OursPublisher(redis_url, channel, layout=layout)
     if target == "stock":
         return StockPublisher(redis_url, channel)
-    return NodePublisher(redis_url, channel)
+    return NodePublisher(redis_url, channel, layout)
+
+
+def seed_memberships(redis_url: str, channel: str, layout: RoomLayout, chunk: int = 1000) -> None:
+    """Write each bench user's membership hash and mark the hashes applied, as the relay's
+    rebuild does (services/api_service/relay.py), before any client connects.
+
+    User i (the i-th minted token, `bench.common.user_id(i)`) is a member of its room only:
+    `P:rooms:<user>` = {room id: 0, "@": 0}, then `P:memberships` = 0 (applied up to
+    entry 0, before the bench's first message). Our gateways read the hash when a client
+    connects and put the connection in those rooms.
+    """
+    import redis as sync_redis
+
+    keys = RedisKeys(channel)
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for i in range(layout.clients):
+            room = room_id(layout.room_of_client(i))
+            pipe.hset(keys.user_rooms(user_id(i)), mapping={room: 0, "@": 0})
+            if (i + 1) % chunk == 0:
+                pipe.execute()
+        pipe.execute()
+        client.set(keys.memberships_applied, 0)
+    finally:
+        client.close()
 
 
 def redis_server_pid(redis_url: str) -> int | None:

@@ -2,7 +2,9 @@
 // Redis adapter, the same authentication contract as our gateway (JWT HS256 from
 // auth.token, ?token= or Authorization: Bearer), emitting `getAllmessages` published
 // through @socket.io/redis-emitter (see publish.js). Env: PORT, REDIS_URL, JWT_SECRET,
-// SOCKETIO_CHANNEL (used as the adapter key, so channels are "<key>#/#").
+// SOCKETIO_CHANNEL (used as the adapter key, so channels are "<key>#/#"). In a rooms
+// load (`python -m bench --rooms N`) each socket joins, server-side, the room named in
+// its handshake query (`?room=<id>`), and publish.js emits with `.to(room)`.
 "use strict";
 const http = require("http");
 const crypto = require("crypto");
@@ -67,6 +69,10 @@ async function main() {
     }
   });
   io.on("connection", (socket) => {
+    // Rooms load: the server puts the socket in the room the bench named in the query
+    // (no membership store here); the client never sends a join.
+    const room = socket.handshake.query.room;
+    if (typeof room === "string" && room) socket.join(room);
     socket.on("sendAllMessages", () => {}); // ignored, like ours
   });
   server.listen(PORT, HOST);

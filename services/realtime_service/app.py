@@ -181,7 +181,7 @@ def create_server(
             settings.replica_name,
             connections,
             common.jwt_max_lifetime_seconds,
-            TypingRelay(redis, keys, manager.rooms_of),
+            TypingRelay(redis, keys, manager.rooms_of, settings.presence.typing_max_members),
         )
     )
     sio.keep_environ = settings.admin_enabled

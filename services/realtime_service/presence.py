@@ -52,6 +52,7 @@ class PresenceConfig:
     offline_grace_seconds: float = 5.0
     sweep_seconds: float = 1.0
     push_max_members: int = 100
+    typing_max_members: int = 1000  # typing is not relayed in larger rooms (0: no cap)
 
 
 # A Lua function the scripts below start with. It publishes one presence change of

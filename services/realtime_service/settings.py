@@ -68,6 +68,7 @@ class RealtimeSettings:
                 offline_grace_seconds=env.number("OFFLINE_GRACE_SECONDS", 5.0),
                 sweep_seconds=env.number("PRESENCE_SWEEP_SECONDS", 1.0),
                 push_max_members=env.integer("PRESENCE_PUSH_MAX_MEMBERS", 100),
+                typing_max_members=env.integer("TYPING_MAX_MEMBERS", 1000),
             ),
             # A session that has not connected to a namespace by then is closed.
             connect_timeout_seconds=env.number("CONNECT_TIMEOUT_SECONDS", 5.0),

@@ -8,6 +8,12 @@ room's members there but the typist's own connections (room_state.py). Nothing i
 stored or replayed: the event carries `expiresIn`, after which clients stop showing it
 unless another arrives. Each inbound event also counts against the connection's packet
 budget (inbound.py), like any packet.
+
+Typing is not relayed in rooms of more than `TYPING_MAX_MEMBERS` members, nor in the
+global room (every account is a member): there one keystroke a second from each of a
+few hundred writers would cost every replica a write per member per event, as much as
+the messages themselves. The room's size is checked in Redis (`P:room-sizes`, kept by
+the relay) in the same call that publishes.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from redis.exceptions import RedisError
 from services.realtime_service.metrics import TYPING_EVENTS
 from services.shared.presence import TYPING_EXPIRES_MS
 from services.shared.redis_contract import RedisKeys
+from services.shared.rooms import is_global
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,17 @@ RATE_LIMITED = "rate_limited"
 NOT_MEMBER = "not_member"
 INVALID = "invalid"
 UNAVAILABLE = "unavailable"
+ROOM_TOO_LARGE = "room_too_large"
+
+# KEYS[1] the room sizes; ARGV: room, the most members (0: no cap), channel, event.
+# Returns 1 published, 0 the room is larger.
+PUBLISH_IF_SMALL = """
+local size = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local most = tonumber(ARGV[2])
+if most > 0 and size > most then return 0 end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
 
 RoomsOf = Callable[[str], "list[str] | None"]
 
@@ -43,9 +61,14 @@ RoomsOf = Callable[[str], "list[str] | None"]
 class TypingRelay:
     """Check, rate-limit and publish the `typing` events of this replica's connections."""
 
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, rooms_of: RoomsOf) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, keys: RedisKeys, rooms_of: RoomsOf, max_members: int = 1000
+    ) -> None:
         self._redis = redis
         self._channel = keys.typing_channel
+        self._sizes = keys.room_sizes
+        self._max_members = max_members
+        self._publish = redis.register_script(PUBLISH_IF_SMALL)
         self._rooms_of = rooms_of
         self._who: dict[str, dict[str, str]] = {}  # sid -> {"id", "name"}, rooms-aware only
         self._relayed: dict[str, dict[str, float]] = {}  # sid -> room -> when last relayed
@@ -67,14 +90,21 @@ class TypingRelay:
         rooms = self._rooms_of(sid)
         if who is None or rooms is None or room not in rooms:
             return _refused(NOT_MEMBER)
+        if is_global(room) and self._max_members > 0:
+            return _refused(ROOM_TOO_LARGE)
         if not self._take_turn(sid, room):
             return _refused(RATE_LIMITED)
         event = {"room": room, "user": who, "expiresIn": TYPING_EXPIRES_MS}
         try:
-            await self._redis.publish(self._channel, orjson.dumps(event))
+            published = await self._publish(
+                keys=[self._sizes],
+                args=[room, self._max_members, self._channel, orjson.dumps(event)],
+            )
         except RedisError as exc:
             log.warning("typing not relayed", extra={"error": repr(exc)})
             return _refused(UNAVAILABLE)
+        if not published:
+            return _refused(ROOM_TOO_LARGE)
         TYPING_EVENTS.labels(RELAYED).inc()
         return {"ok": True}
 

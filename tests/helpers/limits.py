@@ -25,3 +25,17 @@ ADMIN_URL = os.environ.get(
     "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+# Every per-user rate limit the rooms suites would otherwise hit, off (a stack's env).
+RATE_LIMITS_OFF = {
+    name: "0"
+    for name in (
+        "RATE_LIMIT_AUTH_PER_MINUTE",
+        "RATE_LIMIT_MESSAGES_PER_MINUTE",
+        "RATE_LIMIT_ROOMS_CREATED_PER_MINUTE",
+        "RATE_LIMIT_INVITES_PER_MINUTE",
+        "RATE_LIMIT_ROOM_POSTS_PER_MINUTE",
+        "RATE_LIMIT_READ_MARKERS_PER_MINUTE",
+    )
+}

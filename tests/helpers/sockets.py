@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -618,3 +619,33 @@ async def wait_closed(
                 return message
 
     return await asyncio.wait_for(closed(), timeout)
+
+
+Open = Callable[..., Awaitable[ChatSocket]]
+
+
+@asynccontextmanager
+async def socket_opener(gateway_urls: Sequence[str], api: Api) -> AsyncIterator[Open]:
+    """`open(user, replica, rooms=True, name="")`: a connected ChatSocket; all closed at the end.
+
+    The sockets do not reconnect by themselves (a test that needs that builds its own).
+    """
+    opened: list[ChatSocket] = []
+
+    async def open_(user: User, replica: int, *, rooms: bool = True, name: str = "") -> ChatSocket:
+        sock = ChatSocket(
+            name or f"{user.name}@gw{replica}",
+            gateway_urls[replica],
+            user,
+            api,
+            reconnection=False,
+            rooms=rooms,
+        )
+        opened.append(sock)
+        await sock.connect()
+        return sock
+
+    try:
+        yield open_
+    finally:
+        await asyncio.gather(*(s.close() for s in opened), return_exceptions=True)

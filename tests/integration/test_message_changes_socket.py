@@ -8,7 +8,6 @@ which every client receives after everything committed before it.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -25,13 +24,12 @@ from tests.helpers.rest import (
     room_call,
     room_events,
 )
-from tests.helpers.sockets import ChatSocket
+from tests.helpers.sockets import ChatSocket, Open, socket_opener
 from tests.helpers.stack import ChatStack, require_local
 
 pytestmark = pytest.mark.timeout(120)
 
 NewUser = Callable[..., Awaitable[User]]
-Open = Callable[..., Awaitable[ChatSocket]]
 
 
 @pytest.fixture
@@ -42,26 +40,8 @@ def database_url(chat_stack: ChatStack) -> str:
 
 @pytest.fixture
 async def open_socket(gateway_urls: tuple[str, str], api: Api) -> AsyncIterator[Open]:
-    """Connect a ChatSocket of `user` to gateway `replica` (0 or 1); all closed at the end."""
-    opened: list[ChatSocket] = []
-
-    async def open_(user: User, replica: int, *, rooms: bool = True) -> ChatSocket:
-        sock = ChatSocket(
-            f"{user.name}@gw{replica}",
-            gateway_urls[replica],
-            user,
-            api,
-            reconnection=False,
-            rooms=rooms,
-        )
-        opened.append(sock)
-        await sock.connect()
-        return sock
-
-    try:
+    async with socket_opener(gateway_urls, api) as open_:
         yield open_
-    finally:
-        await asyncio.gather(*(s.close() for s in opened), return_exceptions=True)
 
 
 async def ok(api: Api, user: User, method: str, path: str, body: Any = None) -> Any:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from tests.helpers.limits import RATE_LIMITS_OFF
 from tests.helpers.rest import (
     Api,
     User,
@@ -29,29 +30,18 @@ from tests.helpers.rest import (
     rest_session,
     room_call,
 )
-from tests.helpers.sockets import ChatSocket
+from tests.helpers.sockets import ChatSocket, Open, socket_opener
 from tests.helpers.stack import ChatStack, local_chat_stack
 
 pytestmark = pytest.mark.timeout(300)
 
 BATCH_SECONDS = 2.0
-LIMITS_OFF = {
-    name: "0"
-    for name in (
-        "RATE_LIMIT_AUTH_PER_MINUTE",
-        "RATE_LIMIT_MESSAGES_PER_MINUTE",
-        "RATE_LIMIT_ROOMS_CREATED_PER_MINUTE",
-        "RATE_LIMIT_INVITES_PER_MINUTE",
-        "RATE_LIMIT_ROOM_POSTS_PER_MINUTE",
-        "RATE_LIMIT_READ_MARKERS_PER_MINUTE",
-    )
-}
 
 
 @pytest.fixture(scope="module")
 async def reads_stack() -> AsyncIterator[ChatStack]:
     env = {
-        **LIMITS_OFF,
+        **RATE_LIMITS_OFF,
         "MAX_ROOMS_PER_USER": "2000",
         "RECEIPT_BATCH_SECONDS": str(BATCH_SECONDS),
     }
@@ -65,31 +55,10 @@ async def reads_api(reads_stack: ChatStack) -> AsyncIterator[Api]:
         yield Api(http, reads_stack.api_url)
 
 
-Open = Callable[[User, int], Awaitable[ChatSocket]]
-
-
 @pytest.fixture
 async def open_socket(reads_stack: ChatStack, reads_api: Api) -> AsyncIterator[Open]:
-    """Connect a rooms-aware ChatSocket of `user` to gateway `replica` (0 or 1)."""
-    opened: list[ChatSocket] = []
-
-    async def open_(user: User, replica: int) -> ChatSocket:
-        sock = ChatSocket(
-            f"{user.name}@gw{replica}",
-            reads_stack.gateway_urls[replica],
-            user,
-            reads_api,
-            reconnection=False,
-            rooms=True,
-        )
-        opened.append(sock)
-        await sock.connect()
-        return sock
-
-    try:
+    async with socket_opener(reads_stack.gateway_urls, reads_api) as open_:
         yield open_
-    finally:
-        await asyncio.gather(*(s.close() for s in opened), return_exceptions=True)
 
 
 async def say(api: Api, user: User, room: str, text: str) -> str:

@@ -14,7 +14,7 @@ import asyncio
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +36,7 @@ from tests.helpers.rest import (
     rest_session,
     room_call,
 )
-from tests.helpers.sockets import ChatSocket
+from tests.helpers.sockets import ChatSocket, Open, socket_opener
 from tests.helpers.stack import ChatStack, local_chat_stack
 
 pytestmark = pytest.mark.timeout(240)
@@ -50,6 +50,7 @@ STATE_ENV = {
     "PRESENCE_SWEEP_SECONDS": str(SWEEP),
     "OFFLINE_GRACE_SECONDS": str(GRACE),
     "PRESENCE_PUSH_MAX_MEMBERS": str(PUSH_MAX),
+    "TYPING_MAX_MEMBERS": str(PUSH_MAX),
     **{
         name: "0"
         for name in (
@@ -86,31 +87,10 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
-Open = Callable[..., Awaitable[ChatSocket]]
-
-
 @pytest.fixture
 async def open_socket(state_stack: ChatStack, api: Api) -> AsyncIterator[Open]:
-    """Connect a ChatSocket of `user` to gateway `replica` (0 or 1); all closed at the end."""
-    opened: list[ChatSocket] = []
-
-    async def open_(user: User, replica: int, *, rooms: bool = True, name: str = "") -> ChatSocket:
-        sock = ChatSocket(
-            name or f"{user.name}@gw{replica}",
-            state_stack.gateway_urls[replica],
-            user,
-            api,
-            reconnection=False,
-            rooms=rooms,
-        )
-        opened.append(sock)
-        await sock.connect()
-        return sock
-
-    try:
+    async with socket_opener(state_stack.gateway_urls, api) as open_:
         yield open_
-    finally:
-        await asyncio.gather(*(s.close() for s in opened), return_exceptions=True)
 
 
 def keys_of(stack: ChatStack) -> RedisKeys:
@@ -375,6 +355,26 @@ async def test_typing_from_a_non_member_is_refused_and_the_excess_is_dropped_and
     assert counted("not_member") == 2
     assert counted("invalid") == 1
     assert counted("relayed") == 2
+
+
+async def test_typing_is_not_relayed_in_a_room_above_the_limit_nor_in_the_global_room(
+    api: Api, open_socket: Open
+) -> None:
+    """A big room would cost a write per member per keystroke: the typist is told so."""
+    ann = await new_user(api)
+    members = [await new_user(api) for _ in range(PUSH_MAX)]  # the room has PUSH_MAX + 1
+    a, m = await open_socket(ann, 0), await open_socket(members[0], 1)
+    big = (await create_room(api, ann, kind="private", members=tuple(members)))["id"]
+    small = (await create_room(api, ann, kind="private", members=(members[0],)))["id"]
+    for sock in (a, m):  # the gateways have both rooms
+        await sock.wait_event("roomJoined", lambda d: d["room"]["id"] == small)
+
+    assert await typing_ack(a, {"room": big}) == {"error": "room_too_large"}
+    assert await typing_ack(a, {"room": GLOBAL_ROOM}) == {"error": "room_too_large"}
+    assert await typing_ack(a, {"room": small}) == {"ok": True}
+    await m.wait_ephemeral("typing", typing_in(small, ann))  # the fence
+    assert m.received("typing", typing_in(big, ann)) == []
+    assert m.received("typing", typing_in(GLOBAL_ROOM, ann)) == []
 
 
 # ---- a replica dies (last: the module's stack gets the replica back afterwards) ---------------

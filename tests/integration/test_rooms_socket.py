@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from services.shared.redis_contract import RedisKeys
 from stack import REPO_ROOT
-from tests.helpers.limits import REDIS_URL, WAIT
+from tests.helpers.limits import RATE_LIMITS_OFF, REDIS_URL, WAIT
 from tests.helpers.rest import (
     GLOBAL_ROOM,
     Api,
@@ -34,27 +34,17 @@ from tests.helpers.rest import (
     room_call,
     room_events,
 )
-from tests.helpers.sockets import ChatSocket, wait_gateway_holding
+from tests.helpers.sockets import ChatSocket, Open, socket_opener, wait_gateway_holding
 from tests.helpers.stack import ChatStack, local_chat_stack
 
 pytestmark = pytest.mark.timeout(180)
 
 JS_DIR = REPO_ROOT / "tests" / "js"
-LIMITS_OFF = {
-    name: "0"
-    for name in (
-        "RATE_LIMIT_AUTH_PER_MINUTE",
-        "RATE_LIMIT_MESSAGES_PER_MINUTE",
-        "RATE_LIMIT_ROOMS_CREATED_PER_MINUTE",
-        "RATE_LIMIT_INVITES_PER_MINUTE",
-        "RATE_LIMIT_ROOM_POSTS_PER_MINUTE",
-    )
-}
 
 
 @pytest.fixture(scope="module")
 async def rooms_stack() -> AsyncIterator[ChatStack]:
-    env = {**LIMITS_OFF, "MAX_ROOMS_PER_USER": "2000"}
+    env = {**RATE_LIMITS_OFF, "MAX_ROOMS_PER_USER": "2000"}
     async with local_chat_stack("rooms-socket", env) as stack:
         yield stack
 
@@ -74,31 +64,10 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
-Open = Callable[..., Awaitable[ChatSocket]]
-
-
 @pytest.fixture
 async def open_socket(rooms_stack: ChatStack, rooms_api: Api) -> AsyncIterator[Open]:
-    """Connect a ChatSocket of `user` to gateway `replica` (0 or 1); all closed at the end."""
-    opened: list[ChatSocket] = []
-
-    async def open_(user: User, replica: int, *, rooms: bool = True, name: str = "") -> ChatSocket:
-        sock = ChatSocket(
-            name or f"{user.name}@gw{replica}",
-            rooms_stack.gateway_urls[replica],
-            user,
-            rooms_api,
-            reconnection=False,
-            rooms=rooms,
-        )
-        opened.append(sock)
-        await sock.connect()
-        return sock
-
-    try:
+    async with socket_opener(rooms_stack.gateway_urls, rooms_api) as open_:
         yield open_
-    finally:
-        await asyncio.gather(*(s.close() for s in opened), return_exceptions=True)
 
 
 async def say(api: Api, user: User, room: str, text: str) -> int:

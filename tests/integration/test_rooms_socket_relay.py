@@ -9,9 +9,8 @@ batch, each event's payload as docs/DELIVERY.md documents it.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -26,7 +25,7 @@ from tests.helpers.relay import (
     updated_entry,
 )
 from tests.helpers.rest import Api, User, new_user, rest_session
-from tests.helpers.sockets import ChatSocket
+from tests.helpers.sockets import ChatSocket, Open, socket_opener
 from tests.helpers.stack import ChatStack, local_chat_stack
 
 pytestmark = pytest.mark.timeout(120)
@@ -58,31 +57,10 @@ def relay(rooms_stack: ChatStack, redis_client: aioredis.Redis) -> RelayLike:
     return RelayLike(redis_client, rooms_stack.channel)
 
 
-Open = Callable[..., Awaitable[ChatSocket]]
-
-
 @pytest.fixture
 async def open_socket(rooms_stack: ChatStack, rooms_api: Api) -> AsyncIterator[Open]:
-    """Connect a ChatSocket of `user` to gateway `replica` (0 or 1); all closed at the end."""
-    opened: list[ChatSocket] = []
-
-    async def open_(user: User, replica: int, *, rooms: bool = True, name: str = "") -> ChatSocket:
-        sock = ChatSocket(
-            name or f"{user.name}@gw{replica}",
-            rooms_stack.gateway_urls[replica],
-            user,
-            rooms_api,
-            reconnection=False,
-            rooms=rooms,
-        )
-        opened.append(sock)
-        await sock.connect()
-        return sock
-
-    try:
+    async with socket_opener(rooms_stack.gateway_urls, rooms_api) as open_:
         yield open_
-    finally:
-        await asyncio.gather(*(s.close() for s in opened), return_exceptions=True)
 
 
 def new_room() -> str:
