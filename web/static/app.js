@@ -50,6 +50,7 @@ const RECOUNT_DELAY_MS = 1000; // markers the list cannot count itself, gathered
 const ONLINE_COUNT_DELAY_MS = 2000; // presence changes, gathered into one online count of the open room
 const DIRECT_PRESENCE_ROOMS = 30; // direct rooms whose other person's presence is read on connect
 const PRESENCE_PUSH_MAX_MEMBERS = 100; // larger rooms get no presence events (docs/ROOM_STATE.md)
+const TYPING_MAX_MEMBERS = 1000; // larger rooms, and the global room, refuse typing (docs/ROOM_STATE.md)
 const KEPT_CHANGES = 200; // changes of messages not shown yet, kept for a history answer on its way
 const NO_HOVER = window.matchMedia("(hover: none)"); // phones: a tap shows a message's actions
 const EXPIRED = "Your session has expired. Please sign in again.";
@@ -982,6 +983,11 @@ function typingChanged(roomId) {
   if (roomId === view.roomId) renderTyping();
 }
 
+/** Whether the gateway relays typing in `room`: not in the global room, nor in a very large one. */
+function showsTyping(room) {
+  return Boolean(room) && !view.gone && room.id !== GLOBAL_ROOM_ID && (room.memberCount ?? 0) <= TYPING_MAX_MEMBERS;
+}
+
 function renderTyping() {
   const text = view.gone ? "" : typingText(typing.names(view.roomId));
   ui.typing.textContent = text;
@@ -1393,7 +1399,7 @@ ui.composer.addEventListener("submit", submitComposer);
 ui.input.addEventListener("input", () => {
   autosize();
   if (!ui.sendError.hidden && pendingSend === null) setError(ui.sendError, "");
-  if (ui.input.value.trim() && composing?.kind !== "edit" && !view.gone) typingSender.typed(view.roomId);
+  if (ui.input.value.trim() && composing?.kind !== "edit" && showsTyping(rooms.get(view.roomId))) typingSender.typed(view.roomId);
 });
 ui.input.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
