@@ -5,6 +5,7 @@
 // Everything a user or the server wrote is set as textContent.
 
 import { describeError, isUnauthorized, roomPath } from "./api.js";
+import { describePresence, fillDot } from "./presence.js";
 import { GLOBAL_ROOM_ID, roomName } from "./roomlist.js";
 import { setError, show } from "./util.js";
 
@@ -48,8 +49,8 @@ export function canRemove(room, myRole, member, selfId) {
 }
 
 /**
- * ctx: {api, rooms (RoomList), selfId(), activeRoom(), openRoom(id), expired()}.
- * `expired()` signs the page out when the token is refused.
+ * ctx: {api, rooms (RoomList), presence (Presence), selfId(), activeRoom(), openRoom(id),
+ * expired()}. `expired()` signs the page out when the token is refused.
  */
 export function setupDialogs(ctx) {
   for (const button of document.querySelectorAll("dialog [data-close]")) {
@@ -348,6 +349,9 @@ export function setupDialogs(ctx) {
     setError(membersUi.error, "");
     openDialog(membersUi.dialog);
     loadMembers(false);
+    // Who of them is online: the first page of the room's presence (the rest of the
+    // list shows what the page already knows, and live changes).
+    ctx.presence.load(ctx.api, room.id, MEMBERS_PAGE);
   }
 
   async function loadMembers(append) {
@@ -387,7 +391,21 @@ export function setupDialogs(ctx) {
     li.querySelector(".member-name").textContent = String(member.name ?? "") + (String(member.id) === ctx.selfId() ? " (you)" : "");
     li.querySelector("button").addEventListener("click", () => removeMember(li));
     setRole(li, member.role);
+    showPresence(li);
     return li;
+  }
+
+  function showPresence(li) {
+    const state = ctx.presence.get(li.dataset.userId);
+    fillDot(li.querySelector(".presence-dot"), state);
+    li.dataset.online = state ? String(state.online) : "unknown";
+    li.querySelector(".member-seen").textContent = describePresence(state);
+  }
+
+  /** Users' presence changed: the open members list shows it. */
+  function presenceChanged(userIds) {
+    if (!membersUi.dialog.open) return;
+    for (const li of membersUi.list.children) if (userIds.has(li.dataset.userId)) showPresence(li);
   }
 
   /** Show a member's role, and the remove button only where the user's own role allows it. */
@@ -448,5 +466,16 @@ export function setupDialogs(ctx) {
     for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   }
 
-  return { openCreate, openBrowse, openPeople, openMembers, confirm, memberChanged, permissionsChanged, roomGone, closeAll };
+  return {
+    openCreate,
+    openBrowse,
+    openPeople,
+    openMembers,
+    confirm,
+    memberChanged,
+    permissionsChanged,
+    presenceChanged,
+    roomGone,
+    closeAll,
+  };
 }

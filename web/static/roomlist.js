@@ -1,18 +1,29 @@
 // The sidebar's room list: the user's rooms, newest activity first, each with its
-// newest message, kept in step with the live events.
+// newest message, its unread count (and whether the user is mentioned), whether a direct
+// room's other person is online, and who is typing there, kept in step with the live
+// events.
 //
 // The list starts from a snapshot (`GET /rooms`) and changes with events (`roomJoined`,
 // `roomLeft`, `roomUpdated`, `memberChanged`, `message`) and with the page's own
 // actions. A snapshot in flight may or may not include an event that arrives meanwhile,
 // so every change made while a snapshot loads is recorded and applied again on top of
 // it: events of one room arrive in order, so the last one applied is the newest.
+//
+// Unread counts (docs/ROOM_STATE.md, "Read state"): the snapshot gives each room
+// `lastRead`, `unread` and `mentions`, counted up to its newest message (`countedTo`).
+// A message after that by someone else, and after the marker, counts once more (so a
+// change applied again on top of a snapshot that already counted it does not count it
+// twice). A marker that moves past `countedTo` clears both counts; one that stops short
+// of it leaves counts only the server knows: the caller fetches the list again.
 
-import { compareIds, htmlToText, isId } from "./util.js";
+import { compareIds, htmlToText, isId, maxId } from "./util.js";
+import { describePresence, fillDot } from "./presence.js";
 
 export const GLOBAL_ROOM_ID = "00000000-0000-0000-0000-000000000000";
 const KINDS = new Set(["public", "private", "direct"]);
 const ROLES = new Set(["owner", "admin", "member"]);
 const PREVIEW_CHARS = 120;
+const MOST_UNREAD = 999; // the API counts up to this many
 
 function validMessage(msg) {
   return msg && typeof msg === "object" && isId(msg._id) && typeof msg.text === "string";
@@ -37,7 +48,17 @@ function fieldsOf(raw) {
     out.peer = raw.peer && typeof raw.peer === "object" ? { id: String(raw.peer.id ?? ""), name: String(raw.peer.name ?? "") } : null;
   }
   if (validMessage(raw.lastMessage)) out.lastMessage = { ...raw.lastMessage, _id: String(raw.lastMessage._id) };
+  if (raw.lastRead !== undefined) out.lastRead = isId(raw.lastRead) ? String(raw.lastRead) : null;
+  if (Number.isSafeInteger(raw.unread) && raw.unread >= 0) out.unread = raw.unread;
+  if (Number.isSafeInteger(raw.mentions) && raw.mentions >= 0) out.mentions = raw.mentions;
+  if (typeof raw.receipts === "boolean") out.receipts = raw.receipts;
   return out;
+}
+
+/** Whether `text` (sanitized HTML) mentions `name` as `@name`, in any case. */
+export function mentions(text, name) {
+  if (!name) return false;
+  return htmlToText(text).toLowerCase().includes(`@${name.toLowerCase()}`);
 }
 
 function blankRoom(id) {
@@ -53,7 +74,17 @@ function blankRoom(id) {
     peer: null,
     lastMessage: null,
     activity: 0n, // the newest `_id` seen for the room: its message or its joining
+    lastRead: null, // the user's read marker: a message `_id`, or null before the first
+    unread: 0,
+    mentions: 0,
+    countedTo: 0n, // the newest message `_id` that `unread` accounts for
+    receipts: false, // group rooms: whether members see read receipts
   };
+}
+
+/** Whether members of `room` see how far the others have read (direct rooms always). */
+export function showsReceipts(room) {
+  return Boolean(room) && (room.kind === "direct" || room.receipts === true);
 }
 
 /** The name a person sees for a room: a direct room goes by the other person's name. */
@@ -66,14 +97,19 @@ export function roomName(room) {
 
 export class RoomList {
   /**
-   * list: the <ul>; template: a <template> holding one room item; selfId(): the signed-in
-   * user's id (to say "You"); onSelect(roomId): a room was clicked.
+   * list: the <ul>; template: a <template> holding one room item; selfId(), selfName():
+   * the signed-in user (to say "You", to find mentions); onSelect(roomId): a room was
+   * clicked; presenceOf(userId): what is known of a user's presence (or null);
+   * typingOf(roomId): who types there, as text ("" for nobody).
    */
-  constructor({ list, template, selfId, onSelect }) {
+  constructor({ list, template, selfId, selfName, onSelect, presenceOf, typingOf }) {
     this.list = list;
     this.template = template;
     this.selfId = selfId;
+    this.selfName = selfName;
     this.onSelect = onSelect;
+    this.presenceOf = presenceOf;
+    this.typingOf = typingOf;
     this.activeId = GLOBAL_ROOM_ID;
     this.loaded = false;
     this.rooms = new Map();
@@ -147,6 +183,7 @@ export class RoomList {
       if (!raw || typeof raw !== "object" || typeof raw.id !== "string") continue;
       const room = { ...blankRoom(raw.id), ...fieldsOf(raw) };
       room.activity = room.lastMessage ? BigInt(room.lastMessage._id) : 0n;
+      room.countedTo = room.activity;
       next.set(room.id, room);
     }
     // Every account is in the global room; keep it listed even if the answer omits it.
@@ -166,14 +203,22 @@ export class RoomList {
   joined(raw, seq = null) {
     if (!raw || typeof raw.id !== "string") return;
     this.change(() => {
-      const room = this.rooms.get(raw.id) ?? blankRoom(raw.id);
-      const fields = fieldsOf(raw);
+      const known = this.rooms.get(raw.id);
+      const room = known ?? blankRoom(raw.id);
+      const { lastRead, unread, mentions: mentioned, ...fields } = fieldsOf(raw);
       const lastMessage = newerMessage(room.lastMessage, fields.lastMessage ?? null);
       Object.assign(room, fields, { lastMessage });
       let activity = room.activity;
       if (lastMessage && BigInt(lastMessage._id) > activity) activity = BigInt(lastMessage._id);
       if (isId(seq) && BigInt(seq) > activity) activity = BigInt(seq);
       room.activity = activity;
+      if (!known) {
+        // New here: what it held before is not news (unless the answer counts it).
+        room.countedTo = lastMessage ? BigInt(lastMessage._id) : 0n;
+        room.lastRead = lastRead ?? null;
+        room.unread = unread ?? 0;
+        room.mentions = mentioned ?? 0;
+      }
       this.rooms.set(room.id, room);
     });
   }
@@ -190,10 +235,11 @@ export class RoomList {
     this.change(() => {
       const room = this.rooms.get(raw.id);
       if (!room) return;
-      const { name, topic, archived } = fieldsOf(raw);
+      const { name, topic, archived, receipts } = fieldsOf(raw);
       if (name !== undefined) room.name = name;
       if (topic !== undefined) room.topic = topic;
       if (archived !== undefined) room.archived = archived;
+      if (receipts !== undefined) room.receipts = receipts;
     });
   }
 
@@ -211,22 +257,77 @@ export class RoomList {
     this.change(() => {
       const room = this.rooms.get(raw.id);
       if (!room) return;
-      const { lastMessage, ...fields } = fieldsOf(raw);
+      // Read state comes with the list only; the counts kept here are as new.
+      const { lastMessage, lastRead, unread, mentions: mentioned, ...fields } = fieldsOf(raw);
       Object.assign(room, fields);
       room.lastMessage = newerMessage(room.lastMessage, lastMessage ?? null);
     });
   }
 
-  /** A message of a room the user is in: it may be the room's newest. */
-  message(msg, roomId) {
+  /**
+   * A message of a room the user is in: it may be the room's newest, and unread unless
+   * `seen` (the user is looking at it) or it is their own.
+   */
+  message(msg, roomId, { seen = false } = {}) {
     if (!validMessage(msg)) return;
+    const own = String(msg.owner ?? "") === this.selfId();
+    const mention = !own && mentions(msg.text, this.selfName());
     this.change(() => {
       const room = this.rooms.get(roomId);
       if (!room) return;
       const id = String(msg._id);
       room.lastMessage = newerMessage(room.lastMessage, { ...msg, _id: id });
       if (BigInt(id) > room.activity) room.activity = BigInt(id);
+      if (BigInt(id) <= room.countedTo) return;
+      room.countedTo = BigInt(id);
+      // Seen where it arrived, or written here: not unread (the page moves the marker).
+      if (seen || own) return;
+      if (room.lastRead !== null && compareIds(id, room.lastRead) <= 0) return;
+      room.unread = Math.min(MOST_UNREAD, room.unread + 1);
+      if (mention) room.mentions = Math.min(MOST_UNREAD, room.mentions + 1);
     });
+  }
+
+  /**
+   * The user's read marker of a room moved to `lastRead` (here, or `readUpdated` from
+   * any of their devices). Returns false when the counts after it are unknown here: the
+   * caller fetches the list again.
+   */
+  read(roomId, lastRead) {
+    if (!isId(lastRead)) return true;
+    const id = String(lastRead);
+    let known = true;
+    this.change(() => {
+      const room = this.rooms.get(roomId);
+      if (room) known = this.moveMarker(room, id);
+    });
+    return known;
+  }
+
+  moveMarker(room, id) {
+    room.lastRead = maxId(room.lastRead, id);
+    if (BigInt(room.lastRead) >= room.countedTo) {
+      room.unread = 0;
+      room.mentions = 0;
+      return true;
+    }
+    return room.unread === 0;
+  }
+
+  /** An edit or deletion of a message: the room's newest line follows it. */
+  messageChanged(roomId, messageId, change) {
+    this.change(() => {
+      const room = this.rooms.get(roomId);
+      const last = room?.lastMessage;
+      if (!last || last._id !== String(messageId)) return;
+      if (change.deleted) room.lastMessage = { ...last, deleted: true, text: "" };
+      else if (typeof change.text === "string") room.lastMessage = { ...last, text: change.text, edited: change.edited };
+    });
+  }
+
+  /** Presence or typing changed: the list shows them, so draw it again. */
+  refresh() {
+    this.schedule();
   }
 
   // ---- rendering ----------------------------------------------------------------------------
@@ -291,18 +392,36 @@ export class RoomList {
     const button = li.querySelector("button");
     if (active) button.setAttribute("aria-current", "true");
     else button.removeAttribute("aria-current");
-    li.querySelector(".room-icon").textContent = room.kind === "direct" ? "@" : "#";
+    li.querySelector(".room-glyph").textContent = room.kind === "direct" ? "@" : "#";
     li.querySelector(".room-name").textContent = name;
     const tag = li.querySelector(".room-tag");
     tag.textContent = room.archived ? "archived" : room.kind === "private" ? "private" : "";
     tag.hidden = !tag.textContent;
-    const previewKey = room.lastMessage ? room.lastMessage._id : "";
+
+    // A direct room shows whether the other person is online.
+    const presence = room.kind === "direct" && room.peer ? this.presenceOf(room.peer.id) : null;
+    fillDot(li.querySelector(".presence-dot"), presence);
+    li.dataset.online = presence ? String(presence.online) : "unknown";
+
+    const unread = li.querySelector(".room-unread");
+    unread.hidden = room.unread <= 0;
+    li.querySelector(".room-unread-count").textContent = room.unread >= MOST_UNREAD ? `${MOST_UNREAD}+` : String(room.unread);
+    li.querySelector(".room-mention").hidden = room.mentions <= 0;
+    li.dataset.unread = String(room.unread);
+    li.classList.toggle("unread", room.unread > 0);
+
+    const typing = this.typingOf(room.id);
     const preview = li.querySelector(".room-preview");
-    if (preview.dataset.lastId !== previewKey || !preview.textContent) {
-      preview.dataset.lastId = previewKey;
-      preview.textContent = this.previewOf(room);
+    const msg = room.lastMessage;
+    const previewKey = typing ? `typing:${typing}` : msg ? `${msg._id}:${msg.edited ?? ""}:${msg.deleted ? 1 : 0}` : "";
+    if (preview.dataset.key !== previewKey || !preview.textContent) {
+      preview.dataset.key = previewKey;
+      preview.dataset.lastId = msg ? msg._id : "";
+      preview.textContent = typing || this.previewOf(room);
+      preview.classList.toggle("typing", Boolean(typing));
     }
-    li.title = room.topic ? `${name}: ${room.topic}` : name;
+    const seen = describePresence(presence);
+    li.title = [room.topic ? `${name}: ${room.topic}` : name, seen].filter(Boolean).join(" · ");
   }
 
   previewOf(room) {
@@ -310,6 +429,7 @@ export class RoomList {
     if (!msg) return "No messages yet";
     const own = String(msg.owner ?? "") === this.selfId();
     const author = own ? "You" : String(msg.userName ?? "Unknown");
+    if (msg.deleted === true) return `${author}: message deleted`;
     let text = htmlToText(msg.text).replace(/\s+/g, " ");
     if (text.length > PREVIEW_CHARS) text = `${text.slice(0, PREVIEW_CHARS - 1)}…`;
     return `${author}: ${text}`;
