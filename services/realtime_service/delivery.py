@@ -330,6 +330,15 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
             if entry.id > memberships.applied and event is not None:
                 self._send_to(sid, *event)
 
+    def rooms_unknown(self, sid: str, user_id: str) -> None:
+        """`sid` was admitted without its complete memberships: it is put in no room.
+
+        It is held back from delivery until it is sent to reconnect (namespace.py). No
+        room map is built from the incomplete read either: the user's next connections
+        here would be given it.
+        """
+        self._admission_done(sid, user_id)
+
     def _admission_done(self, sid: str, user_id: str) -> list[HistoryEntry]:
         admitting = self._admitting.get(user_id, {})
         buffered = admitting.pop(sid, [])

@@ -24,7 +24,6 @@ from services.realtime_service.metrics import (
     REFUSED_CONNECTIONS,
     ROOMS_AWARE_CONNECTS,
 )
-from services.realtime_service.rooms import NO_MEMBERSHIPS
 from services.realtime_service.typing_indicators import TypingRelay
 from services.shared.auth import InvalidToken, verify_token
 from services.shared.config import DEFAULT_JWT_MAX_LIFETIME_SECONDS
@@ -102,8 +101,10 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             self._manager.begin_recovery(sid)
         if rooms:
             ROOMS_AWARE_CONNECTS.inc()
-            memberships = admitted.memberships or NO_MEMBERSHIPS
-            self._manager.rooms_admitted(sid, identity.user_id, memberships)
+            if unknown or admitted.memberships is None:
+                self._manager.rooms_unknown(sid, identity.user_id)
+            else:
+                self._manager.rooms_admitted(sid, identity.user_id, admitted.memberships)
             if self._typing is not None:
                 self._typing.connected(sid, identity.user_id, identity.name)
         if unknown:

@@ -290,3 +290,16 @@ async def test_a_reply_reaches_legacy_clients_without_its_reply_preview() -> Non
     gw.manager._replay_entry("s-legacy", HistoryEntry(4, 3, wire, EntryInfo(GLOBAL_ROOM_ID)))
     assert legacy.events() == [("getAllmessages", {"_id": "4", "text": "hello"})] * 2
     assert aware.events() == [("message", {**wire, "room": GLOBAL_ROOM_ID})]
+
+
+async def test_a_socket_admitted_without_memberships_leaves_no_room_map_for_the_next() -> None:
+    """Two tabs: the one admitted during an outage must not hand its empty rooms to the other."""
+    gw = Gateway()
+    held = gw.connect("s-held")
+    gw.manager.rooms_admission_started("s-held", "ann")
+    gw.manager.rooms_unknown("s-held", "ann")
+    later = gw.connect_rooms_aware("s-later", "ann", {ROOM: 5}, 5)
+    await gw.message(7, ROOM)
+    assert later.events() == [("message", {"_id": "7", "text": "m7", "room": ROOM})]
+    assert held.events() == []
+    assert gw.manager.rooms_of("s-held") is None
