@@ -307,16 +307,26 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
         delivery. Otherwise the rooms are the admission's hash plus the membership events
         delivered while it was in flight that the hash did not reflect yet (id above its
         `@`). No await in here: nothing is delivered between the two.
+
+        Rooms made from memberships that were not complete (an earlier socket admitted
+        while Redis had lost them) are replaced by the first complete ones: kept, they
+        would leave this socket, and every later one of the user here, without the
+        rooms they lacked (or in rooms since left).
         """
         buffered = self._admission_done(sid, user_id)
         if self._member("/", sid) is None:  # gone while it was being admitted
             self._aware.discard(sid)
             return
         state = self._users.get(user_id)
-        if state is None:
-            state = UserRooms(dict(memberships.rooms), memberships.applied)
+        if state is None or (memberships.complete and not state.complete):
+            fresh = UserRooms(
+                dict(memberships.rooms), memberships.applied, complete=memberships.complete
+            )
             for entry in buffered:
-                state.apply(entry)
+                fresh.apply(entry)
+            if state is not None:
+                self._move_sockets(state, fresh)
+            state = fresh
             self._users[user_id] = state
         state.sids.add(sid)
         self._user_of[sid] = user_id
@@ -329,6 +339,17 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
             event = subject_event(entry)
             if entry.id > memberships.applied and event is not None:
                 self._send_to(sid, *event)
+
+    def _move_sockets(self, old: UserRooms, new: UserRooms) -> None:
+        """Put the sockets of `old` in the rooms of `new` instead (the same user)."""
+        for sid in old.sids:
+            if self._member("/", sid) is None:
+                continue
+            for room in old.rooms.keys() - new.rooms.keys():
+                self.basic_leave_room(sid, "/", room)
+            for room in new.rooms.keys() - old.rooms.keys():
+                self.basic_enter_room(sid, "/", room)
+        new.sids |= old.sids
 
     def _admission_done(self, sid: str, user_id: str) -> list[HistoryEntry]:
         admitting = self._admitting.get(user_id, {})

@@ -127,6 +127,8 @@ class UserRooms:
     rooms: dict[str, int]  # room id -> id of the event that added the user
     applied: int
     sids: set[str] = field(default_factory=set)
+    # False when made from memberships that were not complete (Memberships.complete).
+    complete: bool = True
 
     def apply(self, entry: HistoryEntry) -> bool:
         """Apply a `joined`/`left` event of this user; False if it was already reflected."""
