@@ -409,3 +409,47 @@ async def test_a_browser_may_send_patch_from_an_allowed_origin(api: Api, new_use
     assert patched.status == 200
     assert patched.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
     assert patched.body["name"] == "After"
+
+
+async def test_when_the_owner_deletes_their_account_the_room_gets_a_new_owner(
+    api: Api, new_user: NewUser, database_url: str
+) -> None:
+    """A room has exactly one owner: the account going must not leave it without one.
+
+    The admin who has been in the room longest takes over (a member when there is no
+    admin), and the members are told as for a transfer and a departure.
+    """
+    ann, bo, cy = await new_user(), await new_user(), await new_user()
+    with_admin = await create_room(api, ann, kind="private", members=(bo,))
+    assert (await add_to_room(api, ann, with_admin["id"], cy, role="admin")).status == 201
+    members_only = await create_room(api, ann, members=(bo, cy))
+    deleted = await api.request(
+        "DELETE", "/users/me", token=ann.token, json={"password": ann.password}
+    )
+    assert deleted.status == 204, deleted.text
+
+    for room, heir in ((with_admin, cy), (members_only, bo)):
+        rid = room["id"]
+        page = await room_call(api, bo, "GET", f"/rooms/{rid}/members")
+        roles = {m["id"]: m["role"] for m in page.body["members"]}
+        assert roles == {bo.id: "member", cy.id: "member"} | {heir.id: "owner"}, rid
+        assert (await room_call(api, heir, "GET", f"/rooms/{rid}")).body["role"] == "owner"
+        events = await room_events(database_url, rid)
+        assert events[-2:] == [
+            {
+                "id": events[-2]["id"],
+                "kind": "role",
+                "subject": heir.id,
+                "payload": {"room": rid, "user": person(heir), "role": "owner"},
+            },
+            {
+                "id": events[-1]["id"],
+                "kind": "left",
+                "subject": ann.id,
+                "payload": {
+                    "room": rid,
+                    "user": {"id": ann.id, "name": "Deleted user"},
+                    "reason": "left",
+                },
+            },
+        ]

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from services.shared.redis_contract import RedisKeys
 from services.shared.rooms import GLOBAL_ROOM_ID
 from tests.helpers.limits import REDIS_URL
 from tests.helpers.relay import (
@@ -123,3 +124,33 @@ async def test_each_room_event_and_message_of_one_batch_reaches_the_right_socket
     await fence(relay, ann, a, b, e)
     assert [name for name, _ in e.events] == ["message"], "a non-member got nothing of the room"
     assert e.messages.qsize() == 1
+
+
+async def test_a_tab_admitted_with_known_memberships_gets_its_rooms_though_another_was_not(
+    rooms_api: Api, relay: RelayLike, redis_client: aioredis.Redis, open_socket: Open
+) -> None:
+    """A second tab does not inherit the rooms of a first one admitted without them.
+
+    The first tab connects while Redis has lost the user's membership (the relay is
+    still rebuilding the hashes: its mark is behind): it is admitted in the global room
+    only and held back. The second tab connects once the hashes are whole again, on the
+    same replica; it must receive the messages of the user's rooms from then on.
+    """
+    ann, bob = [await new_user(rooms_api) for _ in range(2)]
+    room = new_room()
+    (added,) = await relay.publish(joined_entry(room, ann, "member", "Design"))
+    watcher = await open_socket(bob, 0)
+    await fence(relay, bob, watcher)  # the replica has delivered past the join
+
+    keys = RedisKeys(relay.prefix)
+    await redis_client.hdel(keys.user_rooms(ann.id), room)
+    await redis_client.set(keys.memberships_applied, 0)
+    await open_socket(ann, 0, name="first tab")  # admitted without its rooms, held back
+    await redis_client.hset(keys.user_rooms(ann.id), room, added)
+    await redis_client.set(keys.memberships_applied, relay.last_id or 0)
+    second = await open_socket(ann, 0, name="second tab")
+
+    in_room = await relay.message(room, bob, "for the members of Design")
+    fence_id = await fence(relay, bob, watcher, second)
+    assert in_room in second.delivered(), "the second tab missed a message of its room"
+    assert fence_id > in_room

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.api_service.db.pool import DbConnection
+from services.api_service.db.room_events import insert_room_event, lock_message_order
+from services.shared.names import plain_name
+from services.shared.rooms import LEFT, ROLE
 
 
 @dataclass(frozen=True)
@@ -80,11 +83,20 @@ async def set_send_receipts(conn: DbConnection, user_id: str, send: bool) -> Use
 async def delete_user(conn: DbConnection, user_id: str) -> bool:
     """Delete the account and detach its messages from its name; False if it was gone.
 
-    The row goes first: its lock waits for batches inserting this author's messages
-    (they hold it FOR KEY SHARE, migration 0004), so the rename that follows sees them
-    too, and later batches find no author and refuse its posts.
+    The message-order lock comes first, as for every membership change: batches
+    inserting this author's messages hold it (and the row FOR KEY SHARE, migration
+    0004), so the rename that follows sees them too, and later batches find no author
+    and refuse its posts. The account leaves each of its rooms as a member leaving
+    would (a room event each), and a room it owned passes to its longest-standing
+    admin, or member when it has no admin, so that no room is left without an owner.
     """
     async with conn.transaction():
+        await lock_message_order(conn)
+        rooms = await conn.fetch(
+            "SELECT room_id::text, role FROM room_members WHERE user_id = $1::uuid"
+            " ORDER BY room_id",
+            user_id,
+        )
         deleted = await conn.fetchval("DELETE FROM users WHERE id = $1::uuid RETURNING id", user_id)
         if deleted is None:
             return False
@@ -93,4 +105,26 @@ async def delete_user(conn: DbConnection, user_id: str) -> bool:
             user_id,
             DELETED_AUTHOR_NAME,
         )
+        for room in rooms:
+            if room["role"] == "owner":
+                await _pass_ownership_on(conn, room["room_id"])
+            gone = {"id": user_id, "name": DELETED_AUTHOR_NAME}
+            payload = {"room": room["room_id"], "user": gone, "reason": "left"}
+            await insert_room_event(conn, room["room_id"], LEFT, user_id, payload)
     return True
+
+
+async def _pass_ownership_on(conn: DbConnection, room_id: str) -> None:
+    """Make the room's longest-standing admin (else member) its owner, if anyone is left."""
+    heir = await conn.fetchrow(
+        "UPDATE room_members m SET role = 'owner'"
+        " FROM (SELECT user_id FROM room_members WHERE room_id = $1::uuid"
+        "       ORDER BY role = 'admin' DESC, joined_at, user_id LIMIT 1) h"
+        " WHERE m.room_id = $1::uuid AND m.user_id = h.user_id"
+        " RETURNING m.user_id::text AS id, (SELECT name FROM users WHERE id = m.user_id) AS name",
+        room_id,
+    )
+    if heir is not None:
+        user = {"id": heir["id"], "name": plain_name(heir["name"])}
+        payload = {"room": room_id, "user": user, "role": "owner"}
+        await insert_room_event(conn, room_id, ROLE, heir["id"], payload)
