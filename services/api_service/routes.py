@@ -106,6 +106,13 @@ BODY_TIMEOUT = _error(
 CONFLICT = _error(
     "Conflict", "The email is taken.", "A user with this email already exists", "conflict"
 )
+ID_IN_USE = _error(
+    "IdInUse",
+    "The client `id` was already used, by the same author, for a message in another room "
+    "(client ids are one idempotency key per message across all rooms): send a new id.",
+    "This id was used for a message in another room; send a new id",
+    "id_in_use",
+)
 NOT_PLAIN_TEXT = _error(
     "NotPlainText",
     "The display name is not plain text: it contains `<`, `>`, control characters or "
@@ -243,8 +250,9 @@ BAD_REPLY = _error(
 )
 POST_CONFLICT = _error(
     "PostConflict",
-    "The room is archived (`archived`), or the message this one replies to was deleted "
-    "(`deleted`).",
+    "The room is archived (`archived`), the message this one replies to was deleted "
+    "(`deleted`), or the client `id` was already used for a message in another room "
+    "(`id_in_use`).",
     "The room is archived",
     "archived",
 )

@@ -159,3 +159,26 @@ async def test_messages_of_other_rooms_stay_out_of_the_legacy_feed(
     assert posted.status == 201
     after = await api.history(ann, after=int(marker.body["_id"]))
     assert "room only" not in [m["text"] for m in after]
+
+
+async def test_a_client_id_used_in_one_room_is_refused_in_another(
+    api: Api, new_user: NewUser
+) -> None:
+    """Not a retry: answering 200 with the other room's message would lose the post."""
+    ann = await new_user()
+    first = (await create_room(api, ann, kind="private"))["id"]
+    second = (await create_room(api, ann, kind="private"))["id"]
+    key = str(uuid.uuid4())
+    assert (await post_to_room(api, ann, first, "in the first", key)).status == 201
+    assert (await post_to_room(api, ann, first, "retry", key)).status == 200  # a real retry
+
+    again = await post_to_room(api, ann, second, "in the second", key)
+    assert_error(again, 409)
+    assert again.body["code"] == "id_in_use"
+    legacy = await api.request(
+        "POST", "/messages", token=ann.token, json={"id": key, "text": "in General"}
+    )
+    assert_error(legacy, 409)
+    assert legacy.body["code"] == "id_in_use"
+    history = await room_call(api, ann, "GET", f"/rooms/{second}/messages")
+    assert history.status == 200 and history.body == []

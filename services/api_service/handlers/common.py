@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api_service.errors import Unauthorized
+from services.api_service.db.messages import InsertResult
+from services.api_service.errors import Conflict, Unauthorized
 from services.api_service.keys import IDENTITY, RATE_LIMITS, SETTINGS, TOKENS
 from services.shared.addresses import client_address, forwarded_for_values
 from services.shared.auth import Identity, InvalidToken, bearer_token
@@ -42,3 +43,16 @@ async def limit_by_user(
 ) -> None:
     """Count `cost` (requests, or rows for history) against a per-user limit (429 when over it)."""
     await request.app[RATE_LIMITS].check(limit_name, identity.user_id, cost)
+
+
+def check_same_room(result: InsertResult, room: str) -> None:
+    """Refuse a "retry" whose stored message is in another room than the one posted to.
+
+    A client `id` is one author's idempotency key across all rooms. A client that reused
+    one for a new message in another room would otherwise get the old message back with
+    200, and its post would be lost without a word.
+    """
+    if not result.created and result.message.room != room:
+        raise Conflict(
+            "This id was used for a message in another room; send a new id", code="id_in_use"
+        )

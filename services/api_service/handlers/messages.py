@@ -10,8 +10,14 @@ from aiohttp import web
 from services.api_service import validation
 from services.api_service.db import messages
 from services.api_service.errors import Unauthorized
-from services.api_service.handlers.common import authenticate, limit_by_user, read_body
+from services.api_service.handlers.common import (
+    authenticate,
+    check_same_room,
+    limit_by_user,
+    read_body,
+)
 from services.api_service.keys import DB_POOL, MESSAGE_WRITER, SETTINGS
+from services.shared.rooms import GLOBAL_ROOM_ID
 from services.shared.web import json_response
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,7 @@ async def post_message(request: web.Request) -> web.Response:
         result = await request.app[MESSAGE_WRITER].insert(new)
     except messages.OwnerMissing:  # the account was deleted since the token was issued
         raise Unauthorized(ACCOUNT_GONE) from None
+    check_same_room(result, GLOBAL_ROOM_ID)
     if result.created:
         _failpoint_after_commit(request, result.message.id)
     return json_response(result.message.to_wire(), status=201 if result.created else 200)

@@ -35,7 +35,12 @@ from services.api_service.errors import (
     Unauthorized,
     Unprocessable,
 )
-from services.api_service.handlers.common import authenticate, limit_by_user, read_body
+from services.api_service.handlers.common import (
+    authenticate,
+    check_same_room,
+    limit_by_user,
+    read_body,
+)
 from services.api_service.keys import DB_POOL, MESSAGE_WRITER, RATE_LIMITS, SETTINGS
 from services.api_service.models import UNREAD_CAP, mention_text
 from services.shared.auth import Identity
@@ -614,4 +619,5 @@ async def post_room_message(request: web.Request) -> web.Response:
             room = await db.room(conn, room_id)
         check_member(room, None)  # 404, or 403 `not_member` for a public room
         raise NotFound(ROOM_NOT_FOUND) from None
+    check_same_room(result, room_id)
     return json_response(result.message.to_room_wire(), status=201 if result.created else 200)
