@@ -298,6 +298,15 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
     invites = rate_text("Rate limit", limits.invites_per_minute, "per user, adding members")
     name_models = (limits.name_max_chars, limits.topic_max_chars)
     see_rooms = " See docs/ROOMS.md for the rules."
+    reads = (
+        " "
+        + rate_text(
+            "Rate limit",
+            limits.room_reads_per_minute,
+            "per user, for the room list, the public rooms, members and presence together",
+        )
+        + "."
+    )
     return [
         Route(
             "GET",
@@ -311,10 +320,14 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
                 "message, or joining when later). `lastMessage` is null while a room has none. "
                 "`lastRead` is the caller's read marker (null: none yet), `unread` the messages "
                 f"by others after it (counted up to {models.UNREAD_CAP}), `mentions` those of "
-                "them that contain `@<the caller's name>` (case-insensitive)."
+                "them that contain `@<the caller's name>` (case-insensitive)." + reads
             ),
             auth=True,
-            replies={200: Reply("The rooms.", models.RoomList), 401: UNAUTHORIZED},
+            replies={
+                200: Reply("The rooms.", models.RoomList),
+                401: UNAUTHORIZED,
+                429: RATE_LIMITED,
+            },
         ),
         Route(
             "POST",
@@ -354,7 +367,7 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
             description=(
                 "Ordered by name; `q` keeps the rooms whose name contains it (case-insensitive, "
                 "taken literally). Pass `next` as `cursor` for the following page. `role` is the "
-                "caller's (null: not a member); there is no `lastMessage`."
+                "caller's (null: not a member); there is no `lastMessage`." + reads
             ),
             auth=True,
             query=models.PublicRoomsQuery,
@@ -362,6 +375,7 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
                 200: Reply("A page of rooms.", models.RoomPage),
                 400: BAD_REQUEST,
                 401: UNAUTHORIZED,
+                429: RATE_LIMITED,
             },
         ),
         Route(
@@ -434,7 +448,7 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
             "listMembers",
             "rooms",
             "The members, owner first then by name",
-            description="Members only. Pass `next` as `cursor` for the following page.",
+            description="Members only. Pass `next` as `cursor` for the following page." + reads,
             auth=True,
             query=models.PageQuery,
             replies={
@@ -443,6 +457,7 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
                 401: UNAUTHORIZED,
                 403: NOT_MEMBER,
                 404: ROOM_NOT_FOUND,
+                429: RATE_LIMITED,
             },
         ),
         Route(
@@ -455,7 +470,7 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
             description=(
                 "Members only; the same order and cursor as the members list. `online` counts "
                 "every member online (across all gateway replicas), whatever the page. See "
-                "docs/ROOM_STATE.md."
+                "docs/ROOM_STATE.md." + reads
             ),
             auth=True,
             query=models.PageQuery,
@@ -465,6 +480,7 @@ def room_routes(settings: ApiSettings, room_history: Handler) -> list[Route]:
                 401: UNAUTHORIZED,
                 403: NOT_MEMBER,
                 404: ROOM_NOT_FOUND,
+                429: RATE_LIMITED,
                 503: UNAVAILABLE,
             },
         ),

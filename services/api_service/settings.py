@@ -22,6 +22,7 @@ class RoomLimits:
     invites_per_minute: int
     room_posts_per_minute: int
     user_search_per_minute: int
+    room_reads_per_minute: int
     # Edits, deletions and reactions (docs/ROOM_STATE.md).
     message_changes_per_minute: int
     max_reactions_per_message: int
@@ -38,6 +39,7 @@ class RoomLimits:
             invites_per_minute=env.integer("RATE_LIMIT_INVITES_PER_MINUTE", 60),
             room_posts_per_minute=env.integer("RATE_LIMIT_ROOM_POSTS_PER_MINUTE", 60),
             user_search_per_minute=env.integer("RATE_LIMIT_USER_SEARCH_PER_MINUTE", 30),
+            room_reads_per_minute=env.integer("RATE_LIMIT_ROOM_READS_PER_MINUTE", 600),
             message_changes_per_minute=env.integer("RATE_LIMIT_MESSAGE_CHANGES_PER_MINUTE", 120),
             max_reactions_per_message=env.integer("MAX_REACTIONS_PER_MESSAGE", 20, minimum=1),
             read_markers_per_minute=env.integer("RATE_LIMIT_READ_MARKERS_PER_MINUTE", 300),
@@ -130,6 +132,7 @@ class ApiSettings:
             "invites": self.rooms.invites_per_minute,
             "room_posts": self.rooms.room_posts_per_minute,
             "user_search": self.rooms.user_search_per_minute,
+            "room_reads": self.rooms.room_reads_per_minute,
             "message_changes": self.rooms.message_changes_per_minute,
             "read_markers": self.rooms.read_markers_per_minute,
         }

@@ -39,6 +39,7 @@ LIMITS = {
     "RATE_LIMIT_INVITES_PER_MINUTE": "3",
     "RATE_LIMIT_ROOM_POSTS_PER_MINUTE": "3",
     "RATE_LIMIT_USER_SEARCH_PER_MINUTE": "2",
+    "RATE_LIMIT_ROOM_READS_PER_MINUTE": "6",
 }
 
 
@@ -177,3 +178,14 @@ async def test_user_searches_per_minute(small: Api) -> None:
         429,
         "rate_limited",
     )
+
+
+async def test_room_reads_per_minute(small: Api) -> None:
+    """The list, the directory, members and presence read in proportion: one budget."""
+    ann = (await users(small, 1))[0]
+    room = (await create_room(small, ann, kind="private", name="r"))["id"]
+    for path in ("/rooms", "/rooms/public", f"/rooms/{room}/members", f"/rooms/{room}/presence"):
+        assert (await room_call(small, ann, "GET", path)).status == 200, path
+    assert (await room_call(small, ann, "GET", "/rooms")).status == 200
+    assert (await room_call(small, ann, "GET", f"/rooms/{room}/members")).status == 200
+    refused(await room_call(small, ann, "GET", f"/rooms/{room}/presence"), 429, "rate_limited")

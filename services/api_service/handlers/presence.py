@@ -22,8 +22,8 @@ from services.api_service import validation
 from services.api_service.db import rooms as db
 from services.api_service.db.rooms import MemberRow
 from services.api_service.errors import Unavailable
-from services.api_service.handlers.common import authenticate
-from services.api_service.handlers.rooms import check_member, room_param
+from services.api_service.handlers.common import authenticate, limit_by_user
+from services.api_service.handlers.rooms import check_member, member_page_query, room_param
 from services.api_service.keys import DB_POOL, REDIS, SETTINGS
 from services.shared.presence import iso_time
 from services.shared.redis_contract import RedisKeys
@@ -46,17 +46,14 @@ COUNT_CHUNK = 5000  # ids per Lua call: each holds Redis for a few milliseconds 
 async def room_presence(request: web.Request) -> web.Response:
     """The room's online count and a page of its members with their presence."""
     identity = authenticate(request)
+    await limit_by_user(request, "room_reads", identity)
     room_id = room_param(request)
-    query = validation.parse_page_query(request.query)
-    after = None
-    if query.cursor is not None:
-        rank, name, user_id = validation.decode_cursor(query.cursor, (int, str, str))
-        after = (rank, name, validation.cursor_uuid(user_id))
+    limit, after = member_page_query(request)
     async with request.app[DB_POOL].acquire() as conn:
         check_member(
             await db.room(conn, room_id), await db.role_of(conn, room_id, identity.user_id)
         )
-        page, last = await db.member_page(conn, room_id, limit=query.limit, after=after)
+        page, last = await db.member_page(conn, room_id, limit=limit, after=after)
         everyone = None if is_global(room_id) else await db.packed_member_ids(conn, room_id)
     keys = request.app[SETTINGS].common.redis_keys
     redis = request.app[REDIS]

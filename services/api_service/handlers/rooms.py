@@ -203,6 +203,7 @@ async def list_my_rooms(request: web.Request) -> web.Response:
     Each with the caller's read state: marker, unread count and mentions (db/reads.py).
     """
     identity = authenticate(request)
+    await limit_by_user(request, "room_reads", identity)
     async with request.app[DB_POOL].acquire() as conn:
         caller = await me(conn, identity)
         found = await db.my_rooms(conn, identity.user_id)
@@ -225,6 +226,7 @@ async def list_my_rooms(request: web.Request) -> web.Response:
 
 async def list_public_rooms(request: web.Request) -> web.Response:
     identity = authenticate(request)
+    await limit_by_user(request, "room_reads", identity)
     query = validation.parse_public_rooms_query(request.query)
     after = None
     if query.cursor is not None:
@@ -253,19 +255,25 @@ async def room_details(request: web.Request) -> web.Response:
     return json_response(found.wire(with_last_message=found.role is not None))
 
 
+def member_page_query(request: web.Request) -> tuple[int, tuple[int, str, str] | None]:
+    """`limit` and the decoded `cursor` of a page of members (members, presence)."""
+    query = validation.parse_page_query(request.query)
+    if query.cursor is None:
+        return query.limit, None
+    rank, name, user_id = validation.decode_cursor(query.cursor, (int, str, str))
+    return query.limit, (rank, name, validation.cursor_uuid(user_id))
+
+
 async def list_members(request: web.Request) -> web.Response:
     identity = authenticate(request)
+    await limit_by_user(request, "room_reads", identity)
     room_id = room_param(request)
-    query = validation.parse_page_query(request.query)
-    after = None
-    if query.cursor is not None:
-        rank, name, user_id = validation.decode_cursor(query.cursor, (int, str, str))
-        after = (rank, name, validation.cursor_uuid(user_id))
+    limit, after = member_page_query(request)
     async with request.app[DB_POOL].acquire() as conn:
         check_member(
             await db.room(conn, room_id), await db.role_of(conn, room_id, identity.user_id)
         )
-        page, last = await db.member_page(conn, room_id, limit=query.limit, after=after)
+        page, last = await db.member_page(conn, room_id, limit=limit, after=after)
     return json_response(
         {
             "members": [member.wire() for member in page],
