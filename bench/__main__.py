@@ -142,6 +142,12 @@ def fanout_parser(parser: argparse.ArgumentParser) -> None:
         default=15.0,
         help="room state: seconds of the same load before each measured window",
     )
+    parser.add_argument(
+        "--room-state-split",
+        action="store_true",
+        help="room state: after the pair, a window with each part alone (presence churn, "
+        "typing, read markers)",
+    )
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument(
         "--via-api",
@@ -190,6 +196,7 @@ def options_from(args: argparse.Namespace, target: str) -> Any:
         typing_period=max(0.0, args.typing_period),
         receipt_every=max(0, args.receipt_every),
         room_state_warmup=max(0.0, min(args.room_state_warmup, 120.0)),
+        room_state_split=args.room_state_split,
     )
 
 

@@ -39,6 +39,7 @@ from bench.common import (
 )
 from bench.eioclient import worker_main
 from bench.room_state import (
+    ROOM_STATE_PARTS,
     STATE_EVENTS,
     RoomStatePlan,
     counter_deltas,
@@ -96,6 +97,7 @@ class Options:
     typing_period: float = 1.0
     receipt_every: int = 4
     room_state_warmup: float = 15.0
+    room_state_split: bool = False  # then each part alone: presence, typing, reads
 
     @property
     def layout(self) -> RoomLayout:
@@ -761,14 +763,15 @@ class FanoutRun:
             "cpu_pct": w.cpu.pct("churn"),
         }
 
-    def start_room_state(self) -> None:
-        """Churn, typing and read notices on, on top of the message load."""
+    def start_room_state(self, parts: tuple[str, ...] = ROOM_STATE_PARTS) -> None:
+        """Churn, typing and read notices (those in `parts`) on, on top of the message load."""
         assert self.plan is not None and self.gens is not None
-        if self.churn is not None:
+        if "presence" in parts and self.churn is not None:
             self.churn.ask({"cmd": "start"})
-        typists = [[self.plan.typist(r), room_id(r)] for r in range(self.opts.rooms)]
-        self.gens.ask({"cmd": "typing", "period": self.plan.typing_period, "typists": typists})
-        if isinstance(self.publisher, OursPublisher):
+        if "typing" in parts:
+            typists = [[self.plan.typist(r), room_id(r)] for r in range(self.opts.rooms)]
+            self.gens.ask({"cmd": "typing", "period": self.plan.typing_period, "typists": typists})
+        if "reads" in parts and isinstance(self.publisher, OursPublisher):
             self.publisher.reads = ReadNotices(self.plan)
 
     def stop_room_state(self) -> None:
@@ -794,6 +797,20 @@ class FanoutRun:
             with_state = self.measured_window("with room state")
         finally:
             self.stop_room_state()
+        each_alone: dict[str, Any] = {}
+        for part in ROOM_STATE_PARTS if self.opts.room_state_split else ():
+            self.start_room_state((part,))
+            try:
+                alone = self.measured_window(f"{part} alone")
+            finally:
+                self.stop_room_state()
+            alone["p99_ratio_to_baseline"] = ratio(
+                alone["latency_ms"]["p99_ms"], baseline["latency_ms"]["p99_ms"]
+            )
+            alone["server_cpu_pct_total_ratio_to_baseline"] = ratio(
+                alone["server_cpu_pct_total"], baseline["server_cpu_pct_total"]
+            )
+            each_alone[part] = alone
         layout = self.plan.layout
         b, r = baseline, with_state
         p99_b, p99_r = b["latency_ms"]["p99_ms"], r["latency_ms"]["p99_ms"]
@@ -813,6 +830,7 @@ class FanoutRun:
             },
             "baseline": baseline,
             "with_room_state": with_state,
+            **({"each_alone": each_alone} if each_alone else {}),
             "comparison": {
                 "p50_ratio": ratio(r["latency_ms"]["p50_ms"], b["latency_ms"]["p50_ms"]),
                 "p99_ratio": ratio(p99_r, p99_b),

@@ -48,6 +48,8 @@ GATEWAY_COUNTERS = (
     "chat_inbound_refusals_total",
     "chat_slow_consumer_disconnects_total",
 )
+# What --room-state-split measures one at a time after the pair.
+ROOM_STATE_PARTS = ("presence", "typing", "reads")
 # The events a rooms-aware client receives besides `message`, counted per window.
 STATE_EVENTS = ("presence", "typing", "readUpdated", "receipts")
 
