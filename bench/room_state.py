@@ -13,8 +13,8 @@ window of the same message load with, at the same time:
   connected `hold_seconds`, then stays away at least `offline_seconds` (longer than the
   grace plus a sweep: a quicker return would publish nothing), so the pool holds
   churn_per_s x (hold + away) users and more (bench/churn.py runs them);
-* typing: one member per room (its first client) emits `typing` every `typing_period`
-  seconds from its own connection;
+* typing: one member per room (`typist`, spread over the replicas) emits `typing`
+  every `typing_period` seconds from its own connection;
 * read markers: for every message, one member of its room "reads" it: a notice
   `{user, room, lastRead, receipt}` is published on `<prefix>:reads` right after the
   message, exactly as the API publishes it after its database upsert. Only the
@@ -89,8 +89,14 @@ class RoomStatePlan:
         return sizes
 
     def typist(self, room: int) -> int:
-        """The base client that types in `room` (its first member)."""
-        return self.layout.members(room)[0]
+        """The base client that types in `room`: its (room mod size)-th member.
+
+        Not always the first: with rooms of an even size and clients dealt round-robin
+        to two replicas, every room's first member is on the same replica, and all the
+        typing would come in there.
+        """
+        members = self.layout.members(room)
+        return members[room % len(members)]
 
     def reader(self, seq: int) -> int:
         """The base client that reads message `seq`: the room's members take turns."""

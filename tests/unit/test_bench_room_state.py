@@ -24,10 +24,13 @@ def test_no_churn_needs_no_pool() -> None:
     assert plan.room_sizes() == dict.fromkeys(range(10), 10)
 
 
-def test_each_room_has_one_typist_among_its_members_and_its_members_take_turns_reading() -> None:
+def test_typists_are_members_spread_over_replicas_and_members_take_turns_reading() -> None:
     layout = RoomLayout(3, 9)
     plan = RoomStatePlan(layout)
-    assert [plan.typist(r) for r in range(3)] == [0, 3, 6]
+    assert [plan.typist(r) for r in range(3)] == [0, 4, 8]
+    # Rooms of 10 over 2 replicas (client i on replica i mod 2): half the typists on each.
+    even = RoomStatePlan(RoomLayout(100, 1000))
+    assert sum(even.typist(r) % 2 for r in range(100)) == 50
     # Messages 1, 4, 7, 10 go to room 0 (clients 0-2): read by 0, 1, 2, then 0 again.
     assert [plan.reader(s) for s in (1, 4, 7, 10)] == [0, 1, 2, 0]
     assert all(plan.reader(s) in layout.members(layout.room_of_seq(s)) for s in range(1, 50))
