@@ -12,7 +12,7 @@ COMPOSE        ?= docker-compose
 # LB_PORT, API_PORT, REALTIME_PORTS, DATABASE_URL, REDIS_URL: from the environment or
 # the command line; their defaults are in services/shared/defaults.py.
 
-.PHONY: help venv install run migrate test test-unit test-integration compose-config lint clean bench bench-rooms bench-deps bench-rest bench-profile
+.PHONY: help venv install run migrate test test-unit test-integration compose-config lint clean bench bench-rooms bench-room-state bench-deps bench-rest bench-profile
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,13 +55,19 @@ test-faults: install ## Fault-injection suite only (private Redis/PostgreSQL res
 
 BENCH_ARGS ?= --target all --clients 1000 --replicas 2 --rate 50 --duration 20
 BENCH_ROOMS_ARGS ?= --rooms 1000 --target all --clients 10000 --allow-10k --replicas 2 --rate 1 --duration 30
-# `make bench` runs the global-room load, then the rooms load (BENCH_ROOMS_ARGS= skips it).
-bench: bench-deps ## Fan-out benchmarks: global room (ours vs stock vs Node), then rooms (ours vs Node)
+BENCH_STATE_ARGS ?= --rooms 1000 --target ours --clients 10000 --allow-10k --replicas 2 --rate 1 --duration 30 --room-state
+# `make bench` runs the global-room load, then the rooms load, then the rooms load without
+# and with live room state (BENCH_ROOMS_ARGS= or BENCH_STATE_ARGS= skips one).
+bench: bench-deps ## Fan-out benchmarks: global room (ours vs stock vs Node), rooms (ours vs Node), room state (ours)
 	$(PY) -m bench $(BENCH_ARGS)
 	$(if $(strip $(BENCH_ROOMS_ARGS)),$(PY) -m bench $(BENCH_ROOMS_ARGS))
+	$(if $(strip $(BENCH_STATE_ARGS)),$(PY) -m bench $(BENCH_STATE_ARGS))
 
 bench-rooms: bench-deps ## Rooms load only: 10,000 clients in 1,000 rooms of 10, ours vs Node
 	$(PY) -m bench $(BENCH_ROOMS_ARGS)
+
+bench-room-state: bench-deps ## Rooms load without, then with presence churn, typing and read markers
+	$(PY) -m bench $(BENCH_STATE_ARGS)
 
 bench-deps: install
 	$(VENV)/bin/pip install --quiet -e '.[test,bench]'

@@ -112,6 +112,42 @@ def fanout_parser(parser: argparse.ArgumentParser) -> None:
         help="measure the servers' CPU this long with the clients connected and no traffic "
         "(server_cpu_pct_idle; 0 to skip)",
     )
+    parser.add_argument(
+        "--room-state",
+        action="store_true",
+        help="with --rooms, ours only: a window of the rooms load, then one of the same load "
+        "with presence churn, typing and read markers (bench/room_state.py)",
+    )
+    parser.add_argument(
+        "--churn",
+        type=float,
+        default=100.0,
+        help="room state: churn users connecting (and as many disconnecting) per second",
+    )
+    parser.add_argument(
+        "--typing-period",
+        type=float,
+        default=1.0,
+        help="room state: seconds between two `typing` events of a room's typist",
+    )
+    parser.add_argument(
+        "--receipt-every",
+        type=int,
+        default=4,
+        help="room state: read notices are receipts in one room in this many (0: none)",
+    )
+    parser.add_argument(
+        "--room-state-warmup",
+        type=float,
+        default=15.0,
+        help="room state: seconds of the same load before each measured window",
+    )
+    parser.add_argument(
+        "--room-state-split",
+        action="store_true",
+        help="room state: after the pair, a window with each part alone (presence churn, "
+        "typing, read markers)",
+    )
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument(
         "--via-api",
@@ -155,6 +191,12 @@ def options_from(args: argparse.Namespace, target: str) -> Any:
         warmup=max(0.0, min(args.warmup, 600.0)),
         rooms=args.rooms,
         idle_seconds=max(0.0, min(args.idle_seconds, 60.0)),
+        room_state=args.room_state,
+        churn_per_s=max(0.0, min(args.churn, 1000.0)),
+        typing_period=max(0.0, args.typing_period),
+        receipt_every=max(0, args.receipt_every),
+        room_state_warmup=max(0.0, min(args.room_state_warmup, 120.0)),
+        room_state_split=args.room_state_split,
     )
 
 
@@ -166,6 +208,10 @@ def run_fanout(args: argparse.Namespace) -> int:
         infra.ensure_redis(args.redis_url)
     if args.rooms and args.target == "stock":
         raise SystemExit("--rooms runs against ours and node only")
+    if args.room_state and (not args.rooms or args.target != "ours" or args.url):
+        raise SystemExit("--room-state needs --rooms and --target ours (gateways it starts)")
+    if args.room_state and (args.sweep or args.burst):
+        raise SystemExit("--room-state is a rate run (no --sweep, no --burst)")
     if args.target != "all":
         targets = [args.target]
     elif args.rooms:

@@ -148,15 +148,17 @@ def raise_nofile(need: int) -> int:
     return soft
 
 
-def check_clients(clients: int, allow_10k: bool) -> None:
+def check_clients(clients: int, allow_10k: bool, extra: int = 0) -> None:
+    """Refuse more clients than the cap; raise `ulimit -n` for them and `extra` sockets
+    (the churn users of a room-state run, which come on top of the cap)."""
     cap = HARD_MAX_CLIENTS if allow_10k else DEFAULT_MAX_CLIENTS
     if clients > cap:
         hint = "" if allow_10k else " (pass --allow-10k to go up to 10,000)"
         raise SystemExit(f"--clients {clients} is above the cap of {cap}{hint}")
     # Each client is one socket in a generator process and one in a server; keep headroom.
-    soft = raise_nofile(clients + 1024)
-    if soft < clients + 256:
-        raise SystemExit(f"ulimit -n is {soft}: too low for {clients} clients (raise it)")
+    soft = raise_nofile(clients + extra + 1024)
+    if soft < clients + extra + 256:
+        raise SystemExit(f"ulimit -n is {soft}: too low for {clients + extra} clients (raise it)")
 
 
 def wait_for_quiet(

@@ -20,6 +20,10 @@ orchestrator over a `multiprocessing` pipe with small dict commands:
                                                       base .. base+n-1
     {"cmd": "poll"}                                   -> {"delivered": int, "expected": int}
     {"cmd": "collect"}                                -> counts, latencies (array bytes)
+    {"cmd": "typing", "period": s, "typists": [[i, room id], ...]}
+                                                      client i (if it is here) emits
+                                                      `typing` in its room every s seconds
+                                                      (s = 0: stop)
     {"cmd": "close"}                                  close every socket and exit
 """
 
@@ -30,6 +34,7 @@ import os
 import time
 import zlib
 from array import array
+from collections import deque
 from typing import Any
 from urllib.parse import quote
 
@@ -87,6 +92,7 @@ class Window:
         self.misrouted = 0  # a message of another room than the client's
         self.first_recv = 0.0
         self.last_recv = 0.0
+        self.events: dict[str, int] = {}  # other events received, by name
 
 
 class EioClient(asyncio.Protocol):
@@ -205,6 +211,8 @@ class EioClient(asyncio.Protocol):
     def _on_eio(self, p: bytes, now: float) -> None:
         if p.startswith(self.proc.event_prefix):
             self.proc.on_message(self.index, p, now)
+        elif p[:4] == b'42["':  # another event (presence, typing, readUpdated, receipts)
+            self.proc.on_event(p[4 : p.find(b'"', 4)])
         elif p == b"2":
             self._send(b"3")
         elif p[:1] == b"0":  # Engine.IO open: connect the default namespace
@@ -262,6 +270,8 @@ class GeneratorProcess:
         self.disconnects = 0
         self.deflate = deflate
         self.deflate_accepted = 0
+        self.typing_task: asyncio.Task[None] | None = None
+        self.typing_sent = 0
 
     def auth(self, token: str) -> dict[str, Any]:
         """The Socket.IO CONNECT payload: the token, and the rooms flag in a rooms load."""
@@ -293,6 +303,51 @@ class GeneratorProcess:
         if not window.first_recv:
             window.first_recv = now
         window.last_recv = now
+
+    def on_event(self, name: bytes) -> None:
+        """Count an event other than a message (what the room state load sends)."""
+        window = self.window
+        if window is not None and self.measuring:
+            key = name.decode(errors="replace")
+            window.events[key] = window.events.get(key, 0) + 1
+
+    def start_typing(self, period: float, typists: list[list[Any]]) -> None:
+        """Client i of `typists` (those here) emits `typing` in its room every `period` s.
+
+        Like a client that throttles its keystrokes to one event a second: each sends
+        again `period` after its last one, so two of its events are never closer than
+        that when they leave. The typists start spread evenly over the first period.
+        """
+        self.stop_typing()
+        by_index = {c.index: c for c in self.clients}
+        here = []
+        for global_index, room in typists:
+            client = by_index.get(global_index - self.first_index)
+            if client is not None:
+                packet = b'42["typing",' + orjson.dumps({"room": room}) + b"]"
+                here.append((client, packet))
+        if period > 0 and here:
+            self.typing_task = asyncio.create_task(self._type(period, here))
+
+    def stop_typing(self) -> None:
+        if self.typing_task is not None:
+            self.typing_task.cancel()
+            self.typing_task = None
+
+    async def _type(self, period: float, typists: list[tuple[EioClient, bytes]]) -> None:
+        start = time.monotonic()
+        due: deque[tuple[float, int]] = deque(
+            (start + period * k / len(typists), k) for k in range(len(typists))
+        )
+        while True:
+            now = time.monotonic()
+            while due and due[0][0] <= now:
+                _, k = due.popleft()
+                client, packet = typists[k]
+                client._send(packet)
+                self.typing_sent += 1
+                due.append((now + period, k))
+            await asyncio.sleep(0.01)
 
     async def connect_all(self, concurrency: int, timeout: float) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -372,6 +427,8 @@ class GeneratorProcess:
             "first_recv": window.first_recv,
             "last_recv": window.last_recv,
             "latencies": window.latencies.tobytes(),
+            "events": window.events,
+            "typing_sent": self.typing_sent,
         }
 
 
@@ -398,6 +455,7 @@ async def _serve(conn: Any, proc: GeneratorProcess, concurrency: int, timeout: f
         if kind == "window":
             window = proc.open_window(command["base"], command["count"])
             proc.disconnects = 0
+            proc.typing_sent = 0
             proc.measuring = True
             conn.send({"ok": True, "expected": window.expected})
         elif kind == "poll":
@@ -413,7 +471,11 @@ async def _serve(conn: Any, proc: GeneratorProcess, concurrency: int, timeout: f
             result = proc.collect()
             os.set_blocking(conn.fileno(), True)
             conn.send(result)
+        elif kind == "typing":
+            proc.start_typing(command["period"], command.get("typists", []))
+            conn.send({"ok": True, "typing_sent": proc.typing_sent})
         elif kind == "close":
+            proc.stop_typing()
             for client in proc.clients:
                 client._close()
             await asyncio.sleep(0.2)

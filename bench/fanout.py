@@ -25,6 +25,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
+from bench.churn import Churn
 from bench.common import (
     SHARED_MACHINE_PCT,
     CpuMeter,
@@ -37,12 +38,22 @@ from bench.common import (
     wait_for_quiet,
 )
 from bench.eioclient import worker_main
-from bench.rooms import RoomLayout
+from bench.room_state import (
+    ROOM_STATE_PARTS,
+    STATE_EVENTS,
+    RoomStatePlan,
+    counter_deltas,
+    ratio,
+    scrape_counters,
+)
+from bench.rooms import RoomLayout, room_id
 from bench.targets import (
     NODE_DIR,
     Fleet,
     NodePublisher,
+    OursPublisher,
     Publisher,
+    ReadNotices,
     attach_fleet,
     make_publisher,
     node_version,
@@ -81,10 +92,27 @@ class Options:
     warmup: float = 0.0
     rooms: int = 0  # 0: the global room; N: N rooms, `rate` is then per room
     idle_seconds: float = 0.0
+    room_state: bool = False  # baseline window, then the same load with room state
+    churn_per_s: float = 100.0
+    typing_period: float = 1.0
+    receipt_every: int = 4
+    room_state_warmup: float = 15.0
+    room_state_split: bool = False  # then each part alone: presence, typing, reads
 
     @property
     def layout(self) -> RoomLayout:
         return RoomLayout(self.rooms, self.clients)
+
+    @property
+    def room_state_plan(self) -> RoomStatePlan | None:
+        if not self.room_state:
+            return None
+        return RoomStatePlan(
+            self.layout,
+            churn_per_s=self.churn_per_s,
+            typing_period=self.typing_period,
+            receipt_every=self.receipt_every,
+        )
 
     @property
     def total_rate(self) -> float:
@@ -117,12 +145,14 @@ def realtime_source_hash() -> str:
     return digest.hexdigest()[:12]
 
 
-def mint_tokens(n: int, secret: str) -> list[str]:
+def mint_tokens(n: int, secret: str, first: int = 0) -> list[str]:
+    """Tokens of the users first .. first+n-1 (bench.common.user_id)."""
     from services.shared.auth import Identity, issue_token
 
     now = time.time()
     return [
-        issue_token(Identity(user_id(i), f"bench {i}"), secret, 3600, now=now) for i in range(n)
+        issue_token(Identity(user_id(i), f"bench {i}"), secret, 3600, now=now)
+        for i in range(first, first + n)
     ]
 
 
@@ -222,6 +252,8 @@ class WindowResult:
     cpu: CpuMeter
     server_names: list[str]
     generator_names: list[str]
+    events: dict[str, int]
+    typing_sent: int
 
 
 async def pace(publisher: Publisher, first: int, count: int, rate: float | None) -> float:
@@ -294,11 +326,13 @@ class FanoutRun:
         self.idle_cpu_pct: float | None = None
         self.priming = False
         self.drain_timed_out = False
+        self.plan = opts.room_state_plan
+        self.churn: Churn | None = None
 
     # ---- set-up / tear-down ------------------------------------------------------------
     def setup(self) -> dict[str, Any]:
         o = self.opts
-        check_clients(o.clients, o.allow_10k)
+        check_clients(o.clients, o.allow_10k, extra=self.plan.churn_pool if self.plan else 0)
         if o.quiet_wait > 0:
             self.busy_before = wait_for_quiet(o.quiet_wait)
         if o.urls:
@@ -310,7 +344,12 @@ class FanoutRun:
             )
         if self.target == "ours" and not self.layout.global_room:
             say(f"ours: writing the memberships of {o.clients} users in {o.rooms} rooms to Redis")
-            seed_memberships(o.redis_url, self.channel, self.layout)
+            extra = (
+                {self.plan.churn_user_index(j): self.plan.churn_room(j) for j in range(pool)}
+                if self.plan and (pool := self.plan.churn_pool)
+                else None
+            )
+            seed_memberships(o.redis_url, self.channel, self.layout, extra=extra)
         time.sleep(0.5)
         self.rss_before = {s.name: rss_bytes(s.pid) if s.pid else None for s in self.fleet.servers}
         say(
@@ -329,6 +368,15 @@ class FanoutRun:
             f"{self.target}: {ready['connected']} connected, {ready['failed']} failed "
             f"{ready['errors'] or ''}"
         )
+        if self.plan is not None and self.plan.churn_pool:
+            say(f"{self.target}: starting the churn process ({self.plan.churn_pool} users)")
+            self.churn = Churn(
+                [(s.host, s.port) for s in self.fleet.servers],
+                mint_tokens(self.plan.churn_pool, o.jwt_secret, first=o.clients),
+                self.plan.churn_per_s,
+                self.plan.hold_seconds,
+                self.plan.offline_seconds,
+            )
         time.sleep(1.0)
         self.rss_after = {s.name: rss_bytes(s.pid) if s.pid else None for s in self.fleet.servers}
         if o.idle_seconds > 0:
@@ -350,6 +398,8 @@ class FanoutRun:
         return round(sum(meter.pct(name) for name in meter.pids), 1)
 
     def teardown(self) -> None:
+        if self.churn is not None:
+            self.churn.close()
         if self.gens is not None:
             self.gens.close()
         if self.publisher is not None:
@@ -388,6 +438,8 @@ class FanoutRun:
             pids["publisher-node"] = self.publisher.pid
         if self.redis_pid:
             pids["redis"] = self.redis_pid
+        if self.churn is not None:
+            pids["churn"] = self.churn.pid
         cpu = CpuMeter(pids)
 
         async def publish() -> tuple[float, float]:
@@ -430,6 +482,10 @@ class FanoutRun:
             arr = array("d")
             arr.frombytes(r["latencies"])
             latencies.extend(arr)
+        events: dict[str, int] = {}
+        for r in replies:
+            for name, n in r.get("events", {}).items():
+                events[name] = events.get(name, 0) + n
         recv = [r["first_recv"] for r in replies if r["first_recv"]]
         last = [r["last_recv"] for r in replies if r["last_recv"]]
         return WindowResult(
@@ -444,6 +500,8 @@ class FanoutRun:
             cpu,
             server_names,
             gen_names,
+            events,
+            sum(r.get("typing_sent", 0) for r in replies),
         )
 
     def summarize(self, w: WindowResult) -> dict[str, Any]:
@@ -613,7 +671,9 @@ class FanoutRun:
             )
             self.loop.run_until_complete(self.publisher.start())
             self.prime()
-            if o.sweep:
+            if o.room_state:
+                result = self.header("room-state") | self.room_state_pair()
+            elif o.sweep:
                 result = self.header("sweep") | self.sweep()
             elif o.burst:
                 say(f"{self.target}: burst of {o.burst} messages to {self.connected} clients")
@@ -636,6 +696,154 @@ class FanoutRun:
             self.teardown()
             self.loop.run_until_complete(asyncio.sleep(0))
             self.loop.close()
+
+    # ---- room state (issue 14) -------------------------------------------------------
+    def gateway_counters(self) -> dict[str, float]:
+        """The room-state counters of every gateway's /metrics, summed over the replicas."""
+        import urllib.request
+
+        assert self.fleet is not None
+        total: dict[str, float] = {}
+        for server in self.fleet.servers:
+            try:
+                with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
+                    page = response.read().decode()
+            except OSError as exc:
+                say(f"{server.name}: /metrics unreadable: {exc!r}")
+                continue
+            for key, value in scrape_counters(page).items():
+                total[key] = total.get(key, 0.0) + value
+        return total
+
+    def measured_window(self, label: str) -> dict[str, Any]:
+        """A warm-up window (not reported), then the measured one, with what the clients
+        and gateways counted besides the messages."""
+        o = self.opts
+        rate = o.total_rate
+        if o.room_state_warmup > 0:
+            say(f"{self.target}: {label}: warm-up, {rate} msg/s for {o.room_state_warmup}s")
+            self.window(max(1, int(rate * o.room_state_warmup)), rate, o.drain_seconds)
+        say(f"{self.target}: {label}: {rate} msg/s for {o.duration}s{self.rooms_text()}")
+        churn_before = self.churn.ask({"cmd": "stats"}) if self.churn else None
+        counters_before = self.gateway_counters()
+        w = self.window(max(1, int(rate * o.duration)), rate, o.drain_seconds)
+        counters = counter_deltas(counters_before, self.gateway_counters())
+        s = self.summarize(w)
+        seconds = w.cpu.wall or 1.0
+        s["events_received"] = {
+            name: {"count": w.events.get(name, 0), "per_s": round(w.events.get(name, 0) / seconds)}
+            for name in STATE_EVENTS
+        } | {k: v for k, v in w.events.items() if k not in STATE_EVENTS}
+        s["gateway_counters"] = counters
+        s["typing_sent"] = w.typing_sent
+        if self.churn is not None and churn_before is not None:
+            s["churn"] = self.churn_summary(churn_before, self.churn.ask({"cmd": "stats"}), w)
+        return s
+
+    def churn_summary(
+        self, before: dict[str, Any], after: dict[str, Any], w: WindowResult
+    ) -> dict[str, Any]:
+        seconds = w.cpu.wall or 1.0
+        delta = {k: after[k] - before[k] for k in ("connects", "failed", "disconnects", "starved")}
+        connect_ms = array("d")
+        connect_ms.frombytes(after["connect_ms"])
+        done = len(before["connect_ms"]) // connect_ms.itemsize  # connects before the window
+        latency = latency_summary([v / 1000.0 for v in connect_ms[done:]])
+        events = {
+            k: v - before["events"].get(k, 0)
+            for k, v in after["events"].items()
+            if v - before["events"].get(k, 0)
+        }
+        return delta | {
+            "connects_per_s": round(delta["connects"] / seconds, 1),
+            "disconnects_per_s": round(delta["disconnects"] / seconds, 1),
+            "online_at_end": after["online"],
+            "connect_ms": latency,
+            "events_received": events,
+            "cpu_pct": w.cpu.pct("churn"),
+        }
+
+    def start_room_state(self, parts: tuple[str, ...] = ROOM_STATE_PARTS) -> None:
+        """Churn, typing and read notices (those in `parts`) on, on top of the message load."""
+        assert self.plan is not None and self.gens is not None
+        if "presence" in parts and self.churn is not None:
+            self.churn.ask({"cmd": "start"})
+        if "typing" in parts:
+            typists = [[self.plan.typist(r), room_id(r)] for r in range(self.opts.rooms)]
+            self.gens.ask({"cmd": "typing", "period": self.plan.typing_period, "typists": typists})
+        if "reads" in parts and isinstance(self.publisher, OursPublisher):
+            self.publisher.reads = ReadNotices(self.plan)
+
+    def stop_room_state(self) -> None:
+        assert self.gens is not None
+        if isinstance(self.publisher, OursPublisher):
+            self.publisher.reads = None
+        self.gens.ask({"cmd": "typing", "period": 0})
+        if self.churn is not None:
+            self.churn.ask({"cmd": "stop"})
+
+    def room_state_pair(self) -> dict[str, Any]:
+        """The rooms load alone, then the same load with presence, typing and read markers.
+
+        Both windows run on the same gateways with the same connected clients, one after
+        the other, each after a warm-up of the same length (with room state on, the churn
+        needs hold + grace + a sweep to reach its steady state of connects and offline
+        changes).
+        """
+        assert self.plan is not None
+        baseline = self.measured_window("baseline")
+        self.start_room_state()
+        try:
+            with_state = self.measured_window("with room state")
+        finally:
+            self.stop_room_state()
+        each_alone: dict[str, Any] = {}
+        for part in ROOM_STATE_PARTS if self.opts.room_state_split else ():
+            self.start_room_state((part,))
+            try:
+                alone = self.measured_window(f"{part} alone")
+            finally:
+                self.stop_room_state()
+            alone["p99_ratio_to_baseline"] = ratio(
+                alone["latency_ms"]["p99_ms"], baseline["latency_ms"]["p99_ms"]
+            )
+            alone["server_cpu_pct_total_ratio_to_baseline"] = ratio(
+                alone["server_cpu_pct_total"], baseline["server_cpu_pct_total"]
+            )
+            each_alone[part] = alone
+        layout = self.plan.layout
+        b, r = baseline, with_state
+        p99_b, p99_r = b["latency_ms"]["p99_ms"], r["latency_ms"]["p99_ms"]
+        return {
+            "duration_s": self.opts.duration,
+            "warmup_s": self.opts.room_state_warmup,
+            "room_state_load": {
+                "churn_connects_per_s": self.plan.churn_per_s,
+                "churn_disconnects_per_s": self.plan.churn_per_s,
+                "churn_pool": self.plan.churn_pool,
+                "churn_hold_s": self.plan.hold_seconds,
+                "churn_offline_s": self.plan.offline_seconds,
+                "typing_period_s": self.plan.typing_period,
+                "typists": layout.rooms,
+                "read_notices": "one per message, published on <prefix>:reads",
+                "receipt_rooms": sum(1 for x in range(layout.rooms) if self.plan.receipts_on(x)),
+            },
+            "baseline": baseline,
+            "with_room_state": with_state,
+            **({"each_alone": each_alone} if each_alone else {}),
+            "comparison": {
+                "p50_ratio": ratio(r["latency_ms"]["p50_ms"], b["latency_ms"]["p50_ms"]),
+                "p99_ratio": ratio(p99_r, p99_b),
+                "max_ratio": ratio(r["latency_ms"]["max_ms"], b["latency_ms"]["max_ms"]),
+                "server_cpu_pct_total_ratio": ratio(
+                    r["server_cpu_pct_total"], b["server_cpu_pct_total"]
+                ),
+                "server_cpu_us_per_delivery_ratio": ratio(
+                    r["server_cpu_us_per_delivery"], b["server_cpu_us_per_delivery"]
+                ),
+                "p99_doubled": bool(p99_b and p99_r >= 2 * p99_b),
+            },
+        }
 
     def rooms_text(self) -> str:
         if self.layout.global_room:

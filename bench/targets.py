@@ -26,12 +26,14 @@ import orjson
 import redis.asyncio as aioredis
 
 from bench.common import REPO_ROOT, TEXT, make_message, say, user_id
+from bench.room_state import RoomStatePlan, read_notice
 from bench.rooms import ROOM_ID_BASE, RoomLayout, room_id
 from services.shared import defaults
 from services.shared.redis_contract import (
     GLOBAL_MESSAGE,
     MEMBERSHIPS_STALE,
     PUBLISH_BATCH,
+    ROOM_SIZES_COMPLETE,
     EntryInfo,
     Publication,
     RedisKeys,
@@ -223,6 +225,7 @@ class OursPublisher(Publisher):
         self.redis = aioredis.Redis.from_url(redis_url)
         self.script = self.redis.register_script(PUBLISH_BATCH)
         self.max_len = stream_max_len
+        self.reads: ReadNotices | None = None  # set while a room-state window runs
         self.entries = (
             [GLOBAL_MESSAGE]
             if self.layout.global_room
@@ -257,10 +260,36 @@ class OursPublisher(Publisher):
         )
         if published == MEMBERSHIPS_STALE:
             raise RuntimeError(f"PUBLISH_BATCH refused: {self.keys.memberships_applied} missing")
+        if self.reads is not None:
+            await self.reads.publish(self.redis, self.keys.reads_channel, first, count)
 
     async def close(self) -> None:
         await self.redis.delete(self.stream)
         await self.redis.aclose()
+
+
+class ReadNotices:
+    """One read marker per message, published as the API does after its upsert.
+
+    For each message a member of its room (`RoomStatePlan.reader`) has read it: the
+    notice goes out on `<prefix>:reads` right after the batch with the message, in one
+    pipeline per batch. `sent` counts them.
+    """
+
+    def __init__(self, plan: RoomStatePlan) -> None:
+        self.plan = plan
+        self.sent = 0
+
+    async def publish(self, redis: aioredis.Redis, channel: str, first: int, count: int) -> None:
+        pipe = redis.pipeline(transaction=False)
+        for seq in range(first, first + count):
+            room = self.plan.layout.room_of_seq(seq)
+            notice = read_notice(
+                user_id(self.plan.reader(seq)), room_id(room), seq, self.plan.receipts_on(room)
+            )
+            pipe.publish(channel, notice)
+        await pipe.execute()
+        self.sent += count
 
 
 class StockPublisher(Publisher):
@@ -461,27 +490,41 @@ def make_publisher(
     return NodePublisher(redis_url, channel, layout)
 
 
-def seed_memberships(redis_url: str, channel: str, layout: RoomLayout, chunk: int = 1000) -> None:
-    """Write each bench user's membership hash and mark the hashes applied, as the relay's
-    rebuild does (services/api_service/relay.py), before any client connects.
+def seed_memberships(
+    redis_url: str,
+    channel: str,
+    layout: RoomLayout,
+    chunk: int = 1000,
+    extra: dict[int, int] | None = None,
+) -> None:
+    """Write each bench user's membership hash, the room sizes, and mark the hashes
+    applied, as the relay's rebuild does (services/api_service/relay.py), before any
+    client connects.
 
     User i (the i-th minted token, `bench.common.user_id(i)`) is a member of its room only:
-    `P:rooms:<user>` = {room id: 0, "@": 0}, then `P:memberships` = 0 (applied up to
-    entry 0, before the bench's first message). Our gateways read the hash when a client
-    connects and put the connection in those rooms.
+    `P:rooms:<user>` = {room id: 0, "@": 0}. `extra` adds users (user index -> room
+    number: the churn users of a `--room-state` run). `P:room-sizes` gets each room's
+    member count and `@` = 1 (what presence and typing read to decide a room is small
+    enough), then `P:memberships` = 0 (applied up to entry 0, before the bench's first
+    message). Our gateways read the hash when a client connects and put the connection
+    in those rooms.
     """
     import redis as sync_redis
 
     keys = RedisKeys(channel)
+    members = {i: layout.room_of_client(i) for i in range(layout.clients)} | (extra or {})
+    sizes: dict[str, int] = {}
     client = sync_redis.Redis.from_url(redis_url)
     try:
         pipe = client.pipeline(transaction=False)
-        for i in range(layout.clients):
-            room = room_id(layout.room_of_client(i))
+        for n, (i, room_number) in enumerate(members.items()):
+            room = room_id(room_number)
+            sizes[room] = sizes.get(room, 0) + 1
             pipe.hset(keys.user_rooms(user_id(i)), mapping={room: 0, "@": 0})
-            if (i + 1) % chunk == 0:
+            if (n + 1) % chunk == 0:
                 pipe.execute()
         pipe.execute()
+        client.hset(keys.room_sizes, mapping={**sizes, ROOM_SIZES_COMPLETE: 1})
         client.set(keys.memberships_applied, 0)
     finally:
         client.close()
