@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import orjson
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from services.api_service import endpoints, openapi, routes
@@ -35,6 +34,7 @@ from services.api_service.settings import ApiSettings
 from services.api_service.webpage import web_routes
 from services.api_service.writer import MessageWriter
 from services.shared.auth import TokenVerifier
+from services.shared.redis_clients import waiting_redis_client
 from services.shared.web import health_routes
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ async def keep_session_state(conn: asyncpg.Connection) -> None:
 async def redis_client(app: web.Application) -> AsyncIterator[None]:
     """A Redis client for readiness checks and read notices, and the rate limits in Redis."""
     settings = app[SETTINGS]
-    client = aioredis.Redis.from_url(settings.common.redis_url.value)
+    client = waiting_redis_client(settings.common.redis_url.value)
     app[REDIS] = client
     app[READ_NOTICES] = ReadNotices(
         client,

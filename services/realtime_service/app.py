@@ -33,6 +33,7 @@ from services.realtime_service.transport import (
 from services.realtime_service.typing_indicators import TypingRelay
 from services.shared import jsonenc
 from services.shared.metrics import http_metrics_middleware, metrics_handler
+from services.shared.redis_clients import waiting_redis_client
 from services.shared.web import health_routes
 
 log = logging.getLogger(__name__)
@@ -323,7 +324,7 @@ def create_app(settings: RealtimeSettings) -> web.Application:
     metrics = http_metrics_middleware("realtime")
     app = web.Application()
     app[SETTINGS] = settings
-    app[REDIS] = aioredis.Redis.from_url(settings.common.redis_url.value)
+    app[REDIS] = waiting_redis_client(settings.common.redis_url.value)
     keys = settings.common.redis_keys
     app[CONNECTIONS] = UserConnections(
         app[REDIS],
