@@ -2,7 +2,9 @@
 
 A rooms-aware client emits `typing` `{"room"}`. The gateway checks the room against the
 user's rooms as this replica delivers them (the same map live delivery uses, never
-PostgreSQL), relays at most one event per connection, room and `RELAY_INTERVAL_SECONDS`,
+PostgreSQL), relays at most one event per connection, room and `RELAY_INTERVAL_SECONDS`
+(3 s: half the indicator's 6 s life, so a typist shows continuously, and each member
+receives a third of what a client sending every second would cost),
 and publishes it on `P:typing`; every replica (this one included) sends it to the
 room's members there but the typist's own connections (room_state.py). Nothing is
 stored or replayed: the event carries `expiresIn`, after which clients stop showing it
@@ -34,7 +36,7 @@ from services.shared.rooms import is_global
 
 log = logging.getLogger(__name__)
 
-RELAY_INTERVAL_SECONDS = 1.0
+RELAY_INTERVAL_SECONDS = 3.0
 # Rooms a connection's last relay time is kept for before the stale ones are dropped.
 REMEMBERED_ROOMS = 32
 

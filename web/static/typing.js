@@ -1,13 +1,13 @@
 // "X is typing…" (docs/ROOM_STATE.md, "Typing").
 //
 // Out: while the user types in a room the page emits `typing` `{room}`, at most once per
-// SEND_INTERVAL_MS (the gateway relays at most one a second per connection and room;
-// the event lasts `expiresIn`, so one every two seconds keeps it shown).
+// SEND_INTERVAL_MS (the gateway relays at most one every three seconds per connection
+// and room; the event lasts `expiresIn`, 6 s, so one every three seconds keeps it shown).
 // In: `typing` `{room, user: {id, name}, expiresIn}` shows that user as typing in that
 // room until `expiresIn` passes without another, or a message of theirs arrives there.
 // Nothing of it is stored anywhere.
 
-export const SEND_INTERVAL_MS = 2000;
+export const SEND_INTERVAL_MS = 3000;
 const DEFAULT_EXPIRES_MS = 6000;
 const LONGEST_EXPIRES_MS = 30000;
 
