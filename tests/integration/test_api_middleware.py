@@ -40,9 +40,9 @@ async def test_a_preflight_is_answered_with_the_fixed_header_list(api: Api) -> N
     assert allowed == FIXED_ALLOWED_HEADERS
 
 
-# DELETE and PATCH are allowed: `DELETE /users/me` and `PATCH /rooms/{room}` are API
-# routes (see the test above for POST, and tests/integration/test_rooms_membership.py).
-@pytest.mark.parametrize("method", ["PUT", "TRACE"])
+# DELETE, PATCH and PUT are allowed: `DELETE /users/me`, `PATCH /rooms/{room}` and
+# `PUT /rooms/{room}/read` are API routes (see the test above for POST, and the rooms tests).
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT"])
 async def test_a_preflight_for_a_method_not_allowed_is_refused(api: Api, method: str) -> None:
     reply = await api.request(
         "OPTIONS",
