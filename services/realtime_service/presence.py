@@ -99,10 +99,14 @@ for _, user in ipairs(due) do
     redis.call('ZADD', KEYS[1], live[2], user)
   else
     redis.call('ZREM', KEYS[1], user)
-    if #newest > 0 then
+    -- A deleted account (revoked) leaves no last-seen time behind.
+    local revoked = redis.call('EXISTS', ARGV[4] .. ':revoked:' .. user) == 1
+    if revoked then
+      redis.call('ZREM', KEYS[2], user)
+    elseif #newest > 0 then
       redis.call('ZADD', KEYS[2], 'GT', tonumber(newest[2]) - lease, user)
     end
-    local seen = redis.call('ZSCORE', KEYS[2], user)
+    local seen = (not revoked) and redis.call('ZSCORE', KEYS[2], user)
     publish_change(ARGV[4], ARGV[5], tonumber(ARGV[6]), user, false, seen or ARGV[1])
   end
 end

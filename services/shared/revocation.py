@@ -17,8 +17,13 @@ from services.shared.redis_contract import REVOKED_MARK, RedisKeys
 async def revoke_user(
     redis: aioredis.Redis, names: RedisKeys, user_id: str, ttl_seconds: int
 ) -> None:
-    """Mark `user_id` revoked for `ttl_seconds` and tell every gateway to drop its sockets."""
+    """Mark `user_id` revoked for `ttl_seconds` and tell every gateway to drop its sockets.
+
+    The user's last-seen time goes too (presence keeps none for a deleted account: the
+    gateways' sweep leaves none behind once the mark exists).
+    """
     async with redis.pipeline(transaction=True) as pipe:
         pipe.set(names.revoked(user_id), REVOKED_MARK, ex=max(1, ttl_seconds))
+        pipe.zrem(names.last_seen, user_id)
         pipe.publish(names.revocations_channel, user_id)
         await pipe.execute()

@@ -377,6 +377,38 @@ async def test_typing_is_not_relayed_in_a_room_above_the_limit_nor_in_the_global
     assert m.received("typing", typing_in(GLOBAL_ROOM, ann)) == []
 
 
+async def test_a_deleted_account_leaves_no_last_seen_time(
+    api: Api, open_socket: Open, state_stack: ChatStack, redis_client: aioredis.Redis
+) -> None:
+    """Neither the one kept while it was away nor one written when its sockets drop."""
+    keys = RedisKeys(state_stack.channel)
+    ann, bob, cat = await new_user(api), await new_user(api), await new_user(api)
+    b = await open_socket(bob, 0)
+    await direct_room(api, ann, bob, b)
+    await direct_room(api, cat, bob, b)
+    away = await open_socket(cat, 1)
+    await b.wait_ephemeral("presence", about(cat, True))
+    await away.close()
+    await b.wait_ephemeral("presence", about(cat, False))
+    assert await redis_client.zscore(keys.last_seen, cat.id) is not None  # away: kept
+
+    await open_socket(ann, 1)
+    await b.wait_ephemeral("presence", about(ann, True))
+    for user in (ann, cat):  # ann connected, cat away
+        gone = await api.request(
+            "DELETE", "/users/me", token=user.token, json={"password": user.password}
+        )
+        assert gone.status == 204, gone.text
+    # Its sockets were dropped; it left its rooms, so nobody is pushed its going offline:
+    # wait for the sweep to take it out of the online set.
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while await redis_client.zscore(keys.online, ann.id) is not None:
+        assert asyncio.get_running_loop().time() < deadline, "still online"
+        await asyncio.sleep(0.05)  # wait-ok: polling Redis for the sweep, with a deadline
+    assert await redis_client.zscore(keys.last_seen, ann.id) is None
+    assert await redis_client.zscore(keys.last_seen, cat.id) is None
+
+
 # ---- a replica dies (last: the module's stack gets the replica back afterwards) ---------------
 
 
