@@ -35,8 +35,8 @@ class ReadNotices:
         retry_seconds: float = 2.0,
     ) -> None:
         self._redis = redis
-        self._channel = keys.reads_channel
-        self._timeout = timeout_seconds
+        self._reads_channel = keys.reads_channel
+        self._timeout_seconds = timeout_seconds
         self._retry = retry_seconds
         self._away_until: float | None = None  # monotonic; None while Redis answers
 
@@ -46,8 +46,8 @@ class ReadNotices:
             READ_NOTICES_DROPPED.inc()
             return False
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._redis.publish(self._channel, notice.encode())
+            async with asyncio.timeout(self._timeout_seconds):
+                await self._redis.publish(self._reads_channel, notice.encode())
         except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
             if self._away_until is None:
                 log.warning(

@@ -52,14 +52,14 @@ class ReadNoticeListener:
         self, redis: aioredis.Redis, keys: RedisKeys, sockets: Sockets, batch_seconds: float
     ) -> None:
         self._redis = redis
-        self._channel = keys.reads_channel
+        self._reads_channel = keys.reads_channel
         self._sockets = sockets
         self._batch_seconds = batch_seconds
         self._pending: dict[str, dict[str, int]] = {}  # room -> reader -> newest marker
         self._has_pending = asyncio.Event()
         self._batches: asyncio.Task[None] | None = None
         self._subscription = ChannelSubscription(
-            redis, [self._channel], "read-notices", self._received
+            redis, [self._reads_channel], "read-notices", self._received
         )
         self.subscribed = self._subscription.subscribed
 

@@ -67,7 +67,7 @@ class TypingRelay:
         self, redis: aioredis.Redis, keys: RedisKeys, rooms_of: RoomsOf, max_members: int = 1000
     ) -> None:
         self._redis = redis
-        self._channel = keys.typing_channel
+        self._typing_channel = keys.typing_channel
         self._sizes = keys.room_sizes
         self._max_members = max_members
         self._publish = redis.register_script(PUBLISH_IF_SMALL)
@@ -100,7 +100,7 @@ class TypingRelay:
         try:
             published = await self._publish(
                 keys=[self._sizes],
-                args=[room, self._max_members, self._channel, orjson.dumps(event)],
+                args=[room, self._max_members, self._typing_channel, orjson.dumps(event)],
             )
         except RedisError as exc:
             log.warning("typing not relayed", extra={"error": repr(exc)})

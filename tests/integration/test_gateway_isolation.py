@@ -88,7 +88,7 @@ async def test_two_gateways_in_one_process_share_nothing_and_leave_no_task() -> 
             await server.close()
         await redis.aclose()
     assert all(len(server.app[SIO].eio.tasks) == 0 for server in servers)
-    await asyncio.sleep(0)  # let cancelled tasks' done-callbacks run
+    await asyncio.sleep(0)  # wait-ok: one loop turn, for cancelled tasks' done-callbacks
     left = {task for task in asyncio.all_tasks() - before if not task.done()} - {
         asyncio.current_task()
     }

@@ -154,9 +154,8 @@ async def test_the_relay_saves_its_cursor_soon_after_publishing(
             saved = await conn.fetchval(
                 "SELECT last_published_id FROM relay_state WHERE name = 'socketio'"
             )
-            await asyncio.sleep(
-                0.05
-            )  # wait-ok: polling the database with a deadline (no event exists)
+            # No event says the cursor was saved: poll the database, with a deadline.
+            await asyncio.sleep(0.05)  # wait-ok: polling, with a deadline
     finally:
         await conn.close()
 

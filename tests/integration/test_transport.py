@@ -30,6 +30,7 @@ from tests.helpers.rest import User
 from tests.helpers.sockets import SocketFactory, open_raw_session
 from tests.helpers.stack import ChatStack
 
+POLL_SECONDS = 0.05
 BURST = 60  # well above the 16 packets one long-polling payload may carry
 
 
@@ -156,9 +157,8 @@ async def test_a_client_that_stops_reading_is_cut_off_while_the_others_get_every
 
         async def reset() -> None:
             while tcp_established(stalled_socket):
-                await asyncio.sleep(
-                    0.05
-                )  # wait-ok: polling kernel socket state, which has no event
+                # Kernel socket state has no event to wait on: poll it.
+                await asyncio.sleep(POLL_SECONDS)  # wait-ok: polling, with a deadline
 
         await asyncio.wait_for(reset(), CONNECT_TIMEOUT)
         async with http.get(f"{url}/metrics") as response:
