@@ -25,12 +25,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from tests.helpers.limits import (
     HISTORY_DEFAULT_LIMIT,
     MAX_BODY_BYTES,
     MESSAGE_MAX_CHARS,
     RATE_LIMIT_MESSAGES_PER_MINUTE,
+    REDIS_URL,
 )
 from tests.helpers.rest import Api, User, rest_session, sign_up_and_in
 from tests.helpers.sockets import SocketFactory
@@ -116,3 +118,13 @@ async def sockets(chat_stack: ChatStack) -> AsyncIterator[SocketFactory]:
         yield factory
     finally:
         await factory.close_all()
+
+
+@pytest.fixture(scope="session")
+async def redis_client() -> AsyncIterator[aioredis.Redis]:
+    """A client of the machine's Redis, for tests that read what the services keep there."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -24,7 +24,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.shared.redis_contract import RedisKeys
-from tests.helpers.limits import REDIS_URL, WAIT
+from tests.helpers.limits import WAIT
 from tests.helpers.metrics import scrape, total
 from tests.helpers.rest import (
     GLOBAL_ROOM,
@@ -76,15 +76,6 @@ async def state_stack() -> AsyncIterator[ChatStack]:
 async def api(state_stack: ChatStack) -> AsyncIterator[Api]:
     async with rest_session() as http:
         yield Api(http, state_stack.api_url)
-
-
-@pytest.fixture(scope="module")
-async def redis_client() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

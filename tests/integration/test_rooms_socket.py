@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from services.shared.redis_contract import RedisKeys
 from stack import REPO_ROOT
-from tests.helpers.limits import RATE_LIMITS_OFF, REDIS_URL, WAIT
+from tests.helpers.limits import RATE_LIMITS_OFF, WAIT
 from tests.helpers.rest import (
     GLOBAL_ROOM,
     Api,
@@ -53,15 +53,6 @@ async def rooms_stack() -> AsyncIterator[ChatStack]:
 async def rooms_api(rooms_stack: ChatStack) -> AsyncIterator[Api]:
     async with rest_session() as http:
         yield Api(http, rooms_stack.api_url)
-
-
-@pytest.fixture(scope="module")
-async def redis_client() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

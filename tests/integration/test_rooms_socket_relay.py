@@ -17,7 +17,6 @@ import redis.asyncio as aioredis
 
 from services.shared.redis_contract import RedisKeys
 from services.shared.rooms import GLOBAL_ROOM_ID
-from tests.helpers.limits import REDIS_URL
 from tests.helpers.relay import (
     RelayLike,
     joined_entry,
@@ -42,15 +41,6 @@ async def rooms_stack() -> AsyncIterator[ChatStack]:
 async def rooms_api(rooms_stack: ChatStack) -> AsyncIterator[Api]:
     async with rest_session() as http:
         yield Api(http, rooms_stack.api_url)
-
-
-@pytest.fixture(scope="module")
-async def redis_client() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture(scope="module")
