@@ -704,6 +704,14 @@ def message_change_routes(settings: ApiSettings) -> list[Route]:
     )
     events = " Members receive it as `{}` (live, and on reconnect with `lastId`)."
     path = "/rooms/{room}/messages/{message}"
+    reaction_refusals = {
+        401: UNAUTHORIZED,
+        403: NOT_MEMBER,
+        404: MESSAGE_NOT_FOUND,
+        409: MESSAGE_CONFLICT,
+        422: BAD_REACTION,
+        429: RATE_LIMITED,
+    }
     return [
         Route(
             "PATCH",
@@ -771,12 +779,7 @@ def message_change_routes(settings: ApiSettings) -> list[Route]:
             auth=True,
             replies={
                 204: Reply("The caller's reaction is there."),
-                401: UNAUTHORIZED,
-                403: NOT_MEMBER,
-                404: MESSAGE_NOT_FOUND,
-                409: MESSAGE_CONFLICT,
-                422: BAD_REACTION,
-                429: RATE_LIMITED,
+                **reaction_refusals,
             },
         ),
         Route(
@@ -795,12 +798,7 @@ def message_change_routes(settings: ApiSettings) -> list[Route]:
             auth=True,
             replies={
                 204: Reply("The caller's reaction is gone."),
-                401: UNAUTHORIZED,
-                403: NOT_MEMBER,
-                404: MESSAGE_NOT_FOUND,
-                409: MESSAGE_CONFLICT,
-                422: BAD_REACTION,
-                429: RATE_LIMITED,
+                **reaction_refusals,
             },
         ),
     ]
