@@ -422,7 +422,8 @@ async def test_when_the_owner_deletes_their_account_the_room_gets_a_new_owner(
     ann, bo, cy = await new_user(), await new_user(), await new_user()
     with_admin = await create_room(api, ann, kind="private", members=(bo,))
     assert (await add_to_room(api, ann, with_admin["id"], cy, role="admin")).status == 201
-    members_only = await create_room(api, ann, members=(bo, cy))
+    members_only = await create_room(api, ann, members=(bo,))
+    assert (await add_to_room(api, ann, members_only["id"], cy)).status == 201
     deleted = await api.request(
         "DELETE", "/users/me", token=ann.token, json={"password": ann.password}
     )
