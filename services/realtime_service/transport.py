@@ -99,6 +99,8 @@ from services.shared.tasks import cancel_and_wait
 _TEXT_FIN = 0x81  # FIN bit + text opcode
 _BINARY_FIN = 0x82  # FIN bit + binary opcode
 _FRAME_CACHE_SIZE = 256
+# Frames held for one connection within a loop iteration before they are written anyway.
+CORK_LIMIT_BYTES = 64 * 1024
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 
 
@@ -186,16 +188,25 @@ class Uncorker:
     each client in one write instead of one system call per message. One per server.
     """
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_loop", "_pending")
 
     def __init__(self) -> None:
         self._pending: list[DirectWebSocket] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def soon(self, websocket: DirectWebSocket) -> None:
         """Flush `websocket` once the current loop iteration is done."""
         if not self._pending:
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._running_loop().call_soon(self._flush)
         self._pending.append(websocket)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The server's loop, looked up once: `asyncio.get_running_loop` makes a getpid
+        system call each time, once per broadcast here."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def _flush(self) -> None:
         websockets, self._pending = self._pending, []
@@ -245,7 +256,15 @@ class DirectWebSocket:
     paused), and `Request.writer.drain()` waits until it has room again.
     """
 
-    __slots__ = ("_corked", "_high_water", "_transport", "_uncorker", "_writer", "response")
+    __slots__ = (
+        "_corked",
+        "_corked_bytes",
+        "_high_water",
+        "_transport",
+        "_uncorker",
+        "_writer",
+        "response",
+    )
 
     def __init__(
         self, request: web.Request, response: WebSocketResponse, uncorker: Uncorker
@@ -259,6 +278,7 @@ class DirectWebSocket:
         self._writer: AbstractStreamWriter = request.writer
         self._uncorker = uncorker
         self._corked: list[bytes] | None = None
+        self._corked_bytes = 0
 
     def _open(self) -> bool:
         """Neither end has started closing.
@@ -298,14 +318,21 @@ class DirectWebSocket:
         corked = self._corked
         if corked is None:
             self._corked = [frame]
+            self._corked_bytes = len(frame)
             self._uncorker.soon(self)
         else:
             corked.append(frame)
+            self._corked_bytes += len(frame)
+        if self._corked_bytes >= CORK_LIMIT_BYTES:
+            # A large batch in one iteration: hand it to the transport now, so that the
+            # buffer check above sees it and a reader that stopped is found out.
+            self.uncork()
         return True
 
     def uncork(self) -> None:
         """Write every frame collected in this loop iteration with one call."""
         frames, self._corked = self._corked, None
+        self._corked_bytes = 0
         if frames and self._open():
             self._transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
@@ -329,7 +356,7 @@ class DirectWebSocket:
         For a reader that stopped reading: a CLOSE frame would only queue behind the
         bytes it does not read, and the connection would hold its buffers until it did.
         """
-        self._corked = None
+        self._corked, self._corked_bytes = None, 0
         sock = self._transport.get_extra_info("socket")
         if sock is not None:  # reset, not FIN: the kernel would keep the unsent bytes otherwise
             with contextlib.suppress(OSError):  # already closed: nothing left to reset

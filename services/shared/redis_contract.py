@@ -23,12 +23,22 @@ No other module spells a key or a channel. With the prefix `P`:
 | `P:reads`              | pub/sub channel  | the API (read markers)     | every gateway |
 
 The manager channel `P` is the python-socketio `AsyncPubSubManager` channel. The
-relay publishes one packet per committed message on it, in the format the manager
+relay describes each committed message with one packet in the format the manager
 reads (see `emit_packet`), plus a field `seq = {"id": N, "prev": P}`: N is the
 message `_id`, P the `_id` of the message the relay published just before it (0 for
 the first). A gateway that receives N with P above the last id it delivered knows it
 missed something. Packets without `seq` (a gateway's own emits) are python-socketio's
 ordinary traffic.
+
+The relay publishes the packets of one batch in id order as one channel message, a
+*batch packet* `{"method": "emit", "host_id": RELAY_HOST_ID, "batch": [packet, ...]}`,
+or several once they pass `BATCH_PACKET_BYTES` (`relayed_packets` reads both forms).
+Being woken for and parsing a channel message costs a gateway about as much as a few
+deliveries, so one per batch instead of one per message is what keeps small rooms
+cheap (docs/PERFORMANCE.md).
+A gateway also takes a lone packet with `seq`, as relays published before batch
+packets existed; a gateway older than batch packets ignores them and catches up from
+the history stream by its gap check, so gateways are upgraded before the API.
 
 The relay publishes messages of every room and room events (membership changes and
 room updates, services/shared/rooms.py) in one order: each packet also carries
@@ -290,6 +300,17 @@ def entry_info_of(packet: dict[str, Any]) -> EntryInfo:
     )
 
 
+def relayed_packets(message: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The relay packets a channel message carries, in order; None if not from the relay.
+
+    A batch packet carries them in `batch`; a lone packet with `seq` is one.
+    """
+    batch = message.get("batch")
+    if isinstance(batch, list):
+        return [packet for packet in batch if isinstance(packet, dict)]
+    return [message] if sequence_of(message) is not None else None
+
+
 def sequence_of(packet: dict[str, Any]) -> tuple[int, int] | None:
     """(id, prev) of a relay packet, or None for packets from elsewhere."""
     seq = packet.get("seq")
@@ -347,12 +368,25 @@ def stream_id(message_id: int) -> str:
 
 # KEYS[1] stream, KEYS[2] memberships-applied mark; ARGV: channel, maxlen, key prefix,
 # then eight per entry in id order: id, prev, payload json, packet, commit time (ms),
-# room, kind, subject ('' for none). Returns how many were new, or -1 (nothing done)
+# room, kind, subject ('' for none). The packets of the new entries go out as batch
+# packets (module docstring) of about BATCH_PACKET_BYTES each. Returns how many were
+# new, or -1 (nothing done)
 # when the mark is missing or behind the first entry's prev: the membership hashes may
 # have lost changes, and the relay rebuilds them before publishing again.
 # (The membership hashes, room sizes and room tails are named from the prefix inside the
 # script: single-instance Redis, as python-socketio's manager itself needs.)
-PUBLISH_BATCH = """
+BATCH_PACKET_HEAD = orjson.dumps(
+    {"method": "emit", "host_id": RELAY_HOST_ID, "batch": []}
+).decode()[:-2]
+BATCH_PACKET_TAIL = "]}"
+
+# A batch packet closes once its packets reach this size and the next one starts: a
+# gateway reads and delivers one channel message at a time, so large messages keep
+# reaching clients at the pace they are read rather than all in one go.
+BATCH_PACKET_BYTES = 64 * 1024
+
+PUBLISH_BATCH = (
+    """
 local applied = redis.call('GET', KEYS[2])
 if not applied or (#ARGV >= 5 and tonumber(applied) < tonumber(ARGV[5])) then
   return -1
@@ -366,7 +400,11 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
     end
   end
 end
-local published = 0
+local published, packets, size = 0, {}, 0
+local function publish_packets()
+  redis.call('PUBLISH', ARGV[1], BATCH_HEAD .. table.concat(packets, ',') .. BATCH_TAIL)
+  packets, size = {}, 0
+end
 local newest = tonumber(applied)
 for i = 4, #ARGV, 8 do
   local id = tonumber(ARGV[i])
@@ -380,7 +418,11 @@ for i = 4, #ARGV, 8 do
                  ARGV[i + 1], 'msg', ARGV[i + 2], 'ts', ARGV[i + 4], 'room', room, 'kind', kind,
                  'user', subject)
     end
-    redis.call('PUBLISH', ARGV[1], ARGV[i + 3])
+    packets[#packets + 1] = ARGV[i + 3]
+    size = size + #ARGV[i + 3]
+    if size >= BATCH_BYTES then
+      publish_packets()
+    end
     last = id
     published = published + 1
   end
@@ -402,8 +444,14 @@ for i = 4, #ARGV, 8 do
   end
 end
 redis.call('SET', KEYS[2], newest)
+if #packets > 0 then
+  publish_packets()
+end
 return published
-"""
+""".replace("BATCH_HEAD", f"[=[{BATCH_PACKET_HEAD}]=]")
+    .replace("BATCH_TAIL", f"[=[{BATCH_PACKET_TAIL}]=]")
+    .replace("BATCH_BYTES", str(BATCH_PACKET_BYTES))
+)
 
 
 @dataclass(frozen=True)

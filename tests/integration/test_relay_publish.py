@@ -11,11 +11,13 @@ import orjson
 import redis.asyncio as aioredis
 
 from services.shared.redis_contract import (
+    BATCH_PACKET_BYTES,
     EntryInfo,
     Publication,
     RedisKeys,
     emit_packet,
     history_stream_key,
+    relayed_packets,
 )
 from tests.helpers.relay import RelayLike, joined_entry, left_entry, publish_like_the_relay
 from tests.helpers.rest import User
@@ -51,20 +53,57 @@ async def test_a_retried_batch_appends_and_publishes_only_the_new_ids() -> None:
 
         ids = [int(entry_id.split(b"-")[0]) for entry_id, _ in await client.xrange(stream)]
         assert ids == [1, 2, 3, 4, 5, 6]
-        received: list[int] = []
-        while len(received) < 6:
+        batches: list[list[int]] = []
+        while len(batches) < 3:
             message = await asyncio.wait_for(
                 pubsub.get_message(ignore_subscribe_messages=True, timeout=5), 6
             )
             if message is not None:
-                received.append(orjson.loads(message["data"])["seq"]["id"])
-        assert received == [1, 2, 3, 4, 5, 6]
+                packets = relayed_packets(orjson.loads(message["data"]))
+                assert packets is not None
+                batches.append([packet["seq"]["id"] for packet in packets])
+        # One channel message per batch, each with only the ids that were new.
+        assert batches == [[1, 2, 3], [4, 5], [6]]
     finally:
         await pubsub.aclose()
         await client.delete(
             stream, RedisKeys(channel).memberships_applied, RedisKeys(channel).room_tails
         )
         await client.delete(stream)
+        await client.aclose()
+
+
+async def test_a_batch_of_large_messages_is_split_into_channel_messages_of_bounded_size() -> None:
+    """A gateway reads one channel message at a time; 8 x 20 KB must not arrive as one."""
+    channel = f"relay-test-{uuid.uuid4().hex}"
+    client = aioredis.Redis.from_url(REDIS_URL)
+    pubsub = client.pubsub()
+    await pubsub.subscribe(channel)
+    large = [
+        Publication(
+            i, i - 1, b"{}", emit_packet({"_id": str(i), "text": "x" * 20_000}, i, i - 1), 0
+        )
+        for i in range(1, 9)
+    ]
+    try:
+        assert await publish_like_the_relay(client, channel, large) == 8
+        ids: list[int] = []
+        sizes: list[int] = []
+        while len(ids) < 8:
+            message = await asyncio.wait_for(
+                pubsub.get_message(ignore_subscribe_messages=True, timeout=5), 6
+            )
+            if message is not None:
+                sizes.append(len(message["data"]))
+                ids += [
+                    p["seq"]["id"] for p in relayed_packets(orjson.loads(message["data"])) or []
+                ]
+        assert ids == list(range(1, 9))
+        assert len(sizes) > 1 and max(sizes) < BATCH_PACKET_BYTES + 25_000, sizes
+    finally:
+        await pubsub.aclose()
+        keys = RedisKeys(channel)
+        await client.delete(history_stream_key(channel), keys.memberships_applied, keys.room_tails)
         await client.aclose()
 
 

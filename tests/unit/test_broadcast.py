@@ -10,9 +10,10 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import socketio
 
-from services.realtime_service.delivery import OrderedRedisManager
+from services.realtime_service.delivery import OrderedRedisManager, event_text
 from services.realtime_service.history import HistoryReader
 from services.realtime_service.transport import FrameCache
 from services.shared import jsonenc
@@ -120,6 +121,32 @@ async def test_duplicates_from_the_relay_are_dropped() -> None:
         '42["getAllmessages",{"_id":"1"}]',
         '42["getAllmessages",{"_id":"2"}]',
     ]
+
+
+async def test_a_batch_packet_is_delivered_in_order_without_its_duplicates() -> None:
+    manager, sockets = make_manager(1)
+    packet = {"method": "emit", "event": "getAllmessages", "namespace": "/", "room": None}
+    first = {**packet, "data": [{"_id": "1"}], "seq": {"id": 1, "prev": 0}}
+    second = {**packet, "data": [{"_id": "2"}], "seq": {"id": 2, "prev": 1}}
+    await manager._handle_emit({"method": "emit", "batch": [first]})
+    await manager._handle_emit({"method": "emit", "batch": [first, second, "junk"]})
+    assert [p.encode() for p in sockets[0].drain()] == [
+        '42["getAllmessages",{"_id":"1"}]',
+        '42["getAllmessages",{"_id":"2"}]',
+    ]
+
+
+@pytest.mark.parametrize(
+    "data", [{"_id": "1", "text": 'é \u2028 "q"'}, [1, 2.5, None, True], "plain", None]
+)
+def test_event_text_is_what_python_socketio_encodes(data: object) -> None:
+    """The direct encoding must stay byte for byte what the packet classes produce."""
+    stock = OrjsonPacket(socketio.packet.EVENT, namespace="/", data=["ev", data]).encode()
+    assert event_text("ev", data) == "4" + stock
+
+
+def test_event_text_leaves_bytes_to_python_socketio() -> None:
+    assert event_text("ev", {"blob": b"\x00"}) is None
 
 
 async def test_a_replica_without_clients_tracks_ids_but_encodes_nothing() -> None:

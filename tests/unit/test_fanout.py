@@ -7,7 +7,14 @@ import pytest
 
 from services.realtime_service.handshake import InvalidLastId, last_id_from_handshake
 from services.realtime_service.history import is_complete
-from services.shared.redis_contract import HistoryEntry, emit_packet, sequence_of
+from services.shared.redis_contract import (
+    BATCH_PACKET_HEAD,
+    RELAY_HOST_ID,
+    HistoryEntry,
+    emit_packet,
+    relayed_packets,
+    sequence_of,
+)
 
 
 def entry(message_id: int, prev: int) -> HistoryEntry:
@@ -20,6 +27,17 @@ def test_relay_packets_are_what_python_socketio_managers_read() -> None:
     assert packet["data"] == [{"_id": "7"}] and packet["namespace"] == "/"
     assert sequence_of(packet) == (7, 5)
     assert sequence_of({"method": "emit"}) is None
+
+
+def test_a_batch_packet_carries_the_relay_packets_in_order() -> None:
+    """What PUBLISH_BATCH builds from its entries' packets is one manager packet."""
+    packets = [emit_packet({"_id": str(i)}, i, i - 1) for i in (3, 4)]
+    batch = orjson.loads(BATCH_PACKET_HEAD + ",".join(p.decode() for p in packets) + "]}")
+    assert batch["method"] == "emit" and batch["host_id"] == RELAY_HOST_ID
+    assert [sequence_of(p) for p in relayed_packets(batch) or []] == [(3, 2), (4, 3)]
+    lone = orjson.loads(packets[0])
+    assert relayed_packets(lone) == [lone]  # as relays published before batch packets
+    assert relayed_packets({"method": "emit", "event": "x", "data": [1]}) is None
 
 
 def test_history_entries_parse_from_redis_replies() -> None:
