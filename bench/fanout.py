@@ -268,14 +268,20 @@ async def pace(publisher: Publisher, first: int, count: int, rate: float | None)
         await publisher.flush()
         return time.monotonic() - start
     tick = max(0.005, min(0.05, 1.0 / rate))
-    while sent < count:
-        due = min(count, int((time.monotonic() - start) * rate) + 1)
-        if due > sent:
-            await publisher.publish(first + sent, due - sent)
-            sent = due
-        next_at = start + sent / rate
-        await asyncio.sleep(max(0.0, min(tick, next_at - time.monotonic())))
-    await publisher.flush()
+    wall_start = time.time()
+    publisher.due_at = lambda seq: wall_start + (seq - first) / rate
+    try:
+        while sent < count:
+            due = min(count, int((time.monotonic() - start) * rate) + 1)
+            if due > sent:
+                await publisher.publish(first + sent, due - sent)
+                sent = due
+            next_at = start + sent / rate
+            wait = min(tick, next_at - time.monotonic())
+            await asyncio.sleep(max(0.0, publisher.min_interval, wait))
+        await publisher.flush()
+    finally:
+        publisher.due_at = None
     return time.monotonic() - start
 
 

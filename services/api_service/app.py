@@ -111,6 +111,7 @@ async def message_pipeline(app: web.Application) -> AsyncIterator[None]:
             stream_max_len=settings.stream_max_len,
             stream_max_age_seconds=settings.stream_max_age_seconds,
             poll_seconds=settings.relay_poll_seconds,
+            linger_seconds=settings.relay_linger_seconds,
         )
     )
     app[RELAY] = relay

@@ -64,6 +64,7 @@ class ApiSettings:
     stream_max_len: int
     stream_max_age_seconds: int
     relay_poll_seconds: float
+    relay_linger_seconds: float
     failpoint: str
     messages_per_minute: int
     auth_per_minute: int
@@ -107,6 +108,7 @@ class ApiSettings:
                 "HISTORY_STREAM_MAX_AGE_SECONDS", 24 * 3600, minimum=1
             ),
             relay_poll_seconds=env.number("RELAY_POLL_SECONDS", 1.0),
+            relay_linger_seconds=env.number("RELAY_LINGER_MS", 2.0) / 1000,
             # Fault injection for the test suite only; see handlers/messages.py.
             failpoint=_failpoint(env, common),
             messages_per_minute=env.integer("RATE_LIMIT_MESSAGES_PER_MINUTE", 120),
