@@ -32,9 +32,8 @@ import math
 import re
 from dataclasses import dataclass
 
-import orjson
-
 from bench.rooms import RoomLayout
+from services.shared.read_state import ReadNotice
 
 # The gateways' counters the report takes the difference of around the measured window.
 GATEWAY_COUNTERS = (
@@ -108,9 +107,9 @@ class RoomStatePlan:
         return self.receipt_every > 0 and room % self.receipt_every == 0
 
 
-def read_notice(user: str, room: str, seq: int, receipt: bool) -> bytes:
+def read_notice(user: str, room: str, seq: int, receipt: bool) -> ReadNotice:
     """The notice the API publishes on `<prefix>:reads` (services/shared/read_state.py)."""
-    return orjson.dumps({"user": user, "room": room, "lastRead": str(seq), "receipt": receipt})
+    return ReadNotice(user, room, seq, receipt)
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([0-9.eE+-]+|NaN)\s*$")

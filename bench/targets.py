@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,9 @@ import redis.asyncio as aioredis
 from bench.common import REPO_ROOT, TEXT, make_message, say, user_id
 from bench.room_state import RoomStatePlan, read_notice
 from bench.rooms import ROOM_ID_BASE, RoomLayout, room_id
+from services.api_service.relay import RelayConfig
 from services.shared import defaults
+from services.shared.read_state import ReadNotice
 from services.shared.redis_contract import (
     GLOBAL_MESSAGE,
     MEMBERSHIPS_STALE,
@@ -192,7 +195,16 @@ def attach_fleet(target: str, urls: list[str], pids: list[int], channel: str) ->
 
 
 class Publisher:
-    """Publishes messages with consecutive seqs; `ts` is stamped at publish time."""
+    """Publishes messages with consecutive seqs; `ts` is stamped at publish time.
+
+    `min_interval` is the least time between two publishes the publisher asks of
+    `pace` (the outbox relay's linger, for ours). A publisher that waits like that
+    stamps each message with the time it was due (`due_at`), so that the latency
+    measured includes its wait.
+    """
+
+    min_interval = 0.0
+    due_at: Callable[[int], float] | None = None  # seq -> wall time it was due, set by pace
 
     async def start(self) -> None: ...
 
@@ -226,6 +238,8 @@ class OursPublisher(Publisher):
         self.script = self.redis.register_script(PUBLISH_BATCH)
         self.max_len = stream_max_len
         self.reads: ReadNotices | None = None  # set while a room-state window runs
+        # The relay publishes at most once per RELAY_LINGER_MS (services/api_service/relay.py).
+        self.min_interval = RelayConfig.linger_seconds
         self.entries = (
             [GLOBAL_MESSAGE]
             if self.layout.global_room
@@ -241,7 +255,7 @@ class OursPublisher(Publisher):
     async def publish(self, first: int, count: int) -> None:
         publications = []
         for seq in range(first, first + count):
-            now = time.time()
+            now = time.time() if self.due_at is None else self.due_at(seq)
             wire = make_message(seq, now)
             entry = self.entries[self.layout.room_of_seq(seq)]
             publications.append(
@@ -272,8 +286,8 @@ class ReadNotices:
     """One read marker per message, published as the API does after its upsert.
 
     For each message a member of its room (`RoomStatePlan.reader`) has read it: the
-    notice goes out on `<prefix>:reads` right after the batch with the message, in one
-    pipeline per batch. `sent` counts them.
+    notices go out on `<prefix>:reads` right after the batch with their messages, in
+    one channel message per batch as the API's linger gathers them. `sent` counts them.
     """
 
     def __init__(self, plan: RoomStatePlan) -> None:
@@ -281,14 +295,15 @@ class ReadNotices:
         self.sent = 0
 
     async def publish(self, redis: aioredis.Redis, channel: str, first: int, count: int) -> None:
-        pipe = redis.pipeline(transaction=False)
+        notices = []
         for seq in range(first, first + count):
             room = self.plan.layout.room_of_seq(seq)
-            notice = read_notice(
-                user_id(self.plan.reader(seq)), room_id(room), seq, self.plan.receipts_on(room)
+            notices.append(
+                read_notice(
+                    user_id(self.plan.reader(seq)), room_id(room), seq, self.plan.receipts_on(room)
+                )
             )
-            pipe.publish(channel, notice)
-        await pipe.execute()
+        await redis.publish(channel, ReadNotice.encode_all(notices))
         self.sent += count
 
 

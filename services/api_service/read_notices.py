@@ -6,6 +6,12 @@ Redis is away loses nothing a client cannot read over REST (`GET /rooms`,
 does not answer, notices are not even tried for `retry_seconds` after a failure, so an
 unreachable Redis costs one request at most `timeout_seconds`, not every one of them.
 The switch is logged once each way and every dropped notice is counted.
+
+The notices of `linger_seconds` go out together, one channel message (a JSON array)
+for all of them: every gateway is woken for each message on the channel, which costs
+it about as much as a few deliveries, and at one marker per message read that would be
+as many wake-ups as messages. Each request still waits for its notice's publish and
+learns whether it went out.
 """
 
 from __future__ import annotations
@@ -33,21 +39,51 @@ class ReadNotices:
         keys: RedisKeys,
         timeout_seconds: float = 0.5,
         retry_seconds: float = 2.0,
+        linger_seconds: float = 0.01,
     ) -> None:
         self._redis = redis
         self._reads_channel = keys.reads_channel
         self._timeout_seconds = timeout_seconds
         self._retry = retry_seconds
+        self._linger = linger_seconds
         self._away_until: float | None = None  # monotonic; None while Redis answers
+        # The notices waiting for the next publish, and what it will tell their requests.
+        self._waiting: list[ReadNotice] = []
+        self._outcome: asyncio.Future[bool] | None = None
+        self._senders: set[asyncio.Task[None]] = set()
 
     async def publish(self, notice: ReadNotice) -> bool:
-        """Publish `notice`; False (logged on the first failure, counted) when it was dropped."""
+        """Publish `notice` with the others of its linger; False (counted) when dropped."""
         if self._away_until is not None and time.monotonic() < self._away_until:
             READ_NOTICES_DROPPED.inc()
             return False
+        outcome = self._outcome
+        if outcome is None:
+            outcome = self._outcome = asyncio.get_running_loop().create_future()
+            sender = asyncio.create_task(self._send_after_linger(outcome))
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        self._waiting.append(notice)
+        return await asyncio.shield(outcome)
+
+    async def _send_after_linger(self, outcome: asyncio.Future[bool]) -> None:
+        sent = False
+        try:
+            await asyncio.sleep(self._linger)
+            notices, self._waiting, self._outcome = self._waiting, [], None
+            sent = await self._send(notices)
+            if not sent:
+                READ_NOTICES_DROPPED.inc(len(notices))
+        finally:  # the requests waiting on it are told, whatever happened
+            if self._outcome is outcome:
+                self._waiting, self._outcome = [], None
+            outcome.set_result(sent)
+
+    async def _send(self, notices: list[ReadNotice]) -> bool:
+        """One channel message with `notices`; False (logged on the first failure) if not sent."""
         try:
             async with asyncio.timeout(self._timeout_seconds):
-                await self._redis.publish(self._reads_channel, notice.encode())
+                await self._redis.publish(self._reads_channel, ReadNotice.encode_all(notices))
         except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
             if self._away_until is None:
                 log.warning(
@@ -55,7 +91,6 @@ class ReadNotices:
                     extra={"error": repr(exc)},
                 )
             self._away_until = time.monotonic() + self._retry
-            READ_NOTICES_DROPPED.inc()
             return False
         if self._away_until is not None:
             log.info("read notices: Redis answers again")

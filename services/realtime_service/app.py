@@ -182,7 +182,13 @@ def create_server(
             settings.replica_name,
             connections,
             common.jwt_max_lifetime_seconds,
-            TypingRelay(redis, keys, manager.rooms_of, settings.presence.typing_max_members),
+            TypingRelay(
+                redis,
+                keys,
+                manager.rooms_of,
+                settings.presence.typing_max_members,
+                spawn=sio.eio.tasks.spawn,
+            ),
         )
     )
     sio.keep_environ = settings.admin_enabled

@@ -1,7 +1,7 @@
 """Passing moved read markers on to the sockets of this replica (docs/ROOM_STATE.md).
 
 The API announces each marker that moved on the reads channel (services/shared/
-read_state.py). Every replica listens, and
+read_state.py), those of a few milliseconds in one message. Every replica listens, and
 
 * sends `readUpdated` `{"room", "lastRead"}` at once to the reader's own rooms-aware
   sockets here (their other tabs and devices);
@@ -33,6 +33,9 @@ from services.shared.redis_contract import RedisKeys
 from services.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
+
+# Rooms whose receipts a flush sends before it lets the loop run something else.
+ROOMS_PER_TURN = 25
 
 
 class Sockets(Protocol):
@@ -72,11 +75,12 @@ class ReadNoticeListener:
         await cancel_and_wait(self._batches)
 
     async def _received(self, _channel: str, data: bytes) -> None:
-        notice = ReadNotice.decode(data)
-        if notice is None:
+        notices = ReadNotice.decode_all(data)
+        if notices is None:
             log.warning("ignored a malformed read notice")
             return
-        self.deliver(notice)
+        for notice in notices:
+            self.deliver(notice)
 
     def deliver(self, notice: ReadNotice) -> None:
         """`readUpdated` to the reader's sockets now; a receipt waits for its room's batch."""
@@ -104,7 +108,11 @@ class ReadNoticeListener:
         """Send each room with pending receipts one `receipts` event with all of its readers."""
         self._has_pending.clear()
         pending, self._pending = self._pending, {}
-        for room, readers in pending.items():
+        for turn, (room, readers) in enumerate(pending.items(), start=1):
+            if turn % ROOMS_PER_TURN == 0:
+                # Hundreds of rooms' receipts at once would hold every message arriving
+                # meanwhile: let them through between groups of rooms.
+                await asyncio.sleep(0)
             event = {
                 "room": room,
                 "readers": [{"user": user, "lastRead": str(n)} for user, n in readers.items()],

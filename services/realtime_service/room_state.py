@@ -10,6 +10,7 @@ on its own, and a client reads presence over REST when it (re)connects.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -64,15 +65,23 @@ class RoomStateListener:
         return sent
 
     def typing(self, data: bytes) -> int:
-        """Send `typing` to the room's local members but the typist's own connections."""
+        """Send each `typing` event in a channel message (an array of them, or one) to the
+        room's local members but the typist's own connections."""
         try:
-            event = orjson.loads(data)
+            published = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            published = None
+        events = published if isinstance(published, list) else [published]
+        sent = sum(self._typing_event(event) for event in events)
+        ROOM_STATE_DELIVERIES.labels(TYPING_EVENT).inc(sent)
+        return sent
+
+    def _typing_event(self, event: Any) -> int:
+        try:
             room, user_id = event["room"], event["user"]["id"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        except (KeyError, TypeError):
             log.warning("malformed typing event ignored")
             return 0
         if not isinstance(room, str) or not isinstance(user_id, str):
             return 0
-        sent = self._manager.send_to_rooms(TYPING_EVENT, event, [room], user_id)
-        ROOM_STATE_DELIVERIES.labels(TYPING_EVENT).inc(sent)
-        return sent
+        return self._manager.send_to_rooms(TYPING_EVENT, event, [room], user_id)

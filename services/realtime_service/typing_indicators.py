@@ -16,10 +16,18 @@ global room (every account is a member): there one keystroke a second from each 
 few hundred writers would cost every replica a write per member per event, as much as
 the messages themselves. The room's size is checked in Redis (`P:room-sizes`, kept by
 the relay) in the same call that publishes.
+
+A replica publishes the typing events of `LINGER_SECONDS` together: one script call and
+one channel message (a JSON array) for all of them, each checked against its room's
+size. Every replica is woken for each message on the channel, which costs it about as
+much as a few deliveries; at one typist per room and second in 1,000 rooms that was
+1,000 wake-ups a second on every replica. An indicator shows 20 ms later; the typist's
+acknowledgement waits for the publish, and says whether its event went out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -47,30 +55,62 @@ INVALID = "invalid"
 UNAVAILABLE = "unavailable"
 ROOM_TOO_LARGE = "room_too_large"
 
-# KEYS[1] the room sizes; ARGV: room, the most members (0: no cap), channel, event.
-# Returns 1 published, 0 the room is larger.
-PUBLISH_IF_SMALL = """
-local size = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-local most = tonumber(ARGV[2])
-if most > 0 and size > most then return 0 end
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return 1
+LINGER_SECONDS = 0.02
+
+# KEYS[1] the room sizes; ARGV: the most members (0: no cap), channel, then room and
+# event (JSON) of each event. Publishes the events of rooms no larger than the cap as
+# one JSON array; returns, per event, 1 published or 0 the room is larger.
+PUBLISH_SMALL_ONES = """
+local most = tonumber(ARGV[1])
+local events, verdicts = {}, {}
+for i = 3, #ARGV, 2 do
+  local size = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  if most > 0 and size > most then
+    verdicts[#verdicts + 1] = 0
+  else
+    verdicts[#verdicts + 1] = 1
+    events[#events + 1] = ARGV[i + 1]
+  end
+end
+if #events > 0 then
+  redis.call('PUBLISH', ARGV[2], '[' .. table.concat(events, ',') .. ']')
+end
+return verdicts
 """
 
 RoomsOf = Callable[[str], "list[str] | None"]
+Spawn = Callable[..., "asyncio.Task[Any]"]
+
+
+class _Batch:
+    """The typing events waiting for the next publish, and its verdicts once made."""
+
+    __slots__ = ("args", "verdicts")
+
+    def __init__(self) -> None:
+        self.args: list[str | bytes] = []  # room, event, room, event...
+        self.verdicts: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
 
 
 class TypingRelay:
     """Check, rate-limit and publish the `typing` events of this replica's connections."""
 
     def __init__(
-        self, redis: aioredis.Redis, keys: RedisKeys, rooms_of: RoomsOf, max_members: int = 1000
+        self,
+        redis: aioredis.Redis,
+        keys: RedisKeys,
+        rooms_of: RoomsOf,
+        max_members: int = 1000,
+        spawn: Spawn | None = None,
     ) -> None:
         self._redis = redis
         self._typing_channel = keys.typing_channel
         self._sizes = keys.room_sizes
         self._max_members = max_members
-        self._publish = redis.register_script(PUBLISH_IF_SMALL)
+        self._publish = redis.register_script(PUBLISH_SMALL_ONES)
+        # Starts the publish of a batch (the server's background tasks, cancelled at exit).
+        self._spawn: Spawn = spawn or asyncio.ensure_future
+        self._batch: _Batch | None = None
         self._rooms_of = rooms_of
         self._who: dict[str, dict[str, str]] = {}  # sid -> {"id", "name"}, rooms-aware only
         self._relayed: dict[str, dict[str, float]] = {}  # sid -> room -> when last relayed
@@ -98,10 +138,7 @@ class TypingRelay:
             return _refused(RATE_LIMITED)
         event = {"room": room, "user": who, "expiresIn": TYPING_EXPIRES_MS}
         try:
-            published = await self._publish(
-                keys=[self._sizes],
-                args=[room, self._max_members, self._typing_channel, orjson.dumps(event)],
-            )
+            published = await self._publish_soon(room, orjson.dumps(event))
         except RedisError as exc:
             log.warning("typing not relayed", extra={"error": repr(exc)})
             return _refused(UNAVAILABLE)
@@ -109,6 +146,35 @@ class TypingRelay:
             return _refused(ROOM_TOO_LARGE)
         TYPING_EVENTS.labels(RELAYED).inc()
         return {"ok": True}
+
+    async def _publish_soon(self, room: str, event: bytes) -> bool:
+        """Publish `event` with the others of this linger; False if its room is too large."""
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = _Batch()
+            self._spawn(self._publish_after_linger(batch))
+        index = len(batch.args) // 2
+        batch.args += [room, event]
+        verdicts = await asyncio.shield(batch.verdicts)
+        return bool(verdicts[index])
+
+    async def _publish_after_linger(self, batch: _Batch) -> None:
+        try:
+            await asyncio.sleep(LINGER_SECONDS)
+            self._batch = None
+            verdicts = await self._publish(
+                keys=[self._sizes], args=[self._max_members, self._typing_channel, *batch.args]
+            )
+            batch.verdicts.set_result([int(v) for v in verdicts])
+        except BaseException as exc:  # the typists waiting on it are told, whatever happened
+            if self._batch is batch:
+                self._batch = None
+            failure = exc if isinstance(exc, RedisError) else RedisError(repr(exc))
+            if not batch.verdicts.done():
+                batch.verdicts.set_exception(failure)
+                batch.verdicts.exception()  # retrieved: nobody may be waiting any more
+            if not isinstance(exc, Exception):
+                raise
 
     def _take_turn(self, sid: str, room: str) -> bool:
         """True at most once per RELAY_INTERVAL_SECONDS for this connection and room."""

@@ -43,9 +43,9 @@ def test_receipts_are_on_in_one_room_in_receipt_every() -> None:
     assert not any(never.receipts_on(r) for r in range(8))
 
 
-def test_the_read_notice_is_the_one_the_gateways_decode() -> None:
-    notice = ReadNotice.decode(read_notice("u1", "r1", 42, True))
-    assert notice == ReadNotice("u1", "r1", 42, True)
+def test_the_read_notices_are_the_ones_the_gateways_decode() -> None:
+    published = ReadNotice.encode_all([read_notice("u1", "r1", 42, True)])
+    assert ReadNotice.decode_all(published) == [ReadNotice("u1", "r1", 42, True)]
 
 
 def test_counters_are_summed_over_replicas_and_differenced_around_the_window() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -58,7 +59,18 @@ async def test_a_notice_goes_to_the_reads_channel() -> None:
     notices = ReadNotices(client, RedisKeys("p"))
     notice = ReadNotice(ANN, ROOM, 12, receipt=False)
     assert await notices.publish(notice)
-    assert client.published == [("p:reads", notice.encode())]
+    assert client.published == [("p:reads", ReadNotice.encode_all([notice]))]
+
+
+async def test_the_notices_of_one_linger_go_out_as_one_message() -> None:
+    client: Any = FlakyRedis()
+    notices = ReadNotices(client, RedisKeys("p"), linger_seconds=0.01)
+    sent = [ReadNotice(ANN, ROOM, n, receipt=n % 2 == 0) for n in (12, 13, 14)]
+    assert await asyncio.gather(*(notices.publish(n) for n in sent)) == [True, True, True]
+    assert client.published == [("p:reads", ReadNotice.encode_all(sent))]
+    assert ReadNotice.decode_all(client.published[0][1]) == sent
+    assert ReadNotice.decode_all(sent[0].encode()) == sent[:1]  # one notice alone, as before
+    assert ReadNotice.decode_all(b'[{"user": "a"}]') is None
 
 
 async def test_while_redis_is_away_notices_are_dropped_without_waiting_on_it() -> None:
@@ -77,4 +89,4 @@ async def test_notices_are_published_again_once_redis_answers() -> None:
     notice = ReadNotice(ANN, ROOM, 12, receipt=True)
     assert not await notices.publish(notice)
     assert await notices.publish(notice)
-    assert client.published == [("p:reads", notice.encode())]
+    assert client.published == [("p:reads", ReadNotice.encode_all([notice]))]

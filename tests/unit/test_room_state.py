@@ -60,14 +60,18 @@ class FakeRedis:
         self.sizes = sizes or {}
 
     def register_script(self, _lua: str) -> Any:
-        async def publish_if_small(keys: list[str], args: list[Any]) -> int:
-            room, most, channel, data = args
-            if most > 0 and self.sizes.get(room, 0) > most:
-                return 0
-            self.published.append((channel, data))
-            return 1
+        async def publish_small_ones(keys: list[str], args: list[Any]) -> list[int]:
+            most, channel, *pairs = args
+            verdicts, events = [], []
+            for room, data in zip(pairs[0::2], pairs[1::2], strict=True):
+                small = not (most > 0 and self.sizes.get(room, 0) > most)
+                verdicts.append(int(small))
+                events += [orjson.loads(data)] if small else []
+            if events:
+                self.published.append((channel, orjson.dumps(events)))
+            return verdicts
 
-        return publish_if_small
+        return publish_small_ones
 
 
 class Gateway:
@@ -165,7 +169,7 @@ async def test_the_typing_relay_checks_membership_and_relays_once_a_second_per_r
     assert await relay.typed("s-ann", {"room": THIRD}) == {"error": "not_member"}
     assert await relay.typed("s-legacy", {"room": ROOM}) == {"error": "not_member"}
     assert await relay.typed("s-ann", "room-1") == {"error": "invalid"}
-    assert [orjson.loads(data)["room"] for _, data in redis.published] == [
+    assert [event["room"] for _, data in redis.published for event in orjson.loads(data)] == [
         ROOM,
         OTHER,
         ROOM,
@@ -173,3 +177,23 @@ async def test_the_typing_relay_checks_membership_and_relays_once_a_second_per_r
     assert {channel for channel, _ in redis.published} == {"unit:typing"}
     relay.forget("s-ann")
     assert await relay.typed("s-ann", {"room": OTHER}) == {"error": "not_member"}
+
+
+async def test_typing_of_one_linger_goes_out_as_one_message_each_room_checked() -> None:
+    gw = Gateway()
+    gw.connect("s-ann", "ann", (ROOM, OTHER))
+    gw.connect("s-bob", "bob", (ROOM,))
+    redis = FakeRedis(sizes={OTHER: 5000})
+    relay = TypingRelay(redis, RedisKeys("unit"), gw.manager.rooms_of)  # type: ignore[arg-type]
+    relay.connected("s-ann", "ann", "Ann")
+    relay.connected("s-bob", "bob", "Bob")
+
+    acks = await asyncio.gather(
+        relay.typed("s-ann", {"room": ROOM}),
+        relay.typed("s-bob", {"room": ROOM}),
+        relay.typed("s-ann", {"room": OTHER}),
+    )
+    assert acks == [{"ok": True}, {"ok": True}, {"error": "room_too_large"}]
+    assert len(redis.published) == 1
+    events = orjson.loads(redis.published[0][1])
+    assert [(e["room"], e["user"]["id"]) for e in events] == [(ROOM, "ann"), (ROOM, "bob")]
