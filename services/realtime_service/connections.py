@@ -11,6 +11,8 @@ Renewal is one Lua call per `RENEW_CHUNK` connections. As a redis-py pipeline of
 commands per connection, renewing 2,500 connections kept a replica's event loop busy for
 hundreds of milliseconds every `lease / 3` on a slow 2-core machine (packing 5,000
 commands and parsing 5,000 replies in Python), and every broadcast waited behind it.
+Chunks of 100 keep each call's share of the loop to about a millisecond, so the
+messages arriving meanwhile wait no longer than that.
 A renewal also gives back a lease Redis no longer holds (Redis lost its data, or this
 replica stalled for longer than a lease), so presence comes back with it; a connection
 released while its renewal is in flight is released again after it, so a renewal never
@@ -131,7 +133,7 @@ end
 return #KEYS - 1
 """
 )
-RENEW_CHUNK = 500
+RENEW_CHUNK = 100
 
 
 class UserConnections:

@@ -5,6 +5,8 @@ What they replace is aiohttp's frames and writer.
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from engineio.async_drivers import aiohttp as aiohttp_driver
 from multidict import CIMultiDict
 
+from services.realtime_service import transport
 from services.realtime_service.seams.aiohttp import (
     IdleWriterState,
     release_http_parser,
@@ -191,3 +194,28 @@ async def test_a_declined_upgrade_keeps_the_http_parser() -> None:
             ) as response:
                 assert response.status == 200
     assert kept[0] is not None
+
+
+async def test_closed_sessions_no_request_will_end_are_forgotten_without_engineio_monitor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The heartbeat keeps ping deadlines, so python-engineio's per-session monitor is off;
+    what it also did, dropping closed sessions, is done by one sweep."""
+    monkeypatch.setattr(transport, "FORGET_CLOSED_SECONDS", 0.01)
+    server = transport.FastEngineIOServer(async_mode="aiohttp")
+    assert server.start_service_task is False
+    server.sockets.update(
+        {
+            "closed": SimpleNamespace(closed=True, _poll_waiting=False),
+            "answering-its-poll": SimpleNamespace(closed=True, _poll_waiting=True),
+            "open": SimpleNamespace(closed=False, _poll_waiting=False),
+        }
+    )
+    server.tasks.spawn(server._forget_closed_sessions())
+    try:
+        async with asyncio.timeout(5):
+            while "closed" in server.sockets:
+                await asyncio.sleep(0.01)  # wait-ok: polling the sweep, with a deadline
+        assert set(server.sockets) == {"answering-its-poll", "open"}
+    finally:
+        await server.tasks.cancel_all()
