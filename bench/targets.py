@@ -239,7 +239,7 @@ class OursPublisher(Publisher):
         self.max_len = stream_max_len
         self.reads: ReadNotices | None = None  # set while a room-state window runs
         # The relay publishes at most once per RELAY_LINGER_MS (services/api_service/relay.py).
-        self.min_interval = RelayConfig.linger_seconds
+        self.min_interval = relay_linger_seconds()
         self.entries = (
             [GLOBAL_MESSAGE]
             if self.layout.global_room
@@ -255,7 +255,10 @@ class OursPublisher(Publisher):
     async def publish(self, first: int, count: int) -> None:
         publications = []
         for seq in range(first, first + count):
-            now = time.time() if self.due_at is None else self.due_at(seq)
+            # Lingering, a message waits for its publish: its latency counts from when it
+            # was due. Otherwise it is stamped as it is published, like every target's.
+            lingering = self.min_interval > 0 and self.due_at is not None
+            now = self.due_at(seq) if lingering and self.due_at else time.time()
             wire = make_message(seq, now)
             entry = self.entries[self.layout.room_of_seq(seq)]
             publications.append(
@@ -482,6 +485,12 @@ class ApiPublisher(Publisher):
             self.proc.send_signal(signal.SIGTERM)
             await asyncio.to_thread(self.proc.wait, 15)
         await asyncio.to_thread(infra.drop_database, self.database_url)
+
+
+def relay_linger_seconds() -> float:
+    """The relay's linger as configured for the API (`RELAY_LINGER_MS`), or its default."""
+    raw = os.environ.get("RELAY_LINGER_MS", "").strip()
+    return float(raw) / 1000 if raw else RelayConfig.linger_seconds
 
 
 def make_publisher(
