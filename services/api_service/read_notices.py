@@ -48,7 +48,7 @@ class ReadNotices:
         self._linger = linger_seconds
         self._away_until: float | None = None  # monotonic; None while Redis answers
         # The notices waiting for the next publish, and what it will tell their requests.
-        self._waiting: list[ReadNotice] = []
+        self._held: list[ReadNotice] = []
         self._outcome: asyncio.Future[bool] | None = None
         self._senders: set[asyncio.Task[None]] = set()
 
@@ -63,23 +63,23 @@ class ReadNotices:
             sender = asyncio.create_task(self._send_after_linger(outcome))
             self._senders.add(sender)
             sender.add_done_callback(self._senders.discard)
-        self._waiting.append(notice)
+        self._held.append(notice)
         return await asyncio.shield(outcome)
 
     async def _send_after_linger(self, outcome: asyncio.Future[bool]) -> None:
         sent = False
         try:
             await asyncio.sleep(self._linger)
-            notices, self._waiting, self._outcome = self._waiting, [], None
-            sent = await self._send(notices)
+            notices, self._held, self._outcome = self._held, [], None
+            sent = await self._publish_now(notices)
             if not sent:
                 READ_NOTICES_DROPPED.inc(len(notices))
         finally:  # the requests waiting on it are told, whatever happened
             if self._outcome is outcome:
-                self._waiting, self._outcome = [], None
+                self._held, self._outcome = [], None
             outcome.set_result(sent)
 
-    async def _send(self, notices: list[ReadNotice]) -> bool:
+    async def _publish_now(self, notices: list[ReadNotice]) -> bool:
         """One channel message with `notices`; False (logged on the first failure) if not sent."""
         try:
             async with asyncio.timeout(self._timeout_seconds):

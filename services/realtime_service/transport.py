@@ -190,11 +190,11 @@ class Uncorker:
     each client in one write instead of one system call per message. One per server.
     """
 
-    __slots__ = ("_loop", "_pending")
+    __slots__ = ("_event_loop", "_pending")
 
     def __init__(self) -> None:
         self._pending: list[DirectWebSocket] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
 
     def soon(self, websocket: DirectWebSocket) -> None:
         """Flush `websocket` once the current loop iteration is done."""
@@ -205,9 +205,9 @@ class Uncorker:
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         """The server's loop, looked up once: `asyncio.get_running_loop` makes a getpid
         system call each time, once per broadcast here."""
-        loop = self._loop
+        loop = self._event_loop
         if loop is None or loop.is_closed():
-            loop = self._loop = asyncio.get_running_loop()
+            loop = self._event_loop = asyncio.get_running_loop()
         return loop
 
     def _flush(self) -> None:
