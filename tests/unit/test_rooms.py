@@ -44,12 +44,21 @@ async def scenario(manager: Any) -> list[Any]:
     seen.append(manager.is_sid_room("/", b))
     await manager.leave_room(a, "/", "room")
     seen.append(sorted(manager.get_participants("/", "room")))
+    await manager.enter_room(b, "/", "other")
+    manager.callbacks[b] = {1: print}  # an ack it was still owed
+    manager.pre_disconnect(b, "/")
+    manager.pre_disconnect(c, "/")
     await manager.disconnect(b, "/")
+    seen.append(sorted(manager.get_participants("/", "other")))
+    seen.append((dict(manager.callbacks), dict(manager.pending_disconnect)))
     seen.append(sorted(manager.get_participants("/", b)))
     seen.append(sorted(manager.get_participants("/", "room")))
     seen.append(sorted(manager.get_rooms(b, "/"), key=str))
     seen.append([manager.is_connected(s, "/") for s in sids])
     seen.append(manager.sid_from_eio_sid("eio2", "/"))
+    await manager.disconnect(c, "/")
+    await manager.disconnect(a, "/")
+    seen.append((manager.rooms, dict(manager.pending_disconnect), dict(manager.pending_connect)))
     return seen
 
 
