@@ -132,6 +132,7 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
         self._users: dict[str, UserRooms] = {}
         self._admitting: dict[str, dict[str, list[HistoryEntry]]] = {}
         self._bytes_out = 0  # event text encoded since delivery last let the loop run
+        self._tail_seen = 0  # the stream's newest id at the previous gap check
 
     async def start(self) -> None:
         """Start from the stream's newest id and begin the periodic gap check."""
@@ -520,13 +521,22 @@ class OrderedRedisManager(ImpliedSidRooms, socketio.AsyncRedisManager):  # type:
                 log.warning("gap check failed", extra={"error": repr(exc)})
 
     async def _check_gap(self) -> None:
-        """Catch up from the stream when its newest id is past the last one delivered."""
+        """Catch up from the stream on what it held a round ago and is still not delivered.
+
+        The stream's newest id is usually a little ahead of delivery: those entries are
+        on their way on the channel. Only what was in the stream at the previous check
+        and has not arrived since is missing (a publish lost while the subscription was
+        down, with no later message to reveal it), so a busy gateway that runs behind
+        does not mistake its own backlog for a gap, nor, past `REPLAY_MAX_MESSAGES`,
+        send every client to reconnect.
+        """
         tail = await self._history.tail_id()
         async with self._lock:
             last = self._last_delivered
             if last is not None:
-                if tail > last:
-                    await self._fill_gap(last, upto=tail)
+                overdue, self._tail_seen = self._tail_seen, tail
+                if overdue > last:
+                    await self._fill_gap(last, upto=overdue)
             elif tail:
                 # No baseline yet: what was committed since this gateway started is new
                 # to every client connected here.

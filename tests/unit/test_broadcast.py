@@ -17,6 +17,7 @@ from services.realtime_service.delivery import OrderedRedisManager, event_text
 from services.realtime_service.history import HistoryReader
 from services.realtime_service.transport import FrameCache
 from services.shared import jsonenc
+from services.shared.redis_contract import HistoryEntry
 
 
 class OrjsonPacket(socketio.packet.Packet):
@@ -154,3 +155,44 @@ async def test_a_replica_without_clients_tracks_ids_but_encodes_nothing() -> Non
     manager.server.packet_class = None  # type: ignore[attr-defined] - encoding would fail
     await manager._deliver(7, {"_id": "7"})
     assert manager._last_delivered == 7
+
+
+class StreamLike:
+    """The history reader's answers: the stream's newest id, and its entries by range."""
+
+    def __init__(self) -> None:
+        self.tail = 0
+        self.replayed: list[tuple[int, int]] = []
+
+    async def tail_id(self) -> int:
+        return self.tail
+
+    async def replay(self, after: int, upto: int) -> list[HistoryEntry]:
+        self.replayed.append((after, upto))
+        return [HistoryEntry(i, i - 1, {"_id": str(i)}) for i in range(after + 1, upto + 1)]
+
+
+async def test_the_gap_check_takes_a_backlog_on_its_way_for_no_gap_but_fills_a_lost_one() -> None:
+    manager, sockets = make_manager(1)
+    stream = StreamLike()
+    manager._history = stream  # type: ignore[assignment]
+    manager._last_delivered = 5
+    packet = {"method": "emit", "event": "getAllmessages", "namespace": "/", "room": None}
+
+    stream.tail = 9  # 6..9 are in the stream and on their way on the channel
+    await manager._check_gap()
+    for i in range(6, 10):
+        await manager._handle_emit(
+            {**packet, "data": [{"_id": str(i)}], "seq": {"id": i, "prev": i - 1}}
+        )
+    stream.tail = 11  # 10 and 11 are on their way too
+    await manager._check_gap()
+    assert stream.replayed == []  # a gateway running behind is not a gap
+
+    # 10 and 11 never arrive (published while the subscription was down): filled next round.
+    await manager._check_gap()
+    assert stream.replayed == [(9, 11)]
+    assert [p.encode() for p in sockets[0].drain()][-2:] == [
+        '42["getAllmessages",{"_id":"10"}]',
+        '42["getAllmessages",{"_id":"11"}]',
+    ]
