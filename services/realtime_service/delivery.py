@@ -3,7 +3,7 @@
 Stock `AsyncRedisManager` emits whatever arrives on the channel: a message published
 while this gateway was re-subscribing is silently gone. This subclass keeps the
 manager's protocol and API and adds, for packets from the outbox relay (they carry
-`seq = {id, prev}`):
+`seq = {id, prev}` and arrive in batch packets, redis_contract.py):
 
 * duplicates (a relay retry, a Redis restart) are dropped by id;
 * a gap (`prev` above the last id delivered here) is filled from the history stream
