@@ -15,12 +15,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 
-from tests.helpers.browser import CROSS_ORIGINS, Forwarder, Route, served_by
+from tests.helpers.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CROSS_ORIGINS,
+    Forwarder,
+    Route,
+    chromium_available,
+    served_by,
+)
 from tests.helpers.rest import Api, rest_session
 from tests.helpers.stack import ChatStack, external_stack, local_chat_stack
 
@@ -73,3 +82,20 @@ async def routes(web_stack: ChatStack) -> AsyncIterator[tuple[Route, Route]]:
     finally:
         await fwd_a.close()
         await fwd_b.close()
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    """One headless Chromium per test module (the modules skip when it is missing)."""
+    if not chromium_available():
+        pytest.skip(f"Chromium not found at {CHROMIUM}")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()

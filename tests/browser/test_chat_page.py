@@ -16,23 +16,22 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, Route, chromium_available
+from tests.browser.pages import (
+    DESKTOP,
+    NEEDS_CHROMIUM,
+    PHONE,
+    assert_sorted_unique,
+    ids_in_page,
+    send,
+    watch,
+)
+from tests.helpers.browser import Route
 from tests.helpers.rest import Api, User, unique_email
 from tests.helpers.stack import ARTIFACTS
 
-pytestmark = pytest.mark.skipif(
-    not chromium_available(),
-    reason=f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CHAT_CHROMIUM)",
-)
-
-if chromium_available():
-    from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
-
-    expect.set_options(timeout=15_000)
-
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+pytestmark = NEEDS_CHROMIUM
 
 
 @dataclass
@@ -55,29 +54,6 @@ class Person:
         )
 
 
-def watch(page: Page, dialogs: list[str], errors: list[str]) -> None:
-    """Record (and dismiss) any dialog -- an executed XSS payload would open one."""
-
-    async def on_dialog(dialog) -> None:  # type: ignore[no-untyped-def]
-        dialogs.append(f"{dialog.type}: {dialog.message}")
-        await dialog.dismiss()
-
-    page.on("dialog", on_dialog)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
 async def open_page(browser: Browser, url: str, **context_options) -> tuple[BrowserContext, Page]:  # type: ignore[no-untyped-def]
     context = await browser.new_context(**{"viewport": DESKTOP, **context_options})
     page = await context.new_page()
@@ -98,22 +74,6 @@ async def sign_up_and_in(page: Page, name: str, email: str, password: str) -> No
     await page.get_by_test_id("signin-submit").click()
     await expect(page.get_by_test_id("chat-view")).to_be_visible()
     await expect(page.get_by_test_id("current-user")).to_have_text(name)
-
-
-async def send(page: Page, text: str) -> None:
-    box = page.get_by_test_id("composer-input")
-    await box.fill(text)
-    await page.get_by_test_id("send-button").click()
-    await expect(box).to_have_value("")
-
-
-async def ids_in_page(page: Page) -> list[str]:
-    return await page.get_by_test_id("message").evaluate_all("els => els.map(e => e.dataset.id)")
-
-
-def assert_sorted_unique(ids: list[str]) -> None:
-    assert len(ids) == len(set(ids)), f"duplicate messages rendered: {ids}"
-    assert ids == sorted(ids, key=int), f"messages not in _id order: {ids}"
 
 
 @pytest.fixture(scope="module")

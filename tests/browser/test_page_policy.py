@@ -10,35 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
+from playwright.async_api import Browser, ConsoleMessage, Page, expect
 
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, chromium_available
+from tests.browser.pages import NEEDS_CHROMIUM
 from tests.helpers.rest import unique_email
 from tests.helpers.stack import ChatStack
 
-pytestmark = pytest.mark.skipif(
-    not chromium_available(),
-    reason=f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CHAT_CHROMIUM)",
-)
-
-if chromium_available():
-    from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
-
-    expect.set_options(timeout=15_000)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
+pytestmark = NEEDS_CHROMIUM
 
 
 def csp_violations(page: Page) -> list[str]:

@@ -21,30 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, Route, chromium_available
+from tests.browser.pages import DESKTOP, NEEDS_CHROMIUM, PHONE, rest, send, watch
+from tests.helpers.browser import Route
 from tests.helpers.rest import Api, User, sign_up_and_in
 from tests.helpers.stack import ARTIFACTS
 
-pytestmark = pytest.mark.skipif(
-    not chromium_available(),
-    reason=f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CHAT_CHROMIUM)",
-)
+pytestmark = NEEDS_CHROMIUM
 
-if chromium_available():
-    from playwright.async_api import (
-        Browser,
-        BrowserContext,
-        Locator,
-        Page,
-        async_playwright,
-        expect,
-    )
 
-    expect.set_options(timeout=15_000)
-
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 # How long a user whose last connection closed still counts as online, plus a sweep
 # (docs/ROOM_STATE.md, "Presence": OFFLINE_GRACE_SECONDS 5 s, PRESENCE_SWEEP_SECONDS 1 s).
 OFFLINE_WITHIN_MS = 20_000
@@ -96,29 +82,6 @@ async def open_room(page: Page, name: str) -> None:
     await expect(page.get_by_test_id("message-scroller")).to_have_attribute("aria-busy", "false")
 
 
-def watch(person: Person) -> None:
-    """Record (and dismiss) any dialog -- an executed XSS payload would open one."""
-
-    async def on_dialog(dialog) -> None:  # type: ignore[no-untyped-def]
-        person.dialogs.append(f"{dialog.type}: {dialog.message}")
-        await dialog.dismiss()
-
-    person.page.on("dialog", on_dialog)
-    person.page.on("pageerror", lambda exc: person.errors.append(str(exc)))
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
 async def sign_in(page: Page, user: User) -> None:
     """Sign in through the form; the page is live once the room list has loaded."""
     await expect(page.get_by_test_id("auth-view")).to_be_visible()
@@ -133,13 +96,6 @@ async def is_live(page: Page, user: User) -> None:
     await expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
     await expect(page.get_by_test_id("rooms-loading")).to_be_hidden()
     await expect(page.get_by_test_id("rooms-error")).to_be_hidden()
-
-
-async def send(page: Page, text: str) -> None:
-    box = page.get_by_test_id("composer-input")
-    await box.fill(text)
-    await page.get_by_test_id("send-button").click()
-    await expect(box).to_have_value("")
 
 
 async def act(item: Locator, action: str) -> None:
@@ -162,12 +118,6 @@ def reaction(item: Locator, emoji: str) -> Locator:
     return item.locator(f'[data-testid="reaction"][data-emoji="{emoji}"]')
 
 
-async def rest(api: Api, method: str, path: str, user: User, body: Any = None) -> Any:
-    reply = await api.request(method, path, token=user.token, json=body)
-    assert 200 <= reply.status < 300, (method, path, reply.status, reply.text)
-    return reply.body
-
-
 async def post(api: Api, user: User, room_id: str, text: str) -> dict[str, Any]:
     body = {"id": str(uuid.uuid4()), "text": text}
     return dict(await rest(api, "POST", f"/rooms/{room_id}/messages", user, body))
@@ -178,7 +128,7 @@ async def new_person(browser: Browser, api: Api, route: Route, label: str) -> Pe
     context = await browser.new_context(viewport=DESKTOP)
     page = await context.new_page()
     person = Person(user, context, page, route)
-    watch(person)
+    watch(person.page, person.dialogs, person.errors)
     await page.goto(route.url + "/")
     await sign_in(page, user)
     return person

@@ -16,33 +16,27 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
+from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, Route, chromium_available
+from tests.browser.pages import (
+    DESKTOP,
+    NEEDS_CHROMIUM,
+    PHONE,
+    assert_sorted_unique,
+    ids_in_page,
+    rest,
+    send,
+    watch,
+)
+from tests.helpers.browser import Route
 from tests.helpers.rest import Api, User, sign_up_and_in
 from tests.helpers.stack import ARTIFACTS
 
-pytestmark = pytest.mark.skipif(
-    not chromium_available(),
-    reason=f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CHAT_CHROMIUM)",
-)
+pytestmark = NEEDS_CHROMIUM
 
-if chromium_available():
-    from playwright.async_api import (
-        Browser,
-        BrowserContext,
-        Locator,
-        Page,
-        async_playwright,
-        expect,
-    )
 
-    expect.set_options(timeout=15_000)
-
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 GLOBAL_ROOM = "00000000-0000-0000-0000-000000000000"
 
 
@@ -79,29 +73,6 @@ class Person:
         await expect(self.room_item(name)).to_have_attribute("data-active", "true")
 
 
-def watch(person: Person) -> None:
-    """Record (and dismiss) any dialog -- an executed XSS payload would open one."""
-
-    async def on_dialog(dialog) -> None:  # type: ignore[no-untyped-def]
-        person.dialogs.append(f"{dialog.type}: {dialog.message}")
-        await dialog.dismiss()
-
-    person.page.on("dialog", on_dialog)
-    person.page.on("pageerror", lambda exc: person.errors.append(str(exc)))
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
 async def sign_in(page: Page, user: User) -> None:
     """Sign in through the form; the page is live once the room list has loaded."""
     await expect(page.get_by_test_id("auth-view")).to_be_visible()
@@ -112,22 +83,6 @@ async def sign_in(page: Page, user: User) -> None:
     await expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
     await expect(page.get_by_test_id("rooms-loading")).to_be_hidden()
     await expect(page.get_by_test_id("rooms-error")).to_be_hidden()
-
-
-async def send(page: Page, text: str) -> None:
-    box = page.get_by_test_id("composer-input")
-    await box.fill(text)
-    await page.get_by_test_id("send-button").click()
-    await expect(box).to_have_value("")
-
-
-async def ids_in_page(page: Page) -> list[str]:
-    return await page.get_by_test_id("message").evaluate_all("els => els.map(e => e.dataset.id)")
-
-
-def assert_sorted_unique(ids: list[str]) -> None:
-    assert len(ids) == len(set(ids)), f"duplicate messages rendered: {ids}"
-    assert ids == sorted(ids, key=int), f"messages not in _id order: {ids}"
 
 
 async def create_room_in_page(page: Page, name: str, topic: str, kind: str) -> None:
@@ -156,12 +111,6 @@ async def find_person(page: Page, query: str, name: str) -> Locator:
     return result
 
 
-async def rest(api: Api, method: str, path: str, user: User, body: Any = None) -> Any:
-    reply = await api.request(method, path, token=user.token, json=body)
-    assert 200 <= reply.status < 300, (method, path, reply.status, reply.text)
-    return reply.body
-
-
 @pytest.fixture(scope="module")
 async def trio(
     browser: Browser, routes: tuple[Route, Route], web_api: Api
@@ -176,7 +125,7 @@ async def trio(
             context = await browser.new_context(viewport=DESKTOP)
             page = await context.new_page()
             person = Person(user, context, page, route)
-            watch(person)
+            watch(person.page, person.dialogs, person.errors)
             people.append(person)
             await page.goto(route.url + "/")
             await sign_in(page, user)
