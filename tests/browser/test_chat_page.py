@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.pages import (
+from tests.helpers.browser import Route
+from tests.helpers.pages import (
     DESKTOP,
     NEEDS_CHROMIUM,
     PHONE,
@@ -27,7 +28,6 @@ from tests.browser.pages import (
     send,
     watch,
 )
-from tests.helpers.browser import Route
 from tests.helpers.rest import Api, User, unique_email
 from tests.helpers.stack import ARTIFACTS
 

@@ -13,7 +13,7 @@ import uuid
 
 from playwright.async_api import Browser, ConsoleMessage, Page, expect
 
-from tests.browser.pages import NEEDS_CHROMIUM
+from tests.helpers.pages import NEEDS_CHROMIUM
 from tests.helpers.rest import unique_email
 from tests.helpers.stack import ChatStack
 

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
-from tests.browser.pages import DESKTOP, NEEDS_CHROMIUM, PHONE, rest, send, watch
 from tests.helpers.browser import Route
+from tests.helpers.pages import DESKTOP, NEEDS_CHROMIUM, PHONE, rest, send, watch
 from tests.helpers.rest import Api, User, sign_up_and_in
 from tests.helpers.stack import ARTIFACTS
 

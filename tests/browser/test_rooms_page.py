@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import pytest
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
-from tests.browser.pages import (
+from tests.helpers.browser import Route
+from tests.helpers.pages import (
     DESKTOP,
     NEEDS_CHROMIUM,
     PHONE,
@@ -30,7 +31,6 @@ from tests.browser.pages import (
     send,
     watch,
 )
-from tests.helpers.browser import Route
 from tests.helpers.rest import Api, User, sign_up_and_in
 from tests.helpers.stack import ARTIFACTS
 

@@ -7,67 +7,20 @@ queueing logic. The integration suites cover the same path with real clients.
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 import socketio
 
 from services.realtime_service.delivery import OrderedRedisManager, event_text
-from services.realtime_service.history import HistoryReader
-from services.realtime_service.transport import FrameCache
-from services.shared import jsonenc
 from services.shared.redis_contract import HistoryEntry
-
-
-class OrjsonPacket(socketio.packet.Packet):
-    """The packet class as the gateway configures it (orjson, UTF-8 kept as is)."""
-
-    json = jsonenc
-
-
-class FakeSocket:
-    def __init__(self, sid: str) -> None:
-        self.sid = sid
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.closed = False
-        self.closing = False
-        self.close_calls: list[dict[str, Any]] = []
-        self.server = SimpleNamespace(start_background_task=self._start)
-
-    @staticmethod
-    def _start(target: Any, *args: Any, **kwargs: Any) -> asyncio.Task[Any]:
-        return asyncio.ensure_future(target(*args, **kwargs))
-
-    async def close(self, **kwargs: Any) -> None:
-        self.close_calls.append(kwargs)
-        self.closed = True
-
-    def drain(self) -> list[Any]:
-        items = []
-        while not self.queue.empty():
-            items.append(self.queue.get_nowait())
-        return items
+from tests.helpers.fake_gateway import FakeSocket, OrjsonPacket, plug, unit_manager
 
 
 def make_manager(
     clients: int, max_queued: int = 100
 ) -> tuple[OrderedRedisManager, list[FakeSocket]]:
-    manager = OrderedRedisManager(
-        "redis://127.0.0.1:1/0",
-        "unit",
-        HistoryReader(None, "unit:history", 10),  # type: ignore[arg-type]
-        gap_check_seconds=60,
-        max_queued_packets=max_queued,
-    )
-    sockets = [FakeSocket(f"e{i}") for i in range(clients)]
-    manager.server = SimpleNamespace(  # type: ignore[assignment]
-        packet_class=OrjsonPacket,
-        eio=SimpleNamespace(sockets={s.sid: s for s in sockets}, frames=FrameCache()),
-    )
-    for i, sock in enumerate(sockets):
-        manager.basic_enter_room(f"s{i}", "/", None, eio_sid=sock.sid)
-    return manager, sockets
+    manager = unit_manager(max_queued)
+    return manager, [plug(manager, f"s{i}", f"e{i}") for i in range(clients)]
 
 
 async def test_one_encoded_packet_is_queued_for_every_client_in_order() -> None:

@@ -7,69 +7,28 @@ same paths end to end with real clients on two replicas.
 
 from __future__ import annotations
 
-import asyncio
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
-import socketio
 
-from services.realtime_service.delivery import OrderedRedisManager
-from services.realtime_service.history import HistoryReader
 from services.realtime_service.rooms import Memberships
-from services.realtime_service.transport import FrameCache
-from services.shared import jsonenc
 from services.shared.redis_contract import EntryInfo, HistoryEntry
 from services.shared.rooms import GLOBAL_ROOM_ID
+from tests.helpers.fake_gateway import FakeSocket, plug, unit_manager
 
 ROOM = "11111111-1111-1111-1111-111111111111"
 OTHER = "22222222-2222-2222-2222-222222222222"
-
-
-class OrjsonPacket(socketio.packet.Packet):
-    json = jsonenc
-
-
-class FakeSocket:
-    def __init__(self, sid: str) -> None:
-        self.sid = sid
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.closed = False
-        self.closing = False
-
-    def events(self) -> list[tuple[str, Any]]:
-        """Every event queued so far as (name, data), oldest first."""
-        out = []
-        while not self.queue.empty():
-            encoded = self.queue.get_nowait().encode()
-            assert encoded.startswith("42"), encoded
-            name, data = orjson.loads(encoded[2:])
-            out.append((name, data))
-        return out
 
 
 class Gateway:
     """An OrderedRedisManager with fake connections (sid `s<n>`, Engine.IO sid `e<n>`)."""
 
     def __init__(self) -> None:
-        self.manager = OrderedRedisManager(
-            "redis://127.0.0.1:1/0",
-            "unit",
-            HistoryReader(None, "unit:history", 10),  # type: ignore[arg-type]
-            gap_check_seconds=60,
-            max_queued_packets=100,
-        )
+        self.manager = unit_manager()
         self.sockets: dict[str, FakeSocket] = {}
-        self.manager.server = SimpleNamespace(  # type: ignore[assignment]
-            packet_class=OrjsonPacket,
-            eio=SimpleNamespace(sockets={}, frames=FrameCache()),
-        )
 
     def connect(self, sid: str) -> FakeSocket:
-        sock = FakeSocket(f"e-{sid}")
-        self.sockets[sid] = sock
-        self.manager.server.eio.sockets[sock.sid] = sock
-        self.manager.basic_enter_room(sid, "/", None, eio_sid=sock.sid)
+        sock = self.sockets[sid] = plug(self.manager, sid, f"e-{sid}")
         return sock
 
     def connect_rooms_aware(

@@ -13,39 +13,17 @@ from typing import Any
 
 import orjson
 import pytest
-import socketio
 
 from services.realtime_service import typing_indicators
-from services.realtime_service.delivery import OrderedRedisManager
-from services.realtime_service.history import HistoryReader
 from services.realtime_service.presence import PresenceChange
 from services.realtime_service.room_state import RoomStateListener
 from services.realtime_service.rooms import Memberships
-from services.realtime_service.transport import FrameCache
 from services.realtime_service.typing_indicators import TypingRelay
-from services.shared import jsonenc
 from services.shared.redis_contract import RedisKeys
 from services.shared.rooms import GLOBAL_ROOM_ID
+from tests.helpers.fake_gateway import FakeSocket, plug, unit_manager
 
 ROOM, OTHER, THIRD = "room-1", "room-2", "room-3"
-
-
-class OrjsonPacket(socketio.packet.Packet):
-    json = jsonenc
-
-
-class FakeSocket:
-    def __init__(self, sid: str) -> None:
-        self.sid = sid
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.closed = False
-        self.closing = False
-
-    def packets(self) -> list[Any]:
-        out = []
-        while not self.queue.empty():
-            out.append(self.queue.get_nowait())
-        return out
 
 
 def events(packets: list[Any]) -> list[tuple[str, Any]]:
@@ -76,24 +54,12 @@ class FakeRedis:
 
 class Gateway:
     def __init__(self) -> None:
-        self.manager = OrderedRedisManager(
-            "redis://127.0.0.1:1/0",
-            "unit",
-            HistoryReader(None, "unit:history", 10),  # type: ignore[arg-type]
-            gap_check_seconds=60,
-            max_queued_packets=100,
-        )
-        self.manager.server = SimpleNamespace(  # type: ignore[assignment]
-            packet_class=OrjsonPacket,
-            eio=SimpleNamespace(sockets={}, frames=FrameCache()),
-        )
+        self.manager = unit_manager()
         self.listener = RoomStateListener(None, RedisKeys("unit"), self.manager)  # type: ignore[arg-type]
 
     def connect(self, sid: str, user: str | None = None, rooms: tuple[str, ...] = ()) -> FakeSocket:
         """A connection; rooms-aware (in `rooms` and the global room) when it has a user."""
-        sock = FakeSocket(f"e-{sid}")
-        self.manager.server.eio.sockets[sock.sid] = sock
-        self.manager.basic_enter_room(sid, "/", None, eio_sid=sock.sid)
+        sock = plug(self.manager, sid, f"e-{sid}")
         if user is not None:
             self.manager.rooms_admission_started(sid, user)
             self.manager.rooms_admitted(sid, user, Memberships(dict.fromkeys(rooms, 1), 1))
@@ -113,13 +79,13 @@ def test_a_presence_change_reaches_each_connection_sharing_a_listed_room_once() 
     legacy = gw.connect("s-legacy")
 
     assert gw.listener.presence_changed(change("ann", False, [ROOM, OTHER])) == 2
-    received = [both.packets(), one.packets()]
+    received = [both.drain(), one.drain()]
     assert [len(packets) for packets in received] == [1, 1], "once, however many rooms shared"
     assert received[0][0] is received[1][0], "encoded once for every recipient"
     assert events(received[0]) == [
         ("presence", {"user": "ann", "online": False, "lastSeen": "2017-07-14T02:40:00.000+00:00"})
     ]
-    assert elsewhere.packets() == [] and own.packets() == [] and legacy.packets() == []
+    assert elsewhere.drain() == [] and own.drain() == [] and legacy.drain() == []
 
 
 def test_a_change_without_small_rooms_sends_nothing_and_a_malformed_one_is_ignored() -> None:
@@ -131,7 +97,7 @@ def test_a_change_without_small_rooms_sends_nothing_and_a_malformed_one_is_ignor
     assert gw.listener.presence_changed(empty) == 0
     assert gw.listener.presence_changed(b"not json") == 0
     assert gw.listener.presence_changed(b'{"online": true}') == 0
-    assert peer.packets() == []
+    assert peer.drain() == []
 
 
 def test_typing_reaches_the_room_but_none_of_the_typists_connections() -> None:
@@ -142,8 +108,8 @@ def test_typing_reaches_the_room_but_none_of_the_typists_connections() -> None:
     event = {"room": ROOM, "user": {"id": "ann", "name": "Ann"}, "expiresIn": 6000}
 
     assert gw.listener.typing(orjson.dumps(event)) == 1
-    assert events(member.packets()) == [("typing", event)]
-    assert tab1.packets() == tab2.packets() == outsider.packets() == []
+    assert events(member.drain()) == [("typing", event)]
+    assert tab1.drain() == tab2.drain() == outsider.drain() == []
     assert gw.listener.typing(b'{"room": 1}') == 0
 
 

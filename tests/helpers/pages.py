@@ -1,6 +1,6 @@
 """What every browser test module uses: the Chromium skip mark, viewports, page helpers.
 
-The `browser` fixture itself is in conftest.py (one Chromium per module).
+The `browser` fixture itself is in tests/browser/conftest.py (one Chromium per module).
 """
 
 from __future__ import annotations
