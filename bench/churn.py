@@ -25,6 +25,7 @@ from array import array
 from collections import deque
 from typing import Any
 
+from bench.common import pipe_commands
 from bench.eioclient import EioClient
 
 TICK_SECONDS = 0.01
@@ -157,21 +158,8 @@ class ChurnProcess:
 
 
 async def _serve(conn: Any, proc: ChurnProcess) -> None:
-    loop = asyncio.get_running_loop()
-    commands: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    def readable() -> None:
-        while conn.poll():
-            try:
-                commands.put_nowait(conn.recv())
-            except EOFError:
-                commands.put_nowait({"cmd": "close"})
-                loop.remove_reader(conn.fileno())
-                return
-
     conn.send({"pid": os.getpid()})
-    loop.add_reader(conn.fileno(), readable)
-    os.set_blocking(conn.fileno(), True)
+    commands = pipe_commands(conn)
     runner: asyncio.Task[None] | None = None
     while True:
         command = await commands.get()

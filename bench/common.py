@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import resource
@@ -196,3 +197,26 @@ def utc_stamp() -> str:
 def results_file() -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     return RESULTS_DIR / f"{datetime.now(UTC).strftime('%Y-%m-%d')}.jsonl"
+
+
+def pipe_commands(conn: Any) -> asyncio.Queue[dict[str, Any]]:
+    """The commands the orchestrator sends down a worker process's pipe, as a queue.
+
+    A `{"cmd": "close"}` stands for the pipe closing. Replies are sent blocking (the
+    loop makes the pipe non-blocking to read it; a result can be megabytes).
+    """
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def readable() -> None:
+        while conn.poll():
+            try:
+                commands.put_nowait(conn.recv())
+            except EOFError:
+                commands.put_nowait({"cmd": "close"})
+                loop.remove_reader(conn.fileno())
+                return
+
+    loop.add_reader(conn.fileno(), readable)
+    os.set_blocking(conn.fileno(), True)
+    return commands

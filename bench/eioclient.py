@@ -40,6 +40,7 @@ from urllib.parse import quote
 
 import orjson
 
+from bench.common import pipe_commands
 from bench.rooms import RoomLayout, room_id
 
 EVENT_PREFIX = b'42["getAllmessages",'
@@ -433,22 +434,8 @@ class GeneratorProcess:
 
 
 async def _serve(conn: Any, proc: GeneratorProcess, concurrency: int, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
     conn.send({"ready": await proc.connect_all(concurrency, timeout), "pid": os.getpid()})
-    commands: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    def readable() -> None:
-        while conn.poll():
-            try:
-                commands.put_nowait(conn.recv())
-            except EOFError:
-                commands.put_nowait({"cmd": "close"})
-                loop.remove_reader(conn.fileno())
-                return
-
-    loop.add_reader(conn.fileno(), readable)
-    # The loop made the pipe non-blocking; results can be megabytes, so send blocking.
-    os.set_blocking(conn.fileno(), True)
+    commands = pipe_commands(conn)
     while True:
         command = await commands.get()
         kind = command["cmd"]
