@@ -32,6 +32,11 @@ PUBLISH_LAG = Histogram(
     "Time from a message's commit to its publish on Redis.",
     buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+RELAY_HOLE_WAITS = Counter(
+    "chat_relay_hole_waits_total",
+    "Times the outbox relay found an id missing below a committed one and waited for the "
+    "transactions that could still commit it (writes to different rooms commit out of order).",
+)
 RELAY_FAILURES = Counter(
     "chat_relay_failures_total", "Relay rounds interrupted by a Redis or PostgreSQL failure."
 )

@@ -2,8 +2,8 @@
 
 Why not publish straight from the request handler: python-socketio's manager gives up
 after two failed publishes and only logs, and a process that dies between commit and
-publish never publishes at all. Here the messages table is the outbox (ids become
-visible in commit order) and `relay_state` holds the cursor. A relay:
+publish never publishes at all. Here the messages table is the outbox and
+`relay_state` holds the cursor. A relay:
 
 1. becomes the one active relay by holding a PostgreSQL advisory lock on its own
    connection; if its process dies, the lock goes with the connection and a relay in
@@ -16,6 +16,14 @@ visible in commit order) and `relay_state` holds the cursor. A relay:
 4. advances the cursor only after Redis accepted the batch, and retries with capped
    backoff while Redis or PostgreSQL is down.
 
+Ids are published in id order, and the order must hold although writes to different
+rooms commit side by side (migration 0009): a post can commit id 8 while id 7, taken
+just before by a post in another room, is still committing. A relay that published 8
+would have to skip 7 later. So an entry that follows a hole waits: the relay waits for
+the transactions of its read's snapshot that took ids (the only ones that can fill the
+hole), reads again, and then knows that what is still missing never will be. A write
+takes a few milliseconds from its id to its commit, so this costs about that.
+
 Under load the relay lingers: it publishes at most once every `linger_seconds`
 (`RELAY_LINGER_MS`, 2 ms), so what commits meanwhile goes out as one batch, one
 channel message (redis_contract.py). A gateway pays about 50 µs to be woken for and
@@ -26,11 +34,12 @@ that follows another within the linger.
 
 Two shortcuts keep a message's path from commit to Redis short. The messages this
 process just committed are handed over in memory, so the relay reads them back from
-PostgreSQL only when they do not continue its cursor (another process's commit, or an
-id skipped by a conflicting insert). And the cursor is saved without waiting for the
-WAL flush, and at most every `cursor_save_seconds`: a crash that loses the newest
-cursor only makes the next relay publish those messages again, and the Lua script
-skips ids the stream already holds (gateways drop any id they already delivered).
+PostgreSQL only when they do not continue its cursor (another process's commit, a
+write in flight, or an id skipped by a conflicting insert). And the cursor is saved
+without waiting for the WAL flush, and at most every `cursor_save_seconds`: a crash
+that loses the newest cursor only makes the next relay publish those messages again,
+and the Lua script skips ids the stream already holds (gateways drop any id they
+already delivered).
 """
 
 from __future__ import annotations
@@ -48,8 +57,18 @@ import orjson
 import redis.asyncio as aioredis
 
 from services.api_service.db.messages import NEW_MESSAGE_CHANNEL
-from services.api_service.db.room_events import Outboxed, RoomEvent, outbox_after
-from services.api_service.metrics import PUBLISH_LAG, PUBLISHED, RELAY_FAILURES
+from services.api_service.db.room_events import (
+    Outboxed,
+    RoomEvent,
+    outbox_after,
+    wait_for_entry_writers,
+)
+from services.api_service.metrics import (
+    PUBLISH_LAG,
+    PUBLISHED,
+    RELAY_FAILURES,
+    RELAY_HOLE_WAITS,
+)
 from services.shared.config import Secret
 from services.shared.messages import StoredMessage
 from services.shared.metrics import REDIS_RECONNECTS
@@ -236,15 +255,33 @@ class OutboxRelay:
                 if not self._check_database and not self._handed_over:
                     return cursor  # (rows still held here do not continue the cursor: read)
                 self._check_database = False  # the read below sees every commit before it
-                batch = await outbox_after(conn, cursor, self._config.batch_size)
-                if len(batch) == self._config.batch_size:
-                    self._check_database = True  # more may follow
+                batch = await self._read_ready(conn, cursor)
             if not batch:
                 return cursor
             await self._publish(conn, batch, prev=cursor)
             self._observe_published(batch)
             cursor = batch[-1].id
             log.debug("relayed", extra={"count": len(batch), "cursor": cursor})
+
+    async def _read_ready(self, conn: asyncpg.Connection, cursor: int) -> list[Outboxed]:
+        """What PostgreSQL holds after `cursor` that may be published now, in id order.
+
+        Past a hole, only after the writers that could fill it have ended (module
+        docstring). What stays unpublished (a limit reached, a later hole) sets
+        `_check_database`, so the caller reads again at once.
+        """
+        size = self._config.batch_size
+        read = await outbox_after(conn, cursor, size)
+        ready = read.ready(cursor)
+        if len(ready) < len(read.entries):
+            RELAY_HOLE_WAITS.inc()
+            through = read.entries[-1].id
+            await wait_for_entry_writers(conn, read.snapshot)
+            read = await outbox_after(conn, cursor, size)
+            ready = read.ready(cursor, through)
+        if len(read.entries) == size or len(ready) < len(read.entries):
+            self._check_database = True
+        return ready
 
     @staticmethod
     def _observe_published(batch: list[Outboxed]) -> None:

@@ -1,10 +1,10 @@
 """Group commit for posted messages.
 
-Every insert takes the message-order lock (see db/messages.py), so inserts are
-serialized across all API processes anyway. Instead of one transaction per request,
-one writer task per process takes every message waiting at that moment and stores
-them with one statement: one lock, one round trip and one commit (one WAL flush) for
-the whole batch. Alone, a message is written at once; under load, batches grow by
+Every insert takes the lock of its room (see db/messages.py), so inserts into one room
+are serialized across all API processes anyway. Instead of one transaction per
+request, one writer task per process takes every message waiting at that moment and
+stores them with one statement: one round trip and one commit (one WAL flush) for the
+whole batch. Alone, a message is written at once; under load, batches grow by
 themselves and throughput follows.
 """
 
@@ -75,8 +75,8 @@ class MessageWriter:
         """Start a batch whenever a slot is free, with everything queued by then.
 
         Two batches in flight let one travel to PostgreSQL and back while the event loop
-        answers the previous one and parses new requests; they still commit one after
-        the other under the order lock.
+        answers the previous one and parses new requests; two that write to the same
+        room still commit one after the other under its lock.
         """
         while True:
             await self._slots.acquire()

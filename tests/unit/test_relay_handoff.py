@@ -1,4 +1,4 @@
-"""The relay takes handed-over messages only when they continue its cursor without a hole."""
+"""What the relay may publish: handed-over messages and reads of the outbox, up to a hole."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.api_service.db.room_events import OutboxRead
 from services.api_service.relay import OutboxRelay, RelayConfig
 from services.shared.config import Secret
 from services.shared.messages import StoredMessage
@@ -79,15 +80,25 @@ def test_commits_reported_out_of_order_are_taken_in_id_order(relay: OutboxRelay)
 
 
 class FakeDatabase:
-    """Stands in for `outbox_after`: committed rows, and how often they were read."""
+    """Stands in for the outbox: committed rows, rows in flight, and the relay's calls.
 
-    def __init__(self, *committed: int) -> None:
+    Rows in flight commit when the relay waits for the writers of its read's snapshot.
+    """
+
+    def __init__(self, *committed: int, in_flight: tuple[int, ...] = ()) -> None:
         self.rows = stored(*committed)
+        self.in_flight = stored(*in_flight)
         self.reads = 0
+        self.waits = 0
 
-    async def outbox_after(self, _conn: object, cursor: int, limit: int) -> list[StoredMessage]:
+    async def outbox_after(self, _conn: object, cursor: int, limit: int) -> OutboxRead:
         self.reads += 1
-        return [m for m in self.rows if m.id > cursor][:limit]
+        return OutboxRead([m for m in self.rows if m.id > cursor][:limit], "100:105:101")
+
+    async def wait_for_entry_writers(self, _conn: object, _snapshot: str) -> None:
+        self.waits += 1
+        self.rows = sorted([*self.rows, *self.in_flight], key=lambda m: m.id)
+        self.in_flight = []
 
 
 @pytest.fixture
@@ -104,6 +115,9 @@ def published(relay: OutboxRelay, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def use(database: FakeDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("services.api_service.relay.outbox_after", database.outbox_after)
+    monkeypatch.setattr(
+        "services.api_service.relay.wait_for_entry_writers", database.wait_for_entry_writers
+    )
 
 
 async def test_handed_over_rows_are_published_without_reading_the_database(
@@ -113,7 +127,7 @@ async def test_handed_over_rows_are_published_without_reading_the_database(
     use(database, monkeypatch)
     relay.committed(stored(11, 12))
     assert await relay._drain(None, 10) == 12  # type: ignore[arg-type]
-    assert published == [11, 12] and database.reads == 0
+    assert published == [11, 12] and database.reads == 0 and database.waits == 0
 
 
 async def test_a_notify_from_another_process_makes_the_relay_read(
@@ -134,4 +148,41 @@ async def test_a_hole_in_the_handed_over_rows_makes_the_relay_read(
     use(database, monkeypatch)
     relay.committed(stored(13))
     assert await relay._drain(None, 11) == 13  # type: ignore[arg-type]
-    assert published == [13] and database.reads == 1
+    # The read shows the hole; 13 waits for the writers that could fill it, then goes.
+    assert published == [13] and database.reads == 2 and database.waits == 1
+
+
+async def test_an_entry_after_a_write_in_flight_waits_for_it(
+    relay: OutboxRelay, published: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = FakeDatabase(11, 13, 14, in_flight=(12,))  # 12: another room, committing
+    use(database, monkeypatch)
+    relay._database_changed()
+    assert await relay._drain(None, 10) == 14  # type: ignore[arg-type]
+    assert published == [11, 12, 13, 14] and database.waits == 1
+
+
+async def test_a_hole_after_the_first_is_waited_for_in_turn(
+    relay: OutboxRelay, published: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = FakeDatabase(11, 13, in_flight=(12,))
+    use(database, monkeypatch)
+    relay._database_changed()
+    assert await relay._drain(None, 10) == 13  # type: ignore[arg-type]
+    database.rows += stored(15)  # 14 never commits
+    relay._database_changed()
+    assert await relay._drain(None, 13) == 15  # type: ignore[arg-type]
+    assert published == [11, 12, 13, 15] and database.waits == 2
+
+
+def test_a_read_of_the_outbox_is_ready_up_to_its_first_hole() -> None:
+    read = OutboxRead(stored(11, 12, 14, 15), snapshot="100:105:101,103")
+    assert ids(read.ready(10)) == [11, 12]  # 13 may be another room's write in flight
+    assert read.ready(9) == []  # nothing before a hole right after the cursor
+
+
+def test_holes_shown_final_no_longer_hold_entries_back() -> None:
+    read = OutboxRead(stored(12, 14, 15, 17, 18), snapshot="100:105:")
+    assert ids(read.ready(10, through=15)) == [12, 14, 15]  # 11 and 13 were never committed
+    assert ids(read.ready(10, through=17)) == [12, 14, 15, 17, 18]
+    assert read.ready(10) == []

@@ -1,8 +1,8 @@
 """Queries on messages that change: edits, deletions, reactions, and room history with them.
 
 The changes run inside the transaction of handlers/message_changes.py, which holds the
-message-order lock (db/room_events.py): what a check reads here cannot change before
-the change and its room event commit.
+room's lock and the message-order lock shared (db/room_events.py): what a check reads
+here cannot change before the change and its room event commit.
 
 Room history (`GET /rooms/{room}/messages`) shows each message as it is now: the
 current text with `edited`, a deleted message as a tombstone, the reply preview and

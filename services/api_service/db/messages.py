@@ -1,12 +1,12 @@
 """Queries on messages: the ordered insert and history pages.
 
-Why a lock around the insert: an identity column hands out ids when a row is inserted,
-not when it commits. Two writers can take ids 7 and 8 and commit 8 first; a reader
-that sees 8 and then asks for `after=8` would never see 7. Taking a transaction-level
-advisory lock before the insert serializes "take an id, commit" across every API
-process, so ids become visible in increasing order and `after=<_id>` never skips. The
-lock is held only for one short insert transaction; batching writes under load (see
-writer.py) is the way to raise the ceiling it puts on write throughput.
+Why a lock around the insert: a sequence hands out ids when a row is inserted, not
+when it commits. Two writers can take ids 7 and 8 and commit 8 first; a reader of the
+room that sees 8 and then asks for `after=8` would never see 7. Taking the room's
+transaction-level advisory lock before the insert serializes "take an id, commit" per
+room across every API process (migration 0009), so a room's ids become visible in
+increasing order and its `after=<_id>` never skips. Posts to different rooms do not
+wait for each other; the outbox relay restores one order across rooms (relay.py).
 """
 
 from __future__ import annotations
@@ -125,8 +125,8 @@ async def insert_messages(
 ) -> list[InsertResult | Refused]:
     """Store each message once per (owner, client id); results in the order of `batch`.
 
-    One statement, `chat_store_messages` (migration 0007), does the whole batch: order
-    lock, the checks of each row, insert, lookup of already stored keys and the NOTIFY
+    One statement, `chat_store_messages` (migration 0009), does the whole batch: the
+    rooms' locks, the checks of each row, insert, lookup of already stored keys and the NOTIFY
     for the relay. A message the function refuses (its author has no account, is not a
     member of its room, the room is archived, or the message it replies to is not one
     of the room or was deleted) is not stored and comes back as the matching `Refused`,

@@ -1,8 +1,8 @@
 """Queries on rooms and memberships (docs/ROOMS.md).
 
 Reads stand alone. Changes are made by handlers/rooms.py inside one transaction that
-takes the message-order lock first (db/room_events.py), so that what a check reads here
-cannot change before the change and its room event commit.
+takes the message-order lock first, exclusive (db/room_events.py), so that what a check
+reads here cannot change before the change and its room event commit.
 
 The global room has no membership rows: every account is a member of it. The queries
 that list or count members answer for it from `users`.

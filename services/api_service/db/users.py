@@ -83,9 +83,9 @@ async def set_send_receipts(conn: DbConnection, user_id: str, send: bool) -> Use
 async def delete_user(conn: DbConnection, user_id: str) -> bool:
     """Delete the account and detach its messages from its name; False if it was gone.
 
-    The message-order lock comes first, as for every membership change: batches
-    inserting this author's messages hold it (and the row FOR KEY SHARE, migration
-    0004), so the rename that follows sees them too, and later batches find no author
+    The message-order lock comes first, exclusive, as for every membership change:
+    batches inserting this author's messages hold it shared (and the row FOR KEY SHARE,
+    migration 0004), so the rename that follows sees them too, and later batches find no author
     and refuse its posts. The account leaves each of its rooms as a member leaving
     would (a room event each), and a room it owned passes to its longest-standing
     admin, or member when it has no admin, so that no room is left without an owner.

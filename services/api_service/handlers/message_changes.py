@@ -1,7 +1,8 @@
 """Editing and deleting messages, and reactions (docs/ROOM_STATE.md).
 
-Each change is one transaction, as a membership change is (handlers/rooms.py): it
-takes the message-order lock first, then checks the caller's membership (404 for a
+Each change is one transaction, as a membership change is (handlers/rooms.py), but it
+takes only its room's lock (posts to the room take it too; membership changes wait for
+it), then checks the caller's membership (404 for a
 private or direct room they are not in, 403 `not_member` for a public one), their
 right to the change and the message's state, changes the rows and stores one room
 event (`edited`, `deleted`, `reaction`) that takes the next id of the message order.
@@ -26,9 +27,9 @@ from services.api_service.db.rooms import ADMIN, OWNER, RoomRow
 from services.api_service.errors import Conflict, Forbidden, NotFound
 from services.api_service.handlers.common import authenticate, read_body
 from services.api_service.handlers.rooms import (
-    change,
     check_member,
     check_not_archived,
+    room_change,
     room_param,
 )
 from services.api_service.keys import RATE_LIMITS, SETTINGS
@@ -76,7 +77,7 @@ async def edit_message(request: web.Request) -> web.Response:
     form = validation.parse_message_edit(
         await read_body(request), request.app[SETTINGS].message_max_chars
     )
-    async with change(request) as conn:
+    async with room_change(request, room_id) as conn:
         room, _, message = await target(conn, identity, room_id, message_id)
         if message.owner != identity.user_id:
             raise Forbidden("Only its author can edit a message")
@@ -107,7 +108,7 @@ async def delete_message(request: web.Request) -> web.Response:
     room_id = room_param(request)
     message_id = message_param(request)
     await limit_changes(request, identity, room_id)
-    async with change(request) as conn:
+    async with room_change(request, room_id) as conn:
         room, role, message = await target(conn, identity, room_id, message_id)
         moderator = not room.is_global and role in (OWNER, ADMIN)
         if message.owner != identity.user_id and not moderator:
@@ -136,7 +137,7 @@ async def _react(request: web.Request, *, add: bool) -> web.Response:
     message_id = message_param(request)
     emoji = validation.path_emoji(request.match_info["emoji"])
     await limit_changes(request, identity, room_id)
-    async with change(request) as conn:
+    async with room_change(request, room_id) as conn:
         room, _, message = await target(conn, identity, room_id, message_id)
         check_not_deleted(message)
         check_not_archived(room)

@@ -2,8 +2,9 @@
 
 Every change is one transaction that takes the message-order lock first, then checks
 what it depends on (the caller's role, the limits, the kind of room), then changes the
-rows and stores one room event per person concerned (db/room_events.py). The lock
-serializes every change and every post, so the checks cannot go stale before the
+rows and stores one room event per person concerned (db/room_events.py). The lock,
+exclusive, serializes every membership change and waits for the posts in flight (which
+hold it shared, besides their rooms' locks), so the checks cannot go stale before the
 commit: the limits are exact, a direct room is created once per pair, and a removal
 is exactly "nothing of the room after this event" for the relay and the gateways.
 
@@ -25,7 +26,11 @@ from services.api_service.db import messages, reads
 from services.api_service.db import rooms as db
 from services.api_service.db.message_changes import room_page
 from services.api_service.db.pool import DbConnection
-from services.api_service.db.room_events import insert_room_event, lock_message_order
+from services.api_service.db.room_events import (
+    insert_room_event,
+    lock_message_order,
+    lock_rooms,
+)
 from services.api_service.db.rooms import ADMIN, MEMBER, OWNER, MemberRow, Person, RoomRow
 from services.api_service.errors import (
     Conflict,
@@ -158,6 +163,17 @@ async def change(request: web.Request) -> AsyncIterator[DbConnection]:
     """A transaction holding the message-order lock, for one membership change or update."""
     async with request.app[DB_POOL].acquire() as conn, conn.transaction():
         await lock_message_order(conn)
+        yield conn
+
+
+@asynccontextmanager
+async def room_change(request: web.Request, room_id: str) -> AsyncIterator[DbConnection]:
+    """A transaction holding one room's lock, for a change of its messages.
+
+    Changes in other rooms and posts to them go on meanwhile; membership changes wait.
+    """
+    async with request.app[DB_POOL].acquire() as conn, conn.transaction():
+        await lock_rooms(conn, [room_id])
         yield conn
 
 
@@ -592,7 +608,8 @@ async def post_room_message(request: web.Request) -> web.Response:
     """`POST /rooms/{room}/messages`: as `POST /messages`, idempotent per client `id`.
 
     The store function checks membership (and the message a reply answers) under the
-    order lock, so a post either precedes a removal (or deletion) or is refused.
+    room's lock and the order lock shared, so a post either precedes a removal (or
+    deletion) or is refused.
     """
     identity = authenticate(request)
     room_id = room_param(request)
