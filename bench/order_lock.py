@@ -1,15 +1,15 @@
-"""`python -m bench order`: what the one global message order costs posts in many rooms.
+"""`python -m bench order`: what ordering posts per room gains over one global order.
 
-Every post takes one transaction-level advisory lock (`chat_store_messages`, migration
-0006), so ids are handed out in commit order across ALL rooms: that is what lets a
-client keep one cursor for every room (docs/ROOMS.md). The alternative is to order per
-room: lock only the rooms a batch writes to, so posts in different rooms never wait for
-each other, at the price of one cursor per room.
+A post takes only the locks of the rooms it writes to (`chat_store_messages` and
+`chat_lock_rooms`, migration 0009), so posts in different rooms never wait for each
+other; the outbox relay restores one order across rooms for the clients' one cursor
+(docs/DESIGN.md, "Ids in commit order"). Before, every post took one exclusive
+transaction-level advisory lock, so ids were handed out in commit order across ALL
+rooms.
 
-This measures both against one throw-away database: the real function, and a twin
-(`bench_store_per_room`) made from its own definition with the global lock replaced by
-one lock per distinct room of the batch (taken in a fixed order, so two batches never
-deadlock). `--writers` concurrent connections each store batches of `--batch` messages
+This measures both against one throw-away database: the shipped function, and a twin
+(`bench_store_global`) made from its own definition with the rooms' locks replaced by
+the one global lock. `--writers` concurrent connections each store batches of `--batch` messages
 in random rooms, flat out, for `--duration` seconds per run; runs alternate between the
 two functions so that drift of the shared machine hits both alike. The API's own
 writers are `MessageWriter` tasks: at most two batches in flight per API process, and
@@ -44,19 +44,17 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from bench.common import TEXT, say, utc_stamp, wait_for_quiet
+from bench.room_state import counter_deltas
 
-GLOBAL = "chat_store_messages"
-PER_ROOM = "bench_store_per_room"
+GLOBAL = "bench_store_global"
+PER_ROOM = "chat_store_messages"
 MEMBERS = 32  # accounts, each a member of every room
 LOCK_LINE = "PERFORM pg_advisory_xact_lock(order_lock_key);"
-PER_ROOM_LOCK = (
-    "PERFORM pg_advisory_xact_lock(hashtextextended(r::text, order_lock_key))"
-    " FROM (SELECT DISTINCT unnest(room_ids) AS r ORDER BY 1) locked;"
-)
+PER_ROOM_LOCK = "PERFORM chat_lock_rooms(room_ids, order_lock_key);"
 
 
 async def prepare(url: str, rooms: int) -> tuple[list[str], list[str]]:
-    """Migrate, create the accounts and rooms, and the per-room twin; return (users, rooms)."""
+    """Migrate, create the accounts and rooms, and the global twin; return (users, rooms)."""
     from services.api_service.db.migrate import migrate
 
     conn = await asyncpg.connect(url)
@@ -96,7 +94,7 @@ async def writer(
     rng = random.Random()
     statement = await conn.prepare(
         f"SELECT count(*) FROM {function}("
-        "$1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], 42, NULL)"
+        "$1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], 42, NULL)"
     )
     try:
         while time.monotonic() < until:
@@ -108,6 +106,7 @@ async def writer(
                 [rng.choice(rooms) for _ in range(batch)],
                 ["bench"] * batch,
                 [TEXT] * batch,
+                [None] * batch,  # no replies
             )
             latencies.append(time.perf_counter() - started)
             stored += batch
@@ -208,15 +207,15 @@ def summarize(
 
 
 async def swap_store_function(url: str, per_room: bool) -> None:
-    """Make `chat_store_messages` order globally (as shipped) or per room (the twin)."""
+    """Make `chat_store_messages` order per room (as shipped) or globally (the twin)."""
     conn = await asyncpg.connect(url)
     try:
-        original = await conn.fetchval(
-            "SELECT pg_get_functiondef(p.oid) FROM pg_proc p WHERE p.proname = $1", PER_ROOM
+        twin = await conn.fetchval(
+            "SELECT pg_get_functiondef(p.oid) FROM pg_proc p WHERE p.proname = $1", GLOBAL
         )
-        body = original.replace(f"public.{PER_ROOM}(", f"public.{GLOBAL}(", 1)
-        if not per_room:
-            body = body.replace(PER_ROOM_LOCK, LOCK_LINE)
+        body = twin.replace(f"public.{GLOBAL}(", f"public.{PER_ROOM}(", 1)
+        if per_room:
+            body = body.replace(LOCK_LINE, PER_ROOM_LOCK)
         await conn.execute(body)
     finally:
         await conn.close()
@@ -246,15 +245,50 @@ async def post_load(
         payload = b'{"id":"%s","text":"%s"}' % (str(uuid.uuid4()).encode(), TEXT.encode())
         return random.choice(heads) + b"Content-Length: %d\r\n\r\n" % len(payload) + payload
 
+    relay_before = relay_counters(api_url)
     result, elapsed = await run_load(
         address.hostname or "127.0.0.1", address.port or 80, make, concurrency, seconds
     )
+    relay = counter_deltas(relay_before, relay_counters(api_url))
     ok = sum(n for status, n in result.statuses.items() if 200 <= status < 300)
     return {
         "msgs_per_s": round(ok / elapsed),
         "failed": len(result.latencies) - ok,
         **latency_summary(result.latencies),
+        "relay_hole_waits": relay.get("chat_relay_hole_waits_total", 0.0),
+        "publish_lag_p99_ms": lag_quantile(relay, 0.99),
     }
+
+
+RELAY_SERIES = (
+    "chat_relay_hole_waits_total",
+    "chat_relay_published_total",
+    "chat_relay_publish_lag_seconds_bucket",
+)
+
+
+def relay_counters(api_url: str) -> dict[str, float]:
+    """The relay's series from the API's /metrics (the one process of this bench)."""
+    import urllib.request
+
+    from bench.room_state import scrape_counters
+
+    with urllib.request.urlopen(f"{api_url}/metrics", timeout=5) as response:
+        return scrape_counters(response.read().decode(), RELAY_SERIES)
+
+
+def lag_quantile(deltas: dict[str, float], q: float) -> float | None:
+    """The upper bound (ms) of the publish-lag bucket that holds quantile `q` of a window."""
+    buckets = sorted(
+        (float(key.split('le="')[1].rstrip('"}')), count)
+        for key, count in deltas.items()
+        if key.startswith("chat_relay_publish_lag_seconds_bucket")
+    )
+    total = deltas.get('chat_relay_publish_lag_seconds_bucket{le="+Inf"}', 0.0)
+    for bound, count in buckets:
+        if total and count >= q * total:
+            return round(bound * 1000, 1)
+    return None
 
 
 def run_via_api(args: argparse.Namespace, url: str, redis_url: str) -> list[dict[str, Any]]:
@@ -300,14 +334,14 @@ def run_via_api(args: argparse.Namespace, url: str, redis_url: str) -> list[dict
                 row = summarize_api(room_count, concurrency, runs)
                 say(f"order via API: {row}")
                 rows.append(row)
-        asyncio.run(swap_store_function(url, per_room=False))
+        asyncio.run(swap_store_function(url, per_room=True))
     finally:
         stack.stop()
     return rows
 
 
 async def prepare_twin(url: str) -> None:
-    """The per-room twin next to the shipped function (the database is already migrated)."""
+    """The global twin next to the shipped function (the database is already migrated)."""
     conn = await asyncpg.connect(url)
     try:
         await create_twin(conn)
@@ -316,14 +350,14 @@ async def prepare_twin(url: str) -> None:
 
 
 async def create_twin(conn: asyncpg.Connection) -> None:
-    """`bench_store_per_room`: the shipped function's own text with per-room locks."""
+    """`bench_store_global`: the shipped function's own text with the one global lock."""
     definition = await conn.fetchval(
-        "SELECT pg_get_functiondef(p.oid) FROM pg_proc p WHERE p.proname = $1", GLOBAL
+        "SELECT pg_get_functiondef(p.oid) FROM pg_proc p WHERE p.proname = $1", PER_ROOM
     )
-    if LOCK_LINE not in definition:
-        raise SystemExit(f"{GLOBAL} no longer takes the lock this bench replaces")
-    twin = definition.replace(f"public.{GLOBAL}(", f"public.{PER_ROOM}(", 1)
-    await conn.execute(twin.replace(LOCK_LINE, PER_ROOM_LOCK))
+    if PER_ROOM_LOCK not in definition:
+        raise SystemExit(f"{PER_ROOM} no longer takes the locks this bench replaces")
+    twin = definition.replace(f"public.{PER_ROOM}(", f"public.{GLOBAL}(", 1)
+    await conn.execute(twin.replace(PER_ROOM_LOCK, LOCK_LINE))
 
 
 async def add_rooms_for(url: str, users: list[str], count: int) -> list[str]:
@@ -340,7 +374,7 @@ def summarize_api(
     def median(function: str, key: str) -> float:
         return float(statistics.median(run[key] for run in runs[function]))
 
-    keys = ("msgs_per_s", "p50_ms", "p99_ms", "failed")
+    keys = ("msgs_per_s", "p50_ms", "p99_ms", "failed", "relay_hole_waits", "publish_lag_p99_ms")
     global_rate, per_room_rate = median(GLOBAL, "msgs_per_s"), median(PER_ROOM, "msgs_per_s")
     return {
         "rooms": rooms,
@@ -406,10 +440,10 @@ def main(argv: list[str], emit: Callable[[dict[str, Any], bool], None]) -> int:
             "machine_busy_pct_before": busy,
             "note": (
                 "POST /rooms/{room}/messages to one API process, chat_store_messages swapped "
-                "between the shipped global order and the per-room twin"
+                "between the shipped per-room locks and the twin with one global lock"
                 if args.via_api
-                else "chat_store_messages (one global order lock) against a twin that locks "
-                "only the batch's rooms"
+                else "chat_store_messages (locks only the batch's rooms) against a twin "
+                "with one global order lock"
             )
             + "; synchronous_commit on; medians of paired runs",
             "points": rows,

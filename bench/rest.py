@@ -197,6 +197,7 @@ def create_twin_table(database_url: str) -> None:
 
 def pgbench_scripts(directory: Path, owner: str) -> dict[str, Path]:
     from services.api_service.db.messages import MESSAGE_ORDER_LOCK_KEY
+    from services.shared.rooms import GLOBAL_ROOM_ID
 
     text = TEXT.replace("'", "''")
     cid = "md5(:r::text || ':' || :client_id::text)::uuid"
@@ -208,7 +209,8 @@ def pgbench_scripts(directory: Path, owner: str) -> dict[str, Path]:
         "api_tx": (
             "\\set r random(1, 9000000000000000000)\n"
             f"SELECT * FROM chat_store_messages(ARRAY[{cid}], ARRAY['{owner}'::uuid], "
-            f"ARRAY['bench'], ARRAY['{text}'], {MESSAGE_ORDER_LOCK_KEY}, 'bench_not_the_relay');\n"
+            f"ARRAY['{GLOBAL_ROOM_ID}'::uuid], ARRAY['bench'], ARRAY['{text}'], "
+            f"ARRAY[NULL::bigint], {MESSAGE_ORDER_LOCK_KEY}, 'bench_not_the_relay');\n"
         ),
         "select50": (
             "SELECT id, client_id, owner_id, user_name, text, created_at FROM messages "
