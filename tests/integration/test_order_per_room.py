@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import asyncpg
 import pytest
@@ -118,37 +119,53 @@ async def test_a_post_to_one_room_does_not_wait_for_a_write_in_flight_in_another
     assert await asyncio.wait_for(same_room, WAIT) > other_room
 
 
-async def test_a_client_gets_both_rooms_in_id_order_when_the_smaller_id_commits_last(
-    api: Api, new_user: NewUser, database: str, in_flight: WriteInFlight, open_socket: Open
-) -> None:
-    ann, room_a, room_b = await two_rooms(api, new_user)
-    sock: ChatSocket = await open_socket(ann, 0)
-    held = await in_flight.store(ann, room_a, "first id, committed last")
-    later = await say(api, ann, room_b, "second id, committed first")
+@dataclass(frozen=True)
+class HoleOnTheWay:
+    """A client of rooms A and B; a write to A held open, then a post to B above it."""
 
+    sock: ChatSocket
+    author: User
+    room_a: str
+    held: int  # the id of the write still in flight
+    later: int  # the id of the post that committed first
+
+
+async def hole_on_the_way(
+    api: Api,
+    new_user: NewUser,
+    database: str,
+    in_flight: WriteInFlight,
+    open_socket: Open,
+    replica: int,
+) -> HoleOnTheWay:
+    """Return once the relay waits at the hole (or, wrongly, published the post to B)."""
+    ann, room_a, room_b = await two_rooms(api, new_user)
+    sock: ChatSocket = await open_socket(ann, replica)
+    held = await in_flight.store(ann, room_a, "first id, still committing")
+    later = await say(api, ann, room_b, "second id, committed first")
     await wait_until_blocked(
         database, "chat_wait_for_entry_writers", unless=lambda: later in sock.socket_ids
     )
-    assert later not in sock.socket_ids, "published past a write still in flight"
+    return HoleOnTheWay(sock, ann, room_a, held, later)
+
+
+async def test_a_client_gets_both_rooms_in_id_order_when_the_smaller_id_commits_last(
+    api: Api, new_user: NewUser, database: str, in_flight: WriteInFlight, open_socket: Open
+) -> None:
+    hole = await hole_on_the_way(api, new_user, database, in_flight, open_socket, 0)
+    assert hole.later not in hole.sock.socket_ids, "published past a write still in flight"
     await in_flight.commit()
-    await sock.wait_ids([held, later])
-    assert sock.socket_ids[-2:] == [held, later]
+    await hole.sock.wait_ids([hole.held, hole.later])
+    assert hole.sock.socket_ids[-2:] == [hole.held, hole.later]
 
 
 async def test_a_write_that_rolls_back_holds_back_nothing(
     api: Api, new_user: NewUser, database: str, in_flight: WriteInFlight, open_socket: Open
 ) -> None:
-    ann, room_a, room_b = await two_rooms(api, new_user)
-    sock: ChatSocket = await open_socket(ann, 1)
-    never = await in_flight.store(ann, room_a, "rolled back")
-    later = await say(api, ann, room_b, "after the hole")
-
-    await wait_until_blocked(
-        database, "chat_wait_for_entry_writers", unless=lambda: later in sock.socket_ids
-    )
+    hole = await hole_on_the_way(api, new_user, database, in_flight, open_socket, 1)
     await in_flight.roll_back()
-    await sock.wait_ids([later])
-    after = await say(api, ann, room_a, "and the room goes on")
-    await sock.wait_ids([after])
-    assert never not in sock.socket_ids
-    assert sock.socket_ids[-2:] == [later, after]
+    await hole.sock.wait_ids([hole.later])
+    after = await say(api, hole.author, hole.room_a, "and the room goes on")
+    await hole.sock.wait_ids([after])
+    assert hole.held not in hole.sock.socket_ids
+    assert hole.sock.socket_ids[-2:] == [hole.later, after]
