@@ -7,12 +7,19 @@ restarting, the connection dropped) it subscribes again after a pause that grows
 the failures in a row (`RETRY_SECONDS`) and is short again once a subscription holds.
 A message published while no subscription stood is missed; `on_subscribed` runs after
 each (re)subscription for a listener that must make up for that (revocations sweep).
+
+Messages that arrive together are read from the connection's buffer without a pause,
+so a burst (the presence sweep publishes the changes of every user it takes offline,
+one message each) would hold the event loop, and every delivery of the replica's
+messages behind it, for as long as it takes. The listener lets the loop run once
+every `YIELD_AFTER_SECONDS` of handling.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
@@ -22,6 +29,7 @@ from services.shared.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+YIELD_AFTER_SECONDS = 0.002
 
 # (channel, data) of one message; the channel decoded, the data as Redis sent it.
 OnMessage = Callable[[str, bytes], Awaitable[None]]
@@ -77,6 +85,7 @@ class ChannelSubscription:
             self._failures = 0  # subscribed again: the next loss retries at once
             if self._on_subscribed is not None:
                 await self._on_subscribed()
+            since = time.perf_counter()
             async for message in pubsub.listen():
                 if message.get("type") != "message":
                     continue
@@ -86,3 +95,6 @@ class ChannelSubscription:
                     channel.decode() if isinstance(channel, bytes) else str(channel),
                     data if isinstance(data, bytes) else str(data or "").encode(),
                 )
+                if time.perf_counter() - since > YIELD_AFTER_SECONDS:
+                    await asyncio.sleep(0)  # let deliveries waiting behind this burst go
+                    since = time.perf_counter()

@@ -6,6 +6,11 @@ What they replace is aiohttp's frames and writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import socket
+import struct
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
@@ -219,3 +224,58 @@ async def test_closed_sessions_no_request_will_end_are_forgotten_without_enginei
         assert set(server.sockets) == {"answering-its-poll", "open"}
     finally:
         await server.tasks.cancel_all()
+
+
+async def test_a_connection_the_client_drops_is_freed_without_the_cyclic_collector() -> None:
+    """The response's last error holds frames that hold the response; the close lets go.
+
+    A client that resets its connection makes `receive()` end and the CLOSE frame fail;
+    aiohttp keeps that error, and its traceback made the whole connection a reference
+    cycle, each one left for the cyclic collector (80-95 ms passes under churn).
+    """
+    closed = asyncio.Event()
+    responses: list[weakref.ref[web.WebSocketResponse]] = []
+
+    async def gateway_like(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        websocket = transport.DirectWebSocket(request, ws, transport.Uncorker())
+        responses.append(weakref.ref(ws))
+        await ws.send_str("ready")
+        try:  # as the gateway's reading loop: aiohttp cancels it when the client is gone
+            with contextlib.suppress(OSError):
+                while True:
+                    await websocket.receive_data()
+        finally:
+            await websocket.close()
+            closed.set()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", gateway_like)
+    gc.disable()
+    try:
+        async with TestServer(app) as server:
+            await drop_after_handshake(server.host, server.port)
+            await asyncio.wait_for(closed.wait(), 5)
+            deadline = asyncio.get_running_loop().time() + 5
+            while responses[0]() is not None:
+                assert asyncio.get_running_loop().time() < deadline, "kept alive by a cycle"
+                # No event says aiohttp let go of the request: poll, with a deadline.
+                await asyncio.sleep(0.01)  # wait-ok: polling, with a deadline
+    finally:
+        gc.enable()
+
+
+async def drop_after_handshake(host: str, port: int) -> None:
+    """Upgrade to a WebSocket, read the first frame, then reset the TCP connection."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    assert await reader.readexactly(7) == b"\x81\x05ready"
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
