@@ -75,3 +75,32 @@ async def test_one_receipts_event_per_room_with_each_readers_furthest_marker() -
     ]
     await reads.flush()
     assert len(sockets.to_rooms) == 2  # nothing pending: nothing more is sent
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_each_room_has_a_window_of_its_own() -> None:
+    """Rooms whose receipts started at different times are not sent in one burst."""
+    sockets, clock = Sockets(), Clock()
+    redis: Any = None  # never subscribed
+    reads = ReadNoticeListener(redis, RedisKeys("p"), sockets, batch_seconds=1.0, clock=clock)
+    reads.deliver(ReadNotice(ANN, DIRECT, 10, receipt=True))  # DIRECT's window opens at 100.0
+    clock.now = 100.6
+    reads.deliver(ReadNotice(BO, GROUP, 5, receipt=True))  # GROUP's at 100.6
+    clock.now = 101.0
+    await reads.flush(due_only=True)
+    assert [room for room, _, _ in sockets.to_rooms] == [DIRECT]
+    reads.deliver(ReadNotice(ANN, DIRECT, 11, receipt=True))  # a new window for DIRECT
+    clock.now = 101.6
+    await reads.flush(due_only=True)
+    assert [room for room, _, _ in sockets.to_rooms] == [DIRECT, GROUP]
+    clock.now = 102.0
+    await reads.flush(due_only=True)
+    assert [room for room, _, _ in sockets.to_rooms] == [DIRECT, GROUP, DIRECT]
+    assert sockets.to_rooms[-1][2]["readers"] == [{"user": ANN, "lastRead": "11"}]
