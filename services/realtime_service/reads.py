@@ -11,11 +11,10 @@ read_state.py), those of a few milliseconds in one message. Every replica listen
   whose marker moved since the last one. A room of many readers costs its members
   one event per window, not one per reader per message.
 
-Each room has a window of its own, opened by its first receipt after its previous
-event. One window for every room would send all rooms' receipts in the same instant,
-once a second: with 250 rooms of receipts per replica that burst was what most
-delayed the messages behind it. The rooms whose windows end within `GROUP_SECONDS`
-of each other go out together, a few each time.
+The window is split into `SLOTS` slots and each room has one of them, by a hash of
+its id: a room's receipts go out at its slot, once per window. One instant for every
+room would send all rooms' receipts together, once a second: with 250 rooms of
+receipts per replica that burst was what most delayed the messages behind it.
 
 Markers are ephemeral: they are not in the message order (no ordering lock, no
 replay). A notice published while this replica was not subscribed (Redis restarting)
@@ -28,9 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import zlib
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -45,16 +44,13 @@ log = logging.getLogger(__name__)
 
 # Rooms whose receipts a flush sends before it lets the loop run something else.
 ROOMS_PER_TURN = 25
-# Windows that end within this much of the first due one are sent with it.
-GROUP_SECONDS = 0.05
+# The slots of a window, each with its own rooms (module docstring).
+SLOTS = 20
 
 
-@dataclass
-class ReceiptWindow:
-    """One room's pending receipts: when its window opened, each reader's newest marker."""
-
-    opened: float
-    readers: dict[str, int] = field(default_factory=dict)
+def slot_of(room: str) -> int:
+    """The room's slot: the same on every replica and after every restart."""
+    return zlib.crc32(room.encode()) % SLOTS
 
 
 class Sockets(Protocol):
@@ -76,14 +72,13 @@ class ReadNoticeListener:
         keys: RedisKeys,
         sockets: Sockets,
         batch_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = redis
         self._reads_channel = keys.reads_channel
         self._sockets = sockets
         self._batch_seconds = batch_seconds
-        self._clock = clock
-        self._pending: dict[str, ReceiptWindow] = {}  # in the order the windows opened
+        # Per slot: room -> reader -> newest marker.
+        self._pending: list[dict[str, dict[str, int]]] = [{} for _ in range(SLOTS)]
         self._has_pending = asyncio.Event()
         self._batches: asyncio.Task[None] | None = None
         self._subscription = ChannelSubscription(
@@ -113,57 +108,46 @@ class ReadNoticeListener:
         self._sockets.send_to_user(notice.user, READ_UPDATED_EVENT, notice.read_updated())
         if not notice.receipt or not self._sockets.holds_room(notice.room):
             return
-        window = self._pending.get(notice.room)
-        if window is None:
-            window = self._pending[notice.room] = ReceiptWindow(self._clock())
-            self._has_pending.set()
-        readers = window.readers
+        readers = self._pending[slot_of(notice.room)].setdefault(notice.room, {})
         readers[notice.user] = max(readers.get(notice.user, 0), notice.last_read)
+        self._has_pending.set()
 
     async def _send_receipts_forever(self) -> None:
-        """One `receipts` event per room with readers, every `batch_seconds` at most.
+        """One `receipts` event per room with readers, at the room's slot of each window.
 
-        A room's window opens with its first receipt after its previous event, so two
-        events of a room are always at least `batch_seconds` apart, and a receipt
-        waits at most that long plus `GROUP_SECONDS`.
+        Slot k of every window starts at k * batch_seconds / SLOTS past a multiple of
+        batch_seconds on the clock, so two events of a room are always a whole number
+        of windows apart, and a receipt waits at most one window.
         """
+        width = self._batch_seconds / SLOTS
         while True:
             await self._has_pending.wait()
-            first = next(iter(self._pending.values()))
-            due_in = first.opened + self._batch_seconds + GROUP_SECONDS - self._clock()
-            if due_in > 0:
-                await asyncio.sleep(due_in)
-            await self.flush(due_only=True)
+            now = time.monotonic()
+            tick = math.floor(now / width) + 1  # the next slot to start
+            await asyncio.sleep(tick * width - now)
+            await self.flush(tick % SLOTS)
 
-    async def flush(self, *, due_only: bool = False) -> None:
-        """Send each room with pending receipts one `receipts` event with all of its readers.
-
-        With `due_only`, only the rooms whose window is over.
-        """
-        cutoff = self._clock() - self._batch_seconds
-        rooms: list[str] = []
-        for room, window in self._pending.items():  # oldest window first
-            if due_only and window.opened > cutoff:
-                break
-            rooms.append(room)
-        for turn, room in enumerate(rooms, start=1):
+    async def flush(self, slot: int | None = None) -> None:
+        """Send each room of `slot` (None: of every slot) with pending receipts one
+        `receipts` event with all of its readers."""
+        slots = range(SLOTS) if slot is None else [slot]
+        rooms: list[tuple[str, dict[str, int]]] = []
+        for k in slots:
+            rooms += self._pending[k].items()
+            self._pending[k] = {}
+        for turn, (room, readers) in enumerate(rooms, start=1):
             if turn % ROOMS_PER_TURN == 0:
                 # Hundreds of rooms' receipts at once would hold every message arriving
                 # meanwhile: let them through between groups of rooms.
                 await asyncio.sleep(0)
-            if room not in self._pending:
-                continue
-            window = self._pending.pop(room)
             event = {
                 "room": room,
-                "readers": [
-                    {"user": user, "lastRead": str(n)} for user, n in window.readers.items()
-                ],
+                "readers": [{"user": user, "lastRead": str(n)} for user, n in readers.items()],
             }
             try:
                 if await self._sockets.send_to_room(room, RECEIPTS_EVENT, event):
                     RECEIPT_BATCHES.inc()
             except Exception:  # one room's failure must not stop the others' receipts
                 log.exception("sending receipts failed", extra={"room": room})
-        if not self._pending:
+        if not any(self._pending):
             self._has_pending.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.realtime_service.reads import ReadNoticeListener
+from services.realtime_service.reads import ReadNoticeListener, slot_of
 from services.shared.read_state import ReadNotice
 from services.shared.redis_contract import RedisKeys
 
@@ -62,7 +62,7 @@ async def test_one_receipts_event_per_room_with_each_readers_furthest_marker() -
         reads.deliver(ReadNotice(user, room, last, receipt=True))
     reads.deliver(ReadNotice(CY, DIRECT, 99, receipt=False))  # a marker, no receipt
     await reads.flush()
-    assert sockets.to_rooms == [
+    assert sorted(sockets.to_rooms, key=lambda sent: sent[0]) == [
         (DIRECT, "receipts", {"room": DIRECT, "readers": [{"user": ANN, "lastRead": "12"}]}),
         (
             GROUP,
@@ -77,30 +77,17 @@ async def test_one_receipts_event_per_room_with_each_readers_furthest_marker() -
     assert len(sockets.to_rooms) == 2  # nothing pending: nothing more is sent
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def test_each_room_has_a_window_of_its_own() -> None:
-    """Rooms whose receipts started at different times are not sent in one burst."""
-    sockets, clock = Sockets(), Clock()
-    redis: Any = None  # never subscribed
-    reads = ReadNoticeListener(redis, RedisKeys("p"), sockets, batch_seconds=1.0, clock=clock)
-    reads.deliver(ReadNotice(ANN, DIRECT, 10, receipt=True))  # DIRECT's window opens at 100.0
-    clock.now = 100.6
-    reads.deliver(ReadNotice(BO, GROUP, 5, receipt=True))  # GROUP's at 100.6
-    clock.now = 101.0
-    await reads.flush(due_only=True)
-    assert [room for room, _, _ in sockets.to_rooms] == [DIRECT]
-    reads.deliver(ReadNotice(ANN, DIRECT, 11, receipt=True))  # a new window for DIRECT
-    clock.now = 101.6
-    await reads.flush(due_only=True)
-    assert [room for room, _, _ in sockets.to_rooms] == [DIRECT, GROUP]
-    clock.now = 102.0
-    await reads.flush(due_only=True)
-    assert [room for room, _, _ in sockets.to_rooms] == [DIRECT, GROUP, DIRECT]
-    assert sockets.to_rooms[-1][2]["readers"] == [{"user": ANN, "lastRead": "11"}]
+async def test_rooms_send_their_receipts_at_their_own_slot_of_the_window() -> None:
+    """Receipts of different rooms are spread over the window, not sent in one burst."""
+    sockets = Sockets()
+    reads = listener(sockets)
+    assert slot_of(DIRECT) != slot_of(GROUP)
+    reads.deliver(ReadNotice(ANN, DIRECT, 10, receipt=True))
+    reads.deliver(ReadNotice(BO, GROUP, 5, receipt=True))
+    await reads.flush(slot_of(GROUP))
+    assert [room for room, _, _ in sockets.to_rooms] == [GROUP]
+    reads.deliver(ReadNotice(CY, GROUP, 6, receipt=True))  # waits for GROUP's next slot
+    await reads.flush(slot_of(DIRECT))
+    assert [room for room, _, _ in sockets.to_rooms] == [GROUP, DIRECT]
+    await reads.flush(slot_of(GROUP))
+    assert sockets.to_rooms[-1][2]["readers"] == [{"user": CY, "lastRead": "6"}]
