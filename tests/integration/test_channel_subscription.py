@@ -43,7 +43,7 @@ async def test_other_work_runs_between_the_messages_of_a_burst() -> None:
     async def other_work() -> None:
         while not burst_handled.is_set():
             log.append("t")
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # wait-ok: gives the loop back, waits for nothing
 
     subscription = ChannelSubscription(client, [channel], "burst-test", on_message)
     subscription.start()
