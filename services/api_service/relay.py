@@ -92,6 +92,9 @@ log = logging.getLogger(__name__)
 
 RELAY_LOCK_KEY = 0x636861745F726C79  # "chat_rly"
 CURSOR_NAME = "socketio"
+# A wait at a hole longer than this is logged: a write that takes so long between its
+# id and its commit holds every later message back (docs/OPERATIONS.md).
+SLOW_HOLE_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -276,7 +279,14 @@ class OutboxRelay:
         if len(ready) < len(read.entries):
             RELAY_HOLE_WAITS.inc()
             through = read.entries[-1].id
+            started = time.monotonic()
             await wait_for_entry_writers(conn, read.snapshot)
+            waited = time.monotonic() - started
+            if waited > SLOW_HOLE_WAIT_SECONDS:
+                log.warning(
+                    "relay held messages back for a slow write",
+                    extra={"after": cursor, "waited_s": round(waited, 2), "seen": read.snapshot},
+                )
             read = await outbox_after(conn, cursor, size)
             ready = read.ready(cursor, through)
         if len(read.entries) == size or len(ready) < len(read.entries):
