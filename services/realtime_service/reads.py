@@ -67,11 +67,7 @@ class ReadNoticeListener:
     """Subscribe to the reads channel; pass markers on at once and receipts in batches."""
 
     def __init__(
-        self,
-        redis: aioredis.Redis,
-        keys: RedisKeys,
-        sockets: Sockets,
-        batch_seconds: float,
+        self, redis: aioredis.Redis, keys: RedisKeys, sockets: Sockets, batch_seconds: float
     ) -> None:
         self._redis = redis
         self._reads_channel = keys.reads_channel
