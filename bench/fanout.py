@@ -44,7 +44,7 @@ from bench.room_state import (
     RoomStatePlan,
     counter_deltas,
     ratio,
-    scrape_counters,
+    scrape_url,
 )
 from bench.rooms import RoomLayout, room_id
 from bench.targets import (
@@ -706,18 +706,15 @@ class FanoutRun:
     # ---- room state (issue 14) -------------------------------------------------------
     def gateway_counters(self) -> dict[str, float]:
         """The room-state counters of every gateway's /metrics, summed over the replicas."""
-        import urllib.request
-
         assert self.fleet is not None
         total: dict[str, float] = {}
         for server in self.fleet.servers:
             try:
-                with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
-                    page = response.read().decode()
+                counters = scrape_url(f"{server.url}/metrics")
             except OSError as exc:
                 say(f"{server.name}: /metrics unreadable: {exc!r}")
                 continue
-            for key, value in scrape_counters(page).items():
+            for key, value in counters.items():
                 total[key] = total.get(key, 0.0) + value
         return total
 

@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from bench.common import TEXT, say, utc_stamp, wait_for_quiet
-from bench.room_state import counter_deltas
+from bench.room_state import counter_deltas, scrape_url
 
 GLOBAL = "bench_store_global"
 PER_ROOM = "chat_store_messages"
@@ -269,12 +269,7 @@ RELAY_SERIES = (
 
 def relay_counters(api_url: str) -> dict[str, float]:
     """The relay's series from the API's /metrics (the one process of this bench)."""
-    import urllib.request
-
-    from bench.room_state import scrape_counters
-
-    with urllib.request.urlopen(f"{api_url}/metrics", timeout=5) as response:
-        return scrape_counters(response.read().decode(), RELAY_SERIES)
+    return scrape_url(f"{api_url}/metrics", RELAY_SERIES)
 
 
 def lag_quantile(deltas: dict[str, float], q: float) -> float | None:

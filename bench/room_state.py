@@ -130,6 +130,14 @@ def scrape_counters(text: str, names: tuple[str, ...] = GATEWAY_COUNTERS) -> dic
     return out
 
 
+def scrape_url(url: str, names: tuple[str, ...] = GATEWAY_COUNTERS) -> dict[str, float]:
+    """`scrape_counters` of the /metrics page at `url` (raises OSError when unreadable)."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return scrape_counters(response.read().decode(), names)
+
+
 def counter_deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """after - before for every sample that moved."""
     deltas = {key: after[key] - before.get(key, 0.0) for key in after}
