@@ -11,8 +11,9 @@ Renewal is one Lua call per `RENEW_CHUNK` connections. As a redis-py pipeline of
 commands per connection, renewing 2,500 connections kept a replica's event loop busy for
 hundreds of milliseconds every `lease / 3` on a slow 2-core machine (packing 5,000
 commands and parsing 5,000 replies in Python), and every broadcast waited behind it.
-Chunks of 100 keep each call's share of the loop to about a millisecond, so the
-messages arriving meanwhile wait no longer than that.
+A chunk's connections travel as one argument, "sid user sid user ...", that the script
+splits and names the keys from (as the sweep does): redis-py encodes one string per
+call instead of three per connection, which was most of an idle replica's renewal cost.
 A renewal also gives back a lease Redis no longer holds (Redis lost its data, or this
 replica stalled for longer than a lease), so presence comes back with it; a connection
 released while its renewal is in flight is released again after it, so a renewal never
@@ -111,17 +112,18 @@ if redis.call('ZCARD', KEYS[3]) == 0 and redis.call('ZSCORE', KEYS[1], ARGV[3]) 
 end
 """
 
-# KEYS[1] the online set, then one user's set per connection; ARGV: now, expiry, key ttl
-# ms, prefix, presence channel, push max members, then a connection id and its user id
-# per connection, in the order of KEYS. Each lease is extended, or given back if Redis
-# lost it; a user missing from the online set is online again (published).
+# KEYS[1] the online set; ARGV: now, expiry, key ttl ms, prefix, presence channel, push
+# max members, then the connections as one string of space-separated pairs "sid user"
+# (`renewal_pairs`). Each lease is extended, or given back if Redis lost it; a user
+# missing from the online set is online again (published). Returns how many it renewed.
 RENEW = (
     PUBLISH_CHANGE
     + """
-for i = 2, #KEYS do
-  local sid, user = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
-  redis.call('ZADD', KEYS[i], ARGV[2], sid)
-  redis.call('PEXPIRE', KEYS[i], ARGV[3])
+local renewed = 0
+for sid, user in string.gmatch(ARGV[7], '(%S+) (%S+)') do
+  local leases = ARGV[4] .. ':connections:' .. user
+  redis.call('ZADD', leases, ARGV[2], sid)
+  redis.call('PEXPIRE', leases, ARGV[3])
   local due = redis.call('ZSCORE', KEYS[1], user)
   if not due then
     redis.call('ZADD', KEYS[1], ARGV[2], user)
@@ -129,11 +131,27 @@ for i = 2, #KEYS do
   elseif tonumber(due) < tonumber(ARGV[2]) then
     redis.call('ZADD', KEYS[1], ARGV[2], user)
   end
+  renewed = renewed + 1
 end
-return #KEYS - 1
+return renewed
 """
 )
 RENEW_CHUNK = 100
+
+
+def renewal_pairs(connections: list[tuple[str, str]]) -> str:
+    """The connections of one renewal call as RENEW reads them: "sid user sid user ...".
+
+    Socket.IO sids are base64url and user ids are UUIDs (services/shared/auth.py), so
+    neither holds a space; an id that did would shift every pair after it, so it is
+    refused at admission (`admission`).
+    """
+    return " ".join(f"{sid} {user_id}" for sid, user_id in connections)
+
+
+def _renewable(identifier: str) -> bool:
+    """Whether an id can travel in `renewal_pairs` (not empty, no whitespace)."""
+    return bool(identifier) and not any(char.isspace() for char in identifier)
 
 
 class UserConnections:
@@ -197,6 +215,8 @@ class UserConnections:
         user's sockets when it is, and a replica re-checks its users each time its
         subscription to the revocations channel is re-established (revocations.py).
         """
+        if not (_renewable(user_id) and _renewable(sid)):
+            raise ValueError(f"ids must be non-empty, without spaces: {user_id!r}, {sid!r}")
         now = time.time()
         deadline = asyncio.get_running_loop().time() + ADMIT_TIMEOUT_SECONDS
         keys = [self._key(user_id), self._keys.revoked(user_id), self._keys.online]
@@ -313,15 +333,10 @@ class UserConnections:
                 continue
             now = time.time()
             args: list[Any] = [now, now + self._lease, self._key_ttl_ms]
-            args += change_args(self._keys, self._presence)
-            for sid, user_id in chunk:
-                args += [sid, user_id]
+            args += [*change_args(self._keys, self._presence), renewal_pairs(chunk)]
             self._renewing = frozenset(sid for sid, _ in chunk)
             try:
-                await self._renew_leases(
-                    keys=[self._keys.online, *(self._key(user_id) for _, user_id in chunk)],
-                    args=args,
-                )
+                await self._renew_leases(keys=[self._keys.online], args=args)
             finally:
                 self._renewing = frozenset()
                 released, self._released_while_renewing = self._released_while_renewing, []

@@ -52,6 +52,21 @@ async def test_renewal_extends_every_live_lease_across_chunks_and_gives_back_los
         await client.aclose()
 
 
+async def test_an_id_that_cannot_travel_in_a_renewal_is_refused_at_admission() -> None:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    keys = RedisKeys(f"leases-test-{uuid.uuid4().hex}")
+    leases = UserConnections(client, keys, cap=0, lease_seconds=LEASE)
+    try:
+        # A space would shift every "sid user" pair after it in a renewal call.
+        for user, sid in (("ann smith", "a1"), ("ann", "a 1"), ("", "a1")):
+            with pytest.raises(ValueError):
+                await leases.admit(user, sid)
+        assert leases.users() == []
+        assert [key async for key in client.scan_iter(match=keys.pattern)] == []
+    finally:
+        await client.aclose()
+
+
 @pytest.mark.parametrize("cap", [2, 0])
 async def test_a_revoked_user_is_refused_with_or_without_a_cap(cap: int) -> None:
     client = aioredis.Redis.from_url(REDIS_URL)
