@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
 import pytest
@@ -52,6 +54,22 @@ async def test_connect_with_expired_token_is_refused(
     ok = await sockets.connect(reissued(user.token, jwt_secret), target_url)
     assert ok.sio.connected
     reason = await sockets.refused(expired_token(user.token, jwt_secret), target_url)
+    _assert_clear_refusal(reason, "expired")
+
+
+async def test_a_token_accepted_once_is_refused_once_it_has_expired(
+    sockets: SocketFactory, target_url: str, new_user, jwt_secret: str
+) -> None:
+    """The gateway remembers the tokens it verified; a reconnect still meets their expiry."""
+    user = await new_user()
+    expires = int(time.time()) + 2
+    token = reissued(user.token, jwt_secret, exp=expires)
+    first = await sockets.connect(token, target_url, transports=["websocket"])
+    assert first.sio.connected
+    await first.sio.disconnect()
+    while time.time() < expires:  # the token's own clock  # wait-ok
+        await asyncio.sleep(0.1)  # wait-ok
+    reason = await sockets.refused(token, target_url, transports=["websocket"])
     _assert_clear_refusal(reason, "expired")
 
 
