@@ -230,7 +230,7 @@ def run_fanout(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     command = "fanout"
-    if argv and argv[0] in ("fanout", "rest", "profile", "order"):
+    if argv and argv[0] in ("fanout", "rest", "profile", "order", "upkeep"):
         command, argv = argv[0], argv[1:]
     if command == "rest":
         from bench.rest import main as rest_main
@@ -240,6 +240,10 @@ def main(argv: list[str]) -> int:
         from bench.order_lock import main as order_main
 
         return order_main(argv, emit)
+    if command == "upkeep":
+        from bench.upkeep import main as upkeep_main
+
+        return upkeep_main(argv, emit)
     parser = argparse.ArgumentParser(prog=f"python -m bench {command}", description=__doc__)
     fanout_parser(parser)
     if command == "profile":
