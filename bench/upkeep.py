@@ -27,10 +27,10 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bench.common import say
-from bench.fanout import git_commit
+from bench.fanout import git_commit, mint_tokens
 from services.realtime_service.connections import UserConnections
 from services.shared import defaults
-from services.shared.auth import Identity, TokenVerifier, issue_token
+from services.shared.auth import TokenVerifier
 from services.shared.redis_contract import RedisKeys
 
 LEASE_SECONDS = 15.0
@@ -80,11 +80,7 @@ def per_call_us(call: Callable[[str], Any], tokens: list[str]) -> float:
 
 def token_cpu_us(count: int) -> dict[str, float]:
     """CPU per verification: a token seen for the first time, then the same tokens again."""
-    now = time.time()
-    tokens = [
-        issue_token(Identity(str(uuid.uuid4()), f"user {i}"), TOKEN_SECRET, 3600, now)
-        for i in range(count)
-    ]
+    tokens = mint_tokens(count, TOKEN_SECRET)
     verifier = TokenVerifier(TOKEN_SECRET, max_entries=count)
     return {
         "first_us": per_call_us(verifier.verify, tokens),
