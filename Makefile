@@ -12,7 +12,7 @@ COMPOSE        ?= docker-compose
 # LB_PORT, API_PORT, REALTIME_PORTS, DATABASE_URL, REDIS_URL: from the environment or
 # the command line; their defaults are in services/shared/defaults.py.
 
-.PHONY: help venv install run migrate test test-unit test-integration compose-config lint clean bench bench-rooms bench-room-state bench-deps bench-rest bench-profile
+.PHONY: help venv install run migrate test test-unit test-integration compose-config lint clean bench bench-rooms bench-room-state bench-deps bench-rest bench-profile bench-connects
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -68,6 +68,9 @@ bench-rooms: bench-deps ## Rooms load only: 10,000 clients in 1,000 rooms of 10,
 
 bench-room-state: bench-deps ## Rooms load without, then with presence churn, typing and read markers
 	$(PY) -m bench $(BENCH_STATE_ARGS)
+
+bench-connects: bench-deps ## Gateway CPU per client connect + disconnect, ours vs Node (what presence churn costs)
+	$(PY) -m bench connects
 
 bench-deps: install
 	$(VENV)/bin/pip install --quiet -e '.[test,bench]'

@@ -1,4 +1,4 @@
-"""`python -m bench [fanout|rest|profile|order] [options]` -- see bench/README.md.
+"""`python -m bench [fanout|rest|profile|order|upkeep|connects] [options]` -- see bench/README.md.
 
 Each run prints ONE JSON line on stdout (progress goes to stderr) and appends it to
 bench/results/<UTC date>.jsonl unless --no-save.
@@ -230,7 +230,7 @@ def run_fanout(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     command = "fanout"
-    if argv and argv[0] in ("fanout", "rest", "profile", "order", "upkeep"):
+    if argv and argv[0] in ("fanout", "rest", "profile", "order", "upkeep", "connects"):
         command, argv = argv[0], argv[1:]
     if command == "rest":
         from bench.rest import main as rest_main
@@ -244,6 +244,10 @@ def main(argv: list[str]) -> int:
         from bench.upkeep import main as upkeep_main
 
         return upkeep_main(argv, emit)
+    if command == "connects":
+        from bench.connects import main as connects_main
+
+        return connects_main(argv, emit)
     parser = argparse.ArgumentParser(prog=f"python -m bench {command}", description=__doc__)
     fanout_parser(parser)
     if command == "profile":
