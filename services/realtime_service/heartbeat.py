@@ -9,6 +9,15 @@ which are checked here too: a client that has not answered by then is gone. And 
 same again for connect deadlines (`connect_timeout` after a session opens): a session
 that has not connected to a namespace by then is closed, so sessions that never
 authenticate cannot pile up, and no task or timer per session is needed for that.
+
+Pings due within `PING_BATCH_SECONDS` of each other go out together, the later ones a
+little early. Each session pinged at its own instant cost a timer wakeup of its own and,
+a moment later, a wakeup to read its PONG: with thousands of idle clients, two loop
+turns per ping were most of an idle replica's CPU. Batched, one wakeup sends a group and
+their PONGs come back together. An Engine.IO client accepts an early ping (it only
+waits `pingInterval + pingTimeout` for the next one). A turn sends at most
+`PINGS_PER_TURN`; the rest go on the next turn, so that a large group never holds the
+loop for long.
 """
 
 from __future__ import annotations
@@ -18,6 +27,10 @@ from collections import deque
 from typing import Protocol
 
 _SLACK = 0.001  # seconds
+# Pings due this close together go out in one loop turn (module docstring), capped at a
+# twentieth of the interval so that no ping goes out much earlier than it is due.
+PING_BATCH_SECONDS = 0.1
+PINGS_PER_TURN = 100
 
 
 class PingedSession(Protocol):
@@ -39,10 +52,19 @@ class PingedSession(Protocol):
 class Heartbeat:
     """Schedules each session's next ping and checks each ping's deadline."""
 
-    def __init__(self, interval: float, timeout: float, connect_timeout: float = 0.0) -> None:
+    def __init__(
+        self,
+        interval: float,
+        timeout: float,
+        connect_timeout: float = 0.0,
+        batch: float = PING_BATCH_SECONDS,
+        per_turn: int = PINGS_PER_TURN,
+    ) -> None:
         self.interval = interval
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.batch = max(_SLACK, min(batch, interval / 20))
+        self.per_turn = per_turn
         self._pings: deque[tuple[float, PingedSession]] = deque()
         self._deadlines: deque[tuple[float, PingedSession, float]] = deque()
         self._connects: deque[tuple[float, PingedSession]] = deque()
@@ -93,12 +115,18 @@ class Heartbeat:
             _, session, stamp = deadlines.popleft()
             if session.last_ping == stamp:  # no PONG since that ping
                 session.ping_timed_out()
-        while pings and pings[0][0] <= limit:
+        ping_limit = now + self.batch
+        sent = 0
+        while pings and pings[0][0] <= ping_limit and sent < self.per_turn:
             session = pings.popleft()[1]
             session.send_ping()
+            sent += 1
             sent_at = session.last_ping
             if sent_at is not None:
                 deadlines.append((now + self.timeout, session, sent_at))
+        if sent == self.per_turn and pings and pings[0][0] <= ping_limit:
+            self._arm(now)  # the rest of this group on the next turn
+            return
         heads = [queue[0][0] for queue in (pings, deadlines, connects) if queue]
         if heads:
             self._arm(min(heads))

@@ -134,3 +134,68 @@ async def test_connect_deadlines_share_the_heartbeat_timer() -> None:
     assert not joined.timed_out.done()
     assert len(heartbeat) == 0
     heartbeat.stop()
+
+
+class Counted:
+    """A session that counts its pings and, through `all_pinged`, when a group is done."""
+
+    def __init__(self, group: list[Counted], all_pinged: asyncio.Event) -> None:
+        self.group = group
+        self.all_pinged = all_pinged
+        self.last_ping: float | None = None
+        self.pings = 0
+        group.append(self)
+
+    def send_ping(self) -> None:
+        self.pings += 1
+        self.last_ping = asyncio.get_running_loop().time()
+        if all(session.pings for session in self.group):
+            self.all_pinged.set()
+
+    def ping_timed_out(self) -> None:
+        pass
+
+    def connect_timed_out(self) -> None:
+        pass
+
+
+def due_in(heartbeat: Heartbeat, session: Counted, seconds: float) -> None:
+    """Queue `session`'s ping `seconds` from now (the queue stays sorted by due time)."""
+    heartbeat._pings.append((asyncio.get_running_loop().time() + seconds, session))
+
+
+async def test_pings_due_within_the_batch_go_out_in_one_turn_and_later_ones_wait() -> None:
+    heartbeat = Heartbeat(60.0, 60.0, batch=1.0)
+    group: list[Counted] = []
+    done = asyncio.Event()
+    now_due, soon_due, later = Counted(group, done), Counted(group, done), Counted([], done)
+    due_in(heartbeat, now_due, -0.01)
+    due_in(heartbeat, soon_due, 0.5)  # within the batch: sent early, with the first
+    due_in(heartbeat, later, 2.0)
+
+    heartbeat._fire()
+
+    assert (now_due.pings, soon_due.pings, later.pings) == (1, 1, 0)
+    assert [entry[1] for entry in heartbeat._pings] == [later]
+    heartbeat.stop()
+
+
+async def test_a_large_group_of_due_pings_is_spread_over_turns() -> None:
+    heartbeat = Heartbeat(60.0, 60.0, per_turn=2)
+    group: list[Counted] = []
+    all_pinged = asyncio.Event()
+    sessions = [Counted(group, all_pinged) for _ in range(5)]
+    for session in sessions:
+        due_in(heartbeat, session, -0.01)
+
+    heartbeat._fire()
+    assert sum(session.pings for session in sessions) == 2  # the loop runs in between
+
+    await asyncio.wait_for(all_pinged.wait(), WAIT)  # and the rest follow at once
+    assert [session.pings for session in sessions] == [1] * 5
+    heartbeat.stop()
+
+
+def test_the_batch_never_exceeds_a_twentieth_of_the_interval() -> None:
+    assert Heartbeat(25.0, 20.0).batch == 0.1
+    assert Heartbeat(0.5, 0.5, batch=1.0).batch == 0.5 / 20
