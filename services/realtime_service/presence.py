@@ -20,6 +20,13 @@ nothing, a second tab or device changes nothing, and the users of a replica that
 go offline when their leases lapse: within `CONNECTION_LEASE_SECONDS` of its last
 renewal, plus one sweep.
 
+The sweep runs often (every 0.1 s by default) because each change it makes is a burst
+of `presence` events to the rooms of the user: swept once a second, a second's worth of
+users going offline (100 under a churn of 100 a second) reached a replica at once and
+kept its loop busy writing them for tens of milliseconds, the longest stalls of the
+messages behind them (docs/PERFORMANCE.md). A sweep that finds nobody due is one cheap
+Lua call (a range read of `P:online`).
+
 A change goes out on `P:presence` with the user's rooms of at most
 `PRESENCE_PUSH_MAX_MEMBERS` members (their sizes are kept by the relay,
 redis_contract.py); each replica sends `presence` once to each of its connections in
@@ -50,7 +57,7 @@ class PresenceConfig:
     """The gateway's presence settings (docs/CONFIGURATION.md)."""
 
     offline_grace_seconds: float = 5.0
-    sweep_seconds: float = 1.0
+    sweep_seconds: float = 0.1
     push_max_members: int = 100
     typing_max_members: int = 1000  # typing is not relayed in larger rooms (0: no cap)
 
@@ -114,6 +121,9 @@ return #due
 """
 )
 SWEEP_CHUNK = 1000
+# After a failed sweep (Redis away), the next one waits at least this long: retrying
+# every `sweep_seconds` would log a warning ten times a second for the whole outage.
+SWEEP_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -176,14 +186,17 @@ class PresenceSweeper:
         await cancel_and_wait(self._task)
 
     async def _sweep_forever(self) -> None:
+        pause = self._config.sweep_seconds
         while True:
-            await asyncio.sleep(self._config.sweep_seconds)
+            await asyncio.sleep(pause)
+            pause = self._config.sweep_seconds
             try:
                 await self.sweep()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis away: the next round sweeps
                 log.warning("presence sweep failed", extra={"error": repr(exc)})
+                pause = max(pause, SWEEP_RETRY_SECONDS)
 
     async def sweep(self) -> None:
         """Look at every user whose time has come, a chunk per Lua call."""

@@ -66,7 +66,7 @@ class RealtimeSettings:
             connection_lease_seconds=env.number("CONNECTION_LEASE_SECONDS", 15.0),
             presence=PresenceConfig(
                 offline_grace_seconds=env.number("OFFLINE_GRACE_SECONDS", 5.0),
-                sweep_seconds=env.number("PRESENCE_SWEEP_SECONDS", 1.0),
+                sweep_seconds=env.number("PRESENCE_SWEEP_SECONDS", 0.1),
                 push_max_members=env.integer("PRESENCE_PUSH_MAX_MEMBERS", 100),
                 typing_max_members=env.integer("TYPING_MAX_MEMBERS", 1000),
             ),
