@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import math
 import os
@@ -220,3 +221,12 @@ def pipe_commands(conn: Any) -> asyncio.Queue[dict[str, Any]]:
     loop.add_reader(conn.fileno(), readable)
     os.set_blocking(conn.fileno(), True)
     return commands
+
+
+def redis_and_save_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options every measurement of its own (`upkeep`, `connects`) ends with."""
+    from services.shared import defaults
+
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", defaults.REDIS_URL))
+    parser.add_argument("--no-save", action="store_true")
+    return parser

@@ -37,11 +37,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.churn import ChurnProcess
-from bench.common import say
+from bench.common import redis_and_save_arguments, say
 from bench.fanout import git_commit, mint_tokens
 from bench.rooms import RoomLayout
 from bench.targets import Server, seed_memberships, start_fleet
-from services.shared import defaults
 from services.shared.redis_contract import RedisKeys
 
 SECRET = "connects-bench-" + "s" * 32
@@ -58,9 +57,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=20, help="clients connecting at once")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--settle", type=float, default=3.0, help="seconds after a round")
-    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", defaults.REDIS_URL))
-    p.add_argument("--no-save", action="store_true")
-    return p
+    return redis_and_save_arguments(p)
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -159,8 +156,6 @@ async def delete_keys(redis_url: str, channel: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
     try:
         async for key in client.scan_iter(match=RedisKeys(channel).pattern):
-            await client.delete(key)
-        async for key in client.scan_iter(match=f"{channel}*"):
             await client.delete(key)
     finally:
         await client.aclose()

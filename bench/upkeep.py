@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 import uuid
@@ -26,10 +25,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bench.common import say
+from bench.common import redis_and_save_arguments, say
 from bench.fanout import git_commit, mint_tokens
 from services.realtime_service.connections import UserConnections
-from services.shared import defaults
 from services.shared.auth import TokenVerifier
 from services.shared.redis_contract import RedisKeys
 
@@ -42,9 +40,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--connections", type=int, default=5000, help="leases renewed per round")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--tokens", type=int, default=2000, help="tokens verified per measurement")
-    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", defaults.REDIS_URL))
-    p.add_argument("--no-save", action="store_true")
-    return p
+    return redis_and_save_arguments(p)
 
 
 async def renewal_cpu_ms(redis_url: str, connections: int, rounds: int) -> dict[str, float]:
