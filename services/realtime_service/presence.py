@@ -20,12 +20,13 @@ nothing, a second tab or device changes nothing, and the users of a replica that
 go offline when their leases lapse: within `CONNECTION_LEASE_SECONDS` of its last
 renewal, plus one sweep.
 
-The sweep runs often (every 0.1 s by default) because each change it makes is a burst
-of `presence` events to the rooms of the user: swept once a second, a second's worth of
-users going offline (100 under a churn of 100 a second) reached a replica at once and
-kept its loop busy writing them for tens of milliseconds, the longest stalls of the
-messages behind them (docs/PERFORMANCE.md). A sweep that finds nobody due is one cheap
-Lua call (a range read of `P:online`).
+The sweep runs often while users are going offline (every 0.1 s by default) because
+each change it makes is a burst of `presence` events to the rooms of the user: swept
+once a second, a second's worth of users going offline (100 under a churn of 100 a
+second) reached a replica at once and kept its loop busy writing them for tens of
+milliseconds, the longest stalls of the messages behind them (docs/PERFORMANCE.md).
+A sweep that finds nobody due waits `QUIET_SWEEP_SECONDS` before the next: ten calls a
+second on every replica would cost an idle one more than all of its pings.
 
 A change goes out on `P:presence` with the user's rooms of at most
 `PRESENCE_PUSH_MAX_MEMBERS` members (their sizes are kept by the relay,
@@ -121,9 +122,10 @@ return #due
 """
 )
 SWEEP_CHUNK = 1000
-# After a failed sweep (Redis away), the next one waits at least this long: retrying
-# every `sweep_seconds` would log a warning ten times a second for the whole outage.
-SWEEP_RETRY_SECONDS = 1.0
+# After a sweep that found nobody due, or failed (Redis away), the next one waits at
+# least this long: the cost of sweeping is then for nothing, and an outage would log a
+# warning every `sweep_seconds`.
+QUIET_SWEEP_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -186,22 +188,28 @@ class PresenceSweeper:
         await cancel_and_wait(self._task)
 
     async def _sweep_forever(self) -> None:
-        pause = self._config.sweep_seconds
+        busy, quiet = (
+            self._config.sweep_seconds,
+            max(self._config.sweep_seconds, QUIET_SWEEP_SECONDS),
+        )
+        pause = busy
         while True:
             await asyncio.sleep(pause)
-            pause = self._config.sweep_seconds
             try:
-                await self.sweep()
+                pause = busy if await self.sweep() else quiet
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis away: the next round sweeps
                 log.warning("presence sweep failed", extra={"error": repr(exc)})
-                pause = max(pause, SWEEP_RETRY_SECONDS)
+                pause = quiet
 
-    async def sweep(self) -> None:
-        """Look at every user whose time has come, a chunk per Lua call."""
+    async def sweep(self) -> int:
+        """Look at every user whose time has come, a chunk per Lua call; how many there were."""
         keys = [self._keys.online, self._keys.last_seen]
+        seen = 0
         while True:
             args = [time.time(), self._lease, SWEEP_CHUNK, *change_args(self._keys, self._config)]
-            if int(await self._sweep(keys=keys, args=args)) < SWEEP_CHUNK:
-                return
+            due = int(await self._sweep(keys=keys, args=args))
+            seen += due
+            if due < SWEEP_CHUNK:
+                return seen

@@ -32,7 +32,7 @@ pytestmark = NEEDS_CHROMIUM
 
 
 # How long a user whose last connection closed still counts as online, plus a sweep
-# (docs/ROOM_STATE.md, "Presence": OFFLINE_GRACE_SECONDS 5 s, PRESENCE_SWEEP_SECONDS 0.1 s).
+# (docs/ROOM_STATE.md, "Presence": OFFLINE_GRACE_SECONDS 5 s, a sweep within 1 s).
 OFFLINE_WITHIN_MS = 20_000
 
 
