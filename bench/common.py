@@ -55,15 +55,21 @@ class CpuSample:
     at: float
 
 
-def cpu_ticks(pid: int) -> int | None:
-    """utime + stime of `pid` in clock ticks (None when it is gone)."""
+def cpu_user_system_ticks(pid: int) -> tuple[int, int] | None:
+    """utime and stime of `pid` in clock ticks (None when it is gone)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read()
     except OSError:
         return None
     fields = raw[raw.rfind(b")") + 2 :].split()
-    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    return int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+
+
+def cpu_ticks(pid: int) -> int | None:
+    """utime + stime of `pid` in clock ticks (None when it is gone)."""
+    ticks = cpu_user_system_ticks(pid)
+    return None if ticks is None else sum(ticks)
 
 
 def rss_bytes(pid: int) -> int | None:

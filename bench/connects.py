@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 import uuid
@@ -37,7 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.churn import ChurnProcess
-from bench.common import redis_and_save_arguments, say
+from bench.common import CLK_TCK, cpu_user_system_ticks, redis_and_save_arguments, say
 from bench.fanout import git_commit, mint_tokens
 from bench.rooms import RoomLayout
 from bench.targets import Server, seed_memberships, start_fleet
@@ -61,11 +60,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of process `pid` so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
+    """User and system CPU seconds of the gateway `pid` so far."""
+    ticks = cpu_user_system_ticks(pid)
+    if ticks is None:
+        raise SystemExit(f"connects: the gateway (pid {pid}) is gone; see .run/bench-logs")
+    return ticks[0] / CLK_TCK, ticks[1] / CLK_TCK
 
 
 class Cycler(ChurnProcess):
@@ -93,13 +92,7 @@ async def measure(target: str, args: argparse.Namespace) -> dict[str, Any]:
     layout = RoomLayout(rooms=max(1, args.cycles // 10), clients=args.cycles)
     if target == "ours":
         seed_memberships(args.redis_url, channel, layout)
-    saved = {name: os.environ.get(name) for name in GATEWAY_ENV}
-    os.environ.update(GATEWAY_ENV)
-    try:
-        fleet = start_fleet(target, 1, channel, args.redis_url, SECRET)
-    finally:
-        for name, value in saved.items():
-            os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
+    fleet = start_fleet(target, 1, channel, args.redis_url, SECRET, extra_env=GATEWAY_ENV)
     try:
         server = fleet.servers[0]
         assert server.pid is not None

@@ -134,8 +134,18 @@ def _wait_healthy(server: Server, deadline: float, path: str = "/healthz") -> No
     raise SystemExit(f"{server.name} did not answer {path} in time; see {LOG_DIR}")
 
 
-def start_fleet(target: str, replicas: int, channel: str, redis_url: str, jwt_secret: str) -> Fleet:
-    """Start `replicas` gateways of `target` on free loopback ports and wait for /healthz."""
+def start_fleet(
+    target: str,
+    replicas: int,
+    channel: str,
+    redis_url: str,
+    jwt_secret: str,
+    extra_env: dict[str, str] | None = None,
+) -> Fleet:
+    """Start `replicas` gateways of `target` on free loopback ports and wait for /healthz.
+
+    `extra_env` is added to each gateway's environment (settings a measurement needs).
+    """
     fleet = Fleet(target, channel)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     argv = _argv(target)
@@ -156,6 +166,7 @@ def start_fleet(target: str, replicas: int, channel: str, redis_url: str, jwt_se
                 # Every bench client comes from 127.0.0.1: no per-address session cap.
                 MAX_PENDING_SESSIONS_PER_ADDRESS="0",
             )
+            env.update(extra_env or {})
             log = (LOG_DIR / f"{target}-{i + 1}.log").open("ab")
             popen = subprocess.Popen(
                 argv,
