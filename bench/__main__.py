@@ -148,6 +148,14 @@ def fanout_parser(parser: argparse.ArgumentParser) -> None:
         help="room state: after the pair, a window with each part alone (presence churn, "
         "typing, read markers)",
     )
+    parser.add_argument(
+        "--neighbour",
+        type=float,
+        default=0.0,
+        metavar="DUTY",
+        help="a process beside the load keeps this share of one core busy (0.5: half a "
+        "core), as a busier machine's other tenants would (bench/neighbour.py)",
+    )
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument(
         "--via-api",
@@ -197,6 +205,7 @@ def options_from(args: argparse.Namespace, target: str) -> Any:
         receipt_every=max(0, args.receipt_every),
         room_state_warmup=max(0.0, min(args.room_state_warmup, 120.0)),
         room_state_split=args.room_state_split,
+        neighbour=args.neighbour,
     )
 
 

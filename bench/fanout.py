@@ -38,6 +38,7 @@ from bench.common import (
     wait_for_quiet,
 )
 from bench.eioclient import worker_main
+from bench.neighbour import Neighbour
 from bench.room_state import (
     ROOM_STATE_PARTS,
     STATE_EVENTS,
@@ -98,6 +99,7 @@ class Options:
     receipt_every: int = 4
     room_state_warmup: float = 15.0
     room_state_split: bool = False  # then each part alone: presence, typing, reads
+    neighbour: float = 0.0  # share of one core a busy process takes meanwhile (neighbour.py)
 
     @property
     def layout(self) -> RoomLayout:
@@ -334,6 +336,7 @@ class FanoutRun:
         self.drain_timed_out = False
         self.plan = opts.room_state_plan
         self.churn: Churn | None = None
+        self.neighbour = Neighbour(opts.neighbour)
 
     # ---- set-up / tear-down ------------------------------------------------------------
     def setup(self) -> dict[str, Any]:
@@ -341,6 +344,9 @@ class FanoutRun:
         check_clients(o.clients, o.allow_10k, extra=self.plan.churn_pool if self.plan else 0)
         if o.quiet_wait > 0:
             self.busy_before = wait_for_quiet(o.quiet_wait)
+        if self.neighbour.duty:
+            say(f"a neighbour process keeps {self.neighbour.duty:.0%} of one core busy")
+            self.neighbour.start()
         if o.urls:
             self.fleet = attach_fleet(self.target, o.urls, o.pids, self.channel)
         else:
@@ -404,6 +410,7 @@ class FanoutRun:
         return round(sum(meter.pct(name) for name in meter.pids), 1)
 
     def teardown(self) -> None:
+        self.neighbour.stop()
         if self.churn is not None:
             self.churn.close()
         if self.gens is not None:
@@ -627,6 +634,7 @@ class FanoutRun:
             "channel": self.channel,
             "servers": servers,
             "machine_busy_pct_before": self.busy_before,
+            "neighbour_duty": self.neighbour.duty,
             "server_cpu_pct_idle": self.idle_cpu_pct,
             "mem_per_connection_kb": round(sum(deltas) / self.connected / 1024, 1)
             if deltas and self.connected
