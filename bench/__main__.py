@@ -29,6 +29,16 @@ def emit(result: dict[str, Any], save: bool) -> None:
         say(f"appended to {path}")
 
 
+def neighbour_duty(text: str) -> float:
+    """`--neighbour`'s value: a share of one core, 0 to 1."""
+    from bench.neighbour import check_duty
+
+    try:
+        return check_duty(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def fanout_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default="ours", choices=["ours", "stock", "node", "all"])
     parser.add_argument("--clients", type=int, default=1000)
@@ -150,11 +160,12 @@ def fanout_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--neighbour",
-        type=float,
+        type=neighbour_duty,
         default=0.0,
         metavar="DUTY",
-        help="a process beside the load keeps this share of one core busy (0.5: half a "
-        "core), as a busier machine's other tenants would (bench/neighbour.py)",
+        help="a process beside the load spins for this share of every 10 ms (0.5: about "
+        "half a core when the machine is idle, less when it is not), as a busier "
+        "machine's other tenants would (bench/neighbour.py)",
     )
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument(

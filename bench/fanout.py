@@ -345,7 +345,7 @@ class FanoutRun:
         if o.quiet_wait > 0:
             self.busy_before = wait_for_quiet(o.quiet_wait)
         if self.neighbour.duty:
-            say(f"a neighbour process keeps {self.neighbour.duty:.0%} of one core busy")
+            say(f"a neighbour process spins for {self.neighbour.duty:.0%} of every 10 ms")
             self.neighbour.start()
         if o.urls:
             self.fleet = attach_fleet(self.target, o.urls, o.pids, self.channel)
