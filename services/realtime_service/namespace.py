@@ -86,11 +86,20 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         except InvalidLastId:
             self._refuse("invalid lastId: must be a message _id", "invalid_last_id")
         rooms = rooms_from_handshake(environ, auth)
-        admitted = await self._admit(sid, identity.user_id, rooms)
-        if admitted.decision is Admission.REVOKED:
-            self._refuse("unauthorized: access revoked", "revoked")
-        if admitted.decision is Admission.AT_CAP:
-            self._refuse("too many connections for this user", "too_many_connections")
+        if last_id is not None:
+            # Before the first await: python-socketio has already put the socket in the
+            # namespace's broadcast room, so a message delivered during the admission
+            # would reach it live, ahead of its replay, and then again in the replay.
+            self._manager.begin_recovery(sid)
+        try:
+            admitted = await self._admit(sid, identity.user_id, rooms)
+            if admitted.decision is Admission.REVOKED:
+                self._refuse("unauthorized: access revoked", "revoked")
+            if admitted.decision is Admission.AT_CAP:
+                self._refuse("too many connections for this user", "too_many_connections")
+        except BaseException:
+            self._manager.forget(sid)
+            raise
         self._connected.inc()
         # Admitted without its memberships (Redis away, or the relay rebuilding them): it
         # is held back from every message until it is sent back to reconnect, so that

@@ -5,7 +5,10 @@ client of the same gateway waits for a live message. The live message must reach
 while the replays are still going (the gateway's own count of finished recoveries says
 so: arrival order across connections at the test's clients proves nothing, the test
 process parses the backlogs of all of them), and each replaying client must still get
-every missed id once, in order, followed by live ones.
+every missed id once, in order, followed by live ones. The live message is posted while
+most of the storm is still connecting, so it also checks that a message delivered
+during a `lastId` client's admission waits for its replay instead of arriving ahead of
+it and then again inside it.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ async def test_live_delivery_is_not_held_behind_a_replay_storm(
         ChatSocket(f"storm{i}", gateway, returning, s.api, reconnection=False) for i in range(STORM)
     ]
     finished = [stamp_arrivals(client, RECOVERED, client._on_recovered) for client in storm]
+    connecting: list[asyncio.Task[None]] = []
     try:
         await idle.connect()
         before, _, _ = await live_latency(s, user, idle, "before the backlog")
@@ -88,9 +92,14 @@ async def test_live_delivery_is_not_held_behind_a_replay_storm(
         for client in storm:
             client.last_id = before
         done_before = await recoveries_done(s, gateway)
-        await asyncio.gather(*(client.connect() for client in storm))
+        # The live message goes out once the first of the storm is connected (its replay,
+        # and the others', under way), not once all are: this process parses every
+        # replay, and waiting for the last connect let a fast gateway finish them all.
+        connecting = [asyncio.create_task(client.connect()) for client in storm]
+        await asyncio.wait(connecting, return_when=asyncio.FIRST_COMPLETED)
         live_id, posted_at, live_at = await live_latency(s, user, idle, "live during the storm")
         done_when_live = await recoveries_done(s, gateway) - done_before
+        await asyncio.gather(*connecting)
         for client in storm:
             await client.wait_recovered()
             await client.wait_ids([live_id])
@@ -120,6 +129,9 @@ async def test_live_delivery_is_not_held_behind_a_replay_storm(
             f"replays done by then, all after {(replays_done - posted_at) * 1000:.0f} ms",
         )
     finally:
+        for task in connecting:
+            task.cancel()
+        await asyncio.gather(*connecting, return_exceptions=True)
         await asyncio.gather(
             idle.close(), *(client.close() for client in storm), return_exceptions=True
         )
