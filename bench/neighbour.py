@@ -48,14 +48,10 @@ def spin(
     """
     check_duty(duty)
     end = None if seconds is None else time.perf_counter() + seconds
-
-    def going_on() -> bool:
-        if parent is not None and os.getppid() != parent:
-            return False
-        return end is None or time.perf_counter() < end
-
-    while going_on():
+    while parent is None or os.getppid() == parent:
         start = time.perf_counter()
+        if end is not None and start >= end:
+            return
         while time.perf_counter() - start < period * duty:
             pass
         if duty < 1.0:

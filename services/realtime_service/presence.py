@@ -188,10 +188,8 @@ class PresenceSweeper:
         await cancel_and_wait(self._task)
 
     async def _sweep_forever(self) -> None:
-        busy, quiet = (
-            self._config.sweep_seconds,
-            max(self._config.sweep_seconds, QUIET_SWEEP_SECONDS),
-        )
+        busy = self._config.sweep_seconds
+        quiet = max(busy, QUIET_SWEEP_SECONDS)
         pause = busy
         while True:
             await asyncio.sleep(pause)

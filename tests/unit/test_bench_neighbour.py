@@ -14,6 +14,7 @@ import pytest
 from bench.__main__ import neighbour_duty
 from bench.common import CLK_TCK, REPO_ROOT, cpu_user_system_ticks
 from bench.neighbour import Neighbour, spin
+from tests.helpers.launcher import pid_alive
 
 WAIT_SECONDS = 10.0
 # Starts a neighbour that names it as its parent, prints the neighbour's pid and exits
@@ -26,15 +27,6 @@ child = subprocess.Popen(
 )
 print(child.pid, flush=True)
 """
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` is a running process (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def _wait_until(predicate: Callable[[], bool], what: str) -> None:
@@ -84,7 +76,7 @@ def test_the_neighbour_uses_cpu_until_stopped() -> None:
         _wait_until(lambda: sum(cpu_user_system_ticks(pid) or (0, 0)) >= CLK_TCK // 2, "CPU used")
     finally:
         neighbour.stop()
-    assert not _alive(pid)
+    assert not pid_alive(pid)
 
 
 def test_the_neighbour_exits_when_its_parent_dies() -> None:
@@ -99,7 +91,7 @@ def test_the_neighbour_exits_when_its_parent_dies() -> None:
     )
     orphan = int(parent.stdout.strip())
     try:
-        _wait_until(lambda: not _alive(orphan), "the orphaned neighbour to exit")
+        _wait_until(lambda: not pid_alive(orphan), "the orphaned neighbour to exit")
     finally:
-        if _alive(orphan):
+        if pid_alive(orphan):
             os.kill(orphan, 9)
